@@ -1,0 +1,260 @@
+"""The ipyparallel controller and this machine's engines, across invoke calls.
+
+Runs on the laptop (or the head host). The controller and the local engines
+are started through `ipyparallel.Cluster` with a fixed profile directory and
+cluster id, detached (`shutdown_atexit=False`), so a later process reconnects
+with `Cluster.from_file` and `cluster.stop` ends them. Engines on other hosts
+are started by fabfile.py with the engine connection file from here; this
+module never opens an SSH connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .config import HostsConfig, HostSpec
+
+CLUSTER_ID = "fleetcv"
+#: Thread counts of the BLAS/OpenMP pools in each engine: engines already
+#: fill the cores one each, so more threads would only oversubscribe them.
+ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Seconds to wait for engines to register after a start.
+ENGINE_START_TIMEOUT = 120.0
+#: The repository root: engines import `runtime.worker` from here.
+CODE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClusterError(RuntimeError):
+    """The cluster is not in the state the command needs."""
+
+
+def profile_dir(cfg: HostsConfig) -> Path:
+    """The ipyparallel profile directory of this hosts file's cluster."""
+    return cfg.controller.state_path / "profile"
+
+
+def engine_connection_file(cfg: HostsConfig) -> Path:
+    """The connection file that engines on any host need (mode 0600)."""
+    return profile_dir(cfg) / "security" / f"ipcontroller-{CLUSTER_ID}-engine.json"
+
+
+def client_connection_file(cfg: HostsConfig) -> Path:
+    """The connection file that clients need (mode 0600)."""
+    return profile_dir(cfg) / "security" / f"ipcontroller-{CLUSTER_ID}-client.json"
+
+
+def engine_env(host: HostSpec, workdir: str, code_root: str | os.PathLike = CODE_ROOT, threads: int = 1) -> dict[str, str]:
+    """Environment of an engine process on `host`.
+
+    FLEETCV_WORKDIR is how a worker resolves relative fold names against its
+    own host's disk; FLEETCV_HOST names the host in results (namespace test
+    hosts share one kernel hostname).
+    """
+    env = {
+        "FLEETCV_WORKDIR": workdir,
+        "FLEETCV_HOST": host.name,
+        "PYTHONPATH": str(code_root),
+    }
+    for var in ENGINE_THREAD_VARS:
+        env[var] = str(threads)
+    return env
+
+
+@contextlib.contextmanager
+def _patched_environ(env: dict[str, str]) -> Iterator[None]:
+    # ipyparallel's local launchers copy os.environ into the engines.
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cluster(cfg: HostsConfig, n: int = 0):
+    import ipyparallel as ipp
+
+    ctl = cfg.controller
+    args = [f"--ports={ctl.ports[0]}-{ctl.ports[1]}"]
+    if ctl.curve:
+        args.append("--IPController.enable_curve=True")
+    return ipp.Cluster(
+        profile_dir=str(profile_dir(cfg)),
+        cluster_id=CLUSTER_ID,
+        controller_ip=ctl.ip,
+        controller_args=args,
+        n=n,
+        shutdown_atexit=False,
+        log_level=logging.WARNING,
+    )
+
+
+def _from_file(cfg: HostsConfig):
+    import ipyparallel as ipp
+
+    try:
+        return ipp.Cluster.from_file(profile_dir=str(profile_dir(cfg)), cluster_id=CLUSTER_ID)
+    except FileNotFoundError:
+        return None
+
+
+def is_running(cfg: HostsConfig) -> bool:
+    """Whether this hosts file's controller is up."""
+    c = _from_file(cfg)
+    if c is None or c.controller is None:
+        return False
+    pid = getattr(c.controller, "pid", None)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start(cfg: HostsConfig, n_local: int | None = None, timeout: float = ENGINE_START_TIMEOUT) -> dict:
+    """Start the controller and this machine's engines.
+
+    Parameters
+    ----------
+    cfg : HostsConfig
+    n_local : int, optional
+        Engines on this machine; default: the local host's `engines`, or 0
+        when hosts.yml has no local host.
+    timeout : float
+        Seconds to wait for the engines to register.
+
+    Returns
+    -------
+    dict
+        profile_dir, controller pid, local engine count.
+
+    Raises
+    ------
+    ClusterError
+        When a controller for this profile is already running.
+    """
+    if is_running(cfg):
+        raise ClusterError(
+            f"a fleetcv cluster is already running (profile {profile_dir(cfg)}). "
+            "Try: invoke cluster.status, or invoke cluster.stop first"
+        )
+    local = cfg.local_host
+    if n_local is None:
+        n_local = local.engines if local else 0
+    state = cfg.controller.state_path
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    stale = _from_file(cfg)
+    if stale is not None:
+        stale.remove_cluster_file()
+    env = {}
+    if cfg.controller.curve:
+        env["IPP_ENABLE_CURVE"] = "1"
+    cluster = _cluster(cfg)
+    with _patched_environ(env):
+        cluster.start_controller_sync()
+    _secure_connection_files(cfg)
+    if n_local:
+        start_local_engines(cfg, n_local, timeout=timeout, cluster=cluster)
+    return {"profile_dir": str(profile_dir(cfg)), "controller_pid": cluster.controller.pid, "local_engines": n_local}
+
+
+def _secure_connection_files(cfg: HostsConfig) -> None:
+    # The files hold the HMAC key (and curve keys): owner-only, whatever the umask.
+    for p in (engine_connection_file(cfg), client_connection_file(cfg)):
+        deadline = time.monotonic() + 30
+        while not p.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if p.exists():
+            os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
+
+
+def start_local_engines(cfg: HostsConfig, n: int, timeout: float = ENGINE_START_TIMEOUT, cluster=None) -> int:
+    """Add `n` engines on this machine to the running cluster; return the new total."""
+    cluster = cluster or _from_file(cfg)
+    if cluster is None:
+        raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
+    local = cfg.local_host or HostSpec(name="localhost", local=True)
+    workdir = local.workdir_path
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    client = connect(cfg)
+    try:
+        before = len(client.ids)
+        env = engine_env(local, workdir)
+        if cfg.controller.curve:
+            env["IPP_ENABLE_CURVE"] = "1"
+        with _patched_environ(env):
+            cluster.start_engines_sync(n=n)
+        client.wait_for_engines(before + n, timeout=timeout)
+        return len(client.ids)
+    finally:
+        client.close()
+
+
+def connect(cfg: HostsConfig, timeout: float = 20.0):
+    """A Client connected to this hosts file's controller.
+
+    Raises
+    ------
+    ClusterError
+        When no controller is running for this profile.
+    """
+    import ipyparallel as ipp
+
+    f = client_connection_file(cfg)
+    if not is_running(cfg) or not f.exists():
+        raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
+    env = {"IPP_ENABLE_CURVE": "1"} if cfg.controller.curve else {}
+    with _patched_environ(env):
+        return ipp.Client(str(f), timeout=timeout)
+
+
+def stop(cfg: HostsConfig) -> bool:
+    """Stop the controller and this machine's engines. Returns False if none ran."""
+    cluster = _from_file(cfg)
+    if cluster is None:
+        return False
+    running = is_running(cfg)
+    try:
+        cluster.stop_cluster_sync()
+    except Exception:  # noqa: BLE001 - a half-dead cluster must still be cleaned up
+        if cluster.controller is not None and getattr(cluster.controller, "pid", None):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(cluster.controller.pid, 15)
+    with contextlib.suppress(Exception):
+        cluster.remove_cluster_file()
+    return running
+
+
+def local_engine_pids(cfg: HostsConfig) -> list[int]:
+    """Pids of the engine processes this machine started (from the cluster file)."""
+    cluster = _from_file(cfg)
+    if cluster is None:
+        return []
+    pids = []
+    for es in cluster.engines.values():
+        for launcher in getattr(es, "launchers", {}).values():
+            pid = getattr(launcher, "pid", None)
+            if pid:
+                pids.append(pid)
+    return pids
+
+
+def wait_for_engines(client, n: int, timeout: float = ENGINE_START_TIMEOUT) -> None:
+    """Block until `n` engines are registered, or raise ClusterError."""
+    try:
+        client.wait_for_engines(n, timeout=timeout)
+    except TimeoutError as exc:
+        raise ClusterError(f"only {len(client.ids)} of {n} engines registered within {timeout:.0f} s") from exc

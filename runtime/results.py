@@ -1,0 +1,216 @@
+"""Fold journal records into scikit-learn's `cv_results_` and the text report.
+
+Runs on the driver, with or without a cluster (`invoke report RUN_DIR`
+rebuilds everything from the journal). The arithmetic is scikit-learn's own
+(`BaseSearchCV._format_results`): unweighted mean and population std over the
+splits, ranks by `rankdata(-mean, method="min")` with NaN ranked last, so a
+complete run equals GridSearchCV's numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+#: Rows shown by default in the report, as in the notebook's top-5.
+TOP_K = 5
+
+
+def latest_records(records: Iterable[dict]) -> dict[tuple[int, int], dict]:
+    """One finished record per (candidate, fold); later records win.
+
+    Records with status "error" (the task never produced a score, e.g. the
+    engine lost its fold file) do not count as finished.
+    """
+    out: dict[tuple[int, int], dict] = {}
+    for r in records:
+        if r.get("status") in ("ok", "fit_failed"):
+            out[(int(r["candidate"]), int(r["fold"]))] = r
+    return out
+
+
+def _mean_std(row: np.ndarray) -> tuple[float, float]:
+    mean = np.average(row)
+    std = np.sqrt(np.average((row - mean) ** 2))
+    return float(mean), float(std)
+
+
+def build_cv_results(
+    candidates: list[dict],
+    n_folds: int,
+    records: Iterable[dict],
+    return_train_score: bool = True,
+) -> dict:
+    """Build a `cv_results_`-style dict of lists from journal records.
+
+    Parameters
+    ----------
+    candidates : list of dict
+        The parameter combinations, in candidate order.
+    n_folds : int
+        Number of CV splits.
+    records : iterable of dict
+        Journal records (see `runtime.worker.evaluate`).
+    return_train_score : bool
+        Include the train-score keys.
+
+    Returns
+    -------
+    dict
+        sklearn's keys (`params`, `param_<name>`, `split<k>_test_score`,
+        `mean_test_score`, `std_test_score`, `rank_test_score`, train
+        counterparts, fit/score time means and stds) as lists, plus
+        fleetcv's `sem_test_score`, `sem_train_score`, `n_failed_fits`,
+        `n_finished_splits`, `split<k>_host`, `split<k>_engine`. Splits not
+        finished yet are None and left out of the means.
+    """
+    done = latest_records(records)
+    nc = len(candidates)
+    shape = (nc, n_folds)
+    test = np.full(shape, np.nan)
+    train = np.full(shape, np.nan)
+    fit_t = np.full(shape, np.nan)
+    score_t = np.full(shape, np.nan)
+    present = np.zeros(shape, dtype=bool)
+    failed = np.zeros(nc, dtype=int)
+    hosts = [[None] * n_folds for _ in range(nc)]
+    engines = [[None] * n_folds for _ in range(nc)]
+    for (c, k), r in done.items():
+        if c >= nc or k >= n_folds:
+            continue
+        present[c, k] = True
+        test[c, k] = _num(r.get("test_score"))
+        train[c, k] = _num(r.get("train_score"))
+        fit_t[c, k] = _num(r.get("fit_time"))
+        score_t[c, k] = _num(r.get("score_time"))
+        failed[c] += r.get("status") == "fit_failed"
+        hosts[c][k] = r.get("host")
+        engines[c][k] = r.get("engine")
+
+    results: dict = {}
+
+    def stats(arr: np.ndarray) -> tuple[list, list, list]:
+        means, stds, sems = [], [], []
+        for c in range(nc):
+            row = arr[c, present[c]]
+            if row.size == 0:
+                means.append(math.nan)
+                stds.append(math.nan)
+                sems.append(math.nan)
+                continue
+            m, s = _mean_std(row)
+            means.append(m)
+            stds.append(s)
+            # Standard error of the mean (scipy.stats.sem, ddof=1), as the
+            # notebook's report showed; undefined for a single split.
+            sems.append(float(np.std(row, ddof=1) / math.sqrt(row.size)) if row.size > 1 else math.nan)
+        return means, stds, sems
+
+    for key, arr in (("fit_time", fit_t), ("score_time", score_t)):
+        m, s, _ = stats(arr)
+        results[f"mean_{key}"] = m
+        results[f"std_{key}"] = s
+    names = sorted({k for c in candidates for k in c})
+    for name in names:
+        results[f"param_{name}"] = [c.get(name) for c in candidates]
+    results["params"] = [dict(c) for c in candidates]
+    keys = [("test", test)] + ([("train", train)] if return_train_score else [])
+    for which, arr in keys:
+        for k in range(n_folds):
+            results[f"split{k}_{which}_score"] = [
+                float(arr[c, k]) if present[c, k] else None for c in range(nc)
+            ]
+        m, s, sem = stats(arr)
+        results[f"mean_{which}_score"] = m
+        results[f"std_{which}_score"] = s
+        if which == "test":
+            results["rank_test_score"] = rank(m)
+        results[f"sem_{which}_score"] = sem
+    results["n_failed_fits"] = failed.tolist()
+    results["n_finished_splits"] = present.sum(axis=1).tolist()
+    for k in range(n_folds):
+        results[f"split{k}_host"] = [hosts[c][k] for c in range(nc)]
+        results[f"split{k}_engine"] = [engines[c][k] for c in range(nc)]
+    return results
+
+
+def _num(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def rank(means: list[float]) -> list[int]:
+    """sklearn's ranking: 1 is best, ties share the lowest rank, NaN last."""
+    from scipy.stats import rankdata
+
+    arr = np.asarray(means, dtype=np.float64)
+    if arr.size == 0:
+        return []
+    if np.isnan(arr).all():
+        return [1] * arr.size
+    arr = np.nan_to_num(arr, nan=np.nanmin(arr) - 1)
+    return rankdata(-arr, method="min").astype(int).tolist()
+
+
+def best(results: dict) -> tuple[int | None, dict | None, float | None]:
+    """(index, params, mean test score) of rank 1, as GridSearchCV's best_*."""
+    ranks = results.get("rank_test_score") or []
+    if not ranks or all(math.isnan(m) for m in results["mean_test_score"]):
+        return None, None, None
+    i = int(np.argmin(ranks))
+    return i, results["params"][i], results["mean_test_score"][i]
+
+
+def format_report(
+    results: dict,
+    n_tasks: int,
+    n_done: int,
+    top_k: int = TOP_K,
+    status: str = "running",
+    extra: dict | None = None,
+) -> str:
+    """The report in the notebook's shape, plus fleetcv's counters.
+
+    ::
+
+        Progress: 41% (041/100)
+
+        Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):
+         {'C': 1.0, 'gamma': 0.001}
+    """
+    pct = int(100 * n_done / n_tasks) if n_tasks else 100
+    width = max(3, len(str(n_tasks)))
+    head = {"running": "Progress", "finished": "Finished", "aborted": "Aborted at"}.get(status, status)
+    lines = [f"{head}: {pct:02d}% ({n_done:0{width}d}/{n_tasks:0{width}d})"]
+    extra = extra or {}
+    counters = [f"{v} {k}" for k, v in extra.items() if v]
+    failed = sum(results.get("n_failed_fits", []))
+    if failed:
+        counters.insert(0, f"{failed} failed fits")
+    if counters:
+        lines.append("(" + ", ".join(counters) + ")")
+    lines.append("")
+    order = sorted(
+        (i for i, n in enumerate(results.get("n_finished_splits", [])) if n),
+        key=lambda i: (results["rank_test_score"][i], i),
+    )
+    for pos, i in enumerate(order[:top_k], start=1):
+        line = f"Rank {pos}: validation: {_fmt(results['mean_test_score'][i])} (+/-{_fmt(results['sem_test_score'][i])})"
+        if "mean_train_score" in results:
+            line += f" train: {_fmt(results['mean_train_score'][i])} (+/-{_fmt(results['sem_train_score'][i])})"
+        lines.append(line + ":")
+        lines.append(f" {results['params'][i]!r}")
+    if failed:
+        total = sum(results.get("n_finished_splits", []))
+        lines.append("")
+        lines.append(
+            f"{failed} of the {total} fits failed and scored error_score; the "
+            "tracebacks are in journal.jsonl (field `error`). Set error_score: "
+            "raise in the spec to stop at the first one."
+        )
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.5f}"

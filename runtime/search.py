@@ -1,0 +1,461 @@
+"""`DistributedSearch`: a grid or randomized search on an ipyparallel cluster.
+
+Runs on the driver (the laptop, or a notebook). One `apply_async` per
+(candidate, fold) on a LoadBalancedView; each finished task is appended to the
+journal by a collector thread as it arrives, so the result loop never blocks
+on the disk and a killed driver loses nothing that finished. The API mirrors
+the original notebook::
+
+    search = DistributedSearch(view, SVC(), {"C": [0.1, 1.0]}, run_dir="runs/x")
+    search.launch(split_dir)
+    print(search.report())
+    search.wait()
+    search.best_params_, search.cv_results_
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import journal as jn
+from . import results as rs
+from .splits import SplitSet, load_split_set
+from .worker import evaluate
+
+#: How long Ctrl-C or abort() waits for tasks already running on engines.
+ABORT_GRACE = 10.0
+#: Seconds between two top-k tables printed under the progress bar.
+REPORT_EVERY = 10.0
+#: An empty cluster for this long means every engine is gone.
+NO_ENGINES_TIMEOUT = 15.0
+
+
+class SearchError(RuntimeError):
+    """The search cannot go on (e.g. every engine is gone)."""
+
+
+class DistributedSearch:
+    """Evaluate candidates x folds on a LoadBalancedView.
+
+    Parameters
+    ----------
+    view : ipyparallel.LoadBalancedView
+        Where tasks go.
+    estimator : sklearn estimator
+        Cloned on the engines for every task, never mutated.
+    params : dict or list of dict, optional
+        A grid (lists of values) or, with `n_iter`, distributions/lists to
+        sample from (sklearn's ParameterSampler). Ignored when `candidates`
+        is given.
+    candidates : list of dict, optional
+        The exact parameter combinations to evaluate.
+    n_iter : int, optional
+        Randomized search budget.
+    random_state : int, optional
+        Seed of the sampler, as RandomizedSearchCV's.
+    scoring : str, optional
+        sklearn scorer name; None uses the estimator's `score`.
+    error_score : float or "raise"
+        Score of a failed fit. With "raise" the search stops at the first.
+    return_train_score : bool
+        Also compute train scores (the notebook's report shows them).
+    run_dir : path, optional
+        Where journal.jsonl, results.json and report.txt go; None keeps
+        results in memory only.
+    max_retries : int
+        How often a task whose engine died is resubmitted.
+    top_k : int
+        Rows in `report()`.
+    """
+
+    def __init__(
+        self,
+        view,
+        estimator,
+        params=None,
+        *,
+        candidates: list[dict] | None = None,
+        n_iter: int | None = None,
+        random_state: int | None = None,
+        scoring: str | None = None,
+        error_score: float | str = math.nan,
+        return_train_score: bool = True,
+        run_dir: str | Path | None = None,
+        max_retries: int = 2,
+        top_k: int = rs.TOP_K,
+    ):
+        self.view = view
+        self.estimator = estimator
+        if candidates is None:
+            candidates = _make_candidates(params, n_iter, random_state)
+        self.candidates = [dict(c) for c in candidates]
+        self.scoring = scoring
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.max_retries = max_retries
+        self.top_k = top_k
+
+        self.split: SplitSet | None = None
+        self.status = "new"
+        self.counters = {"retried tasks": 0, "task errors": 0, "lost engines": 0}
+        self._records: list[dict] = []
+        self._done: set[tuple[int, int]] = set()
+        self._pending: dict[str, tuple] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.RLock()
+        self._aborting = False
+        self._fatal: str | None = None
+        self._journal: jn.Journal | None = None
+        self._collector: threading.Thread | None = None
+        self._dead_engines: set[int] = set()
+        if self.run_dir is not None:
+            self._records = jn.read_journal(self.run_dir / jn.JOURNAL)
+            self._done = set(rs.latest_records(self._records))
+
+    # ----------------------------------------------------------------- launch
+    @property
+    def n_tasks(self) -> int:
+        """Candidates x folds."""
+        return len(self.candidates) * (self.split.n_folds if self.split else 0)
+
+    @property
+    def n_done(self) -> int:
+        """(candidate, fold) pairs with a score (including failed fits)."""
+        with self._lock:
+            return len(self._done)
+
+    def launch(self, split_dir: str | Path | SplitSet) -> DistributedSearch:
+        """Submit every (candidate, fold) not already in the journal.
+
+        Tasks go fold by fold, so engines running at the same time mostly
+        map the same fold file and share its pages.
+
+        Parameters
+        ----------
+        split_dir : path or SplitSet
+            The split directory (under a workdir: tasks then carry the path
+            relative to it, resolved by each engine against its own host's
+            workdir; elsewhere the absolute path is used).
+
+        Returns
+        -------
+        self
+        """
+        self.split = split_dir if isinstance(split_dir, SplitSet) else load_split_set(split_dir)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._journal = jn.Journal(self.run_dir / jn.JOURNAL)
+        self.status = "running"
+        self._collector = threading.Thread(target=self._collect, name="fleetcv-collector", daemon=True)
+        self._collector.start()
+        todo = [
+            (c, k)
+            for k in range(self.split.n_folds)
+            for c in range(len(self.candidates))
+            if (c, k) not in self._done
+        ]
+        for c, k in todo:
+            if self._aborting:
+                break
+            self._submit(c, k, attempt=0)
+        return self
+
+    def _fold_ref(self, k: int) -> str:
+        path = self.split.fold_path(k)
+        # Relative only when the split directory sits in a workdir's splits/
+        # folder, the layout every host shares.
+        if path.parent.parent.name == "splits":
+            return self.split.relative(k)
+        return str(path.resolve())
+
+    def _submit(self, c: int, k: int, attempt: int) -> None:
+        ar = self.view.apply_async(
+            evaluate,
+            fold_ref=self._fold_ref(k),
+            estimator=self.estimator,
+            params=self.candidates[c],
+            scoring=self.scoring,
+            error_score=self.error_score,
+            return_train_score=self.return_train_score,
+            candidate=c,
+            fold=k,
+        )
+        with self._lock:
+            self._pending[ar.msg_ids[0]] = (ar, c, k, attempt)
+        ar.add_done_callback(lambda f, c=c, k=k, a=attempt: self._queue.put((f, c, k, a)))
+
+    # ---------------------------------------------------------------- collect
+    def _collect(self) -> None:
+        from ipyparallel.error import EngineError, TaskAborted
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            ar, c, k, attempt = item
+            rec = None
+            try:
+                res = ar.get(0)
+            except TaskAborted:
+                pass
+            except EngineError as exc:
+                eid = getattr(ar, "engine_id", None)
+                with self._lock:
+                    if eid is not None and eid not in self._dead_engines:
+                        self._dead_engines.add(eid)
+                        self.counters["lost engines"] += 1
+                if attempt < self.max_retries and not self._aborting:
+                    with self._lock:
+                        self.counters["retried tasks"] += 1
+                    self._submit(c, k, attempt + 1)
+                else:
+                    rec = self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any remote error is recorded, not raised here
+                rec = self._error_record(c, k, attempt, ar, _remote_traceback(exc))
+                if self.error_score == "raise":
+                    self._fatal = f"a fit raised and error_score is 'raise':\n{rec['error']}"
+                    self.abort(wait=False)
+            else:
+                rec = dict(res)
+                rec["engine"] = getattr(ar, "engine_id", None)
+                rec["attempt"] = attempt
+                rec["finished"] = time.time()
+            with self._lock:
+                if rec is not None:
+                    # Journal before the task leaves _pending: finalize() closes
+                    # the journal only once nothing is pending.
+                    if self._journal is not None:
+                        self._journal.append(rec)
+                    self._records.append(rec)
+                    if rec["status"] in ("ok", "fit_failed"):
+                        self._done.add((c, k))
+                    else:
+                        self.counters["task errors"] += 1
+                self._pending.pop(ar.msg_ids[0], None)
+
+    def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
+        return {
+            "candidate": c,
+            "fold": k,
+            "params": self.candidates[c],
+            "status": "error",
+            "error": error,
+            "engine": getattr(ar, "engine_id", None),
+            "attempt": attempt,
+            "finished": time.time(),
+        }
+
+    # ------------------------------------------------------------ wait/abort
+    def wait(self, timeout: float | None = None, progress: bool = False, report_every: float = REPORT_EVERY) -> bool:
+        """Block until every task is accounted for (or `timeout` passes).
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds; None waits until the end.
+        progress : bool
+            Show a progress bar on stderr and the top-k table every
+            `report_every` seconds.
+
+        Returns
+        -------
+        bool
+            True when nothing is pending any more.
+
+        Raises
+        ------
+        SearchError
+            When every engine is gone, or a fit raised with
+            error_score="raise". The run directory stays resumable.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _progress_bar(self.n_tasks, self.n_done) if progress else None
+        last_report = time.monotonic()
+        empty_since = None
+        try:
+            while True:
+                with self._lock:
+                    outstanding = len(self._pending)
+                if bar is not None:
+                    done = self.n_done
+                    if done != bar.n:
+                        bar.set_postfix_str(self._postfix(), refresh=False)
+                        bar.update(done - bar.n)
+                    if time.monotonic() - last_report >= report_every:
+                        bar.write(self.report() + "\n")
+                        last_report = time.monotonic()
+                if outstanding == 0:
+                    break
+                if self._fatal:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                empty_since = self._check_engines(empty_since)
+                time.sleep(0.05)
+            self._drain()
+        finally:
+            if bar is not None:
+                bar.n = self.n_done
+                bar.close()
+        if self._fatal:
+            self.finalize()
+            raise SearchError(self._fatal)
+        if self.status == "running":
+            self.status = "finished"
+        self.finalize()
+        return True
+
+    def _check_engines(self, empty_since: float | None) -> float | None:
+        client = getattr(self.view, "client", None)
+        if client is None or client.ids:
+            return None
+        now = time.monotonic()
+        if empty_since is None:
+            return now
+        if now - empty_since > NO_ENGINES_TIMEOUT:
+            self._fatal = (
+                f"every engine is gone ({self.n_done}/{self.n_tasks} tasks finished). "
+                "Start engines again and resume the run."
+            )
+            self.abort(wait=False)
+        return empty_since
+
+    def _drain(self) -> None:
+        """Let the collector catch up with callbacks already queued."""
+        for _ in range(200):
+            if self._queue.empty():
+                break
+            time.sleep(0.01)
+
+    def _postfix(self) -> str:
+        res = self.cv_results_
+        _, _, score = rs.best(res)
+        parts = [f"best={score:.5f}"] if score is not None else []
+        failed = sum(res["n_failed_fits"])
+        if failed:
+            parts.append(f"failed={failed}")
+        parts += [f"{k.split()[0]}={v}" for k, v in self.counters.items() if v]
+        return " ".join(parts)
+
+    def abort(self, wait: bool = True, grace: float = ABORT_GRACE) -> None:
+        """Cancel queued tasks; wait up to `grace` s for running ones.
+
+        Tasks that finish during the grace period are journaled; the others
+        are simply not in the journal, so a resume runs them again.
+        """
+        self._aborting = True
+        self.status = "aborted"
+        with self._lock:
+            ars = [v[0] for v in self._pending.values()]
+        msg_ids = [m for ar in ars for m in ar.msg_ids]
+        if msg_ids:
+            try:
+                self.view.client.abort(msg_ids)
+            except Exception:  # noqa: BLE001 - aborting is best effort: tasks already gone are fine
+                pass
+        if wait:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                with self._lock:
+                    if not self._pending:
+                        break
+                time.sleep(0.05)
+            self._drain()
+            self.finalize()
+
+    # ---------------------------------------------------------------- results
+    @property
+    def cv_results_(self) -> dict:
+        """sklearn-style results of what has finished so far (dict of lists)."""
+        with self._lock:
+            records = list(self._records)
+        n_folds = self.split.n_folds if self.split else 0
+        return rs.build_cv_results(self.candidates, n_folds, records, self.return_train_score)
+
+    @property
+    def best_index_(self) -> int | None:
+        """Index of the best candidate (rank 1)."""
+        return rs.best(self.cv_results_)[0]
+
+    @property
+    def best_params_(self) -> dict | None:
+        """Parameters of the best candidate."""
+        return rs.best(self.cv_results_)[1]
+
+    @property
+    def best_score_(self) -> float | None:
+        """Mean test score of the best candidate."""
+        return rs.best(self.cv_results_)[2]
+
+    def report(self, top_k: int | None = None) -> str:
+        """The notebook-style progress + top-k text."""
+        return rs.format_report(
+            self.cv_results_,
+            self.n_tasks,
+            self.n_done,
+            top_k=top_k or self.top_k,
+            status=self.status if self.status != "new" else "running",
+            extra=self.counters,
+        )
+
+    def finalize(self) -> dict:
+        """Write results.json and report.txt (when there is a run dir); return the results."""
+        res = self.cv_results_
+        idx, params, score = rs.best(res)
+        out = dict(res)
+        out.update(
+            best_index=idx,
+            best_params=params,
+            best_score=score,
+            status=self.status,
+            n_tasks=self.n_tasks,
+            n_done=self.n_done,
+            counters=dict(self.counters),
+        )
+        with self._lock:
+            idle = not self._pending
+        if self.run_dir is not None:
+            if self._journal is not None and idle:
+                self._journal.close()
+                self._journal = None
+            jn.write_json(self.run_dir / jn.RESULTS, out)
+            (self.run_dir / jn.REPORT).write_text(self.report() + "\n")
+        if self._collector is not None and idle:
+            self._queue.put(None)
+            self._collector = None
+        return out
+
+
+def _make_candidates(params, n_iter, random_state) -> list[dict]:
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    if params is None:
+        raise ValueError("DistributedSearch needs params or candidates")
+    if n_iter is None:
+        return list(ParameterGrid(params))
+    return list(ParameterSampler(params, n_iter=n_iter, random_state=random_state))
+
+
+def _remote_traceback(exc: BaseException) -> str:
+    tb = getattr(exc, "traceback", None)
+    return tb if isinstance(tb, str) and tb else f"{type(exc).__name__}: {exc}"
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="fit",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        desc="search",
+        mininterval=0.2,
+    )
