@@ -75,6 +75,8 @@ POLL_INTERVAL = 0.05
 #: Seconds ``down`` waits after SIGTERM before SIGKILL, and after SIGKILL.
 TERM_GRACE = 2.0
 KILL_GRACE = 2.0
+#: Seconds ``down`` waits for the kernel to remove a deleted namespace's veth.
+LINK_GONE_TIMEOUT = 3.0
 LOG_TAIL_LINES = 20
 #: Controller port range written into the hosts.yml snippet.
 CONTROLLER_PORTS = (55000, 55039)
@@ -548,21 +550,32 @@ def _wait_ready(state: dict, procs: list[subprocess.Popen]) -> None:
     pending = list(zip(state["hosts"], procs, strict=True))
     last_err: dict[str, str] = {}
     while pending:
-        still = []
         for host, proc in pending:
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"sshd of host {host['name']} exited with {proc.returncode}; "
                     f"log {host['sshd_log']}:\n{_log_tail(host['sshd_log'])}"
                 )
+        # Probe all pending hosts at once: each ssh costs a few hundred ms
+        # (key exchange, root's shell startup).
+        probes = [
+            subprocess.Popen(
+                _ssh_cmd(state, host["name"], "true"),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for host, _ in pending
+        ]
+        still = []
+        for (host, proc), probe in zip(pending, probes, strict=True):
             try:
-                res = _run(
-                    _ssh_cmd(state, host["name"], "true"),
-                    check=False,
-                    timeout=SSH_CONNECT_TIMEOUT + 3,
-                )
-                ok, last_err[host["name"]] = res.returncode == 0, res.stderr.strip()
+                _, err = probe.communicate(timeout=SSH_CONNECT_TIMEOUT + 3)
+                ok, last_err[host["name"]] = probe.returncode == 0, err.strip()
             except subprocess.TimeoutExpired:
+                probe.kill()
+                probe.communicate()
                 ok, last_err[host["name"]] = False, "ssh timed out"
             if not ok:
                 still.append((host, proc))
@@ -689,16 +702,20 @@ def down(state_or_base_dir: dict | str | os.PathLike | None) -> None:
             res = _run(["ip", "netns", "delete", netns], check=False)
             if res.returncode != 0:
                 errors.append(f"ip netns delete {netns}: {res.stderr.strip()}")
-        veth = host.get("veth")
-        if veth and _link_exists(veth):
-            res = _run(["ip", "link", "delete", veth], check=False)
-            if res.returncode != 0:
-                errors.append(f"ip link delete {veth}: {res.stderr.strip()}")
-    bridge = state.get("bridge")
-    if bridge and _link_exists(bridge):
-        res = _run(["ip", "link", "delete", bridge], check=False)
-        if res.returncode != 0:
-            errors.append(f"ip link delete {bridge}: {res.stderr.strip()}")
+    # The kernel dismantles a deleted namespace asynchronously, so its veth
+    # lingers for a moment: wait for that rather than race it, so that an
+    # up() right after down() does not find the names still taken.
+    veths = [h["veth"] for h in hosts if h.get("veth")]
+    deadline = time.monotonic() + LINK_GONE_TIMEOUT
+    while any(_link_exists(v) for v in veths) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+    links = veths + ([state["bridge"]] if state.get("bridge") else [])
+    for link in links:
+        if not _link_exists(link):
+            continue
+        res = _run(["ip", "link", "delete", link], check=False)
+        if res.returncode != 0 and _link_exists(link):
+            errors.append(f"ip link delete {link}: {res.stderr.strip()}")
 
     if errors:
         raise RuntimeError("testcluster down incomplete:\n  " + "\n  ".join(errors))

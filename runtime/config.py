@@ -835,7 +835,7 @@ def _check_xy(where: str, key: str, X: Any, y: Any, spec: SearchSpec) -> tuple[n
         raise _err(where, key, f"X has {len(X)} rows but y has shape {y.shape}", "give one target value per row of X")
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X)).sum())
-        raise _err(where, key, f"X holds {bad} NaN or infinite values", "impute or drop them before the search (or put an imputer in a pipeline step and clean the file)")
+        raise _err(where, key, f"X holds {bad} NaN or infinite values", "impute or drop them before the search")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise _err(where, key, "y holds NaN or infinite values", "drop the rows without a target")
     est = spec.estimator.build()

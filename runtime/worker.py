@@ -132,13 +132,14 @@ def evaluate(
             start = time.perf_counter()
             record["train_score"] = float(scorer(est, X_train, y_train))
             record["train_score_time"] = time.perf_counter() - start
-    proc = psutil.Process()
+    rss = psutil.Process().memory_info().rss
     record.update(
         host=os.environ.get("FLEETCV_HOST") or socket.gethostname(),
         pid=os.getpid(),
-        rss=proc.memory_info().rss,
-        # ru_maxrss is in KiB on Linux: the process's peak resident set.
-        peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        rss=rss,
+        # ru_maxrss (KiB on Linux) is the kernel's high-water mark, which can
+        # trail the current RSS by a page or two.
+        peak_rss=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss),
     )
     return record
 
@@ -168,3 +169,16 @@ def warm_fold_cache(*, fold_refs: list[str]) -> dict:
         "bytes": nbytes,
         "seconds": time.perf_counter() - start,
     }
+
+
+def pip_install(*, packages: list[str]) -> dict:
+    """pip-install into this engine's own environment (one engine per host)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *packages],
+        capture_output=True,
+        text=True,
+    )
+    return {"returncode": proc.returncode, "output": proc.stdout + proc.stderr}

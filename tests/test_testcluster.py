@@ -120,43 +120,42 @@ def test_state_shape(cluster):
 
 def test_each_host_answers_with_its_own_ip(cluster):
     for host in cluster["hosts"]:
-        out = ssh(cluster, host["name"], "ip -4 -o addr show")
+        # By the address that goes into hosts.yml (up() already checked the
+        # ssh_config names).
+        out = ssh(cluster, host["address"], "ip -4 -o addr show")
         addrs = {tok.split("/")[0] for tok in out.split() if tok.count(".") == 3}
         assert addrs == {"127.0.0.1", host["ip"]}
-        # The address form that goes into hosts.yml works too.
-        assert ssh(cluster, host["address"], "hostname -I").split() == [host["ip"]]
 
 
 def test_hosts_reach_each_other_and_the_bridge_address(cluster):
     hosts = cluster["hosts"]
-    # Host to host: TCP to the neighbour's sshd.
-    for src, dst in zip(hosts, hosts[1:] + hosts[:1], strict=True):
-        probe = f"timeout 3 bash -c 'echo > /dev/tcp/{dst['ip']}/22'"
-        assert ssh_ok(cluster, src["name"], probe), (src["name"], dst["name"])
-    # Host to the root namespace's bridge address, where the controller will
-    # listen.
+    bridge_ip = cluster["bridge_ip"]
+    # The bridge address in the root namespace is where the controller will
+    # listen; neighbours are probed on their sshd port.
     with socket.socket() as srv:
-        srv.bind((cluster["bridge_ip"], 0))
+        srv.bind((bridge_ip, 0))
         srv.listen(len(hosts))
         srv.settimeout(SSH_TIMEOUT)
         port = srv.getsockname()[1]
-        for host in hosts:
+        for src, dst in zip(hosts, hosts[1:] + hosts[:1], strict=True):
             cmd = (
-                f"timeout 3 bash -c 'echo {host['name']} > "
-                f"/dev/tcp/{cluster['bridge_ip']}/{port}'"
+                f"timeout 3 bash -c 'echo > /dev/tcp/{dst['ip']}/22' && "
+                f"timeout 3 bash -c 'echo {src['name']} > /dev/tcp/{bridge_ip}/{port}'"
             )
-            assert ssh_ok(cluster, host["name"], cmd)
+            assert ssh_ok(cluster, src["name"], cmd), (src["name"], dst["name"])
             conn, (peer_ip, _) = srv.accept()
             with conn:
-                assert conn.recv(64).decode().strip() == host["name"]
-            assert peer_ip == host["ip"]
+                assert conn.recv(64).decode().strip() == src["name"]
+            assert peer_ip == src["ip"]
 
 
 def test_disks_are_private(cluster):
     h1, h2, _ = cluster["hosts"]
     name = f"only-on-fcv1-{uuid.uuid4().hex}"
-    ssh(cluster, h1["name"], f"echo hello > /srv/fleetcv/{name}")
-    assert ssh(cluster, h1["name"], f"cat /srv/fleetcv/{name}").strip() == "hello"
+    out = ssh(
+        cluster, h1["name"], f"echo hello > /srv/fleetcv/{name} && ls /srv/fleetcv"
+    )
+    assert name in out.split()
     assert (Path(h1["disk"]) / name).read_text().strip() == "hello"
     assert not ssh_ok(cluster, h2["name"], f"test -e /srv/fleetcv/{name}")
     assert not (Path(h2["disk"]) / name).exists()
@@ -240,3 +239,12 @@ def test_down_kills_everything_and_is_idempotent(tmp_path):
     # Idempotent, by state and by base dir.
     testcluster.down(state)
     testcluster.down(tmp_path)
+    # The names are free again at once (the kernel removes veths of deleted
+    # namespaces asynchronously; down waits for that).
+    again = testcluster.up(2, tmp_path, prefix=DOWN_PREFIX, subnet=DOWN_SUBNET)
+    try:
+        assert ssh(again, names[1], "hostname -I").split() == [again["hosts"][1]["ip"]]
+    finally:
+        testcluster.down(tmp_path)
+    assert not set(names) & netns_names()
+    assert not link_exists(again["bridge"])

@@ -1,0 +1,179 @@
+"""One search from spec to run directory: the sequence behind `invoke search`.
+
+Runs on the driver. Validates, persists the folds, hands them to a `push`
+callback (fabfile's rsync for remote hosts; nothing in local mode), warms the
+page cache on one engine per host, runs `DistributedSearch` with progress,
+and writes the run directory. Ctrl-C aborts queued tasks, keeps what
+finished, and leaves a run that `resume` completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import journal as jn
+from .config import ConfigError, HostsConfig, SearchSpec, load_data, load_search_spec
+from .search import DistributedSearch
+from .splits import SplitSet, persist_splits
+
+DEFAULT_RUNS_ROOT = "runs"
+
+
+def staging_workdir(cfg: HostsConfig) -> Path:
+    """Where this machine writes split files: the local host's workdir."""
+    local = cfg.local_host
+    path = local.workdir_path if local else os.path.expanduser("~/.cache/fleetcv")
+    return Path(path)
+
+
+def prepare_splits(spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print) -> SplitSet:
+    """Load the data and persist the folds (reused when the digest exists)."""
+    X, y = load_data(spec)
+    workdir = staging_workdir(cfg)
+    start = time.perf_counter()
+    split = persist_splits(X, y, spec.cv.splitter(), spec.cv.as_dict(), workdir)
+    log(
+        f"splits: {split.n_folds} folds of {X.shape[0]} x {X.shape[1]} in {split.path} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
+    return split
+
+
+def warm_page_cache(client, split: SplitSet) -> dict:
+    """Read every fold once on one engine per host (the notebook's trick)."""
+    from .probes import engines_by_host
+    from .worker import warm_fold_cache
+
+    refs = [split.relative(k) for k in range(split.n_folds)]
+    by_host = engines_by_host(client)
+    ars = {h: client[eids[0]].apply_async(warm_fold_cache, fold_refs=refs) for h, eids in by_host.items()}
+    return {h: ar.get() for h, ar in ars.items()}
+
+
+def new_run(spec: SearchSpec, runs_root: str | os.PathLike, run_dir: str | os.PathLike | None, split: SplitSet, command: str) -> Path:
+    """Create the run directory with meta.json and a copy of the spec."""
+    if run_dir is not None:
+        path = Path(run_dir)
+        if path.exists() and any(path.iterdir()):
+            raise ConfigError(
+                f"--run-dir: {path} already exists and is not empty. Fix: pick a new "
+                f"directory, or resume it with: invoke search --resume {path}"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    else:
+        path = jn.new_run_dir(runs_root, spec.name)
+    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
+    meta = {
+        "run_id": path.name,
+        "spec_name": spec.name,
+        "spec_digest": spec.digest(),
+        "split_digest": split.digest,
+        "n_folds": split.n_folds,
+        "candidates": spec.candidates(),
+        "return_train_score": spec.return_train_score,
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "status": "created",
+    }
+    jn.write_json(path / jn.META, meta)
+    return path
+
+
+def read_meta(run_dir: str | os.PathLike) -> dict:
+    """meta.json of a run, or a ConfigError saying the directory is not a run."""
+    path = Path(run_dir)
+    if not jn.is_run_dir(path):
+        raise ConfigError(
+            f"{path}: not a fleetcv run directory (no {jn.META}). Fix: pass a "
+            f"directory under runs/, e.g. the one `invoke search` printed"
+        )
+    try:
+        return json.loads((path / jn.META).read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path / jn.META}: unreadable ({exc}). Fix: restore it or start a new run") from exc
+
+
+def load_resume(run_dir: str | os.PathLike, spec_file: str | None = None, n_iter: int | None = None) -> tuple[SearchSpec, dict]:
+    """The spec and meta of a run to resume; refuses a different spec."""
+    path = Path(run_dir)
+    meta = read_meta(path)
+    spec = load_search_spec(path / jn.SPEC_COPY, n_iter=n_iter)
+    if spec_file is not None:
+        other = load_search_spec(spec_file, n_iter=n_iter)
+        if other.digest() != meta["spec_digest"]:
+            raise ConfigError(
+                f"--spec {spec_file}: differs from the spec this run was started with "
+                f"({path / jn.SPEC_COPY}), so its journal cannot be reused. Fix: resume "
+                f"without --spec, or start a new run"
+            )
+    if spec.digest() != meta["spec_digest"]:
+        raise ConfigError(
+            f"{path / jn.SPEC_COPY}: changed since the run started (digest "
+            f"{spec.digest()} != {meta['spec_digest']}). Fix: restore it, or start a new run"
+        )
+    return spec, meta
+
+
+def set_status(run_dir: Path, status: str, **extra) -> None:
+    """Record the run's status (and e.g. the driver pid) in meta.json."""
+    meta = read_meta(run_dir)
+    meta.update(status=status, **extra)
+    jn.write_json(run_dir / jn.META, meta)
+
+
+def run(
+    spec: SearchSpec,
+    cfg: HostsConfig,
+    client,
+    run_dir: Path,
+    split: SplitSet,
+    meta: dict,
+    progress: bool = True,
+    max_retries: int = 2,
+    warm: bool = True,
+    log: Callable[[str], None] = print,
+) -> DistributedSearch:
+    """Run (or resume) the search of `run_dir` on `client`'s engines.
+
+    Returns
+    -------
+    DistributedSearch
+        Finished, or aborted (Ctrl-C, `search.abort`) with a resumable run.
+    """
+    if warm:
+        warmed = warm_page_cache(client, split)
+        log("page cache: " + ", ".join(f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s" for h, w in warmed.items()))
+    view = client.load_balanced_view()
+    search = DistributedSearch(
+        view,
+        spec.estimator.build(),
+        candidates=meta["candidates"],
+        scoring=spec.scoring,
+        error_score=spec.error_score,
+        return_train_score=spec.return_train_score,
+        run_dir=run_dir,
+        max_retries=max_retries,
+    )
+    set_status(run_dir, "running", driver_pid=os.getpid())
+    already = search.n_done
+    search.launch(split)
+    log(
+        f"run {run_dir}: {len(meta['candidates'])} candidates x {split.n_folds} folds = "
+        f"{search.n_tasks} fits on {len(client.ids)} engines"
+        + (f" ({already} already in the journal)" if already else "")
+    )
+    try:
+        search.wait(progress=progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cancelling queued tasks, waiting for running ones...", file=sys.stderr)
+        search.abort()
+    finally:
+        set_status(run_dir, search.status)
+    return search

@@ -1,0 +1,91 @@
+"""Memory probes: per-engine RSS/USS/PSS and per-host available memory.
+
+`engine_probe` runs on every engine; `probe_cluster` (driver side) gathers
+all of them in one DirectView call and groups them by host. USS is the memory
+only that process holds; PSS splits shared pages (memmapped folds) between
+the processes that map them, so the sum of PSS over a host is the real cost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+MB = 1e6
+
+
+def engine_probe() -> dict:
+    """Memory of this engine process and of its host (runs on an engine)."""
+    import os
+    import socket
+
+    import psutil
+
+    proc = psutil.Process()
+    full = proc.memory_full_info()
+    vm = psutil.virtual_memory()
+    return {
+        "host": os.environ.get("FLEETCV_HOST") or socket.gethostname(),
+        "pid": os.getpid(),
+        "rss": full.rss,
+        "uss": full.uss,
+        "pss": getattr(full, "pss", full.uss),
+        "host_available": vm.available,
+        "host_total": vm.total,
+    }
+
+
+def engines_by_host(client) -> dict[str, list[int]]:
+    """Engine ids grouped by the host they run on."""
+    from .worker import engine_info
+
+    ids = list(client.ids)
+    if not ids:
+        return {}
+    infos = client[ids].apply_async(engine_info).get_dict()
+    out: dict[str, list[int]] = defaultdict(list)
+    for eid, info in sorted(infos.items()):
+        out[info["host"]].append(eid)
+    return dict(out)
+
+
+def probe_cluster(client, timeout: float = 30.0) -> dict:
+    """Probe every engine at once.
+
+    Returns
+    -------
+    dict
+        {"engines": {id: probe}, "hosts": {host: {available, total,
+        engines, sum_rss, sum_uss, sum_pss}}}
+    """
+    ids = list(client.ids)
+    if not ids:
+        return {"engines": {}, "hosts": {}}
+    engines = client[ids].apply_async(engine_probe).get_dict(timeout=timeout)
+    hosts: dict[str, dict] = {}
+    for _eid, p in sorted(engines.items()):
+        h = hosts.setdefault(
+            p["host"],
+            {"available": p["host_available"], "total": p["host_total"], "engines": 0, "sum_rss": 0, "sum_uss": 0, "sum_pss": 0},
+        )
+        h["engines"] += 1
+        for k in ("rss", "uss", "pss"):
+            h[f"sum_{k}"] += p[k]
+    return {"engines": engines, "hosts": hosts}
+
+
+def format_probe(probe: dict) -> str:
+    """A per-host, per-engine table in MB."""
+    lines = []
+    for host, h in sorted(probe["hosts"].items()):
+        lines.append(
+            f"{host}: available {h['available'] / MB:,.0f} MB of {h['total'] / MB:,.0f} MB; "
+            f"{h['engines']} engines, sum RSS {h['sum_rss'] / MB:,.1f} MB, "
+            f"USS {h['sum_uss'] / MB:,.1f} MB, PSS {h['sum_pss'] / MB:,.1f} MB"
+        )
+        for eid, p in sorted(probe["engines"].items()):
+            if p["host"] == host:
+                lines.append(
+                    f"  engine {eid:>3} pid {p['pid']:>7}: RSS {p['rss'] / MB:8.1f} MB  "
+                    f"USS {p['uss'] / MB:8.1f} MB  PSS {p['pss'] / MB:8.1f} MB"
+                )
+    return "\n".join(lines) or "no engines registered"

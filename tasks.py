@@ -1,0 +1,360 @@
+"""fleetcv's command line: `invoke --list` shows every task, `invoke --help TASK` its flags.
+
+Runs on the laptop. Each task parses its flags, loads the configuration,
+calls runtime/ (model selection) or fabfile.py (anything on a remote host),
+and prints. Errors a user can fix end as one message and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+from runtime import cluster as cl
+from runtime import driver
+from runtime import journal as jn
+from runtime import results as rs
+from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
+from runtime.probes import engines_by_host, format_probe, probe_cluster
+from runtime.search import SearchError
+
+DEFAULT_SPEC = "searches/digits_svc.yml"
+HOSTS_HELP = "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
+
+
+def _fleet_task(*args, **kwargs):
+    """`@task`, turning the errors a user can fix into one line and exit status 2."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def body(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except (ConfigError, cl.ClusterError, SearchError) as exc:
+                raise Exit(f"error: {exc}", code=2) from None
+
+        # Short flags would clash (-h is --help) and shift as flags are added.
+        kwargs.setdefault("auto_shortflags", False)
+        return task(*args, **kwargs)(body)
+
+    return deco
+
+
+def _hosts(hosts_file: str | None) -> HostsConfig:
+    return load_hosts(hosts_file)
+
+
+def _remote():
+    # fabfile pulls in Fabric/paramiko; only multi-host commands need it.
+    import fabfile
+
+    return fabfile
+
+
+def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
+    n_local = engines if engines is not None else None
+    info = cl.start(cfg, n_local=n_local)
+    print(f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}")
+    if info["local_engines"]:
+        print(f"localhost: {info['local_engines']} engines started")
+    if cfg.remote_hosts:
+        fab = _remote()
+        res = fab.start_engines(cfg, cfg.remote_hosts)
+        fab.print_results(res)
+        client = cl.connect(cfg)
+        try:
+            cl.wait_for_engines(client, info["local_engines"] + sum(r.value for r in res.ok.values()))
+        finally:
+            client.close()
+        if res.failed:
+            print(f"warning: engines did not start on {', '.join(res.failed)}; the search runs without them", file=sys.stderr)
+
+
+def _stop_cluster(cfg: HostsConfig) -> bool:
+    if cfg.remote_hosts:
+        fab = _remote()
+        fab.print_results(fab.stop_engines(cfg, cfg.remote_hosts))
+    return cl.stop(cfg)
+
+
+# ------------------------------------------------------------------ cluster
+
+
+@_fleet_task(
+    name="start",
+    help={
+        "engines": "engines on this machine (default: the local host's `engines`, auto = one per core)",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def cluster_start(c, engines=None, hosts_file=None):
+    """Start the controller and the engines of every host in the hosts file."""
+    cfg = _hosts(hosts_file)
+    _start_cluster(cfg, int(engines) if engines is not None else None)
+
+
+@_fleet_task(name="stop", help={"hosts-file": HOSTS_HELP})
+def cluster_stop(c, hosts_file=None):
+    """Stop every engine (by the pids recorded at start) and the controller."""
+    cfg = _hosts(hosts_file)
+    print("cluster stopped" if _stop_cluster(cfg) else "no cluster was running")
+
+
+@_fleet_task(name="status", help={"hosts-file": HOSTS_HELP})
+def cluster_status(c, hosts_file=None):
+    """Show the controller and, per host, engines registered vs. running."""
+    cfg = _hosts(hosts_file)
+    if not cl.is_running(cfg):
+        raise Exit("no fleetcv cluster is running. Try: invoke cluster.start", code=1)
+    client = cl.connect(cfg)
+    try:
+        by_host = engines_by_host(client)
+    finally:
+        client.close()
+    running = {}
+    if cfg.remote_hosts:
+        res = _remote().engine_status(cfg, cfg.remote_hosts)
+        running = {h: r.value for h, r in res.ok.items()}
+        for h, exc in res.failed.items():
+            print(f"{h}: unreachable: {exc}")
+    if cfg.local_host:
+        running[cfg.local_host.name] = len([p for p in cl.local_engine_pids(cfg) if _alive(p)])
+    print(f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}")
+    for h in cfg.hosts:
+        print(f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running")
+    for h, eids in by_host.items():
+        if h not in {x.name for x in cfg.hosts}:
+            print(f"{h}: {len(eids)} engines registered (not in {cfg.path})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@_fleet_task(
+    name="grow",
+    help={
+        "engines": "how many engines to add on each chosen host",
+        "only": "comma-separated host names (default: every host of the hosts file)",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def cluster_grow(c, engines=1, only=None, hosts_file=None):
+    """Add engines (or new hosts of the hosts file) to a running cluster; a running search uses them at once."""
+    cfg = _hosts(hosts_file)
+    hosts = cfg.only(only)
+    n = int(engines)
+    if n <= 0:
+        raise ConfigError(f"--engines: expected a positive integer, got {engines!r}. Fix: pass --engines 1 or more")
+    local = [h for h in hosts if h.local]
+    remote = [h for h in hosts if not h.local]
+    if local:
+        total = cl.start_local_engines(cfg, n)
+        print(f"{local[0].name}: +{n} engines ({total} registered)")
+    if remote:
+        fab = _remote()
+        fab.print_results(fab.start_engines(cfg, remote, count=n))
+
+
+@_fleet_task(
+    name="install",
+    positional=["packages"],
+    iterable=["packages"],
+    help={"packages": "pip requirement(s) to install", "hosts-file": HOSTS_HELP},
+)
+def cluster_install(c, packages=None, hosts_file=None):
+    """pip-install packages on a running cluster, once per host (its engines share the venv)."""
+    from runtime.worker import pip_install
+
+    if not packages:
+        raise ConfigError("cluster.install: no package given. Fix: invoke cluster.install PACKAGE [PACKAGE...]")
+    cfg = _hosts(hosts_file)
+    client = cl.connect(cfg)
+    try:
+        by_host = engines_by_host(client)
+        ars = {h: client[eids[0]].apply_async(pip_install, packages=list(packages)) for h, eids in by_host.items()}
+        failed = []
+        for h, ar in ars.items():
+            out = ar.get()
+            status = "ok" if out["returncode"] == 0 else f"failed (exit {out['returncode']})"
+            print(f"[{h}] pip install {' '.join(packages)}: {status}")
+            if out["returncode"]:
+                failed.append(h)
+                for line in out["output"].splitlines()[-5:]:
+                    print(f"[{h}]   {line}")
+    finally:
+        client.close()
+    if failed:
+        raise Exit(f"pip install failed on {', '.join(failed)}", code=1)
+
+
+# ------------------------------------------------------------------- search
+
+
+@_fleet_task(
+    name="run",
+    default=True,
+    help={
+        "spec": f"search spec (YAML), default {DEFAULT_SPEC}",
+        "engines": "engines on this machine when the search starts the cluster (default: one per core)",
+        "run-dir": "run directory (default: runs/<spec name>-<date>-<time>)",
+        "n-iter": "number of candidates to draw (randomized search; on a grid: a random subset)",
+        "resume": "RUN_DIR of an interrupted run: evaluate only what its journal lacks",
+        "max-retries": "resubmissions of a task whose engine died (default 2)",
+        "runs-root": "where new run directories go (default runs/)",
+        "no-progress": "no progress bar (the report is still printed)",
+        "keep-cluster": "leave a cluster that this search started running",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def search_run(
+    c,
+    spec=DEFAULT_SPEC,
+    engines=None,
+    run_dir=None,
+    n_iter=None,
+    resume=None,
+    max_retries=2,
+    runs_root=driver.DEFAULT_RUNS_ROOT,
+    no_progress=False,
+    keep_cluster=False,
+    hosts_file=None,
+):
+    """Run a grid or randomized search on the cluster (started for the search if none runs)."""
+    cfg = _hosts(hosts_file)
+    n_iter = _int_flag("--n-iter", n_iter)
+    engines = _int_flag("--engines", engines)
+    max_retries = _int_flag("--max-retries", max_retries, minimum=0)
+    if resume:
+        s, meta = driver.load_resume(resume, spec if spec != DEFAULT_SPEC else None, n_iter=n_iter)
+    else:
+        s = load_search_spec(spec, n_iter=n_iter)
+    split = driver.prepare_splits(s, cfg)
+    if resume:
+        if split.digest != meta["split_digest"]:
+            raise ConfigError(
+                f"--resume {resume}: the data or CV changed since the run started (splits "
+                f"{split.digest} != {meta['split_digest']}). Fix: restore the data, or start a new run"
+            )
+        rdir = Path(resume)
+    else:
+        rdir = driver.new_run(s, runs_root, run_dir, split, command=" ".join(["invoke", *sys.argv[1:]]))
+        meta = driver.read_meta(rdir)
+    started = False
+    if not cl.is_running(cfg):
+        _start_cluster(cfg, engines)
+        started = True
+    elif engines is not None:
+        print("note: a cluster is already running; --engines applies only when the search starts one", file=sys.stderr)
+    try:
+        if cfg.remote_hosts:
+            fab = _remote()
+            fab.print_results(fab.push_splits(cfg, split.path, cfg.remote_hosts))
+        client = cl.connect(cfg)
+        try:
+            if not client.ids:
+                cl.wait_for_engines(client, 1)
+            search = driver.run(s, cfg, client, rdir, split, meta, progress=not no_progress, max_retries=max_retries)
+        finally:
+            client.close()
+    finally:
+        if started and not keep_cluster:
+            _stop_cluster(cfg)
+    print()
+    print(search.report())
+    print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
+    if search.status != "finished":
+        raise Exit(f"search {search.status}. Resume with: invoke search --resume {rdir}", code=130)
+
+
+def _int_flag(flag: str, value, minimum: int = 1) -> int | None:
+    if value is None:
+        return None
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v < minimum:
+        raise ConfigError(f"{flag}: expected an integer >= {minimum}, got {value!r}. Fix: pass e.g. {flag} {max(minimum, 2)}")
+    return v
+
+
+@_fleet_task(name="abort", help={"run-dir": "the running run (default: the newest running one under runs/)"})
+def search_abort(c, run_dir=None):
+    """Abort a running search: queued tasks are cancelled, finished ones kept, and the run stays resumable."""
+    rdir = Path(run_dir) if run_dir else _latest_running(driver.DEFAULT_RUNS_ROOT)
+    meta = driver.read_meta(rdir)
+    pid = meta.get("driver_pid")
+    if meta.get("status") != "running" or not pid or not _alive(pid):
+        raise Exit(f"{rdir}: no search is running there (status {meta.get('status')!r})", code=1)
+    # The driver handles SIGINT like Ctrl-C: abort, journal, write results.
+    os.kill(pid, signal.SIGINT)
+    for _ in range(300):
+        if driver.read_meta(rdir).get("status") != "running":
+            break
+        time.sleep(0.1)
+    print(f"{rdir}: {driver.read_meta(rdir).get('status')}. Resume with: invoke search --resume {rdir}")
+
+
+def _latest_running(root: str) -> Path:
+    runs = sorted(Path(root).glob("*/" + jn.META), key=lambda p: p.stat().st_mtime, reverse=True)
+    for m in runs:
+        if json.loads(m.read_text()).get("status") == "running":
+            return m.parent
+    raise ConfigError(f"{root}: no running search found. Fix: pass --run-dir RUN_DIR")
+
+
+# ------------------------------------------------------------------- report
+
+
+@_fleet_task(help={"run-dir": "a run directory (runs/<run-id>)", "top": "rows in the table (default 5)"})
+def report(c, run_dir, top=rs.TOP_K):
+    """Rebuild results.json and report.txt of a run from its journal, and print the report."""
+    rdir = Path(run_dir)
+    meta = driver.read_meta(rdir)
+    records = jn.read_journal(rdir / jn.JOURNAL)
+    res = rs.build_cv_results(meta["candidates"], meta["n_folds"], records, meta.get("return_train_score", True))
+    n_tasks = len(meta["candidates"]) * meta["n_folds"]
+    n_done = sum(res["n_finished_splits"])
+    status = meta.get("status", "running")
+    if status == "running" and not _alive(meta.get("driver_pid") or 0):
+        status = "interrupted"
+    idx, params, score = rs.best(res)
+    jn.write_json(rdir / jn.RESULTS, {**res, "best_index": idx, "best_params": params, "best_score": score, "status": status, "n_tasks": n_tasks, "n_done": n_done})
+    text = rs.format_report(res, n_tasks, n_done, top_k=int(top), status=status)
+    (rdir / jn.REPORT).write_text(text + "\n")
+    print(text)
+
+
+# -------------------------------------------------------------------- probe
+
+
+@_fleet_task(name="memory", help={"hosts-file": HOSTS_HELP, "json": "print raw JSON"})
+def probe_memory(c, hosts_file=None, json_=False):
+    """Per-host available memory and per-engine RSS/USS/PSS of the running cluster."""
+    cfg = _hosts(hosts_file)
+    client = cl.connect(cfg)
+    try:
+        probe = probe_cluster(client)
+    finally:
+        client.close()
+    print(json.dumps(probe, indent=1, default=str) if json_ else format_probe(probe))
+
+
+ns = Collection()
+ns.add_collection(Collection("cluster", cluster_start, cluster_stop, cluster_status, cluster_grow, cluster_install))
+ns.add_collection(Collection("search", search_run, search_abort))
+ns.add_task(report)
+ns.add_collection(Collection("probe", probe_memory))

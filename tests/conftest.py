@@ -1,0 +1,66 @@
+"""Shared fixtures: a real local ipyparallel cluster, started and stopped by pid."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from runtime import cluster as cl
+from runtime.config import parse_hosts
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE_SPEC = os.path.join(REPO, "searches", "digits_svc.yml")
+RANDOM_SPEC = os.path.join(REPO, "searches", "digits_svc_random.yml")
+#: Tests use their own port range so a developer's running cluster is untouched.
+TEST_PORTS = [56000, 56039]
+
+
+def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
+    """A validated hosts config for this machine alone, all state under tmp."""
+    data = {
+        "controller": {"ip": "127.0.0.1", "ports": ports, "state_dir": str(tmp / "state"), **controller},
+        "hosts": [{"name": "localhost", "local": True, "engines": engines, "workdir": str(tmp / "work")}],
+    }
+    return parse_hosts(data, "<test hosts>")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [p for p in pids if pid_alive(p)]:
+            return []
+        time.sleep(0.2)
+    return [p for p in pids if pid_alive(p)]
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory):
+    """A controller + 2 local engines for the whole session; (cfg, client)."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    cfg = local_hosts(tmp)
+    info = cl.start(cfg)
+    pids = [info["controller_pid"], *cl.local_engine_pids(cfg)]
+    client = cl.connect(cfg)
+    try:
+        cl.wait_for_engines(client, 2)
+        yield cfg, client
+    finally:
+        client.close()
+        cl.stop(cfg)
+        left = wait_gone(pids)
+        assert not left, f"processes left behind after cluster.stop: {left}"

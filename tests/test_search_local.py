@@ -1,0 +1,192 @@
+"""Searches on real local ipyparallel engines, checked against scikit-learn itself."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, ShuffleSplit
+from sklearn.svm import SVC
+
+from runtime import journal as jn
+from runtime.config import load_data, load_search_spec
+from runtime.search import DistributedSearch
+from runtime.splits import persist_splits
+from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC
+
+pytestmark = pytest.mark.cluster
+
+
+def _splits(spec, cfg):
+    X, y = load_data(spec)
+    return X, y, persist_splits(X, y, spec.cv.splitter(), spec.cv.as_dict(), cfg.local_host.workdir_path)
+
+
+@pytest.fixture(scope="module")
+def reference(local_cluster, tmp_path_factory):
+    """The reference grid searched by fleetcv, and by GridSearchCV on the same folds."""
+    cfg, client = local_cluster
+    spec = load_search_spec(REFERENCE_SPEC)
+    X, y, split = _splits(spec, cfg)
+    run_dir = tmp_path_factory.mktemp("runs") / "ref"
+    search = DistributedSearch(client.load_balanced_view(), spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    search.launch(split).wait()
+    grid = GridSearchCV(
+        SVC(),
+        {"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)},
+        cv=spec.cv.splitter(),
+        return_train_score=True,
+        n_jobs=2,
+    ).fit(X, y)
+    return search, grid, run_dir, split
+
+
+def test_grid_search_equals_gridsearchcv(reference):
+    search, grid, run_dir, _ = reference
+    ours = json.loads((run_dir / jn.RESULTS).read_text())
+    theirs = grid.cv_results_
+    # Every key of sklearn's cv_results_ is in results.json, with its meaning.
+    assert set(theirs) <= set(ours)
+    for key in theirs:
+        if key.endswith("_score") and not key.startswith("rank"):
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-12, err_msg=key)
+    assert ours["rank_test_score"] == theirs["rank_test_score"].tolist()
+    assert ours["params"] == [{k: float(v) for k, v in p.items()} for p in theirs["params"]]
+    assert ours["param_C"] == [float(v) for v in theirs["param_C"]]
+    assert search.best_params_ == {k: float(v) for k, v in grid.best_params_.items()}
+    assert abs(search.best_score_ - grid.best_score_) <= 1e-12
+    assert ours["best_params"] == search.best_params_ and ours["status"] == "finished"
+    assert search.n_done == 100 and sum(ours["n_finished_splits"]) == 100
+
+
+def test_journal_has_one_record_per_task_with_provenance(reference):
+    _, _, run_dir, _ = reference
+    records = jn.read_journal(run_dir / jn.JOURNAL)
+    assert len(records) == 100
+    assert {(r["candidate"], r["fold"]) for r in records} == {(c, k) for c in range(20) for k in range(5)}
+    for r in records:
+        assert r["status"] == "ok" and r["error"] is None
+        assert r["host"] == "localhost" and r["engine"] in (0, 1) and r["pid"] > 0
+        assert r["peak_rss"] >= r["rss"] > 0 and r["fit_time"] > 0
+    # Both engines did work: the view balanced the load.
+    assert {r["engine"] for r in records} == {0, 1}
+    report = (run_dir / jn.REPORT).read_text()
+    assert report.startswith("Finished: 100% (100/100)")
+    assert "Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):" in report
+
+
+def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(local_cluster, tmp_path):
+    cfg, client = local_cluster
+    spec = load_search_spec(RANDOM_SPEC)
+    X, y, split = _splits(spec, cfg)
+    view = client.load_balanced_view()
+    runs = []
+    for i in range(2):
+        s = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=tmp_path / f"r{i}")
+        s.launch(split).wait()
+        runs.append(s)
+    a, b = runs
+    assert len(a.candidates) == 10 and a.n_tasks == 50 and a.n_done == 50
+    assert len(jn.read_journal(tmp_path / "r0" / jn.JOURNAL)) == 50
+    assert a.candidates == b.candidates
+    assert a.cv_results_["mean_test_score"] == b.cv_results_["mean_test_score"]
+    from scipy import stats
+
+    ref = RandomizedSearchCV(
+        spec.estimator.build(),
+        {"svc__C": stats.loguniform(1e-1, 1e2), "svc__gamma": stats.loguniform(1e-4, 1)},
+        n_iter=10,
+        random_state=0,
+        cv=spec.cv.splitter(),
+        n_jobs=1,
+    ).fit(X, y)
+    assert a.candidates == ref.cv_results_["params"]
+    np.testing.assert_allclose(a.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
+
+
+def test_a_fit_that_raises_is_recorded_and_the_search_completes(local_cluster, tmp_path):
+    cfg, client = local_cluster
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    split = persist_splits(X, y, ShuffleSplit(3, random_state=0), {"t": "fail"}, cfg.local_host.workdir_path)
+    # SVC validates C at fit time: C=-1 raises InvalidParameterError there.
+    s = DistributedSearch(client.load_balanced_view(), SVC(), {"C": [-1.0, 1.0]}, run_dir=tmp_path / "run")
+    s.launch(split).wait()
+    res = s.cv_results_
+    assert s.status == "finished" and s.n_done == 6
+    assert res["n_failed_fits"] == [3, 0]
+    assert all(math.isnan(v) for v in (res[f"split{k}_test_score"][0] for k in range(3)))
+    assert res["rank_test_score"] == [2, 1] and s.best_params_ == {"C": 1.0}
+    failed = [r for r in jn.read_journal(tmp_path / "run" / jn.JOURNAL) if r["status"] == "fit_failed"]
+    assert len(failed) == 3 and all("InvalidParameterError" in r["error"] for r in failed)
+    report = s.report()
+    assert "3 failed fits" in report and "3 of the 6 fits failed" in report
+
+
+def test_abort_leaves_a_consistent_journal_and_resume_completes(local_cluster, tmp_path):
+    cfg, client = local_cluster
+    spec = load_search_spec(REFERENCE_SPEC)
+    _, _, split = _splits(spec, cfg)
+    view = client.load_balanced_view()
+    run_dir = tmp_path / "run"
+    s = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    s.launch(split)
+    deadline = time.monotonic() + 60
+    while s.n_done < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    s.abort()
+    assert s.status == "aborted"
+    records = jn.read_journal(run_dir / jn.JOURNAL)
+    pairs = [(r["candidate"], r["fold"]) for r in records]
+    assert 6 <= len(pairs) < 100 and len(set(pairs)) == len(pairs)
+    results = json.loads((run_dir / jn.RESULTS).read_text())
+    assert results["status"] == "aborted" and results["n_done"] == len(pairs)
+    assert s.report().startswith(f"Aborted at: {100 * len(pairs) // 100:02d}%")
+    # Nothing of the aborted search is left queued: a new search gets the engines.
+    client.wait(timeout=30)
+    resumed = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    assert resumed.n_done == len(pairs)
+    resumed.launch(split).wait()
+    assert resumed.n_done == 100
+    records = jn.read_journal(run_dir / jn.JOURNAL)
+    assert len(records) == 100, "resume evaluated only the missing (candidate, fold) pairs"
+    assert resumed.best_params_ == {"C": 1.0, "gamma": 0.001}
+
+
+def test_engines_share_one_copy_of_a_memmapped_fold(local_cluster, tmp_path):
+    cfg, client = local_cluster
+    rng = np.random.RandomState(0)
+    X = rng.rand(40_000, 100)  # a 24 MB training fold: far above per-process noise
+    y = rng.randint(0, 2, len(X))
+    split = persist_splits(X, y, ShuffleSplit(1, test_size=0.25, random_state=0), {"t": "mem"}, cfg.local_host.workdir_path)
+    fold_bytes = int(0.75 * X.nbytes)
+    dview = client[:]
+    dview.execute(
+        "import joblib, psutil\n"
+        "_m0 = psutil.Process().memory_full_info()\n"
+        f"_fold = joblib.load({str(split.fold_path(0))!r}, mmap_mode='r')\n"
+        "_touch = float(_fold[0].sum())\n"
+        "_m1 = psutil.Process().memory_full_info()\n"
+        "_delta = dict(uss=_m1.uss - _m0.uss, rss=_m1.rss - _m0.rss, pss=_m1.pss - _m0.pss)\n",
+        block=True,
+    )
+    # Both engines hold the mapping now; measure again while they do.
+    dview.execute(
+        "_m2 = psutil.Process().memory_full_info()\n"
+        "_held = dict(uss=_m2.uss - _m0.uss, rss=_m2.rss - _m0.rss, pss=_m2.pss - _m0.pss)\n",
+        block=True,
+    )
+    held = dview.pull("_held", block=True)
+    try:
+        for h in held:
+            # The whole fold is resident in each engine...
+            assert h["rss"] >= 0.9 * fold_bytes, h
+            # ...but none of it is private to either of them.
+            assert h["uss"] < 0.1 * fold_bytes, h
+        # Proportional set size splits the shared pages: together about one copy.
+        assert sum(h["pss"] for h in held) < 1.2 * fold_bytes
+    finally:
+        dview.execute("del _fold", block=True)
