@@ -27,7 +27,9 @@ from runtime.probes import engines_by_host, format_probe, probe_cluster
 from runtime.search import SearchError
 
 DEFAULT_SPEC = "searches/digits_svc.yml"
-HOSTS_HELP = "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
+HOSTS_HELP = (
+    "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
+)
 
 
 def _fleet_task(*args, **kwargs):
@@ -62,7 +64,9 @@ def _remote():
 def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
     n_local = engines if engines is not None else None
     info = cl.start(cfg, n_local=n_local)
-    print(f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}")
+    print(
+        f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}"
+    )
     if info["local_engines"]:
         print(f"localhost: {info['local_engines']} engines started")
     if cfg.remote_hosts:
@@ -71,11 +75,16 @@ def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
         fab.print_results(res)
         client = cl.connect(cfg)
         try:
-            cl.wait_for_engines(client, info["local_engines"] + sum(r.value for r in res.ok.values()))
+            cl.wait_for_engines(
+                client, info["local_engines"] + sum(r.value for r in res.ok.values())
+            )
         finally:
             client.close()
         if res.failed:
-            print(f"warning: engines did not start on {', '.join(res.failed)}; the search runs without them", file=sys.stderr)
+            print(
+                f"warning: engines did not start on {', '.join(res.failed)}; the search runs without them",
+                file=sys.stderr,
+            )
 
 
 def _stop_cluster(cfg: HostsConfig) -> bool:
@@ -126,10 +135,16 @@ def cluster_status(c, hosts_file=None):
         for h, exc in res.failed.items():
             print(f"{h}: unreachable: {exc}")
     if cfg.local_host:
-        running[cfg.local_host.name] = len([p for p in cl.local_engine_pids(cfg) if _alive(p)])
-    print(f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}")
+        running[cfg.local_host.name] = len(
+            [p for p in cl.local_engine_pids(cfg) if _alive(p)]
+        )
+    print(
+        f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}"
+    )
     for h in cfg.hosts:
-        print(f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running")
+        print(
+            f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running"
+        )
     for h, eids in by_host.items():
         if h not in {x.name for x in cfg.hosts}:
             print(f"{h}: {len(eids)} engines registered (not in {cfg.path})")
@@ -157,7 +172,9 @@ def cluster_grow(c, engines=1, only=None, hosts_file=None):
     hosts = cfg.only(only)
     n = int(engines)
     if n <= 0:
-        raise ConfigError(f"--engines: expected a positive integer, got {engines!r}. Fix: pass --engines 1 or more")
+        raise ConfigError(
+            f"--engines: expected a positive integer, got {engines!r}. Fix: pass --engines 1 or more"
+        )
     local = [h for h in hosts if h.local]
     remote = [h for h in hosts if not h.local]
     if local:
@@ -179,16 +196,23 @@ def cluster_install(c, packages=None, hosts_file=None):
     from runtime.worker import pip_install
 
     if not packages:
-        raise ConfigError("cluster.install: no package given. Fix: invoke cluster.install PACKAGE [PACKAGE...]")
+        raise ConfigError(
+            "cluster.install: no package given. Fix: invoke cluster.install PACKAGE [PACKAGE...]"
+        )
     cfg = _hosts(hosts_file)
     client = cl.connect(cfg)
     try:
         by_host = engines_by_host(client)
-        ars = {h: client[eids[0]].apply_async(pip_install, packages=list(packages)) for h, eids in by_host.items()}
+        ars = {
+            h: client[eids[0]].apply_async(pip_install, packages=list(packages))
+            for h, eids in by_host.items()
+        }
         failed = []
         for h, ar in ars.items():
             out = ar.get()
-            status = "ok" if out["returncode"] == 0 else f"failed (exit {out['returncode']})"
+            status = (
+                "ok" if out["returncode"] == 0 else f"failed (exit {out['returncode']})"
+            )
             print(f"[{h}] pip install {' '.join(packages)}: {status}")
             if out["returncode"]:
                 failed.append(h)
@@ -238,7 +262,9 @@ def search_run(
     engines = _int_flag("--engines", engines)
     max_retries = _int_flag("--max-retries", max_retries, minimum=0)
     if resume:
-        s, meta = driver.load_resume(resume, spec if spec != DEFAULT_SPEC else None, n_iter=n_iter)
+        s, meta = driver.load_resume(
+            resume, spec if spec != DEFAULT_SPEC else None, n_iter=n_iter
+        )
     else:
         s = load_search_spec(spec, n_iter=n_iter)
     split = driver.prepare_splits(s, cfg)
@@ -250,14 +276,19 @@ def search_run(
             )
         rdir = Path(resume)
     else:
-        rdir = driver.new_run(s, runs_root, run_dir, split, command=" ".join(["invoke", *sys.argv[1:]]))
+        rdir = driver.new_run(
+            s, runs_root, run_dir, split, command=" ".join(["invoke", *sys.argv[1:]])
+        )
         meta = driver.read_meta(rdir)
     started = False
     if not cl.is_running(cfg):
         _start_cluster(cfg, engines)
         started = True
     elif engines is not None:
-        print("note: a cluster is already running; --engines applies only when the search starts one", file=sys.stderr)
+        print(
+            "note: a cluster is already running; --engines applies only when the search starts one",
+            file=sys.stderr,
+        )
     try:
         if cfg.remote_hosts:
             fab = _remote()
@@ -266,7 +297,16 @@ def search_run(
         try:
             if not client.ids:
                 cl.wait_for_engines(client, 1)
-            search = driver.run(s, cfg, client, rdir, split, meta, progress=not no_progress, max_retries=max_retries)
+            search = driver.run(
+                s,
+                cfg,
+                client,
+                rdir,
+                split,
+                meta,
+                progress=not no_progress,
+                max_retries=max_retries,
+            )
         finally:
             client.close()
     finally:
@@ -276,7 +316,10 @@ def search_run(
     print(search.report())
     print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
     if search.status != "finished":
-        raise Exit(f"search {search.status}. Resume with: invoke search --resume {rdir}", code=130)
+        raise Exit(
+            f"search {search.status}. Resume with: invoke search --resume {rdir}",
+            code=130,
+        )
 
 
 def _int_flag(flag: str, value, minimum: int = 1) -> int | None:
@@ -287,29 +330,41 @@ def _int_flag(flag: str, value, minimum: int = 1) -> int | None:
     except (TypeError, ValueError):
         v = None
     if v is None or v < minimum:
-        raise ConfigError(f"{flag}: expected an integer >= {minimum}, got {value!r}. Fix: pass e.g. {flag} {max(minimum, 2)}")
+        raise ConfigError(
+            f"{flag}: expected an integer >= {minimum}, got {value!r}. Fix: pass e.g. {flag} {max(minimum, 2)}"
+        )
     return v
 
 
-@_fleet_task(name="abort", help={"run-dir": "the running run (default: the newest running one under runs/)"})
+@_fleet_task(
+    name="abort",
+    help={"run-dir": "the running run (default: the newest running one under runs/)"},
+)
 def search_abort(c, run_dir=None):
     """Abort a running search: queued tasks are cancelled, finished ones kept, and the run stays resumable."""
     rdir = Path(run_dir) if run_dir else _latest_running(driver.DEFAULT_RUNS_ROOT)
     meta = driver.read_meta(rdir)
     pid = meta.get("driver_pid")
     if meta.get("status") != "running" or not pid or not _alive(pid):
-        raise Exit(f"{rdir}: no search is running there (status {meta.get('status')!r})", code=1)
+        raise Exit(
+            f"{rdir}: no search is running there (status {meta.get('status')!r})",
+            code=1,
+        )
     # The driver handles SIGINT like Ctrl-C: abort, journal, write results.
     os.kill(pid, signal.SIGINT)
     for _ in range(300):
         if driver.read_meta(rdir).get("status") != "running":
             break
         time.sleep(0.1)
-    print(f"{rdir}: {driver.read_meta(rdir).get('status')}. Resume with: invoke search --resume {rdir}")
+    print(
+        f"{rdir}: {driver.read_meta(rdir).get('status')}. Resume with: invoke search --resume {rdir}"
+    )
 
 
 def _latest_running(root: str) -> Path:
-    runs = sorted(Path(root).glob("*/" + jn.META), key=lambda p: p.stat().st_mtime, reverse=True)
+    runs = sorted(
+        Path(root).glob("*/" + jn.META), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for m in runs:
         if json.loads(m.read_text()).get("status") == "running":
             return m.parent
@@ -319,20 +374,41 @@ def _latest_running(root: str) -> Path:
 # ------------------------------------------------------------------- report
 
 
-@_fleet_task(help={"run-dir": "a run directory (runs/<run-id>)", "top": "rows in the table (default 5)"})
+@_fleet_task(
+    help={
+        "run-dir": "a run directory (runs/<run-id>)",
+        "top": "rows in the table (default 5)",
+    }
+)
 def report(c, run_dir, top=rs.TOP_K):
     """Rebuild results.json and report.txt of a run from its journal, and print the report."""
     rdir = Path(run_dir)
     meta = driver.read_meta(rdir)
     records = jn.read_journal(rdir / jn.JOURNAL)
-    res = rs.build_cv_results(meta["candidates"], meta["n_folds"], records, meta.get("return_train_score", True))
+    res = rs.build_cv_results(
+        meta["candidates"],
+        meta["n_folds"],
+        records,
+        meta.get("return_train_score", True),
+    )
     n_tasks = len(meta["candidates"]) * meta["n_folds"]
     n_done = sum(res["n_finished_splits"])
     status = meta.get("status", "running")
     if status == "running" and not _alive(meta.get("driver_pid") or 0):
         status = "interrupted"
     idx, params, score = rs.best(res)
-    jn.write_json(rdir / jn.RESULTS, {**res, "best_index": idx, "best_params": params, "best_score": score, "status": status, "n_tasks": n_tasks, "n_done": n_done})
+    jn.write_json(
+        rdir / jn.RESULTS,
+        {
+            **res,
+            "best_index": idx,
+            "best_params": params,
+            "best_score": score,
+            "status": status,
+            "n_tasks": n_tasks,
+            "n_done": n_done,
+        },
+    )
     text = rs.format_report(res, n_tasks, n_done, top_k=int(top), status=status)
     (rdir / jn.REPORT).write_text(text + "\n")
     print(text)
@@ -354,7 +430,16 @@ def probe_memory(c, hosts_file=None, json_=False):
 
 
 ns = Collection()
-ns.add_collection(Collection("cluster", cluster_start, cluster_stop, cluster_status, cluster_grow, cluster_install))
+ns.add_collection(
+    Collection(
+        "cluster",
+        cluster_start,
+        cluster_stop,
+        cluster_status,
+        cluster_grow,
+        cluster_install,
+    )
+)
 ns.add_collection(Collection("search", search_run, search_abort))
 ns.add_task(report)
 ns.add_collection(Collection("probe", probe_memory))

@@ -744,9 +744,11 @@ def hosts_yml(
         Address the controller listens on; defaults to the bridge address,
         the only root-namespace address the hosts can reach.
     python : str
-        Python command on the hosts.  Hosts share the real filesystem, but an
-        SSH session's PATH is sshd's default one, so ``python3`` there is the
-        system Python; pass an absolute path (e.g. a venv's) if needed.
+        Python command on the hosts.  Hosts share the real filesystem, but
+        ``python3`` is looked up on the PATH of root's SSH shell (whatever
+        ``~root/.bashrc`` sets), not in this process's virtualenv; pass an
+        absolute path (e.g. the venv's ``sys.executable``) when the engines
+        need the venv's packages.
 
     Returns
     -------

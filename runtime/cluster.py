@@ -49,7 +49,12 @@ def client_connection_file(cfg: HostsConfig) -> Path:
     return profile_dir(cfg) / "security" / f"ipcontroller-{CLUSTER_ID}-client.json"
 
 
-def engine_env(host: HostSpec, workdir: str, code_root: str | os.PathLike = CODE_ROOT, threads: int = 1) -> dict[str, str]:
+def engine_env(
+    host: HostSpec,
+    workdir: str,
+    code_root: str | os.PathLike = CODE_ROOT,
+    threads: int = 1,
+) -> dict[str, str]:
     """Environment of an engine process on `host`.
 
     FLEETCV_WORKDIR is how a worker resolves relative fold names against its
@@ -103,7 +108,9 @@ def _from_file(cfg: HostsConfig):
     import ipyparallel as ipp
 
     try:
-        return ipp.Cluster.from_file(profile_dir=str(profile_dir(cfg)), cluster_id=CLUSTER_ID)
+        return ipp.Cluster.from_file(
+            profile_dir=str(profile_dir(cfg)), cluster_id=CLUSTER_ID
+        )
     except FileNotFoundError:
         return None
 
@@ -123,12 +130,15 @@ def is_running(cfg: HostsConfig) -> bool:
     return True
 
 
-def start(cfg: HostsConfig, n_local: int | None = None, timeout: float = ENGINE_START_TIMEOUT) -> dict:
+def start(
+    cfg: HostsConfig, n_local: int | None = None, timeout: float = ENGINE_START_TIMEOUT
+) -> dict:
     """Start the controller and this machine's engines.
 
     Parameters
     ----------
     cfg : HostsConfig
+        The validated hosts file.
     n_local : int, optional
         Engines on this machine; default: the local host's `engines`, or 0
         when hosts.yml has no local host.
@@ -168,7 +178,11 @@ def start(cfg: HostsConfig, n_local: int | None = None, timeout: float = ENGINE_
     _secure_connection_files(cfg)
     if n_local:
         start_local_engines(cfg, n_local, timeout=timeout, cluster=cluster)
-    return {"profile_dir": str(profile_dir(cfg)), "controller_pid": cluster.controller.pid, "local_engines": n_local}
+    return {
+        "profile_dir": str(profile_dir(cfg)),
+        "controller_pid": cluster.controller.pid,
+        "local_engines": n_local,
+    }
 
 
 def _secure_connection_files(cfg: HostsConfig) -> None:
@@ -181,7 +195,9 @@ def _secure_connection_files(cfg: HostsConfig) -> None:
             os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
 
 
-def start_local_engines(cfg: HostsConfig, n: int, timeout: float = ENGINE_START_TIMEOUT, cluster=None) -> int:
+def start_local_engines(
+    cfg: HostsConfig, n: int, timeout: float = ENGINE_START_TIMEOUT, cluster=None
+) -> int:
     """Add `n` engines on this machine to the running cluster; return the new total."""
     cluster = cluster or _from_file(cfg)
     if cluster is None:
@@ -257,4 +273,6 @@ def wait_for_engines(client, n: int, timeout: float = ENGINE_START_TIMEOUT) -> N
     try:
         client.wait_for_engines(n, timeout=timeout)
     except TimeoutError as exc:
-        raise ClusterError(f"only {len(client.ids)} of {n} engines registered within {timeout:.0f} s") from exc
+        raise ClusterError(
+            f"only {len(client.ids)} of {n} engines registered within {timeout:.0f} s"
+        ) from exc

@@ -166,7 +166,12 @@ class HostsConfig:
 DEFAULT_HOSTS = {
     "controller": {"ip": "127.0.0.1", "ports": list(DEFAULT_PORTS)},
     "hosts": [
-        {"name": "localhost", "local": True, "engines": "auto", "workdir": DEFAULT_WORKDIR}
+        {
+            "name": "localhost",
+            "local": True,
+            "engines": "auto",
+            "workdir": DEFAULT_WORKDIR,
+        }
     ],
 }
 
@@ -189,8 +194,15 @@ def _positive_int(where: str, key: str, value: Any, allow_auto: bool = False) ->
     if allow_auto and value == "auto":
         return os.cpu_count() or 1
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        expected = 'a positive integer or "auto"' if allow_auto else "a positive integer"
-        raise _err(where, key, f"expected {expected}, got {value!r}", f"set {key} to {expected}")
+        expected = (
+            'a positive integer or "auto"' if allow_auto else "a positive integer"
+        )
+        raise _err(
+            where,
+            key,
+            f"expected {expected}, got {value!r}",
+            f"set {key} to {expected}",
+        )
     return value
 
 
@@ -223,8 +235,15 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
     _check_keys(where, "", data, {"controller", "hosts"})
     ctl = data.get("controller") or {}
     if not isinstance(ctl, dict):
-        raise _err(where, "controller", f"expected a mapping, got {ctl!r}", "see README.md")
-    _check_keys(where, "controller.", ctl, {"ip", "ports", "curve", "allow_any_interface", "state_dir"})
+        raise _err(
+            where, "controller", f"expected a mapping, got {ctl!r}", "see README.md"
+        )
+    _check_keys(
+        where,
+        "controller.",
+        ctl,
+        {"ip", "ports", "curve", "allow_any_interface", "state_dir"},
+    )
     ip = str(ctl.get("ip", "127.0.0.1"))
     allow_any = bool(ctl.get("allow_any_interface", False))
     if ip in ("0.0.0.0", "*", "::") and not allow_any:
@@ -258,7 +277,12 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
             f"widen the range, e.g. [{ports[0]}, {ports[0] + 39}]",
         )
     if not isinstance(ctl.get("curve", False), bool):
-        raise _err(where, "controller.curve", f"expected true or false, got {ctl['curve']!r}", "write curve: true or curve: false")
+        raise _err(
+            where,
+            "controller.curve",
+            f"expected true or false, got {ctl['curve']!r}",
+            "write curve: true or curve: false",
+        )
     controller = ControllerSpec(
         ip=ip,
         ports=(ports[0], ports[1]),
@@ -269,40 +293,102 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
 
     raw_hosts = data.get("hosts")
     if not isinstance(raw_hosts, list) or not raw_hosts:
-        raise _err(where, "hosts", f"expected a non-empty list, got {raw_hosts!r}", "list at least one host (see README.md)")
+        raise _err(
+            where,
+            "hosts",
+            f"expected a non-empty list, got {raw_hosts!r}",
+            "list at least one host (see README.md)",
+        )
     hosts = []
     seen: set[str] = set()
-    host_keys = {"name", "local", "address", "user", "engines", "workdir", "python", "ssh_key", "password"}
+    host_keys = {
+        "name",
+        "local",
+        "address",
+        "user",
+        "engines",
+        "workdir",
+        "python",
+        "ssh_key",
+        "password",
+    }
     for i, h in enumerate(raw_hosts):
         key = f"hosts[{i}]"
         if not isinstance(h, dict):
-            raise _err(where, key, f"expected a mapping, got {h!r}", "write name/address/engines keys")
+            raise _err(
+                where,
+                key,
+                f"expected a mapping, got {h!r}",
+                "write name/address/engines keys",
+            )
         _check_keys(where, f"{key}.", h, host_keys)
         if "password" in h:
-            raise _err(where, f"{key}.password", "passwords are never read from hosts.yml", "use an SSH key or agent (ssh_key: ~/.ssh/id_ed25519)")
+            raise _err(
+                where,
+                f"{key}.password",
+                "passwords are never read from hosts.yml",
+                "use an SSH key or agent (ssh_key: ~/.ssh/id_ed25519)",
+            )
         name = h.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise _err(where, f"{key}.name", f"expected a host name of letters, digits, '.', '_', '-', got {name!r}", "give every host a short unique name")
+        if not isinstance(name, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9_.-]*", name
+        ):
+            raise _err(
+                where,
+                f"{key}.name",
+                f"expected a host name of letters, digits, '.', '_', '-', got {name!r}",
+                "give every host a short unique name",
+            )
         if name in seen:
-            raise _err(where, f"{key}.name", f"duplicate host name {name!r}", "give every host a unique name")
+            raise _err(
+                where,
+                f"{key}.name",
+                f"duplicate host name {name!r}",
+                "give every host a unique name",
+            )
         seen.add(name)
         local = bool(h.get("local", False))
         address = h.get("address")
         user, port = h.get("user"), None
         if local and address:
-            raise _err(where, f"{key}.address", f"a local host has no address, got {address!r}", "drop `local: true` or the address")
+            raise _err(
+                where,
+                f"{key}.address",
+                f"a local host has no address, got {address!r}",
+                "drop `local: true` or the address",
+            )
         if not local:
             if not isinstance(address, str) or not address:
-                raise _err(where, f"{key}.address", f"host {name!r} is not local and has no address", "add address: user@host[:port], or local: true for this machine")
+                raise _err(
+                    where,
+                    f"{key}.address",
+                    f"host {name!r} is not local and has no address",
+                    "add address: user@host[:port], or local: true for this machine",
+                )
             m = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?", address)
             if not m:
-                raise _err(where, f"{key}.address", f"expected [user@]host[:port], got {address!r}", "write e.g. ubuntu@10.0.0.11:22")
+                raise _err(
+                    where,
+                    f"{key}.address",
+                    f"expected [user@]host[:port], got {address!r}",
+                    "write e.g. ubuntu@10.0.0.11:22",
+                )
             user = m.group(1) or user
             port = int(m.group(3)) if m.group(3) else None
-        engines = _positive_int(where, f"{key}.engines", h.get("engines", "auto" if local else 1), allow_auto=True)
+        engines = _positive_int(
+            where,
+            f"{key}.engines",
+            h.get("engines", "auto" if local else 1),
+            allow_auto=True,
+        )
         workdir = h.get("workdir", DEFAULT_WORKDIR)
         if not isinstance(workdir, str) or not workdir:
-            raise _err(where, f"{key}.workdir", f"expected a path, got {workdir!r}", "write e.g. workdir: /mnt/fleetcv")
+            raise _err(
+                where,
+                f"{key}.workdir",
+                f"expected a path, got {workdir!r}",
+                "write e.g. workdir: /mnt/fleetcv",
+            )
         hosts.append(
             HostSpec(
                 name=name,
@@ -317,7 +403,12 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
             )
         )
     if sum(h.local for h in hosts) > 1:
-        raise _err(where, "hosts", "more than one host has local: true", "mark only this machine as local")
+        raise _err(
+            where,
+            "hosts",
+            "more than one host has local: true",
+            "mark only this machine as local",
+        )
     return HostsConfig(path=where, controller=controller, hosts=tuple(hosts))
 
 
@@ -387,10 +478,16 @@ class CVSpec:
 
         if self.kind == "shuffle":
             cls = ms.StratifiedShuffleSplit if self.stratified else ms.ShuffleSplit
-            return cls(n_splits=self.n_splits, test_size=self.test_size, random_state=self.random_state)
+            return cls(
+                n_splits=self.n_splits,
+                test_size=self.test_size,
+                random_state=self.random_state,
+            )
         cls = ms.StratifiedKFold if self.stratified else ms.KFold
         shuffle = self.random_state is not None
-        return cls(n_splits=self.n_splits, shuffle=shuffle, random_state=self.random_state)
+        return cls(
+            n_splits=self.n_splits, shuffle=shuffle, random_state=self.random_state
+        )
 
     def as_dict(self) -> dict:
         """Plain-types form, part of the split digest."""
@@ -434,10 +531,17 @@ class SearchSpec:
             cands = list(ParameterGrid(list(self.params)))
         else:
             space = [
-                {k: (v.frozen() if isinstance(v, Distribution) else v) for k, v in p.items()}
+                {
+                    k: (v.frozen() if isinstance(v, Distribution) else v)
+                    for k, v in p.items()
+                }
                 for p in self.params
             ]
-            cands = list(ParameterSampler(space, n_iter=self.n_iter, random_state=self.random_state))
+            cands = list(
+                ParameterSampler(
+                    space, n_iter=self.n_iter, random_state=self.random_state
+                )
+            )
         return [{k: _plain(v) for k, v in c.items()} for c in cands]
 
     def digest(self) -> str:
@@ -460,7 +564,12 @@ def _import(path: str):
 
 def _import_checked(where: str, key: str, path: Any, fix: str):
     if not isinstance(path, str) or "." not in path:
-        raise _err(where, key, f"expected an import path like sklearn.svm.SVC, got {path!r}", fix)
+        raise _err(
+            where,
+            key,
+            f"expected an import path like sklearn.svm.SVC, got {path!r}",
+            fix,
+        )
     try:
         return _import(path)
     except (ImportError, AttributeError) as exc:
@@ -481,59 +590,125 @@ def _parse_value_expr(where: str, key: str, text: str, search: str):
     try:
         args = ast.literal_eval(f"({m.group(2)},)") if m.group(2).strip() else ()
     except (ValueError, SyntaxError) as exc:
-        raise _err(where, key, f"bad arguments in {text!r}", "use plain numbers, e.g. logspace(-1, 2, 4)") from exc
+        raise _err(
+            where,
+            key,
+            f"bad arguments in {text!r}",
+            "use plain numbers, e.g. logspace(-1, 2, 4)",
+        ) from exc
     if not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
-        raise _err(where, key, f"bad arguments in {text!r}", "use plain numbers, e.g. logspace(-1, 2, 4)")
+        raise _err(
+            where,
+            key,
+            f"bad arguments in {text!r}",
+            "use plain numbers, e.g. logspace(-1, 2, 4)",
+        )
     if fname in GRID_FUNCS:
         try:
             values = list(getattr(np, fname)(*args))
         except TypeError as exc:
             raise _err(where, key, f"{text!r}: {exc}", f"see numpy.{fname}") from exc
         if not values:
-            raise _err(where, key, f"{text!r} gives no values", "check the bounds and count")
+            raise _err(
+                where, key, f"{text!r} gives no values", "check the bounds and count"
+            )
         return [_plain(v) for v in values]
     if search != "random":
-        raise _err(where, key, f"{text!r} is a distribution, which a grid search cannot enumerate", "set `search: random` with n_iter, or give a list")
+        raise _err(
+            where,
+            key,
+            f"{text!r} is a distribution, which a grid search cannot enumerate",
+            "set `search: random` with n_iter, or give a list",
+        )
     if len(args) != 2:
-        raise _err(where, key, f"{fname} takes two numbers (low, high), got {text!r}", f"write e.g. {fname}(1, 10)")
+        raise _err(
+            where,
+            key,
+            f"{fname} takes two numbers (low, high), got {text!r}",
+            f"write e.g. {fname}(1, 10)",
+        )
     low, high = args
     if not low < high or (fname == "loguniform" and low <= 0):
-        raise _err(where, key, f"{text!r}: need {'0 < ' if fname == 'loguniform' else ''}low < high", f"write e.g. {fname}(1e-3, 1)" if fname != "randint" else "write e.g. randint(1, 10)")
+        raise _err(
+            where,
+            key,
+            f"{text!r}: need {'0 < ' if fname == 'loguniform' else ''}low < high",
+            f"write e.g. {fname}(1e-3, 1)"
+            if fname != "randint"
+            else "write e.g. randint(1, 10)",
+        )
     if fname == "randint" and not all(isinstance(a, int) for a in args):
-        raise _err(where, key, f"{text!r}: randint needs integers", "write e.g. randint(1, 10)")
+        raise _err(
+            where, key, f"{text!r}: randint needs integers", "write e.g. randint(1, 10)"
+        )
     return Distribution(fname, (low, high))
 
 
-def _parse_space(where: str, raw: Any, search: str, valid: set[str]) -> tuple[dict, ...]:
+def _parse_space(
+    where: str, raw: Any, search: str, valid: set[str]
+) -> tuple[dict, ...]:
     grids = raw if isinstance(raw, list) else [raw]
     if not grids:
-        raise _err(where, "params", "the parameter space is empty", "give at least one parameter with values")
+        raise _err(
+            where,
+            "params",
+            "the parameter space is empty",
+            "give at least one parameter with values",
+        )
     out = []
     for gi, grid in enumerate(grids):
         gkey = "params" if not isinstance(raw, list) else f"params[{gi}]"
         if not isinstance(grid, dict) or not grid:
-            raise _err(where, gkey, f"expected a non-empty mapping of parameter name to values, got {grid!r}", "write e.g. C: [0.1, 1, 10]")
+            raise _err(
+                where,
+                gkey,
+                f"expected a non-empty mapping of parameter name to values, got {grid!r}",
+                "write e.g. C: [0.1, 1, 10]",
+            )
         space: dict[str, Any] = {}
         for name, values in grid.items():
             key = f"{gkey}.{name}"
             if name not in valid:
-                close = [v for v in sorted(valid) if v.split("__")[-1] == str(name).split("__")[-1]]
-                hint = f"did you mean {close[0]}?" if close else "use one of " + ", ".join(sorted(v for v in valid if v.count("__") <= 1))
+                close = [
+                    v
+                    for v in sorted(valid)
+                    if v.split("__")[-1] == str(name).split("__")[-1]
+                ]
+                hint = (
+                    f"did you mean {close[0]}?"
+                    if close
+                    else "use one of "
+                    + ", ".join(sorted(v for v in valid if v.count("__") <= 1))
+                )
                 raise _err(where, key, f"the estimator has no parameter {name!r}", hint)
             if isinstance(values, str):
                 values = _parse_value_expr(where, key, values, search)
             elif isinstance(values, list):
                 if not values:
-                    raise _err(where, key, "empty list of values", "give at least one value")
-                values = [_parse_value_expr(where, key, v, "grid")[0] if isinstance(v, str) and _EXPR.match(v) else v for v in values]
+                    raise _err(
+                        where, key, "empty list of values", "give at least one value"
+                    )
+                values = [
+                    _parse_value_expr(where, key, v, "grid")[0]
+                    if isinstance(v, str) and _EXPR.match(v)
+                    else v
+                    for v in values
+                ]
             else:
-                raise _err(where, key, f"expected a list of values or an expression, got {values!r}", f"write {name}: [{values!r}]")
+                raise _err(
+                    where,
+                    key,
+                    f"expected a list of values or an expression, got {values!r}",
+                    f"write {name}: [{values!r}]",
+                )
             space[name] = values
         out.append(space)
     return tuple(out)
 
 
-def load_search_spec(spec_file: str | os.PathLike, n_iter: int | None = None) -> SearchSpec:
+def load_search_spec(
+    spec_file: str | os.PathLike, n_iter: int | None = None
+) -> SearchSpec:
     """Load and validate a search spec.
 
     Parameters
@@ -556,7 +731,19 @@ def load_search_spec(spec_file: str | os.PathLike, n_iter: int | None = None) ->
     path = Path(spec_file)
     where = str(path)
     data = _read_yaml(path, "search spec")
-    allowed = {"name", "estimator", "search", "params", "n_iter", "random_state", "data", "cv", "scoring", "error_score", "return_train_score"}
+    allowed = {
+        "name",
+        "estimator",
+        "search",
+        "params",
+        "n_iter",
+        "random_state",
+        "data",
+        "cv",
+        "scoring",
+        "error_score",
+        "return_train_score",
+    }
     _check_keys(where, "", data, allowed)
 
     est = _parse_estimator(where, data.get("estimator"))
@@ -564,19 +751,48 @@ def load_search_spec(spec_file: str | os.PathLike, n_iter: int | None = None) ->
 
     search = data.get("search", "grid")
     if search not in ("grid", "random"):
-        raise _err(where, "search", f"expected grid or random, got {search!r}", "write search: grid or search: random")
+        raise _err(
+            where,
+            "search",
+            f"expected grid or random, got {search!r}",
+            "write search: grid or search: random",
+        )
     if n_iter is not None:
         data = {**data, "n_iter": n_iter}
     raw_n_iter = data.get("n_iter")
     if search == "random" and raw_n_iter is None:
-        raise _err(where, "n_iter", "a random search needs a budget", "add n_iter: 10 (or pass --n-iter)")
-    if raw_n_iter is not None and (isinstance(raw_n_iter, bool) or not isinstance(raw_n_iter, int) or raw_n_iter <= 0):
-        raise _err(where, "n_iter", f"expected a positive integer, got {raw_n_iter!r}", "set n_iter to the number of candidates to draw, e.g. 10")
+        raise _err(
+            where,
+            "n_iter",
+            "a random search needs a budget",
+            "add n_iter: 10 (or pass --n-iter)",
+        )
+    if raw_n_iter is not None and (
+        isinstance(raw_n_iter, bool)
+        or not isinstance(raw_n_iter, int)
+        or raw_n_iter <= 0
+    ):
+        raise _err(
+            where,
+            "n_iter",
+            f"expected a positive integer, got {raw_n_iter!r}",
+            "set n_iter to the number of candidates to draw, e.g. 10",
+        )
     rs = data.get("random_state")
     if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int)):
-        raise _err(where, "random_state", f"expected an integer or null, got {rs!r}", "write e.g. random_state: 0")
+        raise _err(
+            where,
+            "random_state",
+            f"expected an integer or null, got {rs!r}",
+            "write e.g. random_state: 0",
+        )
     if "params" not in data:
-        raise _err(where, "params", "missing", "add the parameter space, e.g. params: {C: [0.1, 1, 10]}")
+        raise _err(
+            where,
+            "params",
+            "missing",
+            "add the parameter space, e.g. params: {C: [0.1, 1, 10]}",
+        )
     params = _parse_space(where, data["params"], search, valid)
 
     scoring = data.get("scoring")
@@ -586,19 +802,36 @@ def load_search_spec(spec_file: str | os.PathLike, n_iter: int | None = None) ->
         try:
             get_scorer(scoring)
         except (ValueError, TypeError) as exc:
-            raise _err(where, "scoring", f"unknown scoring {scoring!r}", "use a name from sklearn.metrics.get_scorer_names(), e.g. accuracy, or null for the estimator's score") from exc
+            raise _err(
+                where,
+                "scoring",
+                f"unknown scoring {scoring!r}",
+                "use a name from sklearn.metrics.get_scorer_names(), e.g. accuracy, or null for the estimator's score",
+            ) from exc
     error_score = data.get("error_score", "nan")
     if error_score == "raise":
         pass
-    elif error_score in ("nan", None) or (isinstance(error_score, float) and math.isnan(error_score)):
+    elif error_score in ("nan", None) or (
+        isinstance(error_score, float) and math.isnan(error_score)
+    ):
         error_score = float("nan")
     elif isinstance(error_score, int | float) and not isinstance(error_score, bool):
         error_score = float(error_score)
     else:
-        raise _err(where, "error_score", f"expected a number, nan or raise, got {error_score!r}", "write error_score: nan")
+        raise _err(
+            where,
+            "error_score",
+            f"expected a number, nan or raise, got {error_score!r}",
+            "write error_score: nan",
+        )
     rts = data.get("return_train_score", True)
     if not isinstance(rts, bool):
-        raise _err(where, "return_train_score", f"expected true or false, got {rts!r}", "write return_train_score: true")
+        raise _err(
+            where,
+            "return_train_score",
+            f"expected true or false, got {rts!r}",
+            "write return_train_score: true",
+        )
 
     spec = SearchSpec(
         path=where,
@@ -620,7 +853,12 @@ def load_search_spec(spec_file: str | os.PathLike, n_iter: int | None = None) ->
 
         size = len(ParameterGrid(list(params)))
         if spec.n_iter > size:
-            raise _err(where, "n_iter", f"{spec.n_iter} is more than the {size} candidates of the grid", f"use n_iter <= {size}, or drop it to run the whole grid")
+            raise _err(
+                where,
+                "n_iter",
+                f"{spec.n_iter} is more than the {size} candidates of the grid",
+                f"use n_iter <= {size}, or drop it to run the whole grid",
+            )
     return spec
 
 
@@ -634,39 +872,81 @@ def _parse_estimator(where: str, raw: Any) -> EstimatorSpec:
     if "pipeline" in raw:
         steps_raw = raw["pipeline"]
         if "class" in raw or not isinstance(steps_raw, list) or not steps_raw:
-            raise _err(where, "estimator.pipeline", "expected a non-empty list of steps and no class", "write pipeline: [{name: scale, class: sklearn.preprocessing.StandardScaler}, ...]")
+            raise _err(
+                where,
+                "estimator.pipeline",
+                "expected a non-empty list of steps and no class",
+                "write pipeline: [{name: scale, class: sklearn.preprocessing.StandardScaler}, ...]",
+            )
         steps, names = [], set()
         for i, s in enumerate(steps_raw):
             key = f"estimator.pipeline[{i}]"
             if not isinstance(s, dict):
-                raise _err(where, key, f"expected a mapping with name and class, got {s!r}", "write {name: svc, class: sklearn.svm.SVC}")
+                raise _err(
+                    where,
+                    key,
+                    f"expected a mapping with name and class, got {s!r}",
+                    "write {name: svc, class: sklearn.svm.SVC}",
+                )
             _check_keys(where, key + ".", s, {"name", "class", "params"})
             name = s.get("name")
             if not isinstance(name, str) or not name or "__" in name or name in names:
-                raise _err(where, key + ".name", f"expected a unique step name without '__', got {name!r}", "name each step, e.g. name: svc")
+                raise _err(
+                    where,
+                    key + ".name",
+                    f"expected a unique step name without '__', got {name!r}",
+                    "name each step, e.g. name: svc",
+                )
             names.add(name)
             steps.append((name, *_class_step(where, key, s)))
         spec = EstimatorSpec(steps=tuple(steps), pipeline=True)
     else:
-        spec = EstimatorSpec(steps=(("estimator", *_class_step(where, "estimator", raw)),))
+        spec = EstimatorSpec(
+            steps=(("estimator", *_class_step(where, "estimator", raw)),)
+        )
     try:
         spec.build()
     except Exception as exc:  # noqa: BLE001 - any constructor error is the user's to fix
-        raise _err(where, "estimator", f"cannot build the estimator ({exc})", "check the class and its params") from exc
+        raise _err(
+            where,
+            "estimator",
+            f"cannot build the estimator ({exc})",
+            "check the class and its params",
+        ) from exc
     return spec
 
 
 def _class_step(where: str, key: str, raw: dict) -> tuple[str, dict]:
-    cls = _import_checked(where, f"{key}.class", raw.get("class"), "give the import path of an estimator class, e.g. sklearn.svm.SVC")
+    cls = _import_checked(
+        where,
+        f"{key}.class",
+        raw.get("class"),
+        "give the import path of an estimator class, e.g. sklearn.svm.SVC",
+    )
     if not hasattr(cls, "get_params") or not hasattr(cls, "fit"):
-        raise _err(where, f"{key}.class", f"{raw['class']!r} is not a scikit-learn estimator (no fit/get_params)", "use an estimator class")
+        raise _err(
+            where,
+            f"{key}.class",
+            f"{raw['class']!r} is not a scikit-learn estimator (no fit/get_params)",
+            "use an estimator class",
+        )
     params = raw.get("params") or {}
     if not isinstance(params, dict):
-        raise _err(where, f"{key}.params", f"expected a mapping, got {params!r}", "write params: {kernel: rbf}")
+        raise _err(
+            where,
+            f"{key}.params",
+            f"expected a mapping, got {params!r}",
+            "write params: {kernel: rbf}",
+        )
     valid = set(cls().get_params(deep=False)) if _no_required_args(cls) else None
     for p in params:
         if valid is not None and p not in valid:
-            raise _err(where, f"{key}.params.{p}", f"{raw['class']} has no parameter {p!r}", "use one of " + ", ".join(sorted(valid)))
+            raise _err(
+                where,
+                f"{key}.params.{p}",
+                f"{raw['class']} has no parameter {p!r}",
+                "use one of " + ", ".join(sorted(valid)),
+            )
     return raw["class"], dict(params)
 
 
@@ -686,46 +966,115 @@ def _parse_data(where: str, raw: Any, base: Path) -> DataSpec:
     if ("loader" in raw) == ("path" in raw):
         raise _err(where, "data", "give exactly one of loader or path", fix)
     if "loader" in raw:
-        _import_checked(where, "data.loader", raw["loader"], "give the import path of a loader, e.g. sklearn.datasets.load_digits")
+        _import_checked(
+            where,
+            "data.loader",
+            raw["loader"],
+            "give the import path of a loader, e.g. sklearn.datasets.load_digits",
+        )
         lp = raw.get("loader_params") or {}
         if not isinstance(lp, dict):
-            raise _err(where, "data.loader_params", f"expected a mapping, got {lp!r}", "write loader_params: {n_class: 10}")
+            raise _err(
+                where,
+                "data.loader_params",
+                f"expected a mapping, got {lp!r}",
+                "write loader_params: {n_class: 10}",
+            )
         return DataSpec(loader=raw["loader"], loader_params=dict(lp))
     p = Path(os.path.expanduser(str(raw["path"])))
     if not p.is_absolute():
         p = base / p
     if p.suffix not in (".npy", ".npz", ".csv"):
-        raise _err(where, "data.path", f"unsupported file type {p.suffix!r} ({raw['path']})", "use a .npy, .npz or .csv file")
+        raise _err(
+            where,
+            "data.path",
+            f"unsupported file type {p.suffix!r} ({raw['path']})",
+            "use a .npy, .npz or .csv file",
+        )
     return DataSpec(path=str(p), target=raw.get("target"))
 
 
 def _parse_cv(where: str, raw: Any) -> CVSpec:
     raw = raw or {}
     if not isinstance(raw, dict):
-        raise _err(where, "cv", f"expected a mapping, got {raw!r}", "write cv: {n_splits: 5, test_size: 0.25, random_state: 42}")
-    _check_keys(where, "cv.", raw, {"kind", "n_splits", "test_size", "random_state", "stratified"})
+        raise _err(
+            where,
+            "cv",
+            f"expected a mapping, got {raw!r}",
+            "write cv: {n_splits: 5, test_size: 0.25, random_state: 42}",
+        )
+    _check_keys(
+        where,
+        "cv.",
+        raw,
+        {"kind", "n_splits", "test_size", "random_state", "stratified"},
+    )
     kind = raw.get("kind", "shuffle")
     if kind not in ("shuffle", "kfold"):
-        raise _err(where, "cv.kind", f"expected shuffle or kfold, got {kind!r}", "write kind: shuffle (ShuffleSplit) or kind: kfold (KFold)")
+        raise _err(
+            where,
+            "cv.kind",
+            f"expected shuffle or kfold, got {kind!r}",
+            "write kind: shuffle (ShuffleSplit) or kind: kfold (KFold)",
+        )
     n_splits = raw.get("n_splits", 5)
     minimum = 2 if kind == "kfold" else 1
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < minimum:
-        raise _err(where, "cv.n_splits", f"expected an integer >= {minimum}, got {n_splits!r}", "write e.g. n_splits: 5")
+    if (
+        isinstance(n_splits, bool)
+        or not isinstance(n_splits, int)
+        or n_splits < minimum
+    ):
+        raise _err(
+            where,
+            "cv.n_splits",
+            f"expected an integer >= {minimum}, got {n_splits!r}",
+            "write e.g. n_splits: 5",
+        )
     test_size = raw.get("test_size", 0.25 if kind == "shuffle" else None)
     if kind == "kfold" and "test_size" in raw:
-        raise _err(where, "cv.test_size", "KFold has no test_size (each fold holds 1/n_splits)", "drop test_size or use kind: shuffle")
+        raise _err(
+            where,
+            "cv.test_size",
+            "KFold has no test_size (each fold holds 1/n_splits)",
+            "drop test_size or use kind: shuffle",
+        )
     if kind == "shuffle" and not (
         (isinstance(test_size, float) and 0 < test_size < 1)
-        or (isinstance(test_size, int) and not isinstance(test_size, bool) and test_size > 0)
+        or (
+            isinstance(test_size, int)
+            and not isinstance(test_size, bool)
+            and test_size > 0
+        )
     ):
-        raise _err(where, "cv.test_size", f"expected a fraction in (0, 1) or a positive count, got {test_size!r}", "write e.g. test_size: 0.25")
+        raise _err(
+            where,
+            "cv.test_size",
+            f"expected a fraction in (0, 1) or a positive count, got {test_size!r}",
+            "write e.g. test_size: 0.25",
+        )
     rs = raw.get("random_state")
     if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int)):
-        raise _err(where, "cv.random_state", f"expected an integer or null, got {rs!r}", "write e.g. random_state: 42")
+        raise _err(
+            where,
+            "cv.random_state",
+            f"expected an integer or null, got {rs!r}",
+            "write e.g. random_state: 42",
+        )
     strat = raw.get("stratified", False)
     if not isinstance(strat, bool):
-        raise _err(where, "cv.stratified", f"expected true or false, got {strat!r}", "write stratified: true")
-    return CVSpec(kind=kind, n_splits=n_splits, test_size=test_size, random_state=rs, stratified=strat)
+        raise _err(
+            where,
+            "cv.stratified",
+            f"expected true or false, got {strat!r}",
+            "write stratified: true",
+        )
+    return CVSpec(
+        kind=kind,
+        n_splits=n_splits,
+        test_size=test_size,
+        random_state=rs,
+        stratified=strat,
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -751,13 +1100,23 @@ def load_data(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray]:
         try:
             out = _import(d.loader)(**d.loader_params)
         except Exception as exc:  # noqa: BLE001 - loader errors are reported, not crashed on
-            raise _err(where, "data.loader", f"{d.loader} failed: {exc}", "check the loader and its loader_params") from exc
+            raise _err(
+                where,
+                "data.loader",
+                f"{d.loader} failed: {exc}",
+                "check the loader and its loader_params",
+            ) from exc
         if isinstance(out, tuple) and len(out) == 2:
             X, y = out
         elif hasattr(out, "data") and hasattr(out, "target"):
             X, y = out.data, out.target
         else:
-            raise _err(where, "data.loader", f"{d.loader} returned {type(out).__name__}", "use a loader that returns (X, y) or a Bunch with data and target")
+            raise _err(
+                where,
+                "data.loader",
+                f"{d.loader} returned {type(out).__name__}",
+                "use a loader that returns (X, y) or a Bunch with data and target",
+            )
         key = "data.loader"
     else:
         X, y = _read_data_file(where, d)
@@ -769,7 +1128,12 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
     p = Path(d.path)
     key = "data.path"
     if not p.is_file():
-        raise _err(where, key, f"{p} does not exist", "check the path (relative paths are read from the spec's folder)")
+        raise _err(
+            where,
+            key,
+            f"{p} does not exist",
+            "check the path (relative paths are read from the spec's folder)",
+        )
     try:
         if p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
@@ -777,7 +1141,12 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
                 xk = "X" if "X" in names else None
                 yk = d.target if d.target in names else ("y" if "y" in names else None)
                 if xk is None or yk is None:
-                    raise _err(where, key, f"{p} holds arrays {names}, expected X and y", "save with np.savez(path, X=X, y=y), or set data.target to the name of the target array")
+                    raise _err(
+                        where,
+                        key,
+                        f"{p} holds arrays {names}, expected X and y",
+                        "save with np.savez(path, X=X, y=y), or set data.target to the name of the target array",
+                    )
                 return z[xk], z[yk]
         if p.suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
@@ -788,15 +1157,27 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
             cells = [c.strip() for c in first.split(",")]
             has_header = any(not _is_number(c) for c in cells if c)
             header = cells if has_header else None
-            arr = np.genfromtxt(p, delimiter=",", skip_header=1 if has_header else 0, dtype=float)
+            arr = np.genfromtxt(
+                p, delimiter=",", skip_header=1 if has_header else 0, dtype=float
+            )
             if arr.ndim == 1:
                 arr = arr.reshape(-1, len(cells))
     except ConfigError:
         raise
     except (OSError, ValueError) as exc:
-        raise _err(where, key, f"cannot read {p}: {exc}", "check that the file is a valid .npy/.npz/.csv") from exc
+        raise _err(
+            where,
+            key,
+            f"cannot read {p}: {exc}",
+            "check that the file is a valid .npy/.npz/.csv",
+        ) from exc
     if arr.ndim != 2 or arr.shape[1] < 2:
-        raise _err(where, key, f"{p} has shape {arr.shape}, expected a 2-D table with features and a target column", "save features and target as columns of one table")
+        raise _err(
+            where,
+            key,
+            f"{p} has shape {arr.shape}, expected a 2-D table with features and a target column",
+            "save features and target as columns of one table",
+        )
     col = _target_column(where, d.target, header, arr.shape[1], p)
     y = arr[:, col]
     X = np.delete(arr, col, axis=1)
@@ -811,33 +1192,74 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def _target_column(where: str, target: Any, header: list[str] | None, ncols: int, p: Path) -> int:
+def _target_column(
+    where: str, target: Any, header: list[str] | None, ncols: int, p: Path
+) -> int:
     if target is None:
         return ncols - 1
     if isinstance(target, int) and not isinstance(target, bool):
         if -ncols <= target < ncols:
             return target % ncols
-        raise _err(where, "data.target", f"column {target} is out of range for {ncols} columns in {p}", f"use an index in [0, {ncols - 1}]")
+        raise _err(
+            where,
+            "data.target",
+            f"column {target} is out of range for {ncols} columns in {p}",
+            f"use an index in [0, {ncols - 1}]",
+        )
     if header is not None and target in header:
         return header.index(target)
-    raise _err(where, "data.target", f"no column named {target!r} in {p}", f"use one of {header}" if header else "this file has no header: give the column index")
+    raise _err(
+        where,
+        "data.target",
+        f"no column named {target!r} in {p}",
+        f"use one of {header}"
+        if header
+        else "this file has no header: give the column index",
+    )
 
 
-def _check_xy(where: str, key: str, X: Any, y: Any, spec: SearchSpec) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(
+    where: str, key: str, X: Any, y: Any, spec: SearchSpec
+) -> tuple[np.ndarray, np.ndarray]:
     try:
         X = np.ascontiguousarray(X, dtype=np.float64)
     except (ValueError, TypeError) as exc:
-        raise _err(where, key, f"X has non-numeric values ({exc})", "encode categorical columns as numbers before the search") from exc
+        raise _err(
+            where,
+            key,
+            f"X has non-numeric values ({exc})",
+            "encode categorical columns as numbers before the search",
+        ) from exc
     y = np.asarray(y)
     if X.ndim != 2:
-        raise _err(where, key, f"X has shape {X.shape}, expected (n_samples, n_features)", "give a 2-D feature table")
+        raise _err(
+            where,
+            key,
+            f"X has shape {X.shape}, expected (n_samples, n_features)",
+            "give a 2-D feature table",
+        )
     if y.ndim != 1 or len(y) != len(X):
-        raise _err(where, key, f"X has {len(X)} rows but y has shape {y.shape}", "give one target value per row of X")
+        raise _err(
+            where,
+            key,
+            f"X has {len(X)} rows but y has shape {y.shape}",
+            "give one target value per row of X",
+        )
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X)).sum())
-        raise _err(where, key, f"X holds {bad} NaN or infinite values", "impute or drop them before the search")
+        raise _err(
+            where,
+            key,
+            f"X holds {bad} NaN or infinite values",
+            "impute or drop them before the search",
+        )
     if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise _err(where, key, "y holds NaN or infinite values", "drop the rows without a target")
+        raise _err(
+            where,
+            key,
+            "y holds NaN or infinite values",
+            "drop the rows without a target",
+        )
     est = spec.estimator.build()
     from sklearn.base import is_classifier
 
@@ -845,8 +1267,18 @@ def _check_xy(where: str, key: str, X: Any, y: Any, spec: SearchSpec) -> tuple[n
         if y.dtype.kind == "f" and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         if len(np.unique(y)) < 2:
-            raise _err(where, key, f"y has a single class ({np.unique(y)[0]!r})", "a classifier needs at least two classes in the target")
+            raise _err(
+                where,
+                key,
+                f"y has a single class ({np.unique(y)[0]!r})",
+                "a classifier needs at least two classes in the target",
+            )
     n_test = spec.cv.test_size if spec.cv.kind == "shuffle" else None
     if len(X) < spec.cv.n_splits or (isinstance(n_test, int) and n_test >= len(X)):
-        raise _err(where, "cv.n_splits", f"{len(X)} samples are too few for {spec.cv.n_splits} folds", "use fewer folds or more data")
+        raise _err(
+            where,
+            "cv.n_splits",
+            f"{len(X)} samples are too few for {spec.cv.n_splits} folds",
+            "use fewer folds or more data",
+        )
     return X, y

@@ -32,7 +32,9 @@ def staging_workdir(cfg: HostsConfig) -> Path:
     return Path(path)
 
 
-def prepare_splits(spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print) -> SplitSet:
+def prepare_splits(
+    spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print
+) -> SplitSet:
     """Load the data and persist the folds (reused when the digest exists)."""
     X, y = load_data(spec)
     workdir = staging_workdir(cfg)
@@ -52,11 +54,20 @@ def warm_page_cache(client, split: SplitSet) -> dict:
 
     refs = [split.relative(k) for k in range(split.n_folds)]
     by_host = engines_by_host(client)
-    ars = {h: client[eids[0]].apply_async(warm_fold_cache, fold_refs=refs) for h, eids in by_host.items()}
+    ars = {
+        h: client[eids[0]].apply_async(warm_fold_cache, fold_refs=refs)
+        for h, eids in by_host.items()
+    }
     return {h: ar.get() for h, ar in ars.items()}
 
 
-def new_run(spec: SearchSpec, runs_root: str | os.PathLike, run_dir: str | os.PathLike | None, split: SplitSet, command: str) -> Path:
+def new_run(
+    spec: SearchSpec,
+    runs_root: str | os.PathLike,
+    run_dir: str | os.PathLike | None,
+    split: SplitSet,
+    command: str,
+) -> Path:
     """Create the run directory with meta.json and a copy of the spec."""
     if run_dir is not None:
         path = Path(run_dir)
@@ -97,10 +108,14 @@ def read_meta(run_dir: str | os.PathLike) -> dict:
     try:
         return json.loads((path / jn.META).read_text())
     except ValueError as exc:
-        raise ConfigError(f"{path / jn.META}: unreadable ({exc}). Fix: restore it or start a new run") from exc
+        raise ConfigError(
+            f"{path / jn.META}: unreadable ({exc}). Fix: restore it or start a new run"
+        ) from exc
 
 
-def load_resume(run_dir: str | os.PathLike, spec_file: str | None = None, n_iter: int | None = None) -> tuple[SearchSpec, dict]:
+def load_resume(
+    run_dir: str | os.PathLike, spec_file: str | None = None, n_iter: int | None = None
+) -> tuple[SearchSpec, dict]:
     """The spec and meta of a run to resume; refuses a different spec."""
     path = Path(run_dir)
     meta = read_meta(path)
@@ -149,7 +164,13 @@ def run(
     """
     if warm:
         warmed = warm_page_cache(client, split)
-        log("page cache: " + ", ".join(f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s" for h, w in warmed.items()))
+        log(
+            "page cache: "
+            + ", ".join(
+                f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s"
+                for h, w in warmed.items()
+            )
+        )
     view = client.load_balanced_view()
     search = DistributedSearch(
         view,
@@ -172,7 +193,10 @@ def run(
     try:
         search.wait(progress=progress)
     except KeyboardInterrupt:
-        print("\ninterrupted: cancelling queued tasks, waiting for running ones...", file=sys.stderr)
+        print(
+            "\ninterrupted: cancelling queued tasks, waiting for running ones...",
+            file=sys.stderr,
+        )
         search.abort()
     finally:
         set_status(run_dir, search.status)

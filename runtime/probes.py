@@ -65,7 +65,14 @@ def probe_cluster(client, timeout: float = 30.0) -> dict:
     for _eid, p in sorted(engines.items()):
         h = hosts.setdefault(
             p["host"],
-            {"available": p["host_available"], "total": p["host_total"], "engines": 0, "sum_rss": 0, "sum_uss": 0, "sum_pss": 0},
+            {
+                "available": p["host_available"],
+                "total": p["host_total"],
+                "engines": 0,
+                "sum_rss": 0,
+                "sum_uss": 0,
+                "sum_pss": 0,
+            },
         )
         h["engines"] += 1
         for k in ("rss", "uss", "pss"):

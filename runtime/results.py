@@ -105,7 +105,11 @@ def build_cv_results(
             stds.append(s)
             # Standard error of the mean (scipy.stats.sem, ddof=1), as the
             # notebook's report showed; undefined for a single split.
-            sems.append(float(np.std(row, ddof=1) / math.sqrt(row.size)) if row.size > 1 else math.nan)
+            sems.append(
+                float(np.std(row, ddof=1) / math.sqrt(row.size))
+                if row.size > 1
+                else math.nan
+            )
         return means, stds, sems
 
     for key, arr in (("fit_time", fit_t), ("score_time", score_t)):
@@ -141,7 +145,7 @@ def _num(v) -> float:
 
 
 def rank(means: list[float]) -> list[int]:
-    """sklearn's ranking: 1 is best, ties share the lowest rank, NaN last."""
+    """Sklearn's ranking: 1 is best, ties share the lowest rank, NaN last."""
     from scipy.stats import rankdata
 
     arr = np.asarray(means, dtype=np.float64)
@@ -181,7 +185,9 @@ def format_report(
     """
     pct = int(100 * n_done / n_tasks) if n_tasks else 100
     width = max(3, len(str(n_tasks)))
-    head = {"running": "Progress", "finished": "Finished", "aborted": "Aborted at"}.get(status, status)
+    head = {"running": "Progress", "finished": "Finished", "aborted": "Aborted at"}.get(
+        status, status
+    )
     lines = [f"{head}: {pct:02d}% ({n_done:0{width}d}/{n_tasks:0{width}d})"]
     extra = extra or {}
     counters = [f"{v} {k}" for k, v in extra.items() if v]
@@ -213,4 +219,6 @@ def format_report(
 
 
 def _fmt(v) -> str:
-    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.5f}"
+    return (
+        "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.5f}"
+    )

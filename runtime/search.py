@@ -147,12 +147,16 @@ class DistributedSearch:
         -------
         self
         """
-        self.split = split_dir if isinstance(split_dir, SplitSet) else load_split_set(split_dir)
+        self.split = (
+            split_dir if isinstance(split_dir, SplitSet) else load_split_set(split_dir)
+        )
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._journal = jn.Journal(self.run_dir / jn.JOURNAL)
         self.status = "running"
-        self._collector = threading.Thread(target=self._collect, name="fleetcv-collector", daemon=True)
+        self._collector = threading.Thread(
+            target=self._collect, name="fleetcv-collector", daemon=True
+        )
         self._collector.start()
         todo = [
             (c, k)
@@ -188,7 +192,9 @@ class DistributedSearch:
         )
         with self._lock:
             self._pending[ar.msg_ids[0]] = (ar, c, k, attempt)
-        ar.add_done_callback(lambda f, c=c, k=k, a=attempt: self._queue.put((f, c, k, a)))
+        ar.add_done_callback(
+            lambda f, c=c, k=k, a=attempt: self._queue.put((f, c, k, a))
+        )
 
     # ---------------------------------------------------------------- collect
     def _collect(self) -> None:
@@ -219,7 +225,9 @@ class DistributedSearch:
             except Exception as exc:  # noqa: BLE001 - any remote error is recorded, not raised here
                 rec = self._error_record(c, k, attempt, ar, _remote_traceback(exc))
                 if self.error_score == "raise":
-                    self._fatal = f"a fit raised and error_score is 'raise':\n{rec['error']}"
+                    self._fatal = (
+                        f"a fit raised and error_score is 'raise':\n{rec['error']}"
+                    )
                     self.abort(wait=False)
             else:
                 rec = dict(res)
@@ -252,7 +260,12 @@ class DistributedSearch:
         }
 
     # ------------------------------------------------------------ wait/abort
-    def wait(self, timeout: float | None = None, progress: bool = False, report_every: float = REPORT_EVERY) -> bool:
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = False,
+        report_every: float = REPORT_EVERY,
+    ) -> bool:
         """Block until every task is accounted for (or `timeout` passes).
 
         Parameters
@@ -262,6 +275,8 @@ class DistributedSearch:
         progress : bool
             Show a progress bar on stderr and the top-k table every
             `report_every` seconds.
+        report_every : float
+            Seconds between two top-k tables under the bar.
 
         Returns
         -------
@@ -376,7 +391,9 @@ class DistributedSearch:
         with self._lock:
             records = list(self._records)
         n_folds = self.split.n_folds if self.split else 0
-        return rs.build_cv_results(self.candidates, n_folds, records, self.return_train_score)
+        return rs.build_cv_results(
+            self.candidates, n_folds, records, self.return_train_score
+        )
 
     @property
     def best_index_(self) -> int | None:

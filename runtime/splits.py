@@ -23,6 +23,7 @@ import joblib
 import numpy as np
 
 MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
 FOLD_NAME = "fold_{:03d}.pkl"
 SPLITS_SUBDIR = "splits"
 #: Bumped when the on-disk layout changes, so old directories are not reused.
@@ -121,7 +122,9 @@ def persist_splits(
                     "sha256": sha256_file(tmp / name),
                     "n_train": int(len(train)),
                     "n_test": int(len(test)),
-                    "train_indices_sha256": hashlib.sha256(np.asarray(train).tobytes()).hexdigest(),
+                    "train_indices_sha256": hashlib.sha256(
+                        np.asarray(train).tobytes()
+                    ).hexdigest(),
                 }
             )
             if progress:
@@ -138,6 +141,9 @@ def persist_splits(
             "folds": folds,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        # The same checksums in `sha256sum -c` form: a remote host verifies
+        # its copy with coreutils alone, before any Python is installed.
+        (tmp / SUMS).write_text("".join(f"{f['sha256']}  {f['file']}\n" for f in folds))
         os.chmod(tmp, 0o755)
         try:
             tmp.rename(final)

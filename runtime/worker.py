@@ -31,7 +31,9 @@ def resolve_fold(fold_ref: str) -> str:
 
     if os.path.isabs(fold_ref):
         return fold_ref
-    workdir = os.environ.get("FLEETCV_WORKDIR") or os.path.expanduser("~/.cache/fleetcv")
+    workdir = os.environ.get("FLEETCV_WORKDIR") or os.path.expanduser(
+        "~/.cache/fleetcv"
+    )
     return os.path.join(os.path.expanduser(workdir), fold_ref)
 
 
@@ -177,7 +179,14 @@ def pip_install(*, packages: list[str]) -> dict:
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *packages],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            *packages,
+        ],
         capture_output=True,
         text=True,
     )

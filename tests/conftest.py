@@ -20,8 +20,20 @@ TEST_PORTS = [56000, 56039]
 def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
     """A validated hosts config for this machine alone, all state under tmp."""
     data = {
-        "controller": {"ip": "127.0.0.1", "ports": ports, "state_dir": str(tmp / "state"), **controller},
-        "hosts": [{"name": "localhost", "local": True, "engines": engines, "workdir": str(tmp / "work")}],
+        "controller": {
+            "ip": "127.0.0.1",
+            "ports": ports,
+            "state_dir": str(tmp / "state"),
+            **controller,
+        },
+        "hosts": [
+            {
+                "name": "localhost",
+                "local": True,
+                "engines": engines,
+                "workdir": str(tmp / "work"),
+            }
+        ],
     }
     return parse_hosts(data, "<test hosts>")
 

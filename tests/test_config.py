@@ -10,7 +10,13 @@ import yaml
 from scipy import stats
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-from runtime.config import ConfigError, load_data, load_hosts, load_search_spec, parse_hosts
+from runtime.config import (
+    ConfigError,
+    load_data,
+    load_hosts,
+    load_search_spec,
+    parse_hosts,
+)
 from tests.conftest import REFERENCE_SPEC
 
 BASE = yaml.safe_load(open(REFERENCE_SPEC))
@@ -29,7 +35,9 @@ def write_spec(tmp_path, changes=None, drop=(), name="spec.yml"):
 
 def test_reference_spec_candidates_match_sklearn_grid():
     spec = load_search_spec(REFERENCE_SPEC)
-    expected = list(ParameterGrid({"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)}))
+    expected = list(
+        ParameterGrid({"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)})
+    )
     assert spec.candidates() == [{k: float(v) for k, v in c.items()} for c in expected]
     assert spec.cv.splitter().get_n_splits() == 5
 
@@ -37,12 +45,25 @@ def test_reference_spec_candidates_match_sklearn_grid():
 def test_random_spec_draws_the_same_candidates_as_randomized_search(tmp_path):
     p = write_spec(
         tmp_path,
-        {"search": "random", "n_iter": 10, "random_state": 3, "params": {"C": "loguniform(0.1, 100)", "gamma": "loguniform(1e-4, 1)", "kernel": ["rbf", "poly"]}},
+        {
+            "search": "random",
+            "n_iter": 10,
+            "random_state": 3,
+            "params": {
+                "C": "loguniform(0.1, 100)",
+                "gamma": "loguniform(1e-4, 1)",
+                "kernel": ["rbf", "poly"],
+            },
+        },
     )
     spec = load_search_spec(p)
     ref = list(
         ParameterSampler(
-            {"C": stats.loguniform(0.1, 100), "gamma": stats.loguniform(1e-4, 1), "kernel": ["rbf", "poly"]},
+            {
+                "C": stats.loguniform(0.1, 100),
+                "gamma": stats.loguniform(1e-4, 1),
+                "kernel": ["rbf", "poly"],
+            },
             n_iter=10,
             random_state=3,
         )
@@ -69,40 +90,93 @@ def test_pipeline_spec_addresses_step_params():
 
 # (changes to the reference spec, expected message pattern)
 BAD_SPECS = [
-    ({"estimator": {"class": "sklearn.svm.NoSuchSVC"}}, r"estimator\.class: cannot import 'sklearn\.svm\.NoSuchSVC'"),
-    ({"estimator": {"class": "SVC"}}, r"estimator\.class: expected an import path like sklearn\.svm\.SVC"),
-    ({"estimator": {"class": "sklearn.svm.SVC", "params": {"Cee": 1}}}, r"estimator\.params\.Cee: sklearn\.svm\.SVC has no parameter 'Cee'"),
+    (
+        {"estimator": {"class": "sklearn.svm.NoSuchSVC"}},
+        r"estimator\.class: cannot import 'sklearn\.svm\.NoSuchSVC'",
+    ),
+    (
+        {"estimator": {"class": "SVC"}},
+        r"estimator\.class: expected an import path like sklearn\.svm\.SVC",
+    ),
+    (
+        {"estimator": {"class": "sklearn.svm.SVC", "params": {"Cee": 1}}},
+        r"estimator\.params\.Cee: sklearn\.svm\.SVC has no parameter 'Cee'",
+    ),
     ({"estimator": {"class": "numpy.array"}}, r"is not a scikit-learn estimator"),
-    ({"estimator": {"pipeline": [{"name": "a__b", "class": "sklearn.svm.SVC"}]}}, r"pipeline\[0\]\.name: expected a unique step name"),
+    (
+        {"estimator": {"pipeline": [{"name": "a__b", "class": "sklearn.svm.SVC"}]}},
+        r"pipeline\[0\]\.name: expected a unique step name",
+    ),
     ({"params": {"Cx": [1, 2]}}, r"params\.Cx: the estimator has no parameter 'Cx'"),
     ({"params": {}}, r"params: expected a non-empty mapping"),
     ({"params": {"C": []}}, r"params\.C: empty list of values"),
-    ({"params": {"C": "loguniform(1, 10)"}}, r"params\.C: 'loguniform\(1, 10\)' is a distribution, which a grid search cannot enumerate"),
-    ({"params": {"C": "logspice(1, 2, 3)"}}, r"params\.C: cannot read 'logspice\(1, 2, 3\)'"),
-    ({"params": {"C": 1.0}}, r"params\.C: expected a list of values or an expression, got 1\.0"),
-    ({"search": "random", "n_iter": 0, "params": {"C": "loguniform(1, 10)"}}, r"n_iter: expected a positive integer, got 0"),
-    ({"search": "random", "n_iter": -3, "params": {"C": "loguniform(1, 10)"}}, r"n_iter: expected a positive integer, got -3"),
-    ({"search": "random", "params": {"C": "loguniform(1, 10)"}}, r"n_iter: a random search needs a budget"),
-    ({"search": "random", "n_iter": 5, "params": {"C": "loguniform(0, 10)"}}, r"params\.C: 'loguniform\(0, 10\)': need 0 < low < high"),
-    ({"search": "random", "n_iter": 5, "params": {"C": "randint(1.5, 10)"}}, r"randint needs integers"),
+    (
+        {"params": {"C": "loguniform(1, 10)"}},
+        r"params\.C: 'loguniform\(1, 10\)' is a distribution, which a grid search cannot enumerate",
+    ),
+    (
+        {"params": {"C": "logspice(1, 2, 3)"}},
+        r"params\.C: cannot read 'logspice\(1, 2, 3\)'",
+    ),
+    (
+        {"params": {"C": 1.0}},
+        r"params\.C: expected a list of values or an expression, got 1\.0",
+    ),
+    (
+        {"search": "random", "n_iter": 0, "params": {"C": "loguniform(1, 10)"}},
+        r"n_iter: expected a positive integer, got 0",
+    ),
+    (
+        {"search": "random", "n_iter": -3, "params": {"C": "loguniform(1, 10)"}},
+        r"n_iter: expected a positive integer, got -3",
+    ),
+    (
+        {"search": "random", "params": {"C": "loguniform(1, 10)"}},
+        r"n_iter: a random search needs a budget",
+    ),
+    (
+        {"search": "random", "n_iter": 5, "params": {"C": "loguniform(0, 10)"}},
+        r"params\.C: 'loguniform\(0, 10\)': need 0 < low < high",
+    ),
+    (
+        {"search": "random", "n_iter": 5, "params": {"C": "randint(1.5, 10)"}},
+        r"randint needs integers",
+    ),
     ({"search": "bayes"}, r"search: expected grid or random, got 'bayes'"),
     ({"n_iter": 21}, r"n_iter: 21 is more than the 20 candidates of the grid"),
     ({"scoring": "acuracy"}, r"scoring: unknown scoring 'acuracy'"),
     ({"cv": {"n_splits": 0}}, r"cv\.n_splits: expected an integer >= 1, got 0"),
     ({"cv": {"test_size": 1.5}}, r"cv\.test_size: expected a fraction in \(0, 1\)"),
     ({"cv": {"kind": "loo"}}, r"cv\.kind: expected shuffle or kfold, got 'loo'"),
-    ({"cv": {"kind": "kfold", "test_size": 0.2}}, r"cv\.test_size: KFold has no test_size"),
+    (
+        {"cv": {"kind": "kfold", "test_size": 0.2}},
+        r"cv\.test_size: KFold has no test_size",
+    ),
     ({"cv": {"stratify": True}}, r"cv\.stratify: unknown key"),
-    ({"data": {"loader": "sklearn.datasets.load_nothing"}}, r"data\.loader: cannot import"),
+    (
+        {"data": {"loader": "sklearn.datasets.load_nothing"}},
+        r"data\.loader: cannot import",
+    ),
     ({"data": {"path": "x.parquet"}}, r"data\.path: unsupported file type '\.parquet'"),
-    ({"data": {"path": "x.csv", "loader": "sklearn.datasets.load_digits"}}, r"data: give exactly one of loader or path"),
-    ({"error_score": "ignore"}, r"error_score: expected a number, nan or raise, got 'ignore'"),
-    ({"return_train_score": "yes"}, r"return_train_score: expected true or false, got 'yes'"),
+    (
+        {"data": {"path": "x.csv", "loader": "sklearn.datasets.load_digits"}},
+        r"data: give exactly one of loader or path",
+    ),
+    (
+        {"error_score": "ignore"},
+        r"error_score: expected a number, nan or raise, got 'ignore'",
+    ),
+    (
+        {"return_train_score": "yes"},
+        r"return_train_score: expected true or false, got 'yes'",
+    ),
     ({"colour": "blue"}, r"colour: unknown key"),
 ]
 
 
-@pytest.mark.parametrize("changes,pattern", BAD_SPECS, ids=[p[:40] for _, p in BAD_SPECS])
+@pytest.mark.parametrize(
+    "changes,pattern", BAD_SPECS, ids=[p[:40] for _, p in BAD_SPECS]
+)
 def test_bad_spec_is_refused_with_a_clear_message(tmp_path, changes, pattern):
     p = write_spec(tmp_path, changes)
     with pytest.raises(ConfigError, match=pattern) as info:
@@ -124,33 +198,75 @@ def test_spec_that_is_not_yaml(tmp_path):
 
 
 def _data_spec(tmp_path, data_file, **extra):
-    return load_search_spec(write_spec(tmp_path, {"data": {"path": str(data_file), **extra}}))
+    return load_search_spec(
+        write_spec(tmp_path, {"data": {"path": str(data_file), **extra}})
+    )
 
 
 def test_csv_data_with_named_target(tmp_path):
     X = np.arange(40, dtype=float).reshape(20, 2)
     y = np.array([0, 1] * 10)
     f = tmp_path / "d.csv"
-    f.write_text("a,label,b\n" + "\n".join(f"{a},{t},{b}" for (a, b), t in zip(X, y, strict=True)))
+    f.write_text(
+        "a,label,b\n"
+        + "\n".join(f"{a},{t},{b}" for (a, b), t in zip(X, y, strict=True))
+    )
     X2, y2 = load_data(_data_spec(tmp_path, f, target="label"))
     np.testing.assert_array_equal(X2, X)
     np.testing.assert_array_equal(y2, y)
 
 
 BAD_DATA = [
-    ("nan.npy", lambda p: np.save(p, np.array([[np.nan, 1.0, 0], [1, 2, 1]] * 10)), {}, r"X holds 10 NaN or infinite values"),
-    ("one.npy", lambda p: np.save(p, np.array([[0.5, 1.0, 1], [1, 2, 1]] * 10)), {}, r"y has a single class"),
-    ("short.npz", lambda p: np.savez(p, X=np.ones((10, 2)), y=np.arange(9) % 2), {}, r"X has 10 rows but y has shape \(9,\)"),
-    ("keys.npz", lambda p: np.savez(p, A=np.ones((10, 2))), {}, r"holds arrays \['A'\], expected X and y"),
-    ("few.npy", lambda p: np.save(p, np.array([[0.5, 1.0, 0], [1, 2, 1]] * 2)), {}, r"cv\.n_splits: 4 samples are too few for 5 folds"),
-    ("text.csv", lambda p: p.write_text("a,b,y\nred,1,0\nblue,2,1\n"), {}, r"X holds \d+ NaN|non-numeric"),
-    ("col.csv", lambda p: p.write_text("a,b,y\n1,1,0\n2,2,1\n"), {"target": "label"}, r"data\.target: no column named 'label'"),
+    (
+        "nan.npy",
+        lambda p: np.save(p, np.array([[np.nan, 1.0, 0], [1, 2, 1]] * 10)),
+        {},
+        r"X holds 10 NaN or infinite values",
+    ),
+    (
+        "one.npy",
+        lambda p: np.save(p, np.array([[0.5, 1.0, 1], [1, 2, 1]] * 10)),
+        {},
+        r"y has a single class",
+    ),
+    (
+        "short.npz",
+        lambda p: np.savez(p, X=np.ones((10, 2)), y=np.arange(9) % 2),
+        {},
+        r"X has 10 rows but y has shape \(9,\)",
+    ),
+    (
+        "keys.npz",
+        lambda p: np.savez(p, A=np.ones((10, 2))),
+        {},
+        r"holds arrays \['A'\], expected X and y",
+    ),
+    (
+        "few.npy",
+        lambda p: np.save(p, np.array([[0.5, 1.0, 0], [1, 2, 1]] * 2)),
+        {},
+        r"cv\.n_splits: 4 samples are too few for 5 folds",
+    ),
+    (
+        "text.csv",
+        lambda p: p.write_text("a,b,y\nred,1,0\nblue,2,1\n"),
+        {},
+        r"X holds \d+ NaN|non-numeric",
+    ),
+    (
+        "col.csv",
+        lambda p: p.write_text("a,b,y\n1,1,0\n2,2,1\n"),
+        {"target": "label"},
+        r"data\.target: no column named 'label'",
+    ),
     ("missing.npy", None, {}, r"data\.path: .*missing\.npy does not exist"),
     ("bad.npy", lambda p: p.write_bytes(b"not numpy"), {}, r"data\.path: cannot read"),
 ]
 
 
-@pytest.mark.parametrize("name,make,extra,pattern", BAD_DATA, ids=[b[0] for b in BAD_DATA])
+@pytest.mark.parametrize(
+    "name,make,extra,pattern", BAD_DATA, ids=[b[0] for b in BAD_DATA]
+)
 def test_bad_data_is_refused(tmp_path, name, make, extra, pattern):
     f = tmp_path / name
     if make:
@@ -161,24 +277,65 @@ def test_bad_data_is_refused(tmp_path, name, make, extra, pattern):
 
 # ------------------------------------------------------------------ hosts
 
-GOOD_HOST = {"name": "node1", "address": "ubuntu@10.0.0.11:2222", "engines": 4, "workdir": "/mnt/fcv"}
+GOOD_HOST = {
+    "name": "node1",
+    "address": "ubuntu@10.0.0.11:2222",
+    "engines": 4,
+    "workdir": "/mnt/fcv",
+}
 
 BAD_HOSTS = [
-    ({"hosts": [GOOD_HOST, {**GOOD_HOST}]}, r"hosts\[1\]\.name: duplicate host name 'node1'"),
-    ({"hosts": [{"name": "node1", "engines": 2}]}, r"hosts\[0\]\.address: host 'node1' is not local and has no address"),
-    ({"hosts": [{**GOOD_HOST, "engines": -1}]}, r'hosts\[0\]\.engines: expected a positive integer or "auto", got -1'),
-    ({"hosts": [{**GOOD_HOST, "engines": 0}]}, r"hosts\[0\]\.engines: expected a positive integer"),
+    (
+        {"hosts": [GOOD_HOST, {**GOOD_HOST}]},
+        r"hosts\[1\]\.name: duplicate host name 'node1'",
+    ),
+    (
+        {"hosts": [{"name": "node1", "engines": 2}]},
+        r"hosts\[0\]\.address: host 'node1' is not local and has no address",
+    ),
+    (
+        {"hosts": [{**GOOD_HOST, "engines": -1}]},
+        r'hosts\[0\]\.engines: expected a positive integer or "auto", got -1',
+    ),
+    (
+        {"hosts": [{**GOOD_HOST, "engines": 0}]},
+        r"hosts\[0\]\.engines: expected a positive integer",
+    ),
     ({"hosts": [{**GOOD_HOST, "cores": 2}]}, r"hosts\[0\]\.cores: unknown key"),
-    ({"hosts": [{**GOOD_HOST, "password": "hunter2"}]}, r"hosts\[0\]\.password: passwords are never read"),
-    ({"hosts": [{**GOOD_HOST, "address": "a@b@c"}]}, r"hosts\[0\]\.address: expected \[user@\]host\[:port\]"),
-    ({"hosts": [{**GOOD_HOST, "name": "bad name;rm"}]}, r"hosts\[0\]\.name: expected a host name"),
+    (
+        {"hosts": [{**GOOD_HOST, "password": "hunter2"}]},
+        r"hosts\[0\]\.password: passwords are never read",
+    ),
+    (
+        {"hosts": [{**GOOD_HOST, "address": "a@b@c"}]},
+        r"hosts\[0\]\.address: expected \[user@\]host\[:port\]",
+    ),
+    (
+        {"hosts": [{**GOOD_HOST, "name": "bad name;rm"}]},
+        r"hosts\[0\]\.name: expected a host name",
+    ),
     ({"hosts": []}, r"hosts: expected a non-empty list"),
-    ({"controller": {"ip": "0.0.0.0"}, "hosts": [GOOD_HOST]}, r"controller\.ip: 0\.0\.0\.0 listens on every interface"),
-    ({"controller": {"ports": [55000, 55005]}, "hosts": [GOOD_HOST]}, r"controller\.ports: \[55000, 55005\] holds 6 ports"),
-    ({"controller": {"ports": [80, 55005]}, "hosts": [GOOD_HOST]}, r"controller\.ports: expected \[first, last\]"),
-    ({"controller": {"curve": "yes"}, "hosts": [GOOD_HOST]}, r"controller\.curve: expected true or false"),
+    (
+        {"controller": {"ip": "0.0.0.0"}, "hosts": [GOOD_HOST]},
+        r"controller\.ip: 0\.0\.0\.0 listens on every interface",
+    ),
+    (
+        {"controller": {"ports": [55000, 55005]}, "hosts": [GOOD_HOST]},
+        r"controller\.ports: \[55000, 55005\] holds 6 ports",
+    ),
+    (
+        {"controller": {"ports": [80, 55005]}, "hosts": [GOOD_HOST]},
+        r"controller\.ports: expected \[first, last\]",
+    ),
+    (
+        {"controller": {"curve": "yes"}, "hosts": [GOOD_HOST]},
+        r"controller\.curve: expected true or false",
+    ),
     ({"controller": {"ipp": 1}, "hosts": [GOOD_HOST]}, r"controller\.ipp: unknown key"),
-    ({"hosts": [{"name": "a", "local": True}, {"name": "b", "local": True}]}, r"hosts: more than one host has local: true"),
+    (
+        {"hosts": [{"name": "a", "local": True}, {"name": "b", "local": True}]},
+        r"hosts: more than one host has local: true",
+    ),
 ]
 
 
@@ -192,12 +349,20 @@ def test_bad_hosts_file_is_refused(tmp_path, data, pattern):
 
 
 def test_any_interface_allowed_when_asked():
-    cfg = parse_hosts({"controller": {"ip": "0.0.0.0", "allow_any_interface": True}, "hosts": [GOOD_HOST]}, "h")
+    cfg = parse_hosts(
+        {
+            "controller": {"ip": "0.0.0.0", "allow_any_interface": True},
+            "hosts": [GOOD_HOST],
+        },
+        "h",
+    )
     assert cfg.controller.ip == "0.0.0.0"
 
 
 def test_address_parts_and_auto_engines():
-    cfg = parse_hosts({"hosts": [GOOD_HOST, {"name": "me", "local": True, "engines": "auto"}]}, "h")
+    cfg = parse_hosts(
+        {"hosts": [GOOD_HOST, {"name": "me", "local": True, "engines": "auto"}]}, "h"
+    )
     node = cfg.hosts[0]
     assert (node.user, node.host, node.port) == ("ubuntu", "10.0.0.11", 2222)
     assert cfg.local_host.engines >= 1

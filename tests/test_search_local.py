@@ -23,7 +23,13 @@ pytestmark = pytest.mark.cluster
 
 def _splits(spec, cfg):
     X, y = load_data(spec)
-    return X, y, persist_splits(X, y, spec.cv.splitter(), spec.cv.as_dict(), cfg.local_host.workdir_path)
+    return (
+        X,
+        y,
+        persist_splits(
+            X, y, spec.cv.splitter(), spec.cv.as_dict(), cfg.local_host.workdir_path
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,12 @@ def reference(local_cluster, tmp_path_factory):
     spec = load_search_spec(REFERENCE_SPEC)
     X, y, split = _splits(spec, cfg)
     run_dir = tmp_path_factory.mktemp("runs") / "ref"
-    search = DistributedSearch(client.load_balanced_view(), spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    search = DistributedSearch(
+        client.load_balanced_view(),
+        spec.estimator.build(),
+        candidates=spec.candidates(),
+        run_dir=run_dir,
+    )
     search.launch(split).wait()
     grid = GridSearchCV(
         SVC(),
@@ -53,9 +64,13 @@ def test_grid_search_equals_gridsearchcv(reference):
     assert set(theirs) <= set(ours)
     for key in theirs:
         if key.endswith("_score") and not key.startswith("rank"):
-            np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-12, err_msg=key)
+            np.testing.assert_allclose(
+                ours[key], theirs[key], rtol=0, atol=1e-12, err_msg=key
+            )
     assert ours["rank_test_score"] == theirs["rank_test_score"].tolist()
-    assert ours["params"] == [{k: float(v) for k, v in p.items()} for p in theirs["params"]]
+    assert ours["params"] == [
+        {k: float(v) for k, v in p.items()} for p in theirs["params"]
+    ]
     assert ours["param_C"] == [float(v) for v in theirs["param_C"]]
     assert search.best_params_ == {k: float(v) for k, v in grid.best_params_.items()}
     assert abs(search.best_score_ - grid.best_score_) <= 1e-12
@@ -67,7 +82,9 @@ def test_journal_has_one_record_per_task_with_provenance(reference):
     _, _, run_dir, _ = reference
     records = jn.read_journal(run_dir / jn.JOURNAL)
     assert len(records) == 100
-    assert {(r["candidate"], r["fold"]) for r in records} == {(c, k) for c in range(20) for k in range(5)}
+    assert {(r["candidate"], r["fold"]) for r in records} == {
+        (c, k) for c in range(20) for k in range(5)
+    }
     for r in records:
         assert r["status"] == "ok" and r["error"] is None
         assert r["host"] == "localhost" and r["engine"] in (0, 1) and r["pid"] > 0
@@ -76,17 +93,27 @@ def test_journal_has_one_record_per_task_with_provenance(reference):
     assert {r["engine"] for r in records} == {0, 1}
     report = (run_dir / jn.REPORT).read_text()
     assert report.startswith("Finished: 100% (100/100)")
-    assert "Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):" in report
+    assert (
+        "Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):"
+        in report
+    )
 
 
-def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(local_cluster, tmp_path):
+def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
+    local_cluster, tmp_path
+):
     cfg, client = local_cluster
     spec = load_search_spec(RANDOM_SPEC)
     X, y, split = _splits(spec, cfg)
     view = client.load_balanced_view()
     runs = []
     for i in range(2):
-        s = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=tmp_path / f"r{i}")
+        s = DistributedSearch(
+            view,
+            spec.estimator.build(),
+            candidates=spec.candidates(),
+            run_dir=tmp_path / f"r{i}",
+        )
         s.launch(split).wait()
         runs.append(s)
     a, b = runs
@@ -98,41 +125,71 @@ def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(local_c
 
     ref = RandomizedSearchCV(
         spec.estimator.build(),
-        {"svc__C": stats.loguniform(1e-1, 1e2), "svc__gamma": stats.loguniform(1e-4, 1)},
+        {
+            "svc__C": stats.loguniform(1e-1, 1e2),
+            "svc__gamma": stats.loguniform(1e-4, 1),
+        },
         n_iter=10,
         random_state=0,
         cv=spec.cv.splitter(),
         n_jobs=1,
     ).fit(X, y)
     assert a.candidates == ref.cv_results_["params"]
-    np.testing.assert_allclose(a.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        a.cv_results_["mean_test_score"],
+        ref.cv_results_["mean_test_score"],
+        rtol=0,
+        atol=1e-12,
+    )
 
 
-def test_a_fit_that_raises_is_recorded_and_the_search_completes(local_cluster, tmp_path):
+def test_a_fit_that_raises_is_recorded_and_the_search_completes(
+    local_cluster, tmp_path
+):
     cfg, client = local_cluster
     X, y = make_classification(n_samples=120, n_features=6, random_state=0)
-    split = persist_splits(X, y, ShuffleSplit(3, random_state=0), {"t": "fail"}, cfg.local_host.workdir_path)
+    split = persist_splits(
+        X,
+        y,
+        ShuffleSplit(3, random_state=0),
+        {"t": "fail"},
+        cfg.local_host.workdir_path,
+    )
     # SVC validates C at fit time: C=-1 raises InvalidParameterError there.
-    s = DistributedSearch(client.load_balanced_view(), SVC(), {"C": [-1.0, 1.0]}, run_dir=tmp_path / "run")
+    s = DistributedSearch(
+        client.load_balanced_view(), SVC(), {"C": [-1.0, 1.0]}, run_dir=tmp_path / "run"
+    )
     s.launch(split).wait()
     res = s.cv_results_
     assert s.status == "finished" and s.n_done == 6
     assert res["n_failed_fits"] == [3, 0]
-    assert all(math.isnan(v) for v in (res[f"split{k}_test_score"][0] for k in range(3)))
+    assert all(
+        math.isnan(v) for v in (res[f"split{k}_test_score"][0] for k in range(3))
+    )
     assert res["rank_test_score"] == [2, 1] and s.best_params_ == {"C": 1.0}
-    failed = [r for r in jn.read_journal(tmp_path / "run" / jn.JOURNAL) if r["status"] == "fit_failed"]
-    assert len(failed) == 3 and all("InvalidParameterError" in r["error"] for r in failed)
+    failed = [
+        r
+        for r in jn.read_journal(tmp_path / "run" / jn.JOURNAL)
+        if r["status"] == "fit_failed"
+    ]
+    assert len(failed) == 3 and all(
+        "InvalidParameterError" in r["error"] for r in failed
+    )
     report = s.report()
     assert "3 failed fits" in report and "3 of the 6 fits failed" in report
 
 
-def test_abort_leaves_a_consistent_journal_and_resume_completes(local_cluster, tmp_path):
+def test_abort_leaves_a_consistent_journal_and_resume_completes(
+    local_cluster, tmp_path
+):
     cfg, client = local_cluster
     spec = load_search_spec(REFERENCE_SPEC)
     _, _, split = _splits(spec, cfg)
     view = client.load_balanced_view()
     run_dir = tmp_path / "run"
-    s = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    s = DistributedSearch(
+        view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir
+    )
     s.launch(split)
     deadline = time.monotonic() + 60
     while s.n_done < 6 and time.monotonic() < deadline:
@@ -147,12 +204,16 @@ def test_abort_leaves_a_consistent_journal_and_resume_completes(local_cluster, t
     assert s.report().startswith(f"Aborted at: {100 * len(pairs) // 100:02d}%")
     # Nothing of the aborted search is left queued: a new search gets the engines.
     client.wait(timeout=30)
-    resumed = DistributedSearch(view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir)
+    resumed = DistributedSearch(
+        view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir
+    )
     assert resumed.n_done == len(pairs)
     resumed.launch(split).wait()
     assert resumed.n_done == 100
     records = jn.read_journal(run_dir / jn.JOURNAL)
-    assert len(records) == 100, "resume evaluated only the missing (candidate, fold) pairs"
+    assert len(records) == 100, (
+        "resume evaluated only the missing (candidate, fold) pairs"
+    )
     assert resumed.best_params_ == {"C": 1.0, "gamma": 0.001}
 
 
@@ -161,7 +222,13 @@ def test_engines_share_one_copy_of_a_memmapped_fold(local_cluster, tmp_path):
     rng = np.random.RandomState(0)
     X = rng.rand(40_000, 100)  # a 24 MB training fold: far above per-process noise
     y = rng.randint(0, 2, len(X))
-    split = persist_splits(X, y, ShuffleSplit(1, test_size=0.25, random_state=0), {"t": "mem"}, cfg.local_host.workdir_path)
+    split = persist_splits(
+        X,
+        y,
+        ShuffleSplit(1, test_size=0.25, random_state=0),
+        {"t": "mem"},
+        cfg.local_host.workdir_path,
+    )
     fold_bytes = int(0.75 * X.nbytes)
     dview = client[:]
     dview.execute(

@@ -39,12 +39,16 @@ def test_same_data_and_cv_reuse_the_directory(tmp_path):
     b = persist_splits(X, y, cv, {"rs": 0}, tmp_path)
     assert b.path == a.path and b.fold_path(0).stat().st_mtime_ns == mtime
     # Other CV settings or other data give another digest.
-    c = persist_splits(X, y, ShuffleSplit(n_splits=2, random_state=1), {"rs": 1}, tmp_path)
+    c = persist_splits(
+        X, y, ShuffleSplit(n_splits=2, random_state=1), {"rs": 1}, tmp_path
+    )
     X2 = X.copy()
     X2[0, 0] += 1
     d = persist_splits(X2, y, cv, {"rs": 0}, tmp_path)
     assert len({a.digest, c.digest, d.digest}) == 3
-    assert sorted(p.name for p in (tmp_path / "splits").iterdir()) == sorted([a.digest, c.digest, d.digest])
+    assert sorted(p.name for p in (tmp_path / "splits").iterdir()) == sorted(
+        [a.digest, c.digest, d.digest]
+    )
 
 
 def test_verify_detects_a_corrupted_fold(tmp_path):

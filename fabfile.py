@@ -1,0 +1,472 @@
+"""Everything that touches a remote host, over Fabric and the user's own SSH.
+
+Runs on the laptop. Every operation runs on all chosen hosts at once and
+returns a `HostResults` with one entry per host: a value where it worked, the
+cause where it did not, so one unreachable host never hides the others'
+results (Fabric's GroupResult habit). Every path and name that goes into a
+remote shell command is quoted. Also usable for one-off work on one host::
+
+    fab -H root@10.0.0.11 status --workdir /srv/fleetcv
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fabric import Config, Connection, ThreadingGroup, task
+from fabric.exceptions import GroupException
+
+from runtime import cluster as cl
+from runtime.config import HostsConfig, HostSpec
+from runtime.splits import MANIFEST, SPLITS_SUBDIR, SUMS
+
+#: Seconds to wait for a TCP connection to a host.
+CONNECT_TIMEOUT = 10
+#: Files under a host's workdir.
+PIDS_FILE = "engines.pids"
+CODE_DIR = "code"
+VENV_DIR = "venv"
+WHEELS_DIR = "wheelhouse"
+SECURITY_DIR = "security"
+LOG_DIR = "logs"
+REQ_HASH_FILE = ".fleetcv-requirements.sha256"
+REPO = Path(__file__).resolve().parent
+#: What an engine host needs: the runtime requirements minus the laptop's tools.
+LAPTOP_ONLY = {"fabric", "invoke", "paramiko", "tqdm"}
+
+
+@dataclass
+class HostResults:
+    """One result per host: `ok[name] = value`, `failed[name] = cause`."""
+
+    ok: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)
+
+    def raise_if_failed(self, what: str) -> None:
+        """Raise one error naming every failed host and its cause."""
+        if self.failed:
+            causes = "; ".join(f"{h}: {e}" for h, e in sorted(self.failed.items()))
+            raise RemoteError(f"{what} failed on {len(self.failed)} host(s): {causes}")
+
+
+class RemoteError(RuntimeError):
+    """An operation failed on one or more hosts (each named with its cause)."""
+
+
+def print_results(res: HostResults, out=sys.stdout) -> None:
+    """Print `[host] value` lines, then `[host] FAILED: cause` lines."""
+    for h, v in sorted(res.ok.items()):
+        for line in str(v).splitlines() or [""]:
+            print(f"[{h}] {line}", file=out)
+    for h, e in sorted(res.failed.items()):
+        print(f"[{h}] FAILED: {e}", file=out)
+
+
+def rpath(path: str) -> str:
+    """Quote a remote path for the shell, keeping a leading ~ expandable."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def rjoin(workdir: str, *parts: str) -> str:
+    """A quoted remote path under a workdir."""
+    return rpath("/".join([workdir.rstrip("/"), *parts]))
+
+
+def connection(host: HostSpec, cfg: HostsConfig | None = None) -> Connection:
+    """A Fabric connection to `host` (user, port and key from hosts.yml, the rest from ~/.ssh/config)."""
+    kwargs = {"key_filename": host.ssh_key} if host.ssh_key else {}
+    # Never ask for a password: hosts.yml holds none, and a prompt would hang a thread.
+    kwargs.update(
+        look_for_keys=True,
+        allow_agent=True,
+        banner_timeout=CONNECT_TIMEOUT,
+        auth_timeout=CONNECT_TIMEOUT,
+    )
+    return Connection(
+        host=host.host,
+        user=host.user,
+        port=host.port,
+        connect_timeout=CONNECT_TIMEOUT,
+        connect_kwargs=kwargs,
+        config=Config(
+            overrides={"run": {"hide": True, "warn": False}, "load_ssh_configs": True}
+        ),
+    )
+
+
+def _describe(exc: BaseException, host: HostSpec) -> str:
+    """The cause of a failure in one line a user can act on."""
+    from invoke.exceptions import UnexpectedExit
+    from paramiko.ssh_exception import (
+        AuthenticationException,
+        NoValidConnectionsError,
+        SSHException,
+    )
+
+    if isinstance(exc, UnexpectedExit):
+        r = exc.result
+        tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
+        return f"command failed (exit {r.exited}): {' | '.join(tail)}"
+    if isinstance(exc, AuthenticationException):
+        return f"SSH authentication refused for {host.address} (check user and key: ssh_key in hosts.yml, or your agent)"
+    if isinstance(
+        exc, NoValidConnectionsError | TimeoutError | ConnectionError | OSError
+    ) and not isinstance(exc, SSHException):
+        return f"unreachable: cannot connect to {host.address} ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def on_hosts(hosts, fn, *args, cfg: HostsConfig | None = None, **kwargs) -> HostResults:
+    """Run `fn(conn, host, ...)` on every host in parallel; collect one result per host."""
+    res = HostResults()
+    hosts = list(hosts)
+    if not hosts:
+        return res
+
+    def one(h: HostSpec):
+        conn = connection(h, cfg)
+        try:
+            return fn(conn, h, *args, **kwargs)
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+        futures = {h.name: (h, pool.submit(one, h)) for h in hosts}
+        for name, (h, fut) in futures.items():
+            try:
+                res.ok[name] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - each host's failure is reported, none stops the others
+                res.failed[name] = _describe(exc, h)
+    return res
+
+
+def _ssh_command(host: HostSpec) -> str:
+    parts = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
+    if host.port:
+        parts += ["-p", str(host.port)]
+    if host.ssh_key:
+        parts += ["-i", host.ssh_key]
+    for opt in os.environ.get("FLEETCV_SSH_OPTIONS", "").split():
+        parts += ["-o", opt]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def rsync_to(
+    host: HostSpec, src: str | os.PathLike, dest: str, delete: bool = False
+) -> int:
+    """Rsync a local directory's content to `dest` on `host`; return bytes transferred."""
+    target = f"{host.user + '@' if host.user else ''}{host.host}"
+    dest_q = (
+        dest if not dest.startswith("~/") else dest[2:]
+    )  # rsync paths are relative to $HOME
+    cmd = ["rsync", "-a", "--stats", "-e", _ssh_command(host)]
+    if delete:
+        cmd.append("--delete")
+    cmd += [f"{os.fspath(src).rstrip('/')}/", f"{target}:{dest_q.rstrip('/')}/"]
+    # --protect-args keeps spaces and metacharacters in the remote path literal.
+    cmd.insert(1, "--protect-args")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RemoteError(
+            f"rsync to {host.name}:{dest} failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+        )
+    m = re.search(r"Total transferred file size: ([\d,.]+)", proc.stdout)
+    return int(m.group(1).replace(",", "").replace(".", "")) if m else 0
+
+
+# ------------------------------------------------------------------ run / probe
+
+
+def run_command(cfg: HostsConfig, command: str, hosts) -> HostResults:
+    """Run a shell command on every host; ok values are (exit code, output)."""
+    hosts = list(hosts)
+    res = HostResults()
+    conns = {h.name: connection(h, cfg) for h in hosts}
+    by_conn = {id(c): n for n, c in conns.items()}
+    group = ThreadingGroup.from_connections(list(conns.values()))
+    try:
+        results = group.run(command, hide=True, warn=True)
+    except GroupException as exc:
+        results = exc.result
+    finally:
+        group.close()
+    spec = {h.name: h for h in hosts}
+    for conn, r in results.items():
+        name = by_conn[id(conn)]
+        if isinstance(r, BaseException):
+            res.failed[name] = _describe(r, spec[name])
+        elif r.exited:
+            res.failed[name] = (
+                f"exit {r.exited}: {(r.stderr.strip() or r.stdout.strip())[-300:]}"
+            )
+        else:
+            res.ok[name] = (r.stdout + r.stderr).rstrip("\n")
+    return res
+
+
+def host_memory(conn: Connection, host: HostSpec) -> str:
+    """Available/total memory of the host and RSS/PSS of its fleetcv engines (from /proc)."""
+    wd = host.workdir
+    script = (
+        "awk '/MemAvailable|MemTotal/ {printf \"%s %d MB\\n\", $1, $2/1024}' /proc/meminfo; "
+        f"for p in $(cat {rjoin(wd, PIDS_FILE)} 2>/dev/null); do "
+        "[ -r /proc/$p/smaps_rollup ] && awk -v p=$p '/^Rss:|^Pss:|^Private_Clean:|^Private_Dirty:/ "
+        '{v[$1]+=$2} END {printf "engine pid %s: RSS %.1f MB PSS %.1f MB USS %.1f MB\\n", p, '
+        'v["Rss:"]/1024, v["Pss:"]/1024, (v["Private_Clean:"]+v["Private_Dirty:"])/1024}\' /proc/$p/smaps_rollup; done'
+    )
+    return conn.run(script).stdout.rstrip()
+
+
+# ------------------------------------------------------------------ install
+
+
+def engine_requirements() -> list[str]:
+    """Pinned requirements an engine host needs (requirements.txt minus laptop tools)."""
+    out = []
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if (
+            line
+            and re.split(r"[=<>!~ ]", line, maxsplit=1)[0].lower() not in LAPTOP_ONLY
+        ):
+            out.append(line)
+    return out
+
+
+def build_wheelhouse(dest: str | os.PathLike | None = None) -> Path:
+    """`pip wheel` the engine requirements into a local folder (reused when complete)."""
+    reqs = engine_requirements()
+    digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
+    path = Path(dest or os.path.expanduser(f"~/.cache/fleetcv/wheelhouse-{digest}"))
+    marker = path / "requirements.txt"
+    if marker.exists() and marker.read_text().splitlines() == reqs:
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(reqs) + "\n")
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--disable-pip-version-check",
+                "-w",
+                str(path),
+                "-r",
+                f.name,
+            ],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(f.name)
+    if proc.returncode:
+        raise RemoteError(
+            f"pip wheel failed on this machine (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+        )
+    marker.write_text("\n".join(reqs) + "\n")
+    return path
+
+
+def install_host(conn: Connection, host: HostSpec, wheelhouse: Path) -> str:
+    """Create the host's venv and install the wheelhouse into it, offline; skip when up to date."""
+    wd = host.workdir
+    want = hashlib.sha256((wheelhouse / "requirements.txt").read_bytes()).hexdigest()
+    conn.run(f"mkdir -p {rpath(wd)}")
+    have = conn.run(
+        f"cat {rjoin(wd, VENV_DIR, REQ_HASH_FILE)} 2>/dev/null || true"
+    ).stdout.strip()
+    if have == want:
+        return "venv up to date (same requirements), nothing installed"
+    sent = rsync_to(host, wheelhouse, f"{wd.rstrip('/')}/{WHEELS_DIR}")
+    venv, wheels = rjoin(wd, VENV_DIR), rjoin(wd, WHEELS_DIR)
+    conn.run(
+        f"{shlex.quote(host.python)} -m venv {venv} && "
+        f"{venv}/bin/python -m pip install -q --disable-pip-version-check --no-index "
+        f"--find-links {wheels} -r {wheels}/requirements.txt && "
+        f"echo {want} > {rjoin(wd, VENV_DIR, REQ_HASH_FILE)}"
+    )
+    return f"installed into {wd}/{VENV_DIR} offline from the wheelhouse ({sent / 1e6:.1f} MB sent)"
+
+
+def install(cfg: HostsConfig, hosts, wheelhouse: Path | None = None) -> HostResults:
+    """Install fleetcv's engine requirements on every host, from a local wheelhouse."""
+    wheelhouse = wheelhouse or build_wheelhouse()
+    return on_hosts(hosts, install_host, wheelhouse, cfg=cfg)
+
+
+# ------------------------------------------------------------------ engines
+
+
+def ship_code(host: HostSpec) -> None:
+    """Rsync the runtime package: engines import runtime.worker from there."""
+    rsync_to(
+        host,
+        REPO / "runtime",
+        f"{host.workdir.rstrip('/')}/{CODE_DIR}/runtime",
+        delete=True,
+    )
+
+
+def _engine_python(conn: Connection, host: HostSpec) -> str:
+    venv_py = rjoin(host.workdir, VENV_DIR, "bin", "python")
+    if conn.run(f"test -x {venv_py}", warn=True).ok:
+        return venv_py
+    return shlex.quote(host.python)
+
+
+def start_host_engines(
+    conn: Connection, host: HostSpec, cfg: HostsConfig, count: int | None = None
+) -> int:
+    """Start `count` (default: hosts.yml's engines) detached engines; record their pids."""
+    n = count or host.engines
+    wd = host.workdir
+    conn.run(
+        f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} {rjoin(wd, CODE_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
+    )
+    ship_code(host)
+    conn_file = f"{wd.rstrip('/')}/{SECURITY_DIR}/ipcontroller-engine.json"
+    # The file holds the HMAC (and curve) keys: create it 0600 before writing.
+    conn.run(f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)}")
+    conn.put(str(cl.engine_connection_file(cfg)), remote=_sftp_path(conn, conn_file))
+    conn.run(f"chmod 600 {rpath(conn_file)}")
+    py = _engine_python(conn, host)
+    env = cl.engine_env(host, "__WD__", code_root="__CODE__")
+    if cfg.controller.curve:
+        env["IPP_ENABLE_CURVE"] = "1"
+    exports = " ".join(
+        f"{k}={rjoin(wd) if v == '__WD__' else rjoin(wd, CODE_DIR) if v == '__CODE__' else shlex.quote(v)}"
+        for k, v in env.items()
+    )
+    pids = []
+    for _ in range(n):
+        # setsid + nohup + echo $!: detached from the SSH session, which would
+        # otherwise hang waiting on the child's output or kill it on close.
+        cmd = (
+            f"cd {rpath(wd)} && export {exports} && "
+            f"setsid nohup {py} -m ipyparallel.engine --file={rpath(conn_file)} "
+            f">>{rjoin(wd, LOG_DIR, 'engines.log')} 2>&1 </dev/null & echo $!"
+        )
+        pid = int(conn.run(cmd).stdout.strip().splitlines()[-1])
+        pids.append(pid)
+    conn.run(f"printf '%s\\n' {' '.join(map(str, pids))} >> {rjoin(wd, PIDS_FILE)}")
+    return n
+
+
+def _sftp_path(conn: Connection, path: str) -> str:
+    # SFTP does not expand ~: resolve it against the remote home.
+    if path.startswith("~/"):
+        home = conn.run('printf %s "$HOME"').stdout
+        return f"{home}/{path[2:]}"
+    return path
+
+
+def start_engines(cfg: HostsConfig, hosts, count: int | None = None) -> HostResults:
+    """Start engines on every host; ok values are the number started."""
+    return on_hosts(hosts, start_host_engines, cfg, count, cfg=cfg)
+
+
+def stop_host_engines(conn: Connection, host: HostSpec) -> str:
+    """Kill exactly the engine pids recorded on the host; wait until they are gone."""
+    pids_file = rjoin(host.workdir, PIDS_FILE)
+    out = conn.run(
+        f"pids=$(cat {pids_file} 2>/dev/null); n=0; "
+        'for p in $pids; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done; '
+        'for i in $(seq 50); do alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done; '
+        "[ $alive = 0 ] && break; sleep 0.1; done; "
+        'for p in $pids; do kill -KILL "$p" 2>/dev/null; done; '
+        f"rm -f {pids_file}; echo $n"
+    ).stdout.strip()
+    return f"{out} engines stopped"
+
+
+def stop_engines(cfg: HostsConfig, hosts) -> HostResults:
+    """Stop the engines fleetcv started on every host."""
+    return on_hosts(hosts, stop_host_engines, cfg=cfg)
+
+
+def host_engine_count(conn: Connection, host: HostSpec) -> int:
+    """How many of the recorded engine pids are alive on the host."""
+    out = conn.run(
+        f"n=0; for p in $(cat {rjoin(host.workdir, PIDS_FILE)} 2>/dev/null); do "
+        'kill -0 "$p" 2>/dev/null && n=$((n+1)); done; echo $n'
+    ).stdout.strip()
+    return int(out or 0)
+
+
+def engine_status(cfg: HostsConfig, hosts) -> HostResults:
+    """Running engine count per host."""
+    return on_hosts(hosts, host_engine_count, cfg=cfg)
+
+
+# ------------------------------------------------------------------ data
+
+
+def push_host(conn: Connection, host: HostSpec, split_path: Path) -> str:
+    """Rsync a split directory to the host's workdir unless it holds the digest; verify sha256 there."""
+    digest = split_path.name
+    remote_dir = f"{host.workdir.rstrip('/')}/{SPLITS_SUBDIR}/{digest}"
+    check = f"cd {rpath(remote_dir)} && sha256sum --quiet -c {SUMS}"
+    if conn.run(f"test -f {rpath(remote_dir)}/{MANIFEST} && {check}", warn=True).ok:
+        return f"{digest}: already there and verified, 0 bytes sent"
+    conn.run(f"mkdir -p {rpath(remote_dir)}")
+    sent = rsync_to(host, split_path, remote_dir)
+    r = conn.run(check, warn=True)
+    if not r.ok:
+        raise RemoteError(
+            f"sha256 check failed after push: {(r.stdout + r.stderr).strip()[-300:]}"
+        )
+    return f"{digest}: pushed {sent / 1e6:.2f} MB, sha256 verified"
+
+
+def push_splits(cfg: HostsConfig, split_path: str | os.PathLike, hosts) -> HostResults:
+    """Push a split directory to every host's own disk."""
+    return on_hosts(hosts, push_host, Path(split_path), cfg=cfg)
+
+
+# ------------------------------------------------------------------ fab tasks
+
+
+def _adhoc_host(c: Connection, workdir: str) -> HostSpec:
+    return HostSpec(
+        name=c.host,
+        address=f"{c.user}@{c.host}:{c.port}",
+        user=c.user,
+        port=c.port,
+        workdir=workdir,
+    )
+
+
+@task(help={"workdir": "the host's fleetcv workdir"})
+def status(c, workdir="~/.cache/fleetcv"):
+    """Number of fleetcv engines running on this host."""
+    print(f"[{c.host}] {host_engine_count(c, _adhoc_host(c, workdir))} engines running")
+
+
+@task(help={"workdir": "the host's fleetcv workdir"})
+def memory(c, workdir="~/.cache/fleetcv"):
+    """Available memory and per-engine RSS/PSS/USS on this host."""
+    for line in host_memory(c, _adhoc_host(c, workdir)).splitlines():
+        print(f"[{c.host}] {line}")
+
+
+@task(help={"workdir": "the host's fleetcv workdir"})
+def stop(c, workdir="~/.cache/fleetcv"):
+    """Stop the fleetcv engines recorded on this host."""
+    print(f"[{c.host}] {stop_host_engines(c, _adhoc_host(c, workdir))}")
