@@ -101,10 +101,16 @@ def connection(host: HostSpec, cfg: HostsConfig | None = None) -> Connection:
         port=host.port,
         connect_timeout=CONNECT_TIMEOUT,
         connect_kwargs=kwargs,
-        config=Config(
-            overrides={"run": {"hide": True, "warn": False}, "load_ssh_configs": True}
-        ),
+        config=_fabric_config(cfg),
     )
+
+
+def _fabric_config(cfg: HostsConfig | None) -> Config:
+    overrides = {"run": {"hide": True, "warn": False}}
+    if cfg is not None and cfg.ssh_config:
+        # Fabric then reads Hostname/User/Port/IdentityFile for the host from it.
+        return Config(overrides=overrides, runtime_ssh_path=cfg.ssh_config)
+    return Config(overrides=overrides)
 
 
 def _describe(exc: BaseException, host: HostSpec) -> str:
@@ -116,6 +122,8 @@ def _describe(exc: BaseException, host: HostSpec) -> str:
         SSHException,
     )
 
+    if isinstance(exc, RemoteError):
+        return str(exc)
     if isinstance(exc, UnexpectedExit):
         r = exc.result
         tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
@@ -130,7 +138,7 @@ def _describe(exc: BaseException, host: HostSpec) -> str:
 
 
 def on_hosts(hosts, fn, *args, cfg: HostsConfig | None = None, **kwargs) -> HostResults:
-    """Run `fn(conn, host, ...)` on every host in parallel; collect one result per host."""
+    """Run `fn(conn, host, cfg, ...)` on every host in parallel; collect one result per host."""
     res = HostResults()
     hosts = list(hosts)
     if not hosts:
@@ -139,7 +147,7 @@ def on_hosts(hosts, fn, *args, cfg: HostsConfig | None = None, **kwargs) -> Host
     def one(h: HostSpec):
         conn = connection(h, cfg)
         try:
-            return fn(conn, h, *args, **kwargs)
+            return fn(conn, h, cfg, *args, **kwargs)
         finally:
             conn.close()
 
@@ -153,26 +161,40 @@ def on_hosts(hosts, fn, *args, cfg: HostsConfig | None = None, **kwargs) -> Host
     return res
 
 
-def _ssh_command(host: HostSpec) -> str:
+def _ssh_command(host: HostSpec, ssh_config: str | None = None) -> str:
     parts = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
+    if ssh_config:
+        parts += ["-F", ssh_config]
     if host.port:
         parts += ["-p", str(host.port)]
     if host.ssh_key:
         parts += ["-i", host.ssh_key]
-    for opt in os.environ.get("FLEETCV_SSH_OPTIONS", "").split():
-        parts += ["-o", opt]
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _ssh_cfg(cfg: HostsConfig | None) -> str | None:
+    return cfg.ssh_config if cfg is not None else None
+
+
 def rsync_to(
-    host: HostSpec, src: str | os.PathLike, dest: str, delete: bool = False
+    host: HostSpec,
+    src: str | os.PathLike,
+    dest: str,
+    delete: bool = False,
+    ssh_config: str | None = None,
 ) -> int:
     """Rsync a local directory's content to `dest` on `host`; return bytes transferred."""
     target = f"{host.user + '@' if host.user else ''}{host.host}"
-    dest_q = (
-        dest if not dest.startswith("~/") else dest[2:]
-    )  # rsync paths are relative to $HOME
-    cmd = ["rsync", "-a", "--stats", "-e", _ssh_command(host)]
+    # rsync resolves relative remote paths against $HOME, which is what ~/ means.
+    dest_q = dest[2:] if dest.startswith("~/") else dest
+    cmd = [
+        "rsync",
+        "-a",
+        "--stats",
+        "--exclude=__pycache__",
+        "-e",
+        _ssh_command(host, ssh_config),
+    ]
     if delete:
         cmd.append("--delete")
     cmd += [f"{os.fspath(src).rstrip('/')}/", f"{target}:{dest_q.rstrip('/')}/"]
@@ -217,7 +239,9 @@ def run_command(cfg: HostsConfig, command: str, hosts) -> HostResults:
     return res
 
 
-def host_memory(conn: Connection, host: HostSpec) -> str:
+def host_memory(
+    conn: Connection, host: HostSpec, cfg: HostsConfig | None = None
+) -> str:
     """Available/total memory of the host and RSS/PSS of its fleetcv engines (from /proc)."""
     wd = host.workdir
     script = (
@@ -284,7 +308,9 @@ def build_wheelhouse(dest: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def install_host(conn: Connection, host: HostSpec, wheelhouse: Path) -> str:
+def install_host(
+    conn: Connection, host: HostSpec, cfg: HostsConfig | None, wheelhouse: Path
+) -> str:
     """Create the host's venv and install the wheelhouse into it, offline; skip when up to date."""
     wd = host.workdir
     want = hashlib.sha256((wheelhouse / "requirements.txt").read_bytes()).hexdigest()
@@ -294,7 +320,9 @@ def install_host(conn: Connection, host: HostSpec, wheelhouse: Path) -> str:
     ).stdout.strip()
     if have == want:
         return "venv up to date (same requirements), nothing installed"
-    sent = rsync_to(host, wheelhouse, f"{wd.rstrip('/')}/{WHEELS_DIR}")
+    sent = rsync_to(
+        host, wheelhouse, f"{wd.rstrip('/')}/{WHEELS_DIR}", ssh_config=_ssh_cfg(cfg)
+    )
     venv, wheels = rjoin(wd, VENV_DIR), rjoin(wd, WHEELS_DIR)
     conn.run(
         f"{shlex.quote(host.python)} -m venv {venv} && "
@@ -314,13 +342,14 @@ def install(cfg: HostsConfig, hosts, wheelhouse: Path | None = None) -> HostResu
 # ------------------------------------------------------------------ engines
 
 
-def ship_code(host: HostSpec) -> None:
+def ship_code(host: HostSpec, cfg: HostsConfig | None = None) -> None:
     """Rsync the runtime package: engines import runtime.worker from there."""
     rsync_to(
         host,
         REPO / "runtime",
         f"{host.workdir.rstrip('/')}/{CODE_DIR}/runtime",
         delete=True,
+        ssh_config=_ssh_cfg(cfg),
     )
 
 
@@ -340,7 +369,7 @@ def start_host_engines(
     conn.run(
         f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} {rjoin(wd, CODE_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
     )
-    ship_code(host)
+    ship_code(host, cfg)
     conn_file = f"{wd.rstrip('/')}/{SECURITY_DIR}/ipcontroller-engine.json"
     # The file holds the HMAC (and curve) keys: create it 0600 before writing.
     conn.run(f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)}")
@@ -358,8 +387,10 @@ def start_host_engines(
     for _ in range(n):
         # setsid + nohup + echo $!: detached from the SSH session, which would
         # otherwise hang waiting on the child's output or kill it on close.
+        # Not `a && b && nohup x &`: that backgrounds the whole chain in a
+        # subshell holding the SSH channel open, and the call hangs.
         cmd = (
-            f"cd {rpath(wd)} && export {exports} && "
+            f"cd {rpath(wd)} || exit 1; export {exports}; "
             f"setsid nohup {py} -m ipyparallel.engine --file={rpath(conn_file)} "
             f">>{rjoin(wd, LOG_DIR, 'engines.log')} 2>&1 </dev/null & echo $!"
         )
@@ -379,10 +410,12 @@ def _sftp_path(conn: Connection, path: str) -> str:
 
 def start_engines(cfg: HostsConfig, hosts, count: int | None = None) -> HostResults:
     """Start engines on every host; ok values are the number started."""
-    return on_hosts(hosts, start_host_engines, cfg, count, cfg=cfg)
+    return on_hosts(hosts, start_host_engines, count, cfg=cfg)
 
 
-def stop_host_engines(conn: Connection, host: HostSpec) -> str:
+def stop_host_engines(
+    conn: Connection, host: HostSpec, cfg: HostsConfig | None = None
+) -> str:
     """Kill exactly the engine pids recorded on the host; wait until they are gone."""
     pids_file = rjoin(host.workdir, PIDS_FILE)
     out = conn.run(
@@ -401,7 +434,9 @@ def stop_engines(cfg: HostsConfig, hosts) -> HostResults:
     return on_hosts(hosts, stop_host_engines, cfg=cfg)
 
 
-def host_engine_count(conn: Connection, host: HostSpec) -> int:
+def host_engine_count(
+    conn: Connection, host: HostSpec, cfg: HostsConfig | None = None
+) -> int:
     """How many of the recorded engine pids are alive on the host."""
     out = conn.run(
         f"n=0; for p in $(cat {rjoin(host.workdir, PIDS_FILE)} 2>/dev/null); do "
@@ -418,7 +453,9 @@ def engine_status(cfg: HostsConfig, hosts) -> HostResults:
 # ------------------------------------------------------------------ data
 
 
-def push_host(conn: Connection, host: HostSpec, split_path: Path) -> str:
+def push_host(
+    conn: Connection, host: HostSpec, cfg: HostsConfig | None, split_path: Path
+) -> str:
     """Rsync a split directory to the host's workdir unless it holds the digest; verify sha256 there."""
     digest = split_path.name
     remote_dir = f"{host.workdir.rstrip('/')}/{SPLITS_SUBDIR}/{digest}"
@@ -426,7 +463,7 @@ def push_host(conn: Connection, host: HostSpec, split_path: Path) -> str:
     if conn.run(f"test -f {rpath(remote_dir)}/{MANIFEST} && {check}", warn=True).ok:
         return f"{digest}: already there and verified, 0 bytes sent"
     conn.run(f"mkdir -p {rpath(remote_dir)}")
-    sent = rsync_to(host, split_path, remote_dir)
+    sent = rsync_to(host, split_path, remote_dir, ssh_config=_ssh_cfg(cfg))
     r = conn.run(check, warn=True)
     if not r.ok:
         raise RemoteError(

@@ -76,7 +76,7 @@ def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
         client = cl.connect(cfg)
         try:
             cl.wait_for_engines(
-                client, info["local_engines"] + sum(r.value for r in res.ok.values())
+                client, info["local_engines"] + sum(res.ok.values())
             )
         finally:
             client.close()
@@ -131,7 +131,7 @@ def cluster_status(c, hosts_file=None):
     running = {}
     if cfg.remote_hosts:
         res = _remote().engine_status(cfg, cfg.remote_hosts)
-        running = {h: r.value for h, r in res.ok.items()}
+        running = dict(res.ok)
         for h, exc in res.failed.items():
             print(f"{h}: unreachable: {exc}")
     if cfg.local_host:
@@ -429,6 +429,115 @@ def probe_memory(c, hosts_file=None, json_=False):
     print(json.dumps(probe, indent=1, default=str) if json_ else format_probe(probe))
 
 
+# -------------------------------------------------------------------- hosts
+
+
+def _report_hosts(res, what: str) -> None:
+    """Print every host's outcome, then fail naming every host that failed."""
+    fab = _remote()
+    fab.print_results(res)
+    if res.failed:
+        raise Exit(f"{what} failed on {', '.join(sorted(res.failed))}", code=1)
+
+
+@_fleet_task(
+    name="install",
+    help={
+        "only": "comma-separated host names (default: every remote host)",
+        "wheelhouse": "a local folder of wheels to install from (default: built with pip wheel)",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def hosts_install(c, only=None, wheelhouse=None, hosts_file=None):
+    """Create a venv in each host's workdir and install the engine requirements offline, from a wheelhouse built here."""
+    cfg = _hosts(hosts_file)
+    hosts = [h for h in cfg.only(only) if not h.local]
+    if not hosts:
+        raise ConfigError(
+            f"{cfg.path}: no remote host to install. Fix: add hosts with an address (see README, many hosts)"
+        )
+    fab = _remote()
+    print("building the wheelhouse (pip wheel -r requirements.txt) ...")
+    wh = Path(wheelhouse) if wheelhouse else fab.build_wheelhouse()
+    _report_hosts(fab.install(cfg, hosts, wh), "install")
+
+
+@_fleet_task(
+    name="run",
+    help={
+        "command": "the shell command",
+        "only": "comma-separated host names (default: all remote hosts)",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def hosts_run(c, command, only=None, hosts_file=None):
+    """Run a shell command on every host; output is prefixed by the host's name."""
+    cfg = _hosts(hosts_file)
+    hosts = [h for h in cfg.only(only) if not h.local]
+    _report_hosts(_remote().run_command(cfg, command, hosts), "the command")
+
+
+# --------------------------------------------------------------------- data
+
+
+@_fleet_task(
+    name="push",
+    help={
+        "spec": f"search spec whose data to push (default {DEFAULT_SPEC})",
+        "hosts-file": HOSTS_HELP,
+    },
+)
+def data_push(c, spec=DEFAULT_SPEC, hosts_file=None):
+    """Persist the spec's folds and rsync them to every remote host's own disk (skipped where the digest is there)."""
+    cfg = _hosts(hosts_file)
+    split = driver.prepare_splits(load_search_spec(spec), cfg)
+    if not cfg.remote_hosts:
+        print("no remote hosts: the splits are on this machine only")
+        return
+    _report_hosts(_remote().push_splits(cfg, split.path, cfg.remote_hosts), "push")
+
+
+# -------------------------------------------------------------- testcluster
+
+
+@_fleet_task(
+    name="up",
+    help={
+        "hosts": "number of namespace hosts (default 3)",
+        "base-dir": "where keys, configs and the hosts' disks go (default ~/.cache/fleetcv/testcluster)",
+        "write": "hosts file to write for the new cluster (default hosts.testcluster.yml)",
+    },
+)
+def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
+    """Create a multi-host test cluster on this machine: network namespaces with their own sshd, IP and disk (root)."""
+    import sys as _sys
+
+    import testcluster
+
+    ok, why = testcluster.available()
+    if not ok:
+        raise Exit(f"cannot create the test cluster here: {why}", code=1)
+    state = testcluster.up(int(hosts), base_dir)
+    python = (
+        "/usr/bin/python3" if Path("/usr/bin/python3").exists() else _sys.executable
+    )
+    Path(write).write_text(testcluster.hosts_yml(state, python=python))
+    for h in state["hosts"]:
+        print(f"{h['name']}: {h['address']} (disk {h['disk']})")
+    print(
+        f"wrote {write}. Next: invoke hosts.install --hosts-file {write} && invoke search --hosts-file {write}"
+    )
+
+
+@_fleet_task(name="down", help={"base-dir": "the base dir given to testcluster.up"})
+def testcluster_down(c, base_dir=None):
+    """Tear the test cluster down: its sshd and every process in its namespaces, by pid."""
+    import testcluster
+
+    testcluster.down(base_dir)
+    print("test cluster removed")
+
+
 ns = Collection()
 ns.add_collection(
     Collection(
@@ -443,3 +552,6 @@ ns.add_collection(
 ns.add_collection(Collection("search", search_run, search_abort))
 ns.add_task(report)
 ns.add_collection(Collection("probe", probe_memory))
+ns.add_collection(Collection("hosts", hosts_install, hosts_run))
+ns.add_collection(Collection("data", data_push))
+ns.add_collection(Collection("testcluster", testcluster_up, testcluster_down))

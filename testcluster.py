@@ -763,6 +763,7 @@ def hosts_yml(
         or f"{state['subnet']}.{BRIDGE_HOST_PART}"
     )
     lines = [
+        f"ssh_config: {_yaml_scalar(state['ssh_config'])}",
         "controller:",
         f"  ip: {_yaml_scalar(ip)}",
         f"  ports: [{CONTROLLER_PORTS[0]}, {CONTROLLER_PORTS[1]}]",

@@ -132,6 +132,7 @@ class HostsConfig:
     path: str
     controller: ControllerSpec
     hosts: tuple[HostSpec, ...]
+    ssh_config: str | None = None
 
     @property
     def local_host(self) -> HostSpec | None:
@@ -232,7 +233,17 @@ def load_hosts(hosts_file: str | os.PathLike | None = None) -> HostsConfig:
 
 def parse_hosts(data: dict, where: str) -> HostsConfig:
     """Validate the already-parsed YAML of a hosts file (see `load_hosts`)."""
-    _check_keys(where, "", data, {"controller", "hosts"})
+    _check_keys(where, "", data, {"controller", "hosts", "ssh_config"})
+    ssh_config = data.get("ssh_config")
+    if ssh_config is not None:
+        ssh_config = os.path.expanduser(str(ssh_config))
+        if not os.path.isfile(ssh_config):
+            raise _err(
+                where,
+                "ssh_config",
+                f"{ssh_config} does not exist",
+                "point it at an ssh_config file, or drop the key to use ~/.ssh/config",
+            )
     ctl = data.get("controller") or {}
     if not isinstance(ctl, dict):
         raise _err(
@@ -409,7 +420,9 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
             "more than one host has local: true",
             "mark only this machine as local",
         )
-    return HostsConfig(path=where, controller=controller, hosts=tuple(hosts))
+    return HostsConfig(
+        path=where, controller=controller, hosts=tuple(hosts), ssh_config=ssh_config
+    )
 
 
 # --------------------------------------------------------------------------- specs

@@ -27,7 +27,7 @@ SUMS = "SHA256SUMS"
 FOLD_NAME = "fold_{:03d}.pkl"
 SPLITS_SUBDIR = "splits"
 #: Bumped when the on-disk layout changes, so old directories are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _CHUNK = 1 << 20
 
 
