@@ -76,3 +76,37 @@ def local_cluster(tmp_path_factory):
         cl.stop(cfg)
         left = wait_gone(pids)
         assert not left, f"processes left behind after cluster.stop: {left}"
+
+
+@pytest.fixture(scope="session")
+def sklearn_reference():
+    """GridSearchCV's cv_results_ on the reference spec's data and folds."""
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    from runtime.config import load_data, load_search_spec
+
+    spec = load_search_spec(REFERENCE_SPEC)
+    X, y = load_data(spec)
+    grid = GridSearchCV(
+        SVC(),
+        {"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)},
+        cv=spec.cv.splitter(),
+        return_train_score=True,
+        n_jobs=2,
+    ).fit(X, y)
+    return grid
+
+
+def require_testcluster() -> None:
+    """Skip (or, with FLEETCV_REQUIRE_CLUSTER=1 as in CI, fail) without namespace hosts."""
+    import testcluster
+
+    ok, reason = testcluster.available()
+    if not ok:
+        if os.environ.get("FLEETCV_REQUIRE_CLUSTER") == "1":
+            pytest.fail(
+                f"multi-host test cluster required (FLEETCV_REQUIRE_CLUSTER=1) but unavailable: {reason}"
+            )
+        pytest.skip(f"multi-host test cluster unavailable: {reason}")

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, ShuffleSplit
+from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
 from runtime import journal as jn
@@ -33,11 +33,11 @@ def _splits(spec, cfg):
 
 
 @pytest.fixture(scope="module")
-def reference(local_cluster, tmp_path_factory):
+def reference(local_cluster, sklearn_reference, tmp_path_factory):
     """The reference grid searched by fleetcv, and by GridSearchCV on the same folds."""
     cfg, client = local_cluster
     spec = load_search_spec(REFERENCE_SPEC)
-    X, y, split = _splits(spec, cfg)
+    _, _, split = _splits(spec, cfg)
     run_dir = tmp_path_factory.mktemp("runs") / "ref"
     search = DistributedSearch(
         client.load_balanced_view(),
@@ -46,14 +46,7 @@ def reference(local_cluster, tmp_path_factory):
         run_dir=run_dir,
     )
     search.launch(split).wait()
-    grid = GridSearchCV(
-        SVC(),
-        {"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)},
-        cv=spec.cv.splitter(),
-        return_train_score=True,
-        n_jobs=2,
-    ).fit(X, y)
-    return search, grid, run_dir, split
+    return search, sklearn_reference, run_dir, split
 
 
 def test_grid_search_equals_gridsearchcv(reference):

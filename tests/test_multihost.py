@@ -1,0 +1,287 @@
+"""fleetcv over real SSH: 3 network-namespace hosts with their own sshd, IP and disk.
+
+Everything goes through the user's commands (`invoke ...` in a subprocess):
+offline install from a wheelhouse, cluster start, push, search, grow while a
+search runs, status, stop (checked by pid), and the failures a user meets
+(unreachable host, refused login, missing workdir, a command failing on one
+host). The namespace hosts have no route beyond their bridge, so the install
+can only succeed offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from runtime import cluster as cl
+from runtime.config import load_hosts
+from tests.conftest import REPO, pid_alive, require_testcluster, wait_gone
+
+pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
+
+PREFIX, SUBNET = "fmh", "10.204.0"
+PORTS = [57000, 57039]
+PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+
+
+def invoke(*args, timeout=600, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["invoke", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert proc.returncode == 0, (
+            f"invoke {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def popen_invoke(*args):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.Popen(
+        ["invoke", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=()):
+    hosts = [
+        {
+            "name": h["name"],
+            "address": h["address"],
+            "engines": 1,
+            "workdir": h["workdir"],
+            "python": PYTHON,
+            "ssh_key": h["key"],
+        }
+        for h in state["hosts"]
+        if names is None or h["name"] in names
+    ]
+    data = {
+        "ssh_config": state["ssh_config"],
+        "controller": {
+            "ip": state["bridge_ip"],
+            "ports": PORTS,
+            "state_dir": str(tmp / "controller"),
+        },
+        "hosts": hosts + list(extra),
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mh(tmp_path_factory):
+    require_testcluster()
+    import testcluster
+
+    tmp = tmp_path_factory.mktemp("multihost")
+    state = testcluster.up(3, tmp / "tc", prefix=PREFIX, subnet=SUBNET)
+    try:
+        all3 = write_hosts(tmp / "hosts3.yml", state, tmp)
+        first2 = write_hosts(tmp / "hosts2.yml", state, tmp, names={"fmh1", "fmh2"})
+        yield {
+            "state": state,
+            "tmp": tmp,
+            "all3": all3,
+            "first2": first2,
+            "disks": {h["name"]: Path(h["disk"]) for h in state["hosts"]},
+        }
+    finally:
+        cfg = load_hosts(tmp / "hosts3.yml")
+        if cl.is_running(cfg):
+            cl.stop(cfg)
+        testcluster.down(state)
+
+
+def test_install_is_offline_and_skipped_when_up_to_date(mh):
+    out = invoke("hosts.install", "--hosts-file", mh["all3"]).stdout
+    for name in ("fmh1", "fmh2", "fmh3"):
+        assert (
+            f"[{name}] installed into /srv/fleetcv/venv offline from the wheelhouse"
+            in out
+        ), out
+    # Each host's own disk got its own venv.
+    for disk in mh["disks"].values():
+        assert (disk / "venv" / "bin" / "python").exists()
+    out = invoke("hosts.install", "--hosts-file", mh["all3"]).stdout
+    assert out.count("venv up to date (same requirements), nothing installed") == 3, out
+    out = invoke(
+        "hosts.run",
+        "/srv/fleetcv/venv/bin/python -c 'import sklearn, ipyparallel; print(sklearn.__version__)'",
+        "--hosts-file",
+        mh["all3"],
+    ).stdout
+    import sklearn
+
+    assert out.count(f"] {sklearn.__version__}") == 3, out
+
+
+def test_push_search_and_grow_while_running(mh, sklearn_reference):
+    state, disks = mh["state"], mh["disks"]
+    invoke("cluster.start", "--hosts-file", mh["first2"])
+    # Push to all three hosts; each disk holds its own copy.
+    out = invoke("data.push", "--hosts-file", mh["all3"]).stdout
+    assert out.count("sha256 verified") == 3, out
+    digests = {
+        name: sorted(p.name for p in (d / "splits").iterdir())
+        for name, d in disks.items()
+    }
+    assert len({tuple(v) for v in digests.values()}) == 1 and len(digests["fmh1"]) == 1
+    digest = digests["fmh1"][0]
+    inodes = {
+        name: (d / "splits" / digest / "fold_000.pkl").stat().st_ino
+        for name, d in disks.items()
+    }
+    assert len(set(inodes.values())) == 3, (
+        "each host must have its own copy, not a shared one"
+    )
+    assert not Path("/srv/fleetcv/splits").exists(), (
+        "splits leaked to the real filesystem"
+    )
+    # A second push transfers nothing.
+    out = invoke("data.push", "--hosts-file", mh["all3"]).stdout
+    assert out.count("already there and verified, 0 bytes sent") == 3, out
+
+    run_dir = mh["tmp"] / "run"
+    search = popen_invoke(
+        "search",
+        "--hosts-file",
+        mh["first2"],
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    )
+    journal = run_dir / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        not journal.exists() or len(journal.read_text().splitlines()) < 5
+    ):
+        assert search.poll() is None, search.communicate()
+        time.sleep(0.2)
+    grow = invoke(
+        "cluster.grow", "--hosts-file", mh["all3"], "--only", "fmh3", "--engines", "1"
+    )
+    assert "[fmh3] 1" in grow.stdout, grow.stdout
+    out, err = search.communicate(timeout=600)
+    assert search.returncode == 0, out + err
+    assert "Finished: 100% (100/100)" in out
+
+    res = json.loads((run_dir / "results.json").read_text())
+    ref = sklearn_reference.cv_results_
+    for key in (
+        "mean_test_score",
+        "std_test_score",
+        "mean_train_score",
+        "std_train_score",
+    ):
+        np.testing.assert_allclose(res[key], ref[key], rtol=0, atol=1e-12, err_msg=key)
+    hosts = Counter(res[f"split{k}_host"][c] for k in range(5) for c in range(20))
+    assert set(hosts) == {"fmh1", "fmh2", "fmh3"}, hosts
+    assert hosts["fmh3"] > 0, "the host added by cluster.grow received no task"
+
+
+def test_status_then_stop_leaves_no_process(mh):
+    out = invoke("cluster.status", "--hosts-file", mh["all3"]).stdout
+    for name in ("fmh1", "fmh2", "fmh3"):
+        assert f"{name}: 1 engines registered, 1 running" in out, out
+    engine_pids = [
+        int(p)
+        for d in mh["disks"].values()
+        for p in (d / "engines.pids").read_text().split()
+    ]
+    cfg = load_hosts(mh["all3"])
+    controller_pid = cl._from_file(cfg).controller.pid
+    assert len(engine_pids) == 3 and all(pid_alive(p) for p in engine_pids)
+    invoke("cluster.stop", "--hosts-file", mh["all3"])
+    assert wait_gone([*engine_pids, controller_pid]) == []
+    # Nothing but sshd runs inside the hosts any more.
+    for h in mh["state"]["hosts"]:
+        pids = subprocess.run(
+            ["ip", "netns", "pids", h["netns"]], capture_output=True, text=True
+        ).stdout.split()
+        left = [p for p in pids if pid_alive(int(p)) and int(p) != h["sshd_pid"]]
+        assert left == [], (h["name"], left)
+
+
+def test_failures_name_the_host_and_the_others_complete(mh):
+    state, tmp = mh["state"], mh["tmp"]
+    fmh = {h["name"]: h for h in state["hosts"]}
+    bad = [
+        {"name": "ghost", "address": "root@127.0.0.1:1", "workdir": "/srv/fleetcv"},
+        {
+            "name": "stranger",
+            "address": f"nosuchuser@{fmh['fmh2']['ip']}",
+            "workdir": "/srv/fleetcv",
+            "ssh_key": fmh["fmh2"]["key"],
+        },
+    ]
+    hosts = write_hosts(tmp / "bad.yml", state, tmp, names={"fmh1"}, extra=bad)
+    proc = invoke("hosts.run", "echo hello", "--hosts-file", hosts, check=False)
+    assert proc.returncode == 1
+    assert "[fmh1] hello" in proc.stdout
+    assert (
+        "[ghost] FAILED: unreachable: cannot connect to root@127.0.0.1:1" in proc.stdout
+    ), proc.stdout
+    assert (
+        "[stranger] FAILED: SSH authentication refused for nosuchuser@" in proc.stdout
+    ), proc.stdout
+    assert "the command failed on ghost, stranger" in proc.stderr
+
+    # A host whose disk has no (and cannot get a) workdir, beside a good one.
+    nodisk = {
+        **write_spec_host(fmh["fmh3"]),
+        "name": "nodisk",
+        "workdir": "/proc/fleetcv",
+    }
+    hosts = write_hosts(tmp / "nodisk.yml", state, tmp, names={"fmh1"}, extra=[nodisk])
+    proc = invoke("data.push", "--hosts-file", hosts, check=False)
+    assert proc.returncode == 1
+    assert "[fmh1] " in proc.stdout and "already there and verified" in proc.stdout
+    assert (
+        "[nodisk] FAILED: command failed (exit 1): mkdir: cannot create directory"
+        in proc.stdout
+    ), proc.stdout
+
+    # A command that fails on one host of three: the other two still answer.
+    for name in ("fmh1", "fmh2"):
+        (mh["disks"][name] / "marker").write_text(f"marker of {name}\n")
+    proc = invoke(
+        "hosts.run", "cat /srv/fleetcv/marker", "--hosts-file", mh["all3"], check=False
+    )
+    assert proc.returncode == 1
+    assert (
+        "[fmh1] marker of fmh1" in proc.stdout
+        and "[fmh2] marker of fmh2" in proc.stdout
+    )
+    assert (
+        "[fmh3] FAILED: exit 1: cat: /srv/fleetcv/marker: No such file or directory"
+        in proc.stdout
+    ), proc.stdout
+
+
+def write_spec_host(h: dict) -> dict:
+    return {
+        "address": h["address"],
+        "engines": 1,
+        "python": PYTHON,
+        "ssh_key": h["key"],
+    }
