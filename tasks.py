@@ -75,9 +75,7 @@ def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
         fab.print_results(res)
         client = cl.connect(cfg)
         try:
-            cl.wait_for_engines(
-                client, info["local_engines"] + sum(res.ok.values())
-            )
+            cl.wait_for_engines(client, info["local_engines"] + sum(res.ok.values()))
         finally:
             client.close()
         if res.failed:
@@ -538,6 +536,42 @@ def testcluster_down(c, base_dir=None):
     print("test cluster removed")
 
 
+# -------------------------------------------------------------------- bench
+
+
+@_fleet_task(
+    help={
+        "engines": "N: fleetcv engines and loky workers (default: one per core)",
+        "quick": "smaller grid and data, one timed run (under 2 minutes on 2 cores)",
+        "out-dir": "where results.json and bench.png go (default bench/; BENCHMARKS.md is regenerated only then)",
+    }
+)
+def bench(c, engines=None, quick=False, out_dir="bench"):
+    """Benchmark fleetcv against GridSearchCV(n_jobs=N): wall time, memory, dispatch rate, scale."""
+    from runtime.bench import run_bench
+
+    r = run_bench(
+        engines=_int_flag("--engines", engines),
+        quick=quick,
+        out_dir=out_dir,
+        log=lambda m: print(m, flush=True),
+    )
+    ref, mem, dis = r["reference"], r["memory"], r["dispatch"]
+    print(
+        f"reference: fleetcv {ref['fleetcv_wall_seconds']:.2f} s vs sklearn {ref['sklearn_wall_seconds']:.2f} s "
+        f"(ratio {ref['wall_ratio_fleetcv_over_sklearn']:.3f}); efficiency fleetcv {ref['fleetcv_efficiency']:.3f}, "
+        f"sklearn {ref['sklearn_efficiency']:.3f}"
+    )
+    print(
+        f"memory: peak worker PSS fleetcv {mem['fleetcv']['peak_sum_pss'] / 1e6:.0f} MB vs loky "
+        f"{mem['sklearn_loky']['peak_sum_pss'] / 1e6:.0f} MB (data {mem['data_bytes'] / 1e6:.0f} MB)"
+    )
+    print(
+        f"dispatch: {dis['tasks_per_second']:.0f} tasks/s ({dis['ms_per_task']:.2f} ms per task)"
+    )
+    print(f"wrote {out_dir}/results.json, {out_dir}/bench.png")
+
+
 ns = Collection()
 ns.add_collection(
     Collection(
@@ -551,6 +585,7 @@ ns.add_collection(
 )
 ns.add_collection(Collection("search", search_run, search_abort))
 ns.add_task(report)
+ns.add_task(bench)
 ns.add_collection(Collection("probe", probe_memory))
 ns.add_collection(Collection("hosts", hosts_install, hosts_run))
 ns.add_collection(Collection("data", data_push))

@@ -136,6 +136,32 @@ def load_resume(
     return spec, meta
 
 
+def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
+    """Per-candidate task durations from earlier runs of the same spec and folds.
+
+    Sibling run directories whose candidates, spec and fold digests match
+    this run's; their journals say how long each candidate took, so this run
+    can start the slowest first.
+    """
+    from .results import expected_times
+
+    records: list[dict] = []
+    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
+        if m.parent == run_dir:
+            continue
+        try:
+            other = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        same = all(
+            other.get(k) == meta.get(k)
+            for k in ("spec_digest", "split_digest", "candidates")
+        )
+        if same:
+            records += jn.read_journal(m.parent / jn.JOURNAL)
+    return expected_times(records)
+
+
 def set_status(run_dir: Path, status: str, **extra) -> None:
     """Record the run's status (and e.g. the driver pid) in meta.json."""
     meta = read_meta(run_dir)
@@ -184,7 +210,7 @@ def run(
     )
     set_status(run_dir, "running", driver_pid=os.getpid())
     already = search.n_done
-    search.launch(split)
+    search.launch(split, expected_times=previous_expected_times(run_dir, meta) or None)
     log(
         f"run {run_dir}: {len(meta['candidates'])} candidates x {split.n_folds} folds = "
         f"{search.n_tasks} fits on {len(client.ids)} engines"

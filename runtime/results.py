@@ -222,3 +222,16 @@ def _fmt(v) -> str:
     return (
         "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.5f}"
     )
+
+
+def expected_times(records: Iterable[dict]) -> dict[int, float]:
+    """Mean seconds per task of each candidate (fit + test and train scoring)."""
+    sums: dict[int, list[float]] = {}
+    for r in latest_records(records).values():
+        t = (
+            (r.get("fit_time") or 0.0)
+            + (r.get("score_time") or 0.0)
+            + (r.get("train_score_time") or 0.0)
+        )
+        sums.setdefault(int(r["candidate"]), []).append(t)
+    return {c: float(np.mean(v)) for c, v in sums.items()}

@@ -113,7 +113,7 @@ class DistributedSearch:
         self._fatal: str | None = None
         self._journal: jn.Journal | None = None
         self._collector: threading.Thread | None = None
-        self._dead_engines: set[int] = set()
+        self._dead_engines: set[int | str] = set()
         if self.run_dir is not None:
             self._records = jn.read_journal(self.run_dir / jn.JOURNAL)
             self._done = set(rs.latest_records(self._records))
@@ -130,7 +130,11 @@ class DistributedSearch:
         with self._lock:
             return len(self._done)
 
-    def launch(self, split_dir: str | Path | SplitSet) -> DistributedSearch:
+    def launch(
+        self,
+        split_dir: str | Path | SplitSet,
+        expected_times: dict[int, float] | None = None,
+    ) -> DistributedSearch:
         """Submit every (candidate, fold) not already in the journal.
 
         Tasks go fold by fold, so engines running at the same time mostly
@@ -142,6 +146,11 @@ class DistributedSearch:
             The split directory (under a workdir: tasks then carry the path
             relative to it, resolved by each engine against its own host's
             workdir; elsewhere the absolute path is used).
+        expected_times : dict, optional
+            Seconds per task of each candidate index, e.g. from an earlier
+            run (`expected_times_from`). Tasks then start longest first,
+            which keeps one slow fit from running alone at the end;
+            candidates without a figure go first.
 
         Returns
         -------
@@ -164,6 +173,9 @@ class DistributedSearch:
             for c in range(len(self.candidates))
             if (c, k) not in self._done
         ]
+        if expected_times:
+            # Stable sort: equal durations keep the fold-by-fold order.
+            todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
         for c, k in todo:
             if self._aborting:
                 break
@@ -207,11 +219,13 @@ class DistributedSearch:
             ar, c, k, attempt = item
             rec = None
             try:
-                res = ar.get(0)
+                res = _get(ar)
             except TaskAborted:
                 pass
             except EngineError as exc:
-                eid = getattr(ar, "engine_id", None)
+                # The client forgets a dead engine's id as soon as it hears of
+                # the loss; the uuid in the reply's metadata stays.
+                eid = ar.metadata.get("engine_uuid") or getattr(ar, "engine_id", None)
                 with self._lock:
                     if eid is not None and eid not in self._dead_engines:
                         self._dead_engines.add(eid)
@@ -457,6 +471,22 @@ def _make_candidates(params, n_iter, random_state) -> list[dict]:
     if n_iter is None:
         return list(ParameterGrid(params))
     return list(ParameterSampler(params, n_iter=n_iter, random_state=random_state))
+
+
+def _get(ar):
+    """ar.get(0), raising EngineError for a task whose engine died.
+
+    The task scheduler reports such a task with an error *reply*, which the
+    client raises as a RemoteError named EngineError, not as EngineError.
+    """
+    from ipyparallel.error import EngineError, RemoteError
+
+    try:
+        return ar.get(0)
+    except RemoteError as exc:
+        if exc.ename == "EngineError":
+            raise EngineError(exc.evalue) from exc
+        raise
 
 
 def _remote_traceback(exc: BaseException) -> str:

@@ -11,6 +11,26 @@ from __future__ import annotations
 WORKDIR_ENV = "FLEETCV_WORKDIR"
 HOST_ENV = "FLEETCV_HOST"
 
+#: The fold this engine used last, kept mapped: tasks go fold by fold, so the
+#: next task usually needs the same one and skips the open/unpickle/mmap.
+#: One entry only, so an engine never holds more than one fold's mapping.
+_LAST_FOLD: dict = {}
+
+
+def load_fold_cached(path: str):
+    """joblib.load(path, mmap_mode="r"), reusing the last fold this process loaded."""
+    import os
+
+    import joblib
+
+    stat = os.stat(path)
+    key = (path, stat.st_ino, stat.st_mtime_ns)
+    if _LAST_FOLD.get("key") != key:
+        _LAST_FOLD.clear()
+        _LAST_FOLD["data"] = joblib.load(path, mmap_mode="r")
+        _LAST_FOLD["key"] = key
+    return _LAST_FOLD["data"]
+
 
 def engine_info() -> dict:
     """Describe the engine process this runs in: host name, pid, workdir."""
@@ -84,7 +104,6 @@ def evaluate(
     import time
     import traceback
 
-    import joblib
     import psutil
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
@@ -93,7 +112,7 @@ def evaluate(
     # A missing or unreadable fold is an infrastructure problem: let it raise
     # so the driver records the task as errored (retried on resume), instead of
     # passing it off as a failed fit with error_score.
-    X_train, y_train, X_test, y_test = joblib.load(path, mmap_mode="r")
+    X_train, y_train, X_test, y_test = load_fold_cached(path)
     if train_size is not None:
         X_train, y_train = X_train[:train_size], y_train[:train_size]
 

@@ -136,7 +136,7 @@ def test_install_is_offline_and_skipped_when_up_to_date(mh):
 
 
 def test_push_search_and_grow_while_running(mh, sklearn_reference):
-    state, disks = mh["state"], mh["disks"]
+    disks = mh["disks"]
     invoke("cluster.start", "--hosts-file", mh["first2"])
     # Push to all three hosts; each disk holds its own copy.
     out = invoke("data.push", "--hosts-file", mh["all3"]).stdout

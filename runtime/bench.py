@@ -1,0 +1,559 @@
+"""`invoke bench`: fleetcv against scikit-learn's own parallel search, side by side.
+
+Runs on the laptop, in one process tree: a local fleetcv cluster of N
+engines and scikit-learn's loky pool of N workers, on the same machine, the
+same folds and the same BLAS thread settings (one thread per worker on both
+sides, which is what loky itself picks for n_jobs = cores). Four figures:
+
+1. reference search wall time (median of timed runs after a warm-up) against
+   GridSearchCV(n_jobs=N), and the sequential limit (n_jobs=1 time / N);
+2. memory: summed PSS of the worker processes, sampled every 100 ms, and the
+   host's available-memory drop, on a data set of >= 200 MB;
+3. dispatch: tiny tasks per second with the journal on;
+4. scale: the reference search on 1..N engines.
+
+Every raw figure goes to bench/results.json; BENCHMARKS.md and a PNG are
+regenerated from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import cluster as cl
+from .config import load_data, load_search_spec, parse_hosts
+from .search import DistributedSearch
+from .splits import persist_splits
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_SPEC = REPO / "searches" / "digits_svc.yml"
+#: Ports of the bench's own cluster, apart from a user's running one.
+BENCH_PORTS = [55400, 55439]
+#: PSS sampling period, seconds.
+SAMPLE_EVERY = 0.1
+#: Sizes: (full, quick).
+TIMED_RUNS = (3, 1)
+MEMORY_ROWS = (100_000, 25_000)  # x 250 float64 features: 200 MB, 50 MB
+MEMORY_FEATURES = 250
+DISPATCH_TASKS = (2000, 500)
+#: The targets of issue 6, checked (not asserted) in BENCHMARKS.md.
+TARGET_WALL_RATIO = 0.95
+TARGET_EFFICIENCY = 0.95
+TARGET_DISPATCH = 400.0
+TARGET_MEMORY_VS_LOKY = 0.5
+
+
+def _grid(quick: bool) -> dict:
+    gammas = np.logspace(-4, 0, 5)
+    return {"C": np.logspace(-1, 2, 4), "gamma": gammas[:2] if quick else gammas}
+
+
+def _plain_grid(grid: dict) -> list[dict]:
+    from sklearn.model_selection import ParameterGrid
+
+    return [{k: float(v) for k, v in p.items()} for p in ParameterGrid(grid)]
+
+
+class PssSampler:
+    """Sample the summed PSS of some processes and the host's available memory."""
+
+    def __init__(self, pids: Callable[[], list[int]], every: float = SAMPLE_EVERY):
+        self.pids = pids
+        self.every = every
+        self.samples: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            total = 0
+            for pid in self.pids():
+                try:
+                    total += psutil.Process(pid).memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.samples.append(
+                {
+                    "t": time.monotonic() - t0,
+                    "sum_pss": total,
+                    "available": psutil.virtual_memory().available,
+                }
+            )
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_pss(self) -> int:
+        """Largest summed PSS seen."""
+        return max((s["sum_pss"] for s in self.samples), default=0)
+
+    def available_drop(self, before: int) -> int:
+        """Largest drop of available memory below `before`."""
+        return max((before - s["available"] for s in self.samples), default=0)
+
+
+def _loky_pids() -> list[int]:
+    import psutil
+
+    me = psutil.Process()
+    return [
+        p.pid
+        for p in me.children(recursive=True)
+        if "loky" in " ".join(p.cmdline()) or "joblib" in " ".join(p.cmdline())
+    ]
+
+
+def _median_time(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+    fn()  # untimed warm-up: pools started, imports done, page cache warm
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def _fleet_search(
+    view, estimator, candidates, split, run_root: Path, tag: str, expected=None
+) -> DistributedSearch:
+    run_dir = run_root / f"{tag}-{time.monotonic_ns()}"
+    s = DistributedSearch(view, estimator, candidates=candidates, run_dir=run_dir)
+    s.launch(split, expected_times=expected).wait()
+    if s.n_done != s.n_tasks:
+        raise RuntimeError(f"bench search {tag} did not finish: {s.report()}")
+    return s
+
+
+def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
+    """Figure 1 (and the data for figure 4)."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    from .results import expected_times
+
+    spec = load_search_spec(REFERENCE_SPEC)
+    X, y = load_data(spec)
+    splitter = spec.cv.splitter()
+    split = persist_splits(X, y, splitter, spec.cv.as_dict(), work)
+    grid = _grid(quick)
+    cands = _plain_grid(grid)
+    runs = TIMED_RUNS[quick]
+    view = client.load_balanced_view()
+
+    log(
+        f"reference: sequential sklearn (n_jobs=1), {len(cands)} candidates x {split.n_folds} folds"
+    )
+    t = time.perf_counter()
+    GridSearchCV(SVC(), grid, cv=splitter, n_jobs=1, return_train_score=True).fit(X, y)
+    sequential = time.perf_counter() - t
+
+    log(f"reference: sklearn GridSearchCV(n_jobs={n}), warm-up + {runs} timed")
+    sk_wall, sk_times = _median_time(
+        lambda: GridSearchCV(
+            SVC(), grid, cv=splitter, n_jobs=n, return_train_score=True
+        ).fit(X, y),
+        runs,
+    )
+
+    log(f"reference: fleetcv on {n} engines, warm-up + {runs} timed")
+    warm = _fleet_search(view, SVC(), cands, split, work / "runs", "warmup")
+    # The warm-up's journal is what a real second run finds in runs/: the
+    # timings that let the slowest candidates start first.
+    expected = expected_times(warm._records)
+    fl_wall, fl_times = _median_time(
+        lambda: _fleet_search(
+            view, SVC(), cands, split, work / "runs", "ref", expected
+        ),
+        runs,
+    )
+
+    limit = sequential / n
+    scale = []
+    for k in range(1, n + 1):
+        v = client.load_balanced_view(targets=client.ids[:k])
+        t = time.perf_counter()
+        _fleet_search(v, SVC(), cands, split, work / "runs", f"scale{k}", expected)
+        wall = time.perf_counter() - t
+        scale.append(
+            {
+                "engines": k,
+                "wall": wall,
+                "ideal": sequential / k,
+                "efficiency": (sequential / k) / wall,
+            }
+        )
+        log(
+            f"scale: {k} engines {wall:.2f} s, efficiency {(sequential / k) / wall:.3f}"
+        )
+    return {
+        "n_candidates": len(cands),
+        "n_folds": split.n_folds,
+        "sequential_seconds": sequential,
+        "limit_seconds": limit,
+        "sklearn_wall_seconds": sk_wall,
+        "sklearn_runs": sk_times,
+        "fleetcv_wall_seconds": fl_wall,
+        "fleetcv_runs": fl_times,
+        "sklearn_efficiency": limit / sk_wall,
+        "fleetcv_efficiency": limit / fl_wall,
+        "wall_ratio_fleetcv_over_sklearn": fl_wall / sk_wall,
+        "scale": scale,
+    }
+
+
+def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
+    """Figure 2: peak summed worker PSS and available-memory drop, both sides."""
+    import psutil
+    from sklearn.datasets import make_classification
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, ShuffleSplit
+
+    from .probes import engine_probe
+
+    rows = MEMORY_ROWS[quick]
+    X, y = make_classification(
+        n_samples=rows, n_features=MEMORY_FEATURES, n_informative=20, random_state=0
+    )
+    X = np.ascontiguousarray(X)
+    nbytes = X.nbytes + y.nbytes
+    splitter = ShuffleSplit(n_splits=3, test_size=0.25, random_state=0)
+    grid = {"C": [0.01, 0.1, 1.0, 10.0]}
+    est = LogisticRegression(max_iter=30)
+    log(
+        f"memory: data {nbytes / 1e6:.0f} MB, LogisticRegression x {len(grid['C'])} C x 3 folds"
+    )
+    split = persist_splits(X, y, splitter, {"bench": "memory", "rows": rows}, work)
+
+    engine_pids = [p["pid"] for p in client[:].apply_async(engine_probe).get()]
+    baseline = client[:].apply_async(engine_probe).get()
+    fleet_baseline_pss = sum(p["pss"] for p in baseline)
+    before = psutil.virtual_memory().available
+    with PssSampler(lambda: engine_pids) as fs:
+        t = time.perf_counter()
+        _fleet_search(
+            client.load_balanced_view(),
+            est,
+            _plain_grid(grid),
+            split,
+            work / "runs",
+            "memory",
+        )
+        fleet_wall = time.perf_counter() - t
+    fleet = {
+        "peak_sum_pss": fs.peak_pss(),
+        "baseline_sum_pss": fleet_baseline_pss,
+        "available_drop": fs.available_drop(before),
+        "wall": fleet_wall,
+        "samples": fs.samples,
+    }
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # Warm the loky pool first so its workers exist and can be baselined.
+        from joblib import Parallel, delayed
+
+        Parallel(n_jobs=n)(delayed(time.sleep)(0.01) for _ in range(2 * n))
+        loky_baseline = sum(
+            psutil.Process(p).memory_full_info().pss for p in _loky_pids()
+        )
+        before = psutil.virtual_memory().available
+        with PssSampler(_loky_pids) as ls:
+            t = time.perf_counter()
+            GridSearchCV(est, grid, cv=splitter, n_jobs=n, return_train_score=True).fit(
+                X, y
+            )
+            loky_wall = time.perf_counter() - t
+    loky = {
+        "peak_sum_pss": ls.peak_pss(),
+        "baseline_sum_pss": loky_baseline,
+        "available_drop": ls.available_drop(before),
+        "wall": loky_wall,
+        "samples": ls.samples,
+    }
+    model_bytes = 8 * (MEMORY_FEATURES + 1)
+    budget = nbytes + fleet_baseline_pss + n * model_bytes
+    return {
+        "data_bytes": nbytes,
+        "n_workers": n,
+        "fleetcv": fleet,
+        "sklearn_loky": loky,
+        "fleetcv_budget_bytes": budget,
+        "fleetcv_within_budget": fleet["peak_sum_pss"] <= budget,
+        "pss_ratio_fleetcv_over_loky": fleet["peak_sum_pss"] / loky["peak_sum_pss"]
+        if loky["peak_sum_pss"]
+        else None,
+    }
+
+
+def bench_dispatch(client, quick: bool, work: Path, log) -> dict:
+    """Figure 3: tiny tasks per second with the journal on."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import ShuffleSplit
+
+    n_tasks = DISPATCH_TASKS[quick]
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(200, 5), rng.randint(0, 2, 200)
+    split = persist_splits(
+        X, y, ShuffleSplit(n_splits=1, random_state=0), {"bench": "dispatch"}, work
+    )
+    cands = [{"constant": None, "strategy": "prior"}] * (n_tasks // 2) + [
+        {"constant": None, "strategy": "most_frequent"}
+    ] * (n_tasks - n_tasks // 2)
+    log(f"dispatch: {n_tasks} DummyClassifier tasks, journal on")
+    view = client.load_balanced_view()
+    _fleet_search(
+        view, DummyClassifier(), cands[:50], split, work / "runs", "dispatch-warm"
+    )
+    t = time.perf_counter()
+    s = _fleet_search(view, DummyClassifier(), cands, split, work / "runs", "dispatch")
+    wall = time.perf_counter() - t
+    busy = sum(
+        (r.get("fit_time") or 0)
+        + (r.get("score_time") or 0)
+        + (r.get("train_score_time") or 0)
+        for r in s._records
+    )
+    return {
+        "n_tasks": n_tasks,
+        "wall_seconds": wall,
+        "tasks_per_second": n_tasks / wall,
+        "ms_per_task": 1000 * wall / n_tasks,
+        "ms_per_task_in_estimator": 1000 * busy / n_tasks,
+        "journal_lines": len(s._records),
+    }
+
+
+def environment(client, n: int) -> dict:
+    """Machine, versions, and threadpoolctl's view of the driver, an engine and a loky worker."""
+    import ipyparallel
+    import joblib
+    import sklearn
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_info
+
+    def pools():
+        from threadpoolctl import threadpool_info
+
+        return [
+            {
+                k: p.get(k)
+                for k in ("user_api", "internal_api", "num_threads", "version")
+            }
+            for p in threadpool_info()
+        ]
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "versions": {
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+            "joblib": joblib.__version__,
+            "ipyparallel": ipyparallel.__version__,
+        },
+        "threads": {
+            "driver": [
+                {k: p.get(k) for k in ("user_api", "internal_api", "num_threads")}
+                for p in threadpool_info()
+            ],
+            "fleetcv_engine": client[client.ids[0]].apply_sync(pools),
+            "loky_worker": Parallel(n_jobs=n)(delayed(pools)() for _ in range(1))[0],
+        },
+        "engines": n,
+    }
+
+
+def run_bench(
+    engines: int | None = None,
+    quick: bool = False,
+    out_dir: str | os.PathLike = "bench",
+    log=print,
+) -> dict:
+    """Run the four benchmarks and write results.json, BENCHMARKS.md and a PNG.
+
+    Parameters
+    ----------
+    engines : int, optional
+        N, the engines and the loky workers (default: cores).
+    quick : bool
+        Smaller grid, smaller data, fewer runs (under 2 minutes on 2 cores).
+    out_dir : path
+        Where results.json and the PNG go; BENCHMARKS.md goes to the repo root.
+    log : callable
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        Everything written to results.json.
+    """
+    n = engines or os.cpu_count() or 1
+    out = Path(out_dir)
+    work = out / "work"
+    shutil.rmtree(work / "runs", ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = parse_hosts(
+        {
+            "controller": {
+                "ip": "127.0.0.1",
+                "ports": BENCH_PORTS,
+                "state_dir": str(work / "state"),
+            },
+            "hosts": [
+                {
+                    "name": "localhost",
+                    "local": True,
+                    "engines": n,
+                    "workdir": str(work.resolve()),
+                }
+            ],
+        },
+        "<bench>",
+    )
+    if cl.is_running(cfg):
+        cl.stop(cfg)
+    start = time.perf_counter()
+    log(f"bench: starting {n} engines")
+    cl.start(cfg)
+    client = cl.connect(cfg)
+    try:
+        cl.wait_for_engines(client, n)
+        results = {
+            "command": "invoke bench"
+            + (f" --engines {engines}" if engines else "")
+            + (" --quick" if quick else ""),
+            "quick": quick,
+            "environment": environment(client, n),
+            "reference": bench_reference(client, n, quick, work, log),
+            "memory": bench_memory(client, n, quick, work, log),
+            "dispatch": bench_dispatch(client, quick, work, log),
+        }
+    finally:
+        client.close()
+        cl.stop(cfg)
+    results["total_seconds"] = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    plot_bench(results, out / "bench.png")
+    (
+        REPO / "BENCHMARKS.md"
+        if out.resolve() == (REPO / "bench").resolve()
+        else out / "BENCHMARKS.md"
+    ).write_text(render_markdown(results))
+    return results
+
+
+def plot_bench(results: dict, path: Path) -> Path:
+    """Scale (wall time vs engines, with the ideal) and memory (PSS over time) side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sc = results["reference"]["scale"]
+    a.plot([s["engines"] for s in sc], [s["wall"] for s in sc], "o-", label="fleetcv")
+    a.plot(
+        [s["engines"] for s in sc],
+        [s["ideal"] for s in sc],
+        "k--",
+        label="sequential / engines",
+    )
+    a.set_xlabel("engines")
+    a.set_ylabel("wall time (s)")
+    a.set_title("reference search: scale")
+    a.set_xticks([s["engines"] for s in sc])
+    a.legend()
+    mem = results["memory"]
+    for name, key in (("fleetcv", "fleetcv"), ("sklearn loky", "sklearn_loky")):
+        smp = mem[key]["samples"]
+        b.plot([s["t"] for s in smp], [s["sum_pss"] / 1e6 for s in smp], label=name)
+    b.axhline(mem["data_bytes"] / 1e6, color="k", ls=":", label="one copy of the data")
+    b.set_xlabel("seconds")
+    b.set_ylabel("summed worker PSS (MB)")
+    b.set_title(
+        f"memory, {mem['n_workers']} workers, {mem['data_bytes'] / 1e6:.0f} MB data"
+    )
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def render_markdown(r: dict) -> str:
+    """BENCHMARKS.md from results.json."""
+    env, ref, mem, dis = r["environment"], r["reference"], r["memory"], r["dispatch"]
+    n = env["engines"]
+    mb = 1e6
+    lines = [
+        "# fleetcv benchmarks",
+        "",
+        f"Generated by `{r['command']}` on {env['date']} ({r['total_seconds']:.0f} s). "
+        f"Machine: {env['cpus']} cores, {env['machine']}, Python {env['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        + ". Raw figures: `bench/results.json`; plot: `bench/bench.png`.",
+        "",
+        f"Both sides run {n} workers with the same folds; BLAS/OpenMP threads per worker "
+        f"(threadpoolctl): fleetcv engine {[p['num_threads'] for p in env['threads']['fleetcv_engine']]}, "
+        f"loky worker {[p['num_threads'] for p in env['threads']['loky_worker']]}.",
+        "",
+        "| figure | fleetcv | scikit-learn | target | |",
+        "|---|---|---|---|---|",
+        f"| reference search wall (median of {len(ref['fleetcv_runs'])}) | {ref['fleetcv_wall_seconds']:.2f} s | {ref['sklearn_wall_seconds']:.2f} s (GridSearchCV n_jobs={n}) | fleetcv <= {TARGET_WALL_RATIO} x sklearn: ratio {ref['wall_ratio_fleetcv_over_sklearn']:.3f} | {_mark(ref['wall_ratio_fleetcv_over_sklearn'] <= TARGET_WALL_RATIO)} |",
+        f"| efficiency = (sequential {ref['sequential_seconds']:.2f} s / {n}) / wall | {ref['fleetcv_efficiency']:.3f} | {ref['sklearn_efficiency']:.3f} | >= {TARGET_EFFICIENCY} | {_mark(ref['fleetcv_efficiency'] >= TARGET_EFFICIENCY)} |",
+        f"| peak summed worker PSS, {mem['data_bytes'] / mb:.0f} MB data | {mem['fleetcv']['peak_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['peak_sum_pss'] / mb:.0f} MB (loky) | <= 0.5 x loky: ratio {mem['pss_ratio_fleetcv_over_loky']:.3f}; <= data + baselines ({mem['fleetcv_budget_bytes'] / mb:.0f} MB) | {_mark((mem['pss_ratio_fleetcv_over_loky'] or 9) <= TARGET_MEMORY_VS_LOKY and mem['fleetcv_within_budget'])} |",
+        f"| worker baseline PSS (before the search) | {mem['fleetcv']['baseline_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['baseline_sum_pss'] / mb:.0f} MB | | |",
+        f"| available-memory drop during the search | {mem['fleetcv']['available_drop'] / mb:.0f} MB | {mem['sklearn_loky']['available_drop'] / mb:.0f} MB | | |",
+        f"| dispatch, {dis['n_tasks']} tiny tasks, journal on | {dis['tasks_per_second']:.0f} tasks/s ({dis['ms_per_task']:.2f} ms/task, {dis['ms_per_task_in_estimator']:.2f} ms in the estimator) | | >= {TARGET_DISPATCH:.0f} tasks/s | {_mark(dis['tasks_per_second'] >= TARGET_DISPATCH)} |",
+        "",
+        "Scale (reference search, fleetcv):",
+        "",
+        "| engines | wall (s) | ideal = sequential / engines (s) | efficiency |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s['engines']} | {s['wall']:.2f} | {s['ideal']:.2f} | {s['efficiency']:.3f} |"
+        for s in ref["scale"]
+    ]
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- scikit-learn's `score_time` leaves out the train-score computation, so summed "
+        "fit + score times understate the work; the wall times above include it on both sides.",
+        "- Memory is sampled every 100 ms with psutil (PSS of every worker process) from a side "
+        "thread. The page cache holding fleetcv's fold files counts as available memory, so the "
+        "available-memory drop understates fleetcv's file-backed pages; summed PSS counts them.",
+        "- The multi-host scale run on the namespace test cluster is not part of this bench yet.",
+        "",
+    ]
+    return "\n".join(lines)
