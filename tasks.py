@@ -248,7 +248,7 @@ def search_run(
     run_dir=None,
     n_iter=None,
     resume=None,
-    max_retries=2,
+    max_retries=None,
     runs_root=driver.DEFAULT_RUNS_ROOT,
     no_progress=False,
     keep_cluster=False,
@@ -258,7 +258,9 @@ def search_run(
     cfg = _hosts(hosts_file)
     n_iter = _int_flag("--n-iter", n_iter)
     engines = _int_flag("--engines", engines)
-    max_retries = _int_flag("--max-retries", max_retries, minimum=0)
+    max_retries = _int_flag(
+        "--max-retries", max_retries if max_retries is not None else 2, minimum=0
+    )
     if resume:
         s, meta = driver.load_resume(
             resume, spec if spec != DEFAULT_SPEC else None, n_iter=n_iter

@@ -1,0 +1,50 @@
+"""`invoke bench --quick` runs end to end and reports every figure (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.cluster
+
+
+def test_quick_bench_writes_every_figure(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["invoke", "bench", "--quick", "--out-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads((tmp_path / "results.json").read_text())
+    ref, mem, dis = r["reference"], r["memory"], r["dispatch"]
+    for key in (
+        "sequential_seconds",
+        "limit_seconds",
+        "sklearn_wall_seconds",
+        "fleetcv_wall_seconds",
+        "sklearn_efficiency",
+        "fleetcv_efficiency",
+        "wall_ratio_fleetcv_over_sklearn",
+    ):
+        assert isinstance(ref[key], float) and ref[key] > 0, key
+    assert [s["engines"] for s in ref["scale"]] == list(range(1, r["environment"]["engines"] + 1))
+    for side in ("fleetcv", "sklearn_loky"):
+        assert mem[side]["peak_sum_pss"] > 0 and mem[side]["samples"], side
+    assert mem["data_bytes"] >= 50e6 and mem["pss_ratio_fleetcv_over_loky"] > 0
+    assert dis["tasks_per_second"] > 0 and dis["journal_lines"] == dis["n_tasks"]
+    threads = r["environment"]["threads"]
+    assert threads["fleetcv_engine"] and threads["loky_worker"] is not None
+    md = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| reference search wall" in md and "| dispatch" in md
+    assert (tmp_path / "bench.png").stat().st_size > 10_000

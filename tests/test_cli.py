@@ -1,0 +1,138 @@
+"""The command line as a user runs it: `invoke search`, `invoke report`, and flag errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import RANDOM_SPEC, REPO
+
+CLI_PORTS = [56100, 56139]
+
+
+def invoke(*args, timeout=600):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("FLEETCV_HOSTS", None)
+    return subprocess.run(
+        ["invoke", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def hosts_file(tmp_path):
+    p = tmp_path / "hosts.yml"
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {
+                    "ip": "127.0.0.1",
+                    "ports": CLI_PORTS,
+                    "state_dir": str(tmp_path / "state"),
+                },
+                "hosts": [
+                    {
+                        "name": "localhost",
+                        "local": True,
+                        "engines": 2,
+                        "workdir": str(tmp_path / "work"),
+                    }
+                ],
+            }
+        )
+    )
+    return str(p)
+
+
+@pytest.mark.cluster
+def test_search_prints_progress_and_report_and_writes_the_run(tmp_path, hosts_file):
+    proc = invoke(
+        "search",
+        "--spec",
+        RANDOM_SPEC,
+        "--engines",
+        "2",
+        "--hosts-file",
+        hosts_file,
+        "--runs-root",
+        str(tmp_path / "runs"),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "100%" in proc.stderr and "fit/s" in proc.stderr  # the progress bar
+    assert "Finished: 100% (050/050)" in proc.stdout
+    assert "Rank 1: validation: " in proc.stdout and "Rank 5:" in proc.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("digits_svc_random-")
+    for name in (
+        "journal.jsonl",
+        "results.json",
+        "report.txt",
+        "meta.json",
+        "spec.yml",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert len((run_dir / "journal.jsonl").read_text().splitlines()) == 50
+    # The search started the cluster, so it stopped it.
+    assert (
+        "no fleetcv cluster is running"
+        in invoke("cluster.status", "--hosts-file", hosts_file).stderr
+    )
+
+    # `invoke report` rebuilds the same results from the journal alone.
+    before = json.loads((run_dir / "results.json").read_text())
+    (run_dir / "results.json").unlink()
+    rep = invoke("report", str(run_dir))
+    assert rep.returncode == 0, rep.stderr
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["mean_test_score"] == before["mean_test_score"]
+    assert after["best_params"] == before["best_params"]
+    assert rep.stdout.startswith("Finished: 100% (050/050)")
+
+
+BAD_FLAGS = [
+    (["search", "--n-iter", "0"], r"--n-iter: expected an integer >= 1, got '0'"),
+    (["search", "--engines", "-2"], r"--engines: expected an integer >= 1, got '-2'"),
+    (
+        ["search", "--max-retries", "x"],
+        r"--max-retries: expected an integer >= 0, got 'x'",
+    ),
+    (["search", "--spec", "nope.yml"], r"nope\.yml: search spec file not found"),
+    (
+        ["search", "--resume", "searches"],
+        r"searches: not a fleetcv run directory \(no meta\.json\)",
+    ),
+    (["report", "searches"], r"searches: not a fleetcv run directory"),
+    (
+        ["search", "--hosts-file", "missing-hosts.yml"],
+        r"missing-hosts\.yml: hosts file not found",
+    ),
+    (
+        ["cluster.grow", "--engines", "0"],
+        r"--engines: expected a positive integer, got 0\. Fix: pass --engines 1 or more",
+    ),
+    (["cluster.install"], r"no package given"),
+]
+
+
+@pytest.mark.parametrize(
+    "args,pattern", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS]
+)
+def test_bad_flags_give_one_clear_message(args, pattern, hosts_file):
+    if "--hosts-file" not in args and args[0] != "report":
+        args = [*args, "--hosts-file", hosts_file]
+    proc = invoke(*args, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    import re
+
+    assert re.search(pattern, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
