@@ -41,7 +41,16 @@ LOG_DIR = "logs"
 REQ_HASH_FILE = ".fleetcv-requirements.sha256"
 REPO = Path(__file__).resolve().parent
 #: What an engine host needs: the runtime requirements minus the laptop's tools.
-LAPTOP_ONLY = {"fabric", "invoke", "paramiko", "tqdm"}
+LAPTOP_ONLY = {
+    "fabric",
+    "invoke",
+    "paramiko",
+    "tqdm",
+    "matplotlib",
+    "boto3",
+    "botocore",
+    "s3transfer",
+}
 
 
 @dataclass

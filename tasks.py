@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
+import assess_tasks
 from runtime import cluster as cl
 from runtime import driver
 from runtime import journal as jn
@@ -277,7 +279,7 @@ def search_run(
         rdir = Path(resume)
     else:
         rdir = driver.new_run(
-            s, runs_root, run_dir, split, command=" ".join(["invoke", *sys.argv[1:]])
+            s, runs_root, run_dir, split, command=shlex.join(["invoke", *sys.argv[1:]])
         )
         meta = driver.read_meta(rdir)
     started = False
@@ -314,7 +316,11 @@ def search_run(
             _stop_cluster(cfg)
     print()
     print(search.report())
+    from runtime.report_html import finish_run
+
+    out = finish_run(rdir)
     print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
+    print(f"wrote {out['report']} and {len(out['plots'])} plots")
     if search.status != "finished":
         raise Exit(
             f"search {search.status}. Resume with: invoke search --resume {rdir}",
@@ -356,8 +362,13 @@ def search_abort(c, run_dir=None):
         if driver.read_meta(rdir).get("status") != "running":
             break
         time.sleep(0.1)
+    resume = {
+        "learning_curve": "curves.learning",
+        "validation_curve": "curves.validation",
+    }
     print(
-        f"{rdir}: {driver.read_meta(rdir).get('status')}. Resume with: invoke search --resume {rdir}"
+        f"{rdir}: {driver.read_meta(rdir).get('status')}. Resume with: "
+        f"invoke {resume.get(meta.get('kind'), 'search')} --resume {rdir}"
     )
 
 
@@ -384,6 +395,12 @@ def report(c, run_dir, top=rs.TOP_K):
     """Rebuild results.json and report.txt of a run from its journal, and print the report."""
     rdir = Path(run_dir)
     meta = driver.read_meta(rdir)
+    if meta.get("kind") in ("learning_curve", "validation_curve"):
+        from runtime.curves import rebuild_results
+
+        rebuild_results(rdir)
+        print((rdir / jn.REPORT).read_text(), end="")
+        return
     records = jn.read_journal(rdir / jn.JOURNAL)
     res = rs.build_cv_results(
         meta["candidates"],
@@ -592,3 +609,5 @@ ns.add_collection(Collection("probe", probe_memory))
 ns.add_collection(Collection("hosts", hosts_install, hosts_run))
 ns.add_collection(Collection("data", data_push))
 ns.add_collection(Collection("testcluster", testcluster_up, testcluster_down))
+ns.add_collection(assess_tasks.curves)
+ns.add_task(assess_tasks.plot)

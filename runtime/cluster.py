@@ -230,8 +230,16 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
     import ipyparallel as ipp
 
     f = client_connection_file(cfg)
-    if not is_running(cfg) or not f.exists():
+    if not is_running(cfg):
         raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
+    # A controller that has just started writes its files a moment later.
+    deadline = time.monotonic() + timeout
+    while not f.exists():
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"the controller is running but wrote no {f.name} within {timeout:.0f} s. Try: invoke cluster.stop, then cluster.start"
+            )
+        time.sleep(0.1)
     env = {"IPP_ENABLE_CURVE": "1"} if cfg.controller.curve else {}
     with _patched_environ(env):
         return ipp.Client(str(f), timeout=timeout)

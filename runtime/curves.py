@@ -346,7 +346,9 @@ def validation_definition(
     return {
         "kind": VALIDATION,
         "param_name": param_name,
-        "param_range": [v.item() if isinstance(v, np.generic) else v for v in param_range],
+        "param_range": [
+            v.item() if isinstance(v, np.generic) else v for v in param_range
+        ],
         "params": fixed,
         "scoring": scoring,
     }
@@ -727,7 +729,9 @@ def new_curve_run(
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700)
     else:
-        suffix = task if task == "learning" else f"validation-{definition['param_name']}"
+        suffix = (
+            task if task == "learning" else f"validation-{definition['param_name']}"
+        )
         path = jn.new_run_dir(runs_root, f"{spec.name}-{suffix}")
     shutil.copyfile(spec.path, path / jn.SPEC_COPY)
     meta = {

@@ -34,10 +34,12 @@ BOX_TITLE_HEIGHT = 0.6
 #: boxes hold several splits and labels stay readable.
 MAX_DISTINCT = 12
 N_BINS = 6
+#: Characters of x tick labels that fit side by side in a plot's width.
+XTICK_CHARS = 60
 #: Heatmap cells get their score written in them up to this many cells.
 MAX_ANNOTATED_CELLS = 144
 #: Probe sample fields plotted by `plot_memory`, in panel order.
-MEMORY_KEYS = ("available", "sum_pss", "sum_rss")
+MEMORY_KEYS = ("available", "sum_pss", "sum_rss", "rss")
 MB = 1e6
 #: A run directory's probe samples, one JSON sample per line (see plot_memory).
 PROBES = "probes.jsonl"
@@ -67,6 +69,18 @@ def _save(fig, out_dir: str | os.PathLike, filename: str) -> Path:
     # No "Software" text chunk: the PNG then carries no URL and is byte-stable.
     fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return path
+
+
+def _xticks(ax, positions, labels: list[str]) -> None:
+    # Labels that would not fit side by side (many values, or bin ranges)
+    # are slanted rather than left to overlap.
+    slant = len(labels) > 6 or sum(map(len, labels)) > XTICK_CHARS
+    ax.set_xticks(
+        list(positions),
+        labels,
+        rotation=25 if slant else 0,
+        ha="right" if slant else "center",
+    )
 
 
 def boxplot_figsize(n_params: int) -> tuple[float, float]:
@@ -190,7 +204,7 @@ def boxplot_parameters(
     # Parameters that never change say nothing; keep them only if nothing varies.
     varying = [n for n in names if len({repr(v) for v in cv_results[f"param_{n}"]}) > 1]
     names = varying or names
-    train = display_train and f"split0_train_score" in cv_results
+    train = display_train and "split0_train_score" in cv_results
     fig = _new_figure(boxplot_figsize(len(names)))
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
     drawn = 0
@@ -228,18 +242,20 @@ def boxplot_parameters(
                     line.set(color="black" if part == "medians" else color)
             for flier in bp["fliers"]:
                 flier.set(markeredgecolor=color, markersize=4)
-        ax.set_xticks(pos, labels, rotation=30 if len(labels) > 6 else 0)
+        _xticks(ax, pos, labels)
         ax.set_xlim(0.4, len(labels) + 0.6)
         ax.set_xlabel(name)
         ax.set_ylabel("score")
         ax.grid(True, axis="y", alpha=0.4)
     if not drawn:
         raise ValueError("boxplot_parameters: no finished split to plot")
+    # In the order the boxes stand: train on the left of each value.
     handles = [Patch(facecolor=TEST_COLOR, alpha=0.55, label="validation")]
     if train:
-        handles.append(Patch(facecolor=TRAIN_COLOR, alpha=0.55, label="train"))
-    axes[0].legend(handles=handles, loc="best", fontsize="small")
-    fig.suptitle("Scores per parameter value (each box: every split of every candidate)")
+        handles.insert(0, Patch(facecolor=TRAIN_COLOR, alpha=0.55, label="train"))
+    # Outside the axes: inside, it would hide some of the boxes it explains.
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
+    fig.suptitle("Score per parameter value (a box: all splits of all candidates)")
     return _save(fig, out_dir, filename)
 
 
@@ -275,7 +291,7 @@ def heatmap(
         The two parameters; default: the two with the most distinct values
         (x has more).
     filename : str, optional
-        Default `heatmap_<y>_<x>.png`.
+        Default `heatmap_<a>_<b>.png`, the two names sorted.
 
     Returns
     -------
@@ -304,18 +320,21 @@ def heatmap(
             continue
         cell = grid[iy[i], ix[i]]
         grid[iy[i], ix[i]] = m if math.isnan(cell) else max(cell, m)
+    if not np.isfinite(grid).any():
+        raise ValueError("heatmap: no candidate has a mean test score yet")
     import matplotlib as mpl
+    from matplotlib.patches import Rectangle
 
     fig = _new_figure(FIGSIZE)
     ax = fig.subplots()
     cmap = mpl.colormaps["viridis"].with_extremes(bad="#d0d0d0")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
     fig.colorbar(im, ax=ax, label="mean test score")
-    ax.set_xticks(range(len(xlabels)), xlabels, rotation=30 if len(xlabels) > 6 else 0)
+    _xticks(ax, range(len(xlabels)), xlabels)
     ax.set_yticks(range(len(ylabels)), ylabels)
     ax.set_xlabel(param_x)
     ax.set_ylabel(param_y)
-    if grid.size <= MAX_ANNOTATED_CELLS and np.isfinite(grid).any():
+    if grid.size <= MAX_ANNOTATED_CELLS:
         lo, hi = np.nanmin(grid), np.nanmax(grid)
         mid = (lo + hi) / 2
         for (r, c), v in np.ndenumerate(grid):
@@ -329,18 +348,17 @@ def heatmap(
                     fontsize="small",
                     color="black" if v > mid else "white",
                 )
-    if np.isfinite(grid).any():
-        r, c = np.unravel_index(np.nanargmax(grid), grid.shape)
-        from matplotlib.patches import Rectangle
-
-        ax.add_patch(
-            Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5)
-        )
-        ax.set_title(
-            f"Mean test score; best {np.nanmax(grid):.5f} at "
-            f"{param_x}={xlabels[c]}, {param_y}={ylabels[r]}"
-        )
-    return _save(fig, out_dir, filename or f"heatmap_{param_y}_{param_x}.png")
+    r, c = np.unravel_index(np.nanargmax(grid), grid.shape)
+    ax.add_patch(
+        Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5)
+    )
+    ax.set_title(
+        f"Mean test score; best {np.nanmax(grid):.5f} at "
+        f"{param_x}={xlabels[c]}, {param_y}={ylabels[r]}"
+    )
+    # Named by the pair, not the orientation: one file per pair of parameters.
+    pair = "_".join(sorted((param_x, param_y)))
+    return _save(fig, out_dir, filename or f"heatmap_{pair}.png")
 
 
 # ------------------------------------------------------------------ curves
@@ -385,8 +403,22 @@ def plot_learning_curve(
     x = np.asarray(curve["train_sizes_abs"], dtype=float)
     fig = _new_figure(FIGSIZE)
     ax = fig.subplots()
-    _band(ax, x, curve["train_scores_mean"], curve["train_scores_std"], TRAIN_COLOR, "train")
-    _band(ax, x, curve["test_scores_mean"], curve["test_scores_std"], TEST_COLOR, "validation")
+    _band(
+        ax,
+        x,
+        curve["train_scores_mean"],
+        curve["train_scores_std"],
+        TRAIN_COLOR,
+        "train",
+    )
+    _band(
+        ax,
+        x,
+        curve["test_scores_mean"],
+        curve["test_scores_std"],
+        TEST_COLOR,
+        "validation",
+    )
     ax.set_xlabel("training examples")
     ax.set_ylabel(_score_label(curve))
     ax.grid(True, alpha=0.4)
@@ -429,15 +461,33 @@ def plot_validation_curve(
     """
     values = curve["param_range"]
     numeric = all(_is_number(v) for v in values)
-    x = np.asarray(values, dtype=float) if numeric else np.arange(len(values), dtype=float)
+    x = (
+        np.asarray(values, dtype=float)
+        if numeric
+        else np.arange(len(values), dtype=float)
+    )
     fig = _new_figure(FIGSIZE)
     ax = fig.subplots()
-    _band(ax, x, curve["train_scores_mean"], curve["train_scores_std"], TRAIN_COLOR, "train")
-    _band(ax, x, curve["test_scores_mean"], curve["test_scores_std"], TEST_COLOR, "validation")
+    _band(
+        ax,
+        x,
+        curve["train_scores_mean"],
+        curve["train_scores_std"],
+        TRAIN_COLOR,
+        "train",
+    )
+    _band(
+        ax,
+        x,
+        curve["test_scores_mean"],
+        curve["test_scores_std"],
+        TEST_COLOR,
+        "validation",
+    )
     if numeric and _log_scale(values):
         ax.set_xscale("log")
     if not numeric:
-        ax.set_xticks(x, [_label(v) for v in values])
+        _xticks(ax, x, [_label(v) for v in values])
     means = np.asarray(curve["test_scores_mean"], dtype=float)
     title = f"Validation curve of {curve['param_name']}"
     if np.isfinite(means).any():
@@ -485,29 +535,25 @@ def probe_samples(probe: dict, t: float | None = None) -> list[dict]:
 
 
 def samples_from_journal(records: Iterable[dict]) -> list[dict]:
-    """Per-host memory samples from a journal, for runs without probe samples.
+    """Per-engine memory samples from a journal, for runs without probe samples.
 
-    Each record carries its engine's RSS when the task ended; after each
-    record the host's sample is the sum of the latest RSS of every engine
-    (pid) seen on it so far. RSS counts the shared, memmapped fold pages once
-    per engine, so this overstates the host's real use (PSS does not).
+    Each record carries the RSS of its engine when the task ended. A host
+    total cannot be rebuilt from that honestly (engines report at different
+    times, and come and go across a resume), so the samples stay per engine.
 
     Returns
     -------
     list of dict
-        `{t, host, sum_rss}` samples in time order.
+        `{t, host, pid, rss}` samples in time order.
     """
     rows = sorted(
         (r for r in records if r.get("finished") and r.get("rss") and r.get("host")),
         key=lambda r: r["finished"],
     )
-    latest: dict[str, dict] = {}
-    out = []
-    for r in rows:
-        pids = latest.setdefault(r["host"], {})
-        pids[r.get("pid")] = r["rss"]
-        out.append({"t": r["finished"], "host": r["host"], "sum_rss": sum(pids.values())})
-    return out
+    return [
+        {"t": r["finished"], "host": r["host"], "pid": r.get("pid"), "rss": r["rss"]}
+        for r in rows
+    ]
 
 
 def read_probe_samples(path: str | os.PathLike) -> list[dict]:
@@ -521,23 +567,25 @@ _MEMORY_TITLES = {
     "available": "available memory per host",
     "sum_pss": "sum of the engines' PSS per host (shared pages split between engines)",
     "sum_rss": "sum of the engines' RSS per host (shared pages counted once per engine)",
+    "rss": "RSS of each engine after each task (journal; shared pages in every engine)",
 }
 
 
 def plot_memory(
     samples: list[dict], out_dir: str | os.PathLike, filename: str = MEMORY_PNG
 ) -> Path:
-    """Per-host memory over time, one panel per quantity present in the samples.
+    """Memory over time per host (or per engine), one panel per quantity present.
 
     Parameters
     ----------
     samples : list of dict
         Each `{"t": seconds since the epoch, "host": name, "available":
-        bytes, "sum_pss": bytes}`; `available` (the host's free memory,
-        psutil's `available`), `sum_pss` and `sum_rss` (summed over the
-        host's engines) are each optional, a panel is drawn for each one
-        that some sample has. `probe_samples` and `samples_from_journal`
-        build this shape.
+        bytes, "sum_pss": bytes}`: `available` is the host's free memory
+        (psutil's `available`), `sum_pss` and `sum_rss` are summed over the
+        host's engines. Every quantity is optional; a panel is drawn for
+        each one some sample has. A sample with a `pid` and an `rss` is one
+        engine's: its line is drawn in its host's colour.
+        `probe_samples` and `samples_from_journal` build this shape.
     out_dir : path
         Directory to write into.
     filename : str
@@ -550,27 +598,33 @@ def plot_memory(
     Raises
     ------
     ValueError
-        When there is no sample with a memory value.
+        When no sample has a memory value.
     """
     keys = [k for k in MEMORY_KEYS if any(s.get(k) is not None for s in samples)]
     if not keys:
-        raise ValueError(
-            f"plot_memory: no sample has any of {', '.join(MEMORY_KEYS)}"
-        )
+        raise ValueError(f"plot_memory: no sample has any of {', '.join(MEMORY_KEYS)}")
+    import matplotlib as mpl
+
     t0 = min(s["t"] for s in samples)
     hosts = sorted({s["host"] for s in samples})
+    palette = mpl.colormaps["tab10"].colors
+    color = {h: palette[i % len(palette)] for i, h in enumerate(hosts)}
     fig = _new_figure(MEMORY_FIGSIZE)
     axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
     for ax, key in zip(axes, keys, strict=True):
-        for host in hosts:
-            pts = sorted(
-                (s["t"] - t0, s[key] / MB)
-                for s in samples
-                if s["host"] == host and s.get(key) is not None
-            )
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, "o-", ms=2.5, lw=1.2, label=host)
+        lines: dict[tuple, list] = {}
+        for s in samples:
+            if s.get(key) is not None:
+                lines.setdefault((s["host"], s.get("pid")), []).append(
+                    (s["t"] - t0, s[key] / MB)
+                )
+        labelled = set()
+        for (host, _pid), pts in sorted(lines.items(), key=lambda kv: str(kv[0])):
+            xs, ys = zip(*sorted(pts), strict=True)
+            # One legend entry per host, however many engines it has.
+            label = host if host not in labelled else None
+            labelled.add(host)
+            ax.plot(xs, ys, "o-", ms=2.5, lw=1.2, color=color[host], label=label)
         ax.set_ylabel("MB")
         ax.set_title(_MEMORY_TITLES[key], fontsize="medium")
         ax.grid(True, alpha=0.4)
@@ -651,7 +705,9 @@ def plot_run(
     data = data or run_data(path)
     jobs: list[tuple[str, Callable[[], Path]]] = []
     if data["kind"] == curves.LEARNING:
-        jobs.append(("learning curve", lambda: plot_learning_curve(data["curve"], path)))
+        jobs.append(
+            ("learning curve", lambda: plot_learning_curve(data["curve"], path))
+        )
     elif data["kind"] == curves.VALIDATION:
         jobs.append(
             ("validation curve", lambda: plot_validation_curve(data["curve"], path))
@@ -669,6 +725,7 @@ def plot_run(
             jobs.append(
                 (f"heatmap {y} x {x}", lambda x=x, y=y: heatmap(res, path, x, y))
             )
+    # Probe samples measure the host; the journal only each engine's RSS.
     probes_file = path / PROBES
     samples = (
         read_probe_samples(probes_file)

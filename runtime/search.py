@@ -435,6 +435,18 @@ class DistributedSearch:
             extra=self.counters,
         )
 
+    def boxplot_parameters(
+        self, out_dir: str | Path | None = None, display_train: bool = True
+    ) -> Path:
+        """Per-parameter boxplots of the fold scores, as in the notebook; returns the PNG path."""
+        from .plots import boxplot_parameters
+
+        return boxplot_parameters(
+            self.cv_results_,
+            out_dir or self.run_dir or ".",
+            display_train=display_train,
+        )
+
     def finalize(self) -> dict:
         """Write results.json and report.txt (when there is a run dir); return the results."""
         res = self.cv_results_

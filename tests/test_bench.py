@@ -38,7 +38,9 @@ def test_quick_bench_writes_every_figure(tmp_path):
         "wall_ratio_fleetcv_over_sklearn",
     ):
         assert isinstance(ref[key], float) and ref[key] > 0, key
-    assert [s["engines"] for s in ref["scale"]] == list(range(1, r["environment"]["engines"] + 1))
+    assert [s["engines"] for s in ref["scale"]] == list(
+        range(1, r["environment"]["engines"] + 1)
+    )
     for side in ("fleetcv", "sklearn_loky"):
         assert mem[side]["peak_sum_pss"] > 0 and mem[side]["samples"], side
     assert mem["data_bytes"] >= 50e6 and mem["pss_ratio_fleetcv_over_loky"] > 0

@@ -1,0 +1,379 @@
+"""One static report page per run: runs/<run-id>/report.html.
+
+Runs on the driver, at the end of `invoke search` / `invoke curves.*` and on
+`invoke plot RUN_DIR`. The page is a single file: the PNGs are inlined as
+base64 data URIs and the style sits in a <style> element, with no script and
+no external resource, so it opens offline, from a mail attachment or an
+archive. It shows the plots, the top-k table (or the curve's table), the
+failures with the first traceback, per-host timing and memory from the
+journal, the spec, and the exact command to reproduce the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import journal as jn
+
+REPORT_HTML = "report.html"
+#: Rows of the top-k table on the page (the text report shows results.TOP_K).
+HTML_TOP_K = 10
+MB = 1e6
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em;
+     border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: right; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .9em; }
+figure { display: inline-block; margin: .5em; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: .85em; color: #555; }
+.meta { color: #555; } .bad { color: #a00; }
+"""
+
+
+def _e(v) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _num(v, fmt: str = ".5f") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def host_summary(records: list[dict]) -> dict[str, dict]:
+    """Per-host work and memory from journal records.
+
+    Returns
+    -------
+    dict
+        host -> `fits` (finished fits, failed ones included), `engines`
+        (distinct pids), `fit_time` (total seconds), `mean_fit_time`,
+        `peak_rss` (largest peak RSS of one engine, bytes) and
+        `sum_peak_rss` (sum over engines of each one's peak: an upper
+        bound of what the host's engines held, shared pages counted once
+        per engine).
+    """
+    out: dict[str, dict] = {}
+    peaks: dict[str, dict] = {}
+    for r in records:
+        if r.get("status") not in ("ok", "fit_failed"):
+            continue
+        host = r.get("host") or "?"
+        h = out.setdefault(host, {"fits": 0, "fit_time": 0.0, "pids": set()})
+        h["fits"] += 1
+        h["fit_time"] += float(r.get("fit_time") or 0.0)
+        h["pids"].add(r.get("pid"))
+        if r.get("peak_rss"):
+            p = peaks.setdefault(host, {})
+            p[r.get("pid")] = max(p.get(r.get("pid"), 0), r["peak_rss"])
+    for host, h in out.items():
+        p = peaks.get(host, {})
+        h["engines"] = len(h.pop("pids"))
+        h["mean_fit_time"] = h["fit_time"] / h["fits"] if h["fits"] else math.nan
+        h["peak_rss"] = max(p.values()) if p else None
+        h["sum_peak_rss"] = sum(p.values()) if p else None
+    return dict(sorted(out.items()))
+
+
+def _table(head: list[str], rows: list[list[str]], left: int = 0) -> str:
+    """An HTML table; cells are already escaped; the first `left` columns align left."""
+
+    def cls(i: int) -> str:
+        return ' class="l"' if i < left else ""
+
+    out = ["<table><tr>"]
+    out += [f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(head)]
+    out.append("</tr>")
+    for row in rows:
+        out.append(
+            "<tr>"
+            + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row))
+            + "</tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _search_section(res: dict, top_k: int) -> str:
+    from . import results as rs
+
+    names = sorted(k[len("param_") :] for k in res if k.startswith("param_"))
+    order = sorted(
+        (i for i, n in enumerate(res.get("n_finished_splits", [])) if n),
+        key=lambda i: (res["rank_test_score"][i], i),
+    )
+    if not order:
+        return "<p>No fit has finished yet.</p>"
+    idx, params, score = rs.best(res)
+    parts = []
+    if params is not None:
+        parts.append(
+            f"<p>Best: <b>{_num(score)}</b> mean validation score with "
+            f"<code>{_e(params)}</code></p>"
+        )
+    train = "mean_train_score" in res
+    head = ["rank", "validation", "+/- std", "+/- sem"]
+    head += ["train", "+/- std"] if train else []
+    head += ["fit time (s)", "splits", "failed", *names]
+    rows = []
+    for i in order[:top_k]:
+        row = [
+            _e(res["rank_test_score"][i]),
+            _num(res["mean_test_score"][i]),
+            _num(res["std_test_score"][i]),
+            _num(res["sem_test_score"][i]),
+        ]
+        if train:
+            row += [_num(res["mean_train_score"][i]), _num(res["std_train_score"][i])]
+        row += [
+            _num(res["mean_fit_time"][i], ".3f"),
+            _e(res["n_finished_splits"][i]),
+            _e(res["n_failed_fits"][i]),
+            *[_e(_short(res[f"param_{n}"][i])) for n in names],
+        ]
+        rows.append(row)
+    shown = min(top_k, len(order))
+    parts.append(
+        f"<h2>Top {shown} of {len(order)} candidates</h2>"
+        + _table(head, rows)
+        + "<p class=meta>Mean and population std over the splits, as "
+        "scikit-learn's cv_results_; sem = standard error of the mean.</p>"
+    )
+    return "".join(parts)
+
+
+def _short(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _curve_section(curve: dict) -> str:
+    from .curves import LEARNING
+
+    if curve["kind"] == LEARNING:
+        title, col, labels = (
+            "Learning curve",
+            "train size",
+            [str(k) for k in curve["train_sizes_abs"]],
+        )
+    else:
+        title, col, labels = (
+            f"Validation curve of {curve['param_name']}",
+            curve["param_name"],
+            [_short(v) for v in curve["param_range"]],
+        )
+    rows = [
+        [
+            _e(label),
+            _num(curve["test_scores_mean"][i]),
+            _num(curve["test_scores_std"][i]),
+            _num(curve["train_scores_mean"][i]),
+            _num(curve["train_scores_std"][i]),
+            _num(curve["fit_times_mean"][i], ".3f"),
+            _e(curve["n_finished_splits"][i]),
+            _e(curve["n_failed_fits"][i]),
+        ]
+        for i, label in enumerate(labels)
+    ]
+    fixed = (
+        f"<p>Fixed parameters: <code>{_e(curve['params'])}</code></p>"
+        if curve.get("params")
+        else "<p>Fixed parameters: the spec's estimator as written.</p>"
+    )
+    head = [col, "validation", "+/- std", "train", "+/- std", "fit time (s)"]
+    return (
+        f"<h2>{_e(title)}</h2>{fixed}"
+        + _table([*head, "splits", "failed"], rows)
+        + "<p class=meta>Mean and population std over the folds, as plotted.</p>"
+    )
+
+
+def _failures_section(records: list[dict]) -> str:
+    failed = [r for r in records if r.get("status") == "fit_failed"]
+    errors = [r for r in records if r.get("status") == "error"]
+    if not failed and not errors:
+        return "<h2>Failures</h2><p>None: every fit succeeded.</p>"
+    parts = ["<h2>Failures</h2><ul>"]
+    if failed:
+        parts.append(
+            f"<li class=bad>{len(failed)} failed fits (scored error_score): "
+            "the tracebacks are in journal.jsonl, field <code>error</code>.</li>"
+        )
+    if errors:
+        parts.append(
+            f"<li class=bad>{len(errors)} task errors (no score, e.g. an engine "
+            "lost; a resume runs them again).</li>"
+        )
+    parts.append("</ul>")
+    first = next(r for r in records if r.get("error"))
+    parts.append(
+        f"<p>First traceback (candidate {_e(first.get('candidate'))}, fold "
+        f"{_e(first.get('fold'))}, host {_e(first.get('host', '?'))}):</p>"
+        f"<pre>{_e(first['error'])}</pre>"
+    )
+    return "".join(parts)
+
+
+def _hosts_section(records: list[dict]) -> str:
+    hosts = host_summary(records)
+    if not hosts:
+        return ""
+    total = sum(h["fits"] for h in hosts.values()) or 1
+    rows = [
+        [
+            _e(host),
+            _e(h["engines"]),
+            _e(h["fits"]),
+            f"{100 * h['fits'] / total:.0f}%",
+            _num(h["fit_time"], ".1f"),
+            _num(h["mean_fit_time"], ".3f"),
+            _num(h["peak_rss"] / MB if h["peak_rss"] else None, ".1f"),
+            _num(h["sum_peak_rss"] / MB if h["sum_peak_rss"] else None, ".1f"),
+        ]
+        for host, h in hosts.items()
+    ]
+    head = [
+        "host",
+        "engines",
+        "fits",
+        "share",
+        "total fit time (s)",
+        "mean fit time (s)",
+        "peak RSS of one engine (MB)",
+        "sum of engine peaks (MB)",
+    ]
+    return (
+        "<h2>Hosts</h2>"
+        + _table(head, rows, left=1)
+        + "<p class=meta>From journal.jsonl. RSS counts the memmapped folds, which "
+        "the engines of a host share, once per engine: the sum of peaks is an "
+        "upper bound of the host's use (<code>invoke probe.memory</code> shows "
+        "PSS).</p>"
+    )
+
+
+def _plots_section(plots: list[Path]) -> str:
+    if not plots:
+        return ""
+    parts = ["<h2>Plots</h2>"]
+    for p in plots:
+        data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure><img alt="{_e(Path(p).stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(Path(p).name)}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def write_report_html(
+    run_dir: str | os.PathLike,
+    plots: list[Path] | None = None,
+    top_k: int = HTML_TOP_K,
+    data: dict | None = None,
+) -> Path:
+    """Write runs/<run-id>/report.html, one self-contained static page.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory (has meta.json).
+    plots : list of path, optional
+        PNGs to embed; default: every *.png in the run directory.
+    top_k : int
+        Rows of the search's top-k table.
+    data : dict, optional
+        `runtime.plots.run_data(run_dir)`, when the caller has it already.
+
+    Returns
+    -------
+    Path
+        The page written.
+
+    Raises
+    ------
+    ConfigError
+        When `run_dir` is not a run directory.
+    """
+    from .plots import run_data
+
+    path = Path(run_dir)
+    data = data or run_data(path)
+    meta, records = data["meta"], data["records"]
+    if plots is None:
+        plots = sorted(path.glob("*.png"))
+    kind = data["kind"]
+    if kind == "search":
+        res = data["cv_results"]
+        n_tasks = len(meta["candidates"]) * meta["n_folds"]
+        n_done = sum(res["n_finished_splits"])
+        body = _search_section(res, top_k)
+    else:
+        n_tasks = len(meta["candidates"]) * meta["n_folds"]
+        n_done = sum(data["curve"]["n_finished_splits"])
+        body = _curve_section(data["curve"])
+    spec_file = path / jn.SPEC_COPY
+    spec_text = spec_file.read_text() if spec_file.is_file() else "(no spec.yml)"
+    title = f"fleetcv {kind.replace('_', ' ')}: {meta.get('run_id', path.name)}"
+    summary = (
+        f"{_e(kind.replace('_', ' '))} of <b>{_e(meta.get('spec_name', '?'))}</b>, "
+        f"status <b>{_e(meta.get('status', '?'))}</b>, {n_done}/{n_tasks} fits, "
+        f"{_e(meta.get('n_folds', '?'))} folds (splits {_e(meta.get('split_digest', '?'))}), "
+        f"created {_e(meta.get('created', '?'))}"
+    )
+    page = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1><p class=meta>{summary}</p>",
+        "<h2>Reproduce</h2>",
+        f"<pre>{_e(meta.get('command') or '(command not recorded)')}</pre>",
+        body,
+        _plots_section(plots),
+        _failures_section(records),
+        _hosts_section(records),
+        "<h2>Spec</h2>",
+        f"<pre>{_e(spec_text)}</pre>",
+        f"<p class=meta>Written {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "
+        f"{_e(jn.JOURNAL)} ({len(records)} records).</p>",
+        "</body></html>",
+    ]
+    out = path / REPORT_HTML
+    tmp = path / f".{REPORT_HTML}.tmp"
+    tmp.write_text("\n".join(page), encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def finish_run(
+    run_dir: str | os.PathLike, log: Callable[[str], None] | None = None
+) -> dict:
+    """Write every plot of a run and its report.html (end of `invoke search` / `curves.*`).
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory.
+    log : callable, optional
+        Receives a line per plot that could not be drawn.
+
+    Returns
+    -------
+    dict
+        `plots` (list of PNG paths) and `report` (the HTML page's path).
+    """
+    from .plots import plot_run, run_data
+
+    data = run_data(run_dir)
+    plots = plot_run(run_dir, log=log, data=data)
+    return {"plots": plots, "report": write_report_html(run_dir, plots, data=data)}
