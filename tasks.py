@@ -20,6 +20,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 import assess_tasks
+from ec2_tasks import ec2
 from runtime import cluster as cl
 from runtime import driver
 from runtime import journal as jn
@@ -611,3 +612,4 @@ ns.add_collection(Collection("data", data_push))
 ns.add_collection(Collection("testcluster", testcluster_up, testcluster_down))
 ns.add_collection(assess_tasks.curves)
 ns.add_task(assess_tasks.plot)
+ns.add_collection(ec2)

@@ -322,6 +322,8 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         "python",
         "ssh_key",
         "password",
+        # Written by `invoke ec2.up`: which instance this host is, for ec2.down.
+        "ec2_instance_id",
     }
     for i, h in enumerate(raw_hosts):
         key = f"hosts[{i}]"

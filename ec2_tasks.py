@@ -1,0 +1,347 @@
+"""Invoke tasks of fleetcv's EC2 clusters: ``invoke ec2.up|grow|status|prices|down``.
+
+Runs on the laptop. Thin, like tasks.py: parse the flags, call fleetcv_ec2
+(the EC2 API) and, for ``ec2.down``, rsync the hosts' run directories back
+before terminating them. Errors a user can fix end as one ``error: ...`` line
+and exit status 2; EC2-side failures (capacity, quota, timeouts) exit 1.
+
+Standalone: ``invoke -c ec2_tasks ec2.status``; in fleetcv's own task list
+once tasks.py adds the ``ec2`` collection.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+
+import fleetcv_ec2 as fe
+from runtime.config import HOSTS_ENV, ConfigError
+
+_COMMON = {
+    "cluster": f"cluster name, the value of the {fe.TAG_CLUSTER} tag (default {fe.DEFAULT_CLUSTER})",
+    "region": "AWS region (default: the AWS configuration's, e.g. AWS_DEFAULT_REGION)",
+    "endpoint-url": f"an EC2-compatible endpoint (default ${fe.ENDPOINT_ENV}, else AWS)",
+    "hosts-file": f"hosts file to update (default ${HOSTS_ENV}, else hosts.yml)",
+}
+_LAUNCH = {
+    "count": "number of instances to launch",
+    "max-instances": f"refuse to go past this many live instances in the cluster (default {fe.DEFAULT_MAX_INSTANCES})",
+    "no-ssh-wait": "do not wait for SSH to answer on the new hosts",
+}
+
+
+def _ec2_task(*args, **kwargs):
+    """`@task` without short flags, turning fleetcv_ec2's errors into one line and an exit status."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def body(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except ConfigError as exc:
+                raise Exit(f"error: {exc}", code=2) from None
+            except fe.Ec2Error as exc:
+                raise Exit(f"error: {exc}", code=1) from None
+
+        # Short flags would clash (-h is --help) and shift as flags are added.
+        kwargs.setdefault("auto_shortflags", False)
+        return task(*args, **kwargs)(body)
+
+    return deco
+
+
+def _hosts_file(hosts_file: str | None) -> str:
+    return hosts_file or os.environ.get(HOSTS_ENV) or "hosts.yml"
+
+
+def _int(flag: str, value, required: bool = True) -> int | None:
+    if value is None and not required:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{flag}: expected a whole number, got {value!r}. Fix: pass e.g. {flag} 2"
+        ) from None
+
+
+def _wait(no_ssh_wait: bool):
+    # Looked up at call time, so tests can replace fleetcv_ec2's default.
+    return None if no_ssh_wait else fe.default_wait_reachable
+
+
+def _print_launch(res: fe.UpResult, hosts_file: str) -> None:
+    for h in res.hosts:
+        print(f"{h['name']}: {h['address']} ({h['engines']} engines, {h[fe.MARKER]})")
+    for name in res.pruned:
+        print(f"{name}: terminated (spot reclaim?), removed from {hosts_file}")
+    print(f"wrote {hosts_file} (security group {res.security_group_id})")
+    for w in res.warnings:
+        print(f"warning: {w}")
+    names = ",".join(h["name"] for h in res.hosts)
+    print(
+        f"next: invoke hosts.install --hosts-file {hosts_file} --only {names}\n"
+        f"These instances are billed until: invoke ec2.down --cluster {res.cluster} "
+        f"--region {res.region}"
+    )
+
+
+@_ec2_task(
+    name="up",
+    help={
+        **_COMMON,
+        **_LAUNCH,
+        "instance-type": "EC2 instance type, e.g. c5.xlarge (engines = its vCPUs)",
+        "spot": "launch on the spot market (cheaper; AWS may reclaim the instances at any time)",
+        "max-price": "highest spot price in USD/hour (default: the on-demand price)",
+        "ami": "image id (default: the newest Canonical Ubuntu 24.04 image)",
+        "key-name": "EC2 key pair to install for the login user",
+        "ssh-key": "local private key of that key pair, written to the host entries",
+        "subnet": "subnet id (default: the region's default VPC)",
+        "ssh-cidr": "who may SSH in, e.g. 203.0.113.7/32, or `auto` (this machine's public IP); required for a new cluster",
+        "user": f"login user of the AMI (default {fe.DEFAULT_USER})",
+        "workdir": f"workdir on the instances' local disk (default {fe.DEFAULT_WORKDIR})",
+    },
+)
+def ec2_up(
+    c,
+    count=None,
+    instance_type=None,
+    spot=False,
+    max_price=None,
+    ami=None,
+    key_name=None,
+    ssh_key=None,
+    region=None,
+    subnet=None,
+    cluster=fe.DEFAULT_CLUSTER,
+    ssh_cidr=None,
+    user=fe.DEFAULT_USER,
+    workdir=fe.DEFAULT_WORKDIR,
+    endpoint_url=None,
+    hosts_file=None,
+    max_instances=fe.DEFAULT_MAX_INSTANCES,
+    no_ssh_wait=False,
+):
+    """Launch an EC2 cluster (or add to it), wait for SSH, and write its hosts to the hosts file."""
+    hosts_file = _hosts_file(hosts_file)
+    if instance_type is None:
+        raise ConfigError(
+            "--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge "
+            "(invoke ec2.prices --instance-type T shows spot prices)"
+        )
+    res = fe.up(
+        count=_int("--count", count),
+        instance_type=instance_type,
+        spot=spot,
+        max_price=max_price,
+        ami=ami,
+        key_name=key_name,
+        region=region,
+        subnet=subnet,
+        cluster=cluster,
+        hosts_file=hosts_file,
+        endpoint_url=endpoint_url,
+        wait_reachable=_wait(no_ssh_wait),
+        user=user,
+        workdir=workdir,
+        ssh_cidr=ssh_cidr,
+        ssh_key=ssh_key,
+        max_instances=_int("--max-instances", max_instances),
+    )
+    _print_launch(res, hosts_file)
+
+
+@_ec2_task(
+    name="grow",
+    help={
+        **_COMMON,
+        **_LAUNCH,
+        "instance-type": "instance type of the new hosts (default: the cluster's)",
+    },
+)
+def ec2_grow(
+    c,
+    count=None,
+    cluster=fe.DEFAULT_CLUSTER,
+    instance_type=None,
+    region=None,
+    endpoint_url=None,
+    hosts_file=None,
+    max_instances=fe.DEFAULT_MAX_INSTANCES,
+    no_ssh_wait=False,
+):
+    """Add instances to a running EC2 cluster, launched like its `ec2.up`; then cluster.grow puts them to work."""
+    hosts_file = _hosts_file(hosts_file)
+    res = fe.grow(
+        count=_int("--count", count),
+        cluster=cluster,
+        instance_type=instance_type,
+        region=region,
+        hosts_file=hosts_file,
+        endpoint_url=endpoint_url,
+        wait_reachable=_wait(no_ssh_wait),
+        max_instances=_int("--max-instances", max_instances),
+    )
+    _print_launch(res, hosts_file)
+    print(
+        f"then: invoke cluster.grow --hosts-file {hosts_file} --only "
+        f"{','.join(h['name'] for h in res.hosts)} (a running search uses them at once)"
+    )
+
+
+@_ec2_task(
+    name="status",
+    help={k: v for k, v in _COMMON.items() if k != "hosts-file"},
+)
+def ec2_status(c, cluster=fe.DEFAULT_CLUSTER, region=None, endpoint_url=None):
+    """The cluster's instances: state (a reclaimed spot instance shows), market, price, uptime, cost so far."""
+    print(
+        fe.format_status(
+            fe.status(cluster=cluster, region=region, endpoint_url=endpoint_url)
+        )
+    )
+
+
+@_ec2_task(
+    name="prices",
+    help={
+        "instance-type": "EC2 instance type, e.g. c5.xlarge",
+        "days": "how many days of history (default 7)",
+        "region": _COMMON["region"],
+        "endpoint-url": _COMMON["endpoint-url"],
+    },
+)
+def ec2_prices(c, instance_type=None, days=7, region=None, endpoint_url=None):
+    """Spot price history of an instance type: current, max and average price (like starcluster spothistory)."""
+    if instance_type is None:
+        raise ConfigError(
+            "--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge"
+        )
+    try:
+        days = float(days)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--days: expected a number, got {days!r}. Fix: pass e.g. --days 7"
+        ) from None
+    print(
+        fe.format_prices(
+            fe.prices(
+                instance_type, region=region, endpoint_url=endpoint_url, days=days
+            )
+        )
+    )
+
+
+def rsync_fetch_command(entry: dict, remote: str, dest: str | os.PathLike) -> list[str]:
+    """The rsync command that copies `remote` of one host entry into `dest`."""
+    addr = entry["address"]
+    m = addr.rsplit(":", 1)
+    host, port = (m[0], m[1]) if len(m) == 2 and m[1].isdigit() else (addr, None)
+    ssh = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        # A fresh instance has a host key never seen before; a changed one is still refused.
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+    ]
+    if port:
+        ssh += ["-p", port]
+    if entry.get("ssh_key"):
+        ssh += ["-i", os.path.expanduser(entry["ssh_key"])]
+    src = remote.format(workdir=entry.get("workdir", fe.DEFAULT_WORKDIR)).rstrip("/")
+    # rsync resolves relative remote paths against $HOME, which is what ~/ means.
+    src = src[2:] if src.startswith("~/") else src
+    return [
+        "rsync",
+        "-az",
+        "--protect-args",
+        "-e",
+        " ".join(shlex.quote(p) for p in ssh),
+        f"{host}:{src}/",
+        f"{os.fspath(dest).rstrip('/')}/{entry['name']}/",
+    ]
+
+
+def rsync_fetch(entries: list[dict], remote: str, dest: str | os.PathLike) -> None:
+    """Copy every host's `remote` directory back into ``dest/<host name>/``.
+
+    A host without the directory has nothing to fetch; any other failure
+    stops `ec2.down` before it terminates anything.
+    """
+    failed = []
+    for entry in entries:
+        Path(dest, entry["name"]).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            rsync_fetch_command(entry, remote, dest), capture_output=True, text=True
+        )
+        if proc.returncode == 0:
+            print(f"[{entry['name']}] fetched into {dest}/{entry['name']}/")
+        elif proc.returncode == 23 and "No such file or directory" in proc.stderr:
+            print(f"[{entry['name']}] nothing to fetch")
+        else:
+            failed.append(
+                f"{entry['name']}: rsync exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
+            )
+    if failed:
+        raise fe.Ec2Error(
+            f"fetching run directories failed ({'; '.join(failed)}); nothing was "
+            "terminated. Fix: check SSH to those hosts, or pass --no-fetch to "
+            "terminate without fetching"
+        )
+
+
+@_ec2_task(
+    name="down",
+    help={
+        **_COMMON,
+        "no-fetch": "terminate without copying the hosts' run directories back first",
+        "fetch-path": "directory to copy back from each host; {workdir} is the host's workdir (default {workdir}/runs)",
+        "fetch-to": "where the copies go, one folder per host (default runs/ec2-<cluster>)",
+    },
+)
+def ec2_down(
+    c,
+    cluster=fe.DEFAULT_CLUSTER,
+    region=None,
+    endpoint_url=None,
+    hosts_file=None,
+    no_fetch=False,
+    fetch_path="{workdir}/runs",
+    fetch_to=None,
+):
+    """Fetch run directories back, then terminate exactly the cluster's instances and security group."""
+    hosts_file = _hosts_file(hosts_file)
+    dest = fetch_to or f"runs/ec2-{cluster}"
+    fetch = (
+        None if no_fetch else (lambda entries: rsync_fetch(entries, fetch_path, dest))
+    )
+    res = fe.down(
+        cluster=cluster,
+        fetch=fetch,
+        hosts_file=hosts_file,
+        region=region,
+        endpoint_url=endpoint_url,
+    )
+    if not res.terminated and not res.security_groups:
+        print(f"no EC2 cluster named {cluster!r} in {res.region}: nothing to do")
+    for i in res.terminated:
+        print(f"{i}: terminated")
+    for g in res.security_groups:
+        print(f"{g}: security group deleted")
+    if res.removed_hosts:
+        print(f"removed {', '.join(res.removed_hosts)} from {hosts_file}")
+
+
+ec2 = Collection("ec2", ec2_up, ec2_grow, ec2_status, ec2_prices, ec2_down)
+#: `invoke -c ec2_tasks ec2.status` works before tasks.py includes the collection.
+ns = Collection()
+ns.add_collection(ec2)
