@@ -374,6 +374,8 @@ def start_host_engines(
 ) -> int:
     """Start `count` (default: hosts.yml's engines) detached engines; record their pids."""
     n = count or host.engines
+    if host.engines_auto and count is None:
+        n = int(conn.run("nproc").stdout.strip() or 1)
     wd = host.workdir
     conn.run(
         f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} {rjoin(wd, CODE_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
@@ -392,7 +394,6 @@ def start_host_engines(
         f"{k}={rjoin(wd) if v == '__WD__' else rjoin(wd, CODE_DIR) if v == '__CODE__' else shlex.quote(v)}"
         for k, v in env.items()
     )
-    pids = []
     for _ in range(n):
         # setsid + nohup + echo $!: detached from the SSH session, which would
         # otherwise hang waiting on the child's output or kill it on close.
@@ -404,8 +405,8 @@ def start_host_engines(
             f">>{rjoin(wd, LOG_DIR, 'engines.log')} 2>&1 </dev/null & echo $!"
         )
         pid = int(conn.run(cmd).stdout.strip().splitlines()[-1])
-        pids.append(pid)
-    conn.run(f"printf '%s\\n' {' '.join(map(str, pids))} >> {rjoin(wd, PIDS_FILE)}")
+        # Recorded one by one: if a later start fails, stop still finds these.
+        conn.run(f"echo {pid} >> {rjoin(wd, PIDS_FILE)}")
     return n
 
 
@@ -422,17 +423,23 @@ def start_engines(cfg: HostsConfig, hosts, count: int | None = None) -> HostResu
     return on_hosts(hosts, start_host_engines, count, cfg=cfg)
 
 
+#: Shell test: is $p (still) a fleetcv engine process?
+_IS_ENGINE = 'grep -qa "ipyparallel.engine" "/proc/$p/cmdline" 2>/dev/null'
+
+
 def stop_host_engines(
     conn: Connection, host: HostSpec, cfg: HostsConfig | None = None
 ) -> str:
     """Kill exactly the engine pids recorded on the host; wait until they are gone."""
     pids_file = rjoin(host.workdir, PIDS_FILE)
+    # Only pids that are still engines: a recorded pid may have been reused
+    # by another program since, and a zombie (empty cmdline) is already dead.
     out = conn.run(
-        f"pids=$(cat {pids_file} 2>/dev/null); n=0; "
-        'for p in $pids; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done; '
-        'for i in $(seq 50); do alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done; '
+        f"ours=''; for p in $(cat {pids_file} 2>/dev/null); do {_IS_ENGINE} && ours=\"$ours $p\"; done; n=0; "
+        'for p in $ours; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done; '
+        f"for i in $(seq 50); do alive=0; for p in $ours; do {_IS_ENGINE} && alive=1; done; "
         "[ $alive = 0 ] && break; sleep 0.1; done; "
-        'for p in $pids; do kill -KILL "$p" 2>/dev/null; done; '
+        f'for p in $ours; do {_IS_ENGINE} && kill -KILL "$p"; done; '
         f"rm -f {pids_file}; echo $n"
     ).stdout.strip()
     return f"{out} engines stopped"
@@ -449,7 +456,7 @@ def host_engine_count(
     """How many of the recorded engine pids are alive on the host."""
     out = conn.run(
         f"n=0; for p in $(cat {rjoin(host.workdir, PIDS_FILE)} 2>/dev/null); do "
-        'kill -0 "$p" 2>/dev/null && n=$((n+1)); done; echo $n'
+        f"{_IS_ENGINE} && n=$((n+1)); done; echo $n"
     ).stdout.strip()
     return int(out or 0)
 

@@ -45,12 +45,28 @@ def _fleet_task(*args, **kwargs):
                 return fn(*a, **kw)
             except (ConfigError, cl.ClusterError, SearchError) as exc:
                 raise Exit(f"error: {exc}", code=2) from None
+            except Exception as exc:
+                if not _host_or_engine_failure(exc):
+                    raise
+                # The message names the host (or engine) and the cause; a
+                # traceback would add nothing a user can act on.
+                raise Exit(f"error: {type(exc).__name__}: {exc}", code=1) from None
 
         # Short flags would clash (-h is --help) and shift as flags are added.
         kwargs.setdefault("auto_shortflags", False)
         return task(*args, **kwargs)(body)
 
     return deco
+
+
+def _host_or_engine_failure(exc: Exception) -> bool:
+    from ipyparallel.error import RemoteError as EngineSideError
+
+    # fabfile is imported lazily; if it never was, this is not its error.
+    fab = sys.modules.get("fabfile")
+    return isinstance(exc, EngineSideError | TimeoutError) or (
+        fab is not None and isinstance(exc, fab.RemoteError)
+    )
 
 
 def _hosts(hosts_file: str | None) -> HostsConfig:
@@ -89,10 +105,42 @@ def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
 
 
 def _stop_cluster(cfg: HostsConfig) -> bool:
+    """Stop remote engines (every host tried) and the controller; fail naming unstoppable hosts."""
+    failed = {}
     if cfg.remote_hosts:
         fab = _remote()
-        fab.print_results(fab.stop_engines(cfg, cfg.remote_hosts))
-    return cl.stop(cfg)
+        res = fab.stop_engines(cfg, cfg.remote_hosts)
+        fab.print_results(res)
+        failed = res.failed
+    stopped = cl.stop(cfg)
+    if failed:
+        raise Exit(
+            f"could not stop the engines on {', '.join(sorted(failed))}: they may still run there. "
+            f"Try: invoke cluster.stop again once the host is reachable",
+            code=1,
+        )
+    return stopped
+
+
+def _push(cfg: HostsConfig, split_path: Path, client) -> None:
+    """Push the folds to every remote host; refuse to search on a host that lacks them."""
+    fab = _remote()
+    res = fab.push_splits(cfg, split_path, cfg.remote_hosts)
+    fab.print_results(res)
+    if not res.failed:
+        return
+    with_engines = set(engines_by_host(client)) & set(res.failed)
+    if with_engines:
+        raise Exit(
+            f"the folds could not be pushed to {', '.join(sorted(with_engines))}, which run engines: "
+            f"their tasks would fail. Fix the host (see above), or remove it from {cfg.path} and "
+            f"restart the cluster",
+            code=1,
+        )
+    print(
+        f"warning: no folds on {', '.join(sorted(res.failed))} (no engines run there)",
+        file=sys.stderr,
+    )
 
 
 # ------------------------------------------------------------------ cluster
@@ -108,7 +156,7 @@ def _stop_cluster(cfg: HostsConfig) -> bool:
 def cluster_start(c, engines=None, hosts_file=None):
     """Start the controller and the engines of every host in the hosts file."""
     cfg = _hosts(hosts_file)
-    _start_cluster(cfg, int(engines) if engines is not None else None)
+    _start_cluster(cfg, _int_flag("--engines", engines))
 
 
 @_fleet_task(name="stop", help={"hosts-file": HOSTS_HELP})
@@ -151,33 +199,61 @@ def cluster_status(c, hosts_file=None):
             print(f"{h}: {len(eids)} engines registered (not in {cfg.path})")
 
 
+def _running_split_dirs(cfg: HostsConfig, runs_root: str) -> list[Path]:
+    """Split directories of the searches running under runs_root (driver alive)."""
+    out = []
+    for m in Path(runs_root).glob(f"*/{jn.META}"):
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("status") == "running" and _alive(meta.get("driver_pid") or 0):
+            path = driver.staging_workdir(cfg) / "splits" / meta["split_digest"]
+            if path.is_dir() and path not in out:
+                out.append(path)
+    return out
+
+
 def _alive(pid: int) -> bool:
+    """Whether pid is a live process (pid 0 and zombies are not)."""
+    if not pid or pid < 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    return True
+    except PermissionError:
+        return True
 
 
 @_fleet_task(
     name="grow",
     help={
-        "engines": "how many engines to add on each chosen host",
+        "engines": "how many engines to add on each chosen host (default 1)",
+        "runs-root": "where running searches are looked up, to push their folds to new hosts (default runs/)",
         "only": "comma-separated host names (default: every host of the hosts file)",
         "hosts-file": HOSTS_HELP,
     },
 )
-def cluster_grow(c, engines=1, only=None, hosts_file=None):
+def cluster_grow(
+    c, engines=None, only=None, hosts_file=None, runs_root=driver.DEFAULT_RUNS_ROOT
+):
     """Add engines (or new hosts of the hosts file) to a running cluster; a running search uses them at once."""
     cfg = _hosts(hosts_file)
     hosts = cfg.only(only)
-    n = int(engines)
-    if n <= 0:
-        raise ConfigError(
-            f"--engines: expected a positive integer, got {engines!r}. Fix: pass --engines 1 or more"
-        )
+    n = _int_flag("--engines", engines if engines is not None else 1)
     local = [h for h in hosts if h.local]
     remote = [h for h in hosts if not h.local]
+    if remote:
+        # A new host must hold the folds of the searches running now, or
+        # every task the view hands it would fail.
+        fab = _remote()
+        for split_path in _running_split_dirs(cfg, runs_root):
+            res = fab.push_splits(cfg, split_path, remote)
+            fab.print_results(res)
+            remote = [h for h in remote if h.name not in res.failed]
     if local:
         total = cl.start_local_engines(cfg, n)
         print(f"{local[0].name}: +{n} engines ({total} registered)")
@@ -283,21 +359,20 @@ def search_run(
             s, runs_root, run_dir, split, command=shlex.join(["invoke", *sys.argv[1:]])
         )
         meta = driver.read_meta(rdir)
-    started = False
-    if not cl.is_running(cfg):
-        _start_cluster(cfg, engines)
-        started = True
-    elif engines is not None:
+    started = not cl.is_running(cfg)
+    if not started and engines is not None:
         print(
             "note: a cluster is already running; --engines applies only when the search starts one",
             file=sys.stderr,
         )
     try:
-        if cfg.remote_hosts:
-            fab = _remote()
-            fab.print_results(fab.push_splits(cfg, split.path, cfg.remote_hosts))
+        # Inside the try: a start that fails half-way is still stopped.
+        if started:
+            _start_cluster(cfg, engines)
         client = cl.connect(cfg)
         try:
+            if cfg.remote_hosts:
+                _push(cfg, split.path, client)
             if not client.ids:
                 cl.wait_for_engines(client, 1)
             search = driver.run(
@@ -325,7 +400,7 @@ def search_run(
     if search.status != "finished":
         raise Exit(
             f"search {search.status}. Resume with: invoke search --resume {rdir}",
-            code=130,
+            code=130 if search.status == "aborted" else 1,
         )
 
 
@@ -414,7 +489,7 @@ def report(c, run_dir, top=rs.TOP_K):
     status = meta.get("status", "running")
     if status == "running" and not _alive(meta.get("driver_pid") or 0):
         status = "interrupted"
-    idx, params, score = rs.best(res)
+    idx, params, score = rs.best(res, complete_only=True)
     jn.write_json(
         rdir / jn.RESULTS,
         {

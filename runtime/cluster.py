@@ -251,12 +251,16 @@ def stop(cfg: HostsConfig) -> bool:
     if cluster is None:
         return False
     running = is_running(cfg)
+    engine_pids = local_engine_pids(cfg)
     try:
         cluster.stop_cluster_sync()
     except Exception:  # noqa: BLE001 - a half-dead cluster must still be cleaned up
+        pids = list(engine_pids)
         if cluster.controller is not None and getattr(cluster.controller, "pid", None):
+            pids.append(cluster.controller.pid)
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(cluster.controller.pid, 15)
+                os.kill(pid, 15)
     with contextlib.suppress(Exception):
         cluster.remove_cluster_file()
     return running

@@ -107,6 +107,8 @@ class HostSpec:
     user: str | None = None
     port: int | None = None
     engines: int = 1
+    #: `engines: auto` on a remote host: one per core of that host, counted there.
+    engines_auto: bool = False
     workdir: str = DEFAULT_WORKDIR
     python: str = "python3"
     ssh_key: str | None = None
@@ -410,6 +412,8 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
                 user=user,
                 port=port,
                 engines=engines,
+                engines_auto=h.get("engines", "auto" if local else 1) == "auto"
+                and not local,
                 workdir=workdir,
                 python=str(h.get("python", "python3")),
                 ssh_key=os.path.expanduser(h["ssh_key"]) if h.get("ssh_key") else None,
@@ -722,7 +726,9 @@ def _parse_space(
 
 
 def load_search_spec(
-    spec_file: str | os.PathLike, n_iter: int | None = None
+    spec_file: str | os.PathLike,
+    n_iter: int | None = None,
+    base_dir: str | os.PathLike | None = None,
 ) -> SearchSpec:
     """Load and validate a search spec.
 
@@ -733,6 +739,10 @@ def load_search_spec(
     n_iter : int, optional
         Overrides the spec's n_iter; on a grid it samples that many
         candidates from the grid, as RandomizedSearchCV does with lists.
+
+    base_dir : path, optional
+        Folder that relative data paths are read from (default: the spec's
+        folder); a run's spec copy keeps its original folder this way.
 
     Returns
     -------
@@ -856,7 +866,9 @@ def load_search_spec(
         params=params,
         n_iter=raw_n_iter,
         random_state=rs,
-        data=_parse_data(where, data.get("data"), path.parent),
+        data=_parse_data(
+            where, data.get("data"), Path(base_dir) if base_dir else path.parent
+        ),
         cv=_parse_cv(where, data.get("cv")),
         scoring=scoring,
         error_score=error_score,

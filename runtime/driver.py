@@ -89,6 +89,8 @@ def new_run(
         "n_folds": split.n_folds,
         "candidates": spec.candidates(),
         "return_train_score": spec.return_train_score,
+        "n_iter": spec.raw.get("n_iter"),
+        "spec_dir": str(Path(spec.path).resolve().parent),
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "created",
@@ -119,7 +121,27 @@ def load_resume(
     """The spec and meta of a run to resume; refuses a different spec."""
     path = Path(run_dir)
     meta = read_meta(path)
-    spec = load_search_spec(path / jn.SPEC_COPY, n_iter=n_iter)
+    if meta.get("kind") in ("learning_curve", "validation_curve"):
+        kind = meta["kind"].split("_")[0]
+        raise ConfigError(
+            f"--resume {path}: this is a {kind} curve run, not a search. Fix: invoke "
+            f"curves.{kind} --resume {path}"
+        )
+    # The run keeps the n_iter and the spec folder it started with, so the
+    # resume command it prints works as printed.
+    if (
+        n_iter is not None
+        and meta.get("n_iter") is not None
+        and n_iter != meta["n_iter"]
+    ):
+        raise ConfigError(
+            f"--n-iter {n_iter}: the run was started with --n-iter {meta['n_iter']}. Fix: "
+            f"resume without --n-iter"
+        )
+    n_iter = meta.get("n_iter", n_iter)
+    spec = load_search_spec(
+        path / jn.SPEC_COPY, n_iter=n_iter, base_dir=meta.get("spec_dir")
+    )
     if spec_file is not None:
         other = load_search_spec(spec_file, n_iter=n_iter)
         if other.digest() != meta["spec_digest"]:
@@ -210,13 +232,15 @@ def run(
     )
     set_status(run_dir, "running", driver_pid=os.getpid())
     already = search.n_done
-    search.launch(split, expected_times=previous_expected_times(run_dir, meta) or None)
-    log(
-        f"run {run_dir}: {len(meta['candidates'])} candidates x {split.n_folds} folds = "
-        f"{search.n_tasks} fits on {len(client.ids)} engines"
-        + (f" ({already} already in the journal)" if already else "")
-    )
     try:
+        search.launch(
+            split, expected_times=previous_expected_times(run_dir, meta) or None
+        )
+        log(
+            f"run {run_dir}: {len(meta['candidates'])} candidates x {split.n_folds} folds = "
+            f"{search.n_tasks} fits on {len(client.ids)} engines"
+            + (f" ({already} already in the journal)" if already else "")
+        )
         search.wait(progress=progress)
     except KeyboardInterrupt:
         print(

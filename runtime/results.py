@@ -157,12 +157,26 @@ def rank(means: list[float]) -> list[int]:
     return rankdata(-arr, method="min").astype(int).tolist()
 
 
-def best(results: dict) -> tuple[int | None, dict | None, float | None]:
-    """(index, params, mean test score) of rank 1, as GridSearchCV's best_*."""
+def best(
+    results: dict, complete_only: bool = False
+) -> tuple[int | None, dict | None, float | None]:
+    """(index, params, mean test score) of rank 1, as GridSearchCV's best_*.
+
+    With `complete_only`, only candidates scored on every fold compete, so an
+    incomplete run never names a winner from partial means.
+    """
     ranks = results.get("rank_test_score") or []
-    if not ranks or all(math.isnan(m) for m in results["mean_test_score"]):
+    means = results.get("mean_test_score") or []
+    ok = list(range(len(ranks)))
+    if complete_only and ok:
+        n_folds = sum(
+            1 for k in results if k.startswith("split") and k.endswith("_test_score")
+        )
+        ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
+    ok = [i for i in ok if not math.isnan(means[i])]
+    if not ok:
         return None, None, None
-    i = int(np.argmin(ranks))
+    i = min(ok, key=lambda j: (ranks[j], j))
     return i, results["params"][i], results["mean_test_score"][i]
 
 
@@ -185,9 +199,13 @@ def format_report(
     """
     pct = int(100 * n_done / n_tasks) if n_tasks else 100
     width = max(3, len(str(n_tasks)))
-    head = {"running": "Progress", "finished": "Finished", "aborted": "Aborted at"}.get(
-        status, status
-    )
+    head = {
+        "running": "Progress",
+        "finished": "Finished",
+        "aborted": "Aborted at",
+        "incomplete": "Incomplete",
+        "interrupted": "Interrupted at",
+    }.get(status, status)
     lines = [f"{head}: {pct:02d}% ({n_done:0{width}d}/{n_tasks:0{width}d})"]
     extra = extra or {}
     counters = [f"{v} {k}" for k, v in extra.items() if v]

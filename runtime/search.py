@@ -210,6 +210,12 @@ class DistributedSearch:
 
     # ---------------------------------------------------------------- collect
     def _collect(self) -> None:
+        try:
+            self._collect_loop()
+        except BaseException as exc:  # noqa: BLE001 - a dead collector must not leave wait() hanging
+            self._fatal = f"the result collector failed: {type(exc).__name__}: {exc}"
+
+    def _collect_loop(self) -> None:
         from ipyparallel.error import EngineError, TaskAborted
 
         while True:
@@ -230,11 +236,14 @@ class DistributedSearch:
                     if eid is not None and eid not in self._dead_engines:
                         self._dead_engines.add(eid)
                         self.counters["lost engines"] += 1
-                if attempt < self.max_retries and not self._aborting:
-                    with self._lock:
+                with self._lock:
+                    # Under the lock: abort() snapshots _pending under it too,
+                    # so a retry is either cancelled by it or never submitted.
+                    retry = attempt < self.max_retries and not self._aborting
+                    if retry:
                         self.counters["retried tasks"] += 1
-                    self._submit(c, k, attempt + 1)
-                else:
+                        self._submit(c, k, attempt + 1)
+                if not retry:
                     rec = self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
             except Exception as exc:  # noqa: BLE001 - any remote error is recorded, not raised here
                 rec = self._error_record(c, k, attempt, ar, _remote_traceback(exc))
@@ -336,7 +345,9 @@ class DistributedSearch:
             self.finalize()
             raise SearchError(self._fatal)
         if self.status == "running":
-            self.status = "finished"
+            # Tasks that ended in an error (fold missing on a host, retries
+            # used up) leave holes: say so rather than rank partial means.
+            self.status = "finished" if self.n_done == self.n_tasks else "incomplete"
         self.finalize()
         return True
 
@@ -378,9 +389,9 @@ class DistributedSearch:
         Tasks that finish during the grace period are journaled; the others
         are simply not in the journal, so a resume runs them again.
         """
-        self._aborting = True
-        self.status = "aborted"
         with self._lock:
+            self._aborting = True
+            self.status = "aborted"
             ars = [v[0] for v in self._pending.values()]
         msg_ids = [m for ar in ars for m in ar.msg_ids]
         if msg_ids:
@@ -412,17 +423,17 @@ class DistributedSearch:
     @property
     def best_index_(self) -> int | None:
         """Index of the best candidate (rank 1)."""
-        return rs.best(self.cv_results_)[0]
+        return rs.best(self.cv_results_, complete_only=True)[0]
 
     @property
     def best_params_(self) -> dict | None:
         """Parameters of the best candidate."""
-        return rs.best(self.cv_results_)[1]
+        return rs.best(self.cv_results_, complete_only=True)[1]
 
     @property
     def best_score_(self) -> float | None:
         """Mean test score of the best candidate."""
-        return rs.best(self.cv_results_)[2]
+        return rs.best(self.cv_results_, complete_only=True)[2]
 
     def report(self, top_k: int | None = None) -> str:
         """The notebook-style progress + top-k text."""
@@ -450,7 +461,7 @@ class DistributedSearch:
     def finalize(self) -> dict:
         """Write results.json and report.txt (when there is a run dir); return the results."""
         res = self.cv_results_
-        idx, params, score = rs.best(res)
+        idx, params, score = rs.best(res, complete_only=True)
         out = dict(res)
         out.update(
             best_index=idx,

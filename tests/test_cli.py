@@ -118,7 +118,7 @@ BAD_FLAGS = [
     ),
     (
         ["cluster.grow", "--engines", "0"],
-        r"--engines: expected a positive integer, got 0\. Fix: pass --engines 1 or more",
+        r"--engines: expected an integer >= 1, got '0'",
     ),
     (["cluster.install"], r"no package given"),
 ]

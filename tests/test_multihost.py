@@ -138,30 +138,20 @@ def test_install_is_offline_and_skipped_when_up_to_date(mh):
 def test_push_search_and_grow_while_running(mh, sklearn_reference):
     disks = mh["disks"]
     invoke("cluster.start", "--hosts-file", mh["first2"])
-    # Push to all three hosts; each disk holds its own copy.
-    out = invoke("data.push", "--hosts-file", mh["all3"]).stdout
-    assert out.count("sha256 verified") == 3, out
-    digests = {
-        name: sorted(p.name for p in (d / "splits").iterdir())
-        for name, d in disks.items()
-    }
-    assert len({tuple(v) for v in digests.values()}) == 1 and len(digests["fmh1"]) == 1
-    digest = digests["fmh1"][0]
-    inodes = {
-        name: (d / "splits" / digest / "fold_000.pkl").stat().st_ino
-        for name, d in disks.items()
-    }
-    assert len(set(inodes.values())) == 3, (
-        "each host must have its own copy, not a shared one"
-    )
+    # Push to the two hosts of the cluster; each disk holds its own copy.
+    out = invoke("data.push", "--hosts-file", mh["first2"]).stdout
+    assert out.count("sha256 verified") == 2, out
+    (digest,) = [p.name for p in (disks["fmh1"] / "splits").iterdir()]
+    assert [p.name for p in (disks["fmh2"] / "splits").iterdir()] == [digest]
+    assert not (disks["fmh3"] / "splits").exists()
     assert not Path("/srv/fleetcv/splits").exists(), (
         "splits leaked to the real filesystem"
     )
     # A second push transfers nothing.
-    out = invoke("data.push", "--hosts-file", mh["all3"]).stdout
-    assert out.count("already there and verified, 0 bytes sent") == 3, out
+    out = invoke("data.push", "--hosts-file", mh["first2"]).stdout
+    assert out.count("already there and verified, 0 bytes sent") == 2, out
 
-    run_dir = mh["tmp"] / "run"
+    run_dir = mh["tmp"] / "runs" / "grown"
     search = popen_invoke(
         "search",
         "--hosts-file",
@@ -177,10 +167,19 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     ):
         assert search.poll() is None, search.communicate()
         time.sleep(0.2)
+    # grow pushes the running search's folds to the new host, then starts its engine.
     grow = invoke(
-        "cluster.grow", "--hosts-file", mh["all3"], "--only", "fmh3", "--engines", "1"
+        "cluster.grow",
+        "--hosts-file",
+        mh["all3"],
+        "--only",
+        "fmh3",
+        "--runs-root",
+        str(run_dir.parent),
     )
-    assert "[fmh3] 1" in grow.stdout, grow.stdout
+    assert f"[fmh3] {digest}: pushed" in grow.stdout and "[fmh3] 1" in grow.stdout, (
+        grow.stdout
+    )
     out, err = search.communicate(timeout=600)
     assert search.returncode == 0, out + err
     assert "Finished: 100% (100/100)" in out
@@ -197,6 +196,12 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     hosts = Counter(res[f"split{k}_host"][c] for k in range(5) for c in range(20))
     assert set(hosts) == {"fmh1", "fmh2", "fmh3"}, hosts
     assert hosts["fmh3"] > 0, "the host added by cluster.grow received no task"
+    # Every host has its own copy of the folds, none shared with another.
+    inodes = {
+        name: (d / "splits" / digest / "fold_000.pkl").stat().st_ino
+        for name, d in disks.items()
+    }
+    assert len(set(inodes.values())) == 3
 
 
 def test_status_then_stop_leaves_no_process(mh):
