@@ -766,7 +766,7 @@ def load_curve_resume(run_dir: str | os.PathLike) -> tuple[SearchSpec, dict]:
             f"--resume {run_dir}: a search run, not a curve. Fix: resume it with "
             f"invoke search --resume {run_dir}"
         )
-    return driver.load_resume(run_dir)
+    return driver.load_resume(run_dir, curve=True)
 
 
 def rebuild_results(run_dir: str | os.PathLike) -> dict:

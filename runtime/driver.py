@@ -116,12 +116,19 @@ def read_meta(run_dir: str | os.PathLike) -> dict:
 
 
 def load_resume(
-    run_dir: str | os.PathLike, spec_file: str | None = None, n_iter: int | None = None
+    run_dir: str | os.PathLike,
+    spec_file: str | None = None,
+    n_iter: int | None = None,
+    curve: bool = False,
 ) -> tuple[SearchSpec, dict]:
-    """The spec and meta of a run to resume; refuses a different spec."""
+    """The spec and meta of a run to resume; refuses a different spec.
+
+    `curve` says the caller resumes a learning/validation curve (which
+    checks the kind itself); a search refuses curve runs.
+    """
     path = Path(run_dir)
     meta = read_meta(path)
-    if meta.get("kind") in ("learning_curve", "validation_curve"):
+    if not curve and meta.get("kind") in ("learning_curve", "validation_curve"):
         kind = meta["kind"].split("_")[0]
         raise ConfigError(
             f"--resume {path}: this is a {kind} curve run, not a search. Fix: invoke "
