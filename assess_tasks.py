@@ -11,28 +11,22 @@ starts the cluster if none runs (and stops what it started), exactly as
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit
 
-from runtime import cluster as cl
+import cli
 from runtime import curves as runtime_curves
 from runtime import driver
 from runtime import journal as jn
 from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
-from runtime.search import SearchError
 from runtime.splits import SplitSet
 
-DEFAULT_SPEC = "searches/digits_svc.yml"
+DEFAULT_SPEC = cli.DEFAULT_SPEC
 DEFAULT_TRAIN_SIZES = ",".join(str(v) for v in runtime_curves.DEFAULT_TRAIN_SIZES)
-HOSTS_HELP = (
-    "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
-)
+HOSTS_HELP = cli.HOSTS_HELP
 #: Flags shared by both curve tasks, documented once.
 RUN_HELP = {
     "spec": f"search spec (YAML) giving estimator, data, folds and scoring; default {DEFAULT_SPEC}",
@@ -49,112 +43,9 @@ RUN_HELP = {
 }
 
 
-def _assess_task(*args, **kwargs):
-    """`@task`, turning the errors a user can fix into one line and exit status 2."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def body(*a, **kw):
-            try:
-                return fn(*a, **kw)
-            except (ConfigError, cl.ClusterError, SearchError) as exc:
-                raise Exit(f"error: {exc}", code=2) from None
-
-        # Short flags would clash (-h is --help) and shift as flags are added.
-        kwargs.setdefault("auto_shortflags", False)
-        return task(*args, **kwargs)(body)
-
-    return deco
-
-
-def _int_flag(flag: str, value, minimum: int = 1) -> int | None:
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        v = None
-    if v is None or v < minimum:
-        raise ConfigError(
-            f"{flag}: expected an integer >= {minimum}, got {value!r}. "
-            f"Fix: pass e.g. {flag} {max(minimum, 2)}"
-        )
-    return v
-
-
 def _command() -> str:
     # Quoted, so a JSON --params survives a copy-paste from report.html.
     return shlex.join(["invoke", *sys.argv[1:]])
-
-
-def _remote():
-    # fabfile pulls in Fabric/paramiko; only multi-host runs need it.
-    import fabfile
-
-    return fabfile
-
-
-def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
-    info = cl.start(cfg, n_local=engines)
-    print(
-        f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, "
-        f"profile {info['profile_dir']}"
-    )
-    if info["local_engines"]:
-        print(f"localhost: {info['local_engines']} engines started")
-    if cfg.remote_hosts:
-        fab = _remote()
-        res = fab.start_engines(cfg, cfg.remote_hosts)
-        fab.print_results(res)
-        client = cl.connect(cfg)
-        try:
-            cl.wait_for_engines(client, info["local_engines"] + sum(res.ok.values()))
-        finally:
-            client.close()
-        if res.failed:
-            print(
-                f"warning: engines did not start on {', '.join(res.failed)}; "
-                "the curve runs without them",
-                file=sys.stderr,
-            )
-
-
-def _stop_cluster(cfg: HostsConfig) -> None:
-    if cfg.remote_hosts:
-        fab = _remote()
-        fab.print_results(fab.stop_engines(cfg, cfg.remote_hosts))
-    cl.stop(cfg)
-
-
-@contextlib.contextmanager
-def _cluster_client(
-    cfg: HostsConfig, split: SplitSet, engines: int | None, keep_cluster: bool
-) -> Iterator:
-    """A client of the running cluster, started (and afterwards stopped) if needed."""
-    started = False
-    if not cl.is_running(cfg):
-        _start_cluster(cfg, engines)
-        started = True
-    elif engines is not None:
-        print(
-            "note: a cluster is already running; --engines applies only when "
-            "the task starts one",
-            file=sys.stderr,
-        )
-    try:
-        if cfg.remote_hosts:
-            fab = _remote()
-            fab.print_results(fab.push_splits(cfg, split.path, cfg.remote_hosts))
-        client = cl.connect(cfg)
-        try:
-            if not client.ids:
-                cl.wait_for_engines(client, 1)
-            yield client
-        finally:
-            client.close()
-    finally:
-        if started and not keep_cluster:
-            _stop_cluster(cfg)
 
 
 def _run(
@@ -171,7 +62,7 @@ def _run(
     from runtime.report_html import finish_run
 
     meta = driver.read_meta(rdir)
-    with _cluster_client(cfg, split, engines, keep_cluster) as client:
+    with cli.cluster_client(cfg, split.path, engines, keep_cluster) as client:
         curve = runtime_curves.run_curve(
             spec,
             client,
@@ -208,7 +99,7 @@ def _resume(cfg: HostsConfig, run_dir: str) -> tuple:
     return spec, split, Path(run_dir)
 
 
-@_assess_task(
+@cli.fleet_task(
     name="learning",
     help={
         **RUN_HELP,
@@ -233,8 +124,8 @@ def learning(
 ):
     """Learning curve: train and validation scores for growing training sets x folds, on the cluster."""
     cfg = load_hosts(hosts_file)
-    engines = _int_flag("--engines", engines)
-    max_retries = _int_flag("--max-retries", max_retries, minimum=0)
+    engines = cli.int_flag("--engines", engines)
+    max_retries = cli.int_flag("--max-retries", max_retries, minimum=0)
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:
@@ -254,7 +145,7 @@ def learning(
     _run(cfg, s, split, rdir, engines, max_retries, no_progress, keep_cluster)
 
 
-@_assess_task(
+@cli.fleet_task(
     name="validation",
     help={
         **RUN_HELP,
@@ -281,8 +172,8 @@ def validation(
 ):
     """Validation curve: train and validation scores for each value of one parameter x folds, the others fixed."""
     cfg = load_hosts(hosts_file)
-    engines = _int_flag("--engines", engines)
-    max_retries = _int_flag("--max-retries", max_retries, minimum=0)
+    engines = cli.int_flag("--engines", engines)
+    max_retries = cli.int_flag("--max-retries", max_retries, minimum=0)
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:
@@ -308,7 +199,9 @@ def validation(
     _run(cfg, s, split, rdir, engines, max_retries, no_progress, keep_cluster)
 
 
-@_assess_task(help={"run-dir": "a run directory (runs/<run-id>): a search or a curve"})
+@cli.fleet_task(
+    help={"run-dir": "a run directory (runs/<run-id>): a search or a curve"}
+)
 def plot(c, run_dir):
     """Regenerate the plots and report.html of a run from its journal (no cluster needed)."""
     from runtime.report_html import finish_run

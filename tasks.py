@@ -8,7 +8,6 @@ never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -17,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit
 
 import assess_tasks
+import cli
 from ec2_tasks import ec2
 from runtime import cluster as cl
 from runtime import driver
@@ -27,126 +27,19 @@ from runtime import journal as jn
 from runtime import results as rs
 from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
 from runtime.probes import engines_by_host, format_probe, probe_cluster
-from runtime.search import SearchError
 
-DEFAULT_SPEC = "searches/digits_svc.yml"
-HOSTS_HELP = (
-    "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
-)
-
-
-def _fleet_task(*args, **kwargs):
-    """`@task`, turning the errors a user can fix into one line and exit status 2."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def body(*a, **kw):
-            try:
-                return fn(*a, **kw)
-            except (ConfigError, cl.ClusterError, SearchError) as exc:
-                raise Exit(f"error: {exc}", code=2) from None
-            except Exception as exc:
-                if not _host_or_engine_failure(exc):
-                    raise
-                # The message names the host (or engine) and the cause; a
-                # traceback would add nothing a user can act on.
-                raise Exit(f"error: {type(exc).__name__}: {exc}", code=1) from None
-
-        # Short flags would clash (-h is --help) and shift as flags are added.
-        kwargs.setdefault("auto_shortflags", False)
-        return task(*args, **kwargs)(body)
-
-    return deco
-
-
-def _host_or_engine_failure(exc: Exception) -> bool:
-    from ipyparallel.error import RemoteError as EngineSideError
-
-    # fabfile is imported lazily; if it never was, this is not its error.
-    fab = sys.modules.get("fabfile")
-    return isinstance(exc, EngineSideError | TimeoutError) or (
-        fab is not None and isinstance(exc, fab.RemoteError)
-    )
+DEFAULT_SPEC = cli.DEFAULT_SPEC
+HOSTS_HELP = cli.HOSTS_HELP
 
 
 def _hosts(hosts_file: str | None) -> HostsConfig:
     return load_hosts(hosts_file)
 
 
-def _remote():
-    # fabfile pulls in Fabric/paramiko; only multi-host commands need it.
-    import fabfile
-
-    return fabfile
-
-
-def _start_cluster(cfg: HostsConfig, engines: int | None) -> None:
-    n_local = engines if engines is not None else None
-    info = cl.start(cfg, n_local=n_local)
-    print(
-        f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}"
-    )
-    if info["local_engines"]:
-        print(f"localhost: {info['local_engines']} engines started")
-    if cfg.remote_hosts:
-        fab = _remote()
-        res = fab.start_engines(cfg, cfg.remote_hosts)
-        fab.print_results(res)
-        client = cl.connect(cfg)
-        try:
-            cl.wait_for_engines(client, info["local_engines"] + sum(res.ok.values()))
-        finally:
-            client.close()
-        if res.failed:
-            print(
-                f"warning: engines did not start on {', '.join(res.failed)}; the search runs without them",
-                file=sys.stderr,
-            )
-
-
-def _stop_cluster(cfg: HostsConfig) -> bool:
-    """Stop remote engines (every host tried) and the controller; fail naming unstoppable hosts."""
-    failed = {}
-    if cfg.remote_hosts:
-        fab = _remote()
-        res = fab.stop_engines(cfg, cfg.remote_hosts)
-        fab.print_results(res)
-        failed = res.failed
-    stopped = cl.stop(cfg)
-    if failed:
-        raise Exit(
-            f"could not stop the engines on {', '.join(sorted(failed))}: they may still run there. "
-            f"Try: invoke cluster.stop again once the host is reachable",
-            code=1,
-        )
-    return stopped
-
-
-def _push(cfg: HostsConfig, split_path: Path, client) -> None:
-    """Push the folds to every remote host; refuse to search on a host that lacks them."""
-    fab = _remote()
-    res = fab.push_splits(cfg, split_path, cfg.remote_hosts)
-    fab.print_results(res)
-    if not res.failed:
-        return
-    with_engines = set(engines_by_host(client)) & set(res.failed)
-    if with_engines:
-        raise Exit(
-            f"the folds could not be pushed to {', '.join(sorted(with_engines))}, which run engines: "
-            f"their tasks would fail. Fix the host (see above), or remove it from {cfg.path} and "
-            f"restart the cluster",
-            code=1,
-        )
-    print(
-        f"warning: no folds on {', '.join(sorted(res.failed))} (no engines run there)",
-        file=sys.stderr,
-    )
-
-
 # ------------------------------------------------------------------ cluster
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="start",
     help={
         "engines": "engines on this machine (default: the local host's `engines`, auto = one per core)",
@@ -156,17 +49,17 @@ def _push(cfg: HostsConfig, split_path: Path, client) -> None:
 def cluster_start(c, engines=None, hosts_file=None):
     """Start the controller and the engines of every host in the hosts file."""
     cfg = _hosts(hosts_file)
-    _start_cluster(cfg, _int_flag("--engines", engines))
+    cli.start_cluster(cfg, cli.int_flag("--engines", engines))
 
 
-@_fleet_task(name="stop", help={"hosts-file": HOSTS_HELP})
+@cli.fleet_task(name="stop", help={"hosts-file": HOSTS_HELP})
 def cluster_stop(c, hosts_file=None):
     """Stop every engine (by the pids recorded at start) and the controller."""
     cfg = _hosts(hosts_file)
-    print("cluster stopped" if _stop_cluster(cfg) else "no cluster was running")
+    print("cluster stopped" if cli.stop_cluster(cfg) else "no cluster was running")
 
 
-@_fleet_task(name="status", help={"hosts-file": HOSTS_HELP})
+@cli.fleet_task(name="status", help={"hosts-file": HOSTS_HELP})
 def cluster_status(c, hosts_file=None):
     """Show the controller and, per host, engines registered vs. running."""
     cfg = _hosts(hosts_file)
@@ -179,13 +72,13 @@ def cluster_status(c, hosts_file=None):
         client.close()
     running = {}
     if cfg.remote_hosts:
-        res = _remote().engine_status(cfg, cfg.remote_hosts)
+        res = cli.remote().engine_status(cfg, cfg.remote_hosts)
         running = dict(res.ok)
         for h, exc in res.failed.items():
             print(f"{h}: unreachable: {exc}")
     if cfg.local_host:
         running[cfg.local_host.name] = len(
-            [p for p in cl.local_engine_pids(cfg) if _alive(p)]
+            [p for p in cl.local_engine_pids(cfg) if cli.alive(p)]
         )
     print(
         f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}"
@@ -207,28 +100,14 @@ def _running_split_dirs(cfg: HostsConfig, runs_root: str) -> list[Path]:
             meta = json.loads(m.read_text())
         except (OSError, ValueError):
             continue
-        if meta.get("status") == "running" and _alive(meta.get("driver_pid") or 0):
+        if meta.get("status") == "running" and cli.alive(meta.get("driver_pid") or 0):
             path = driver.staging_workdir(cfg) / "splits" / meta["split_digest"]
             if path.is_dir() and path not in out:
                 out.append(path)
     return out
 
 
-def _alive(pid: int) -> bool:
-    """Whether pid is a live process (pid 0 and zombies are not)."""
-    if not pid or pid < 0:
-        return False
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    except PermissionError:
-        return True
-
-
-@_fleet_task(
+@cli.fleet_task(
     name="grow",
     help={
         "engines": "how many engines to add on each chosen host (default 1)",
@@ -243,13 +122,13 @@ def cluster_grow(
     """Add engines (or new hosts of the hosts file) to a running cluster; a running search uses them at once."""
     cfg = _hosts(hosts_file)
     hosts = cfg.only(only)
-    n = _int_flag("--engines", engines if engines is not None else 1)
+    n = cli.int_flag("--engines", engines if engines is not None else 1)
     local = [h for h in hosts if h.local]
     remote = [h for h in hosts if not h.local]
     if remote:
         # A new host must hold the folds of the searches running now, or
         # every task the view hands it would fail.
-        fab = _remote()
+        fab = cli.remote()
         for split_path in _running_split_dirs(cfg, runs_root):
             res = fab.push_splits(cfg, split_path, remote)
             fab.print_results(res)
@@ -258,11 +137,11 @@ def cluster_grow(
         total = cl.start_local_engines(cfg, n)
         print(f"{local[0].name}: +{n} engines ({total} registered)")
     if remote:
-        fab = _remote()
+        fab = cli.remote()
         fab.print_results(fab.start_engines(cfg, remote, count=n))
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="install",
     positional=["packages"],
     iterable=["packages"],
@@ -304,7 +183,7 @@ def cluster_install(c, packages=None, hosts_file=None):
 # ------------------------------------------------------------------- search
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="run",
     default=True,
     help={
@@ -335,9 +214,9 @@ def search_run(
 ):
     """Run a grid or randomized search on the cluster (started for the search if none runs)."""
     cfg = _hosts(hosts_file)
-    n_iter = _int_flag("--n-iter", n_iter)
-    engines = _int_flag("--engines", engines)
-    max_retries = _int_flag(
+    n_iter = cli.int_flag("--n-iter", n_iter)
+    engines = cli.int_flag("--engines", engines)
+    max_retries = cli.int_flag(
         "--max-retries", max_retries if max_retries is not None else 2, minimum=0
     )
     if resume:
@@ -359,37 +238,17 @@ def search_run(
             s, runs_root, run_dir, split, command=shlex.join(["invoke", *sys.argv[1:]])
         )
         meta = driver.read_meta(rdir)
-    started = not cl.is_running(cfg)
-    if not started and engines is not None:
-        print(
-            "note: a cluster is already running; --engines applies only when the search starts one",
-            file=sys.stderr,
+    with cli.cluster_client(cfg, split.path, engines, keep_cluster) as client:
+        search = driver.run(
+            s,
+            cfg,
+            client,
+            rdir,
+            split,
+            meta,
+            progress=not no_progress,
+            max_retries=max_retries,
         )
-    try:
-        # Inside the try: a start that fails half-way is still stopped.
-        if started:
-            _start_cluster(cfg, engines)
-        client = cl.connect(cfg)
-        try:
-            if cfg.remote_hosts:
-                _push(cfg, split.path, client)
-            if not client.ids:
-                cl.wait_for_engines(client, 1)
-            search = driver.run(
-                s,
-                cfg,
-                client,
-                rdir,
-                split,
-                meta,
-                progress=not no_progress,
-                max_retries=max_retries,
-            )
-        finally:
-            client.close()
-    finally:
-        if started and not keep_cluster:
-            _stop_cluster(cfg)
     print()
     print(search.report())
     from runtime.report_html import finish_run
@@ -404,21 +263,7 @@ def search_run(
         )
 
 
-def _int_flag(flag: str, value, minimum: int = 1) -> int | None:
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        v = None
-    if v is None or v < minimum:
-        raise ConfigError(
-            f"{flag}: expected an integer >= {minimum}, got {value!r}. Fix: pass e.g. {flag} {max(minimum, 2)}"
-        )
-    return v
-
-
-@_fleet_task(
+@cli.fleet_task(
     name="abort",
     help={"run-dir": "the running run (default: the newest running one under runs/)"},
 )
@@ -427,7 +272,7 @@ def search_abort(c, run_dir=None):
     rdir = Path(run_dir) if run_dir else _latest_running(driver.DEFAULT_RUNS_ROOT)
     meta = driver.read_meta(rdir)
     pid = meta.get("driver_pid")
-    if meta.get("status") != "running" or not pid or not _alive(pid):
+    if meta.get("status") != "running" or not pid or not cli.alive(pid):
         raise Exit(
             f"{rdir}: no search is running there (status {meta.get('status')!r})",
             code=1,
@@ -461,7 +306,7 @@ def _latest_running(root: str) -> Path:
 # ------------------------------------------------------------------- report
 
 
-@_fleet_task(
+@cli.fleet_task(
     help={
         "run-dir": "a run directory (runs/<run-id>)",
         "top": "rows in the table (default 5)",
@@ -487,7 +332,7 @@ def report(c, run_dir, top=rs.TOP_K):
     n_tasks = len(meta["candidates"]) * meta["n_folds"]
     n_done = sum(res["n_finished_splits"])
     status = meta.get("status", "running")
-    if status == "running" and not _alive(meta.get("driver_pid") or 0):
+    if status == "running" and not cli.alive(meta.get("driver_pid") or 0):
         status = "interrupted"
     idx, params, score = rs.best(res, complete_only=True)
     jn.write_json(
@@ -510,7 +355,9 @@ def report(c, run_dir, top=rs.TOP_K):
 # -------------------------------------------------------------------- probe
 
 
-@_fleet_task(name="memory", help={"hosts-file": HOSTS_HELP, "json": "print raw JSON"})
+@cli.fleet_task(
+    name="memory", help={"hosts-file": HOSTS_HELP, "json": "print raw JSON"}
+)
 def probe_memory(c, hosts_file=None, json_=False):
     """Per-host available memory and per-engine RSS/USS/PSS of the running cluster."""
     cfg = _hosts(hosts_file)
@@ -527,13 +374,13 @@ def probe_memory(c, hosts_file=None, json_=False):
 
 def _report_hosts(res, what: str) -> None:
     """Print every host's outcome, then fail naming every host that failed."""
-    fab = _remote()
+    fab = cli.remote()
     fab.print_results(res)
     if res.failed:
         raise Exit(f"{what} failed on {', '.join(sorted(res.failed))}", code=1)
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="install",
     help={
         "only": "comma-separated host names (default: every remote host)",
@@ -549,13 +396,13 @@ def hosts_install(c, only=None, wheelhouse=None, hosts_file=None):
         raise ConfigError(
             f"{cfg.path}: no remote host to install. Fix: add hosts with an address (see README, many hosts)"
         )
-    fab = _remote()
+    fab = cli.remote()
     print("building the wheelhouse (pip wheel -r requirements.txt) ...")
     wh = Path(wheelhouse) if wheelhouse else fab.build_wheelhouse()
     _report_hosts(fab.install(cfg, hosts, wh), "install")
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="run",
     help={
         "command": "the shell command",
@@ -567,13 +414,13 @@ def hosts_run(c, command, only=None, hosts_file=None):
     """Run a shell command on every host; output is prefixed by the host's name."""
     cfg = _hosts(hosts_file)
     hosts = [h for h in cfg.only(only) if not h.local]
-    _report_hosts(_remote().run_command(cfg, command, hosts), "the command")
+    _report_hosts(cli.remote().run_command(cfg, command, hosts), "the command")
 
 
 # --------------------------------------------------------------------- data
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="push",
     help={
         "spec": f"search spec whose data to push (default {DEFAULT_SPEC})",
@@ -587,13 +434,13 @@ def data_push(c, spec=DEFAULT_SPEC, hosts_file=None):
     if not cfg.remote_hosts:
         print("no remote hosts: the splits are on this machine only")
         return
-    _report_hosts(_remote().push_splits(cfg, split.path, cfg.remote_hosts), "push")
+    _report_hosts(cli.remote().push_splits(cfg, split.path, cfg.remote_hosts), "push")
 
 
 # -------------------------------------------------------------- testcluster
 
 
-@_fleet_task(
+@cli.fleet_task(
     name="up",
     help={
         "hosts": "number of namespace hosts (default 3)",
@@ -622,7 +469,7 @@ def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
     )
 
 
-@_fleet_task(name="down", help={"base-dir": "the base dir given to testcluster.up"})
+@cli.fleet_task(name="down", help={"base-dir": "the base dir given to testcluster.up"})
 def testcluster_down(c, base_dir=None):
     """Tear the test cluster down: its sshd and every process in its namespaces, by pid."""
     import testcluster
@@ -634,7 +481,7 @@ def testcluster_down(c, base_dir=None):
 # -------------------------------------------------------------------- bench
 
 
-@_fleet_task(
+@cli.fleet_task(
     help={
         "engines": "N: fleetcv engines and loky workers (default: one per core)",
         "quick": "smaller grid and data, one timed run (under 2 minutes on 2 cores)",
@@ -646,7 +493,7 @@ def bench(c, engines=None, quick=False, out_dir="bench"):
     from runtime.bench import run_bench
 
     r = run_bench(
-        engines=_int_flag("--engines", engines),
+        engines=cli.int_flag("--engines", engines),
         quick=quick,
         out_dir=out_dir,
         log=lambda m: print(m, flush=True),
