@@ -40,7 +40,7 @@ from .splits import persist_splits
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SPEC = REPO / "searches" / "digits_svc.yml"
 #: Ports of the bench's own cluster, apart from a user's running one.
-BENCH_PORTS = [55400, 55439]
+BENCH_PORTS = [30400, 30439]
 #: PSS sampling period, seconds.
 SAMPLE_EVERY = 0.1
 #: Sizes: (full, quick).

@@ -160,6 +160,13 @@ def start(
             f"a fleetcv cluster is already running (profile {profile_dir(cfg)}). "
             "Try: invoke cluster.status, or invoke cluster.stop first"
         )
+    busy = _busy_ports(cfg.controller.ip, cfg.controller.ports)
+    if busy:
+        raise ClusterError(
+            f"controller.ports: port {', '.join(map(str, busy))} of "
+            f"[{cfg.controller.ports[0]}, {cfg.controller.ports[1]}] is already in use "
+            f"on {cfg.controller.ip}. {_PORTS_FIX}"
+        )
     local = cfg.local_host
     if n_local is None:
         n_local = local.engines if local else 0
@@ -175,7 +182,9 @@ def start(
     cluster = _cluster(cfg)
     with _patched_environ(env):
         cluster.start_controller_sync()
-    _secure_connection_files(cfg)
+    _secure_connection_files(cfg, cluster)
+    if _controller_exited(cluster):
+        raise ClusterError(_controller_failure(cfg, cluster))
     if n_local:
         start_local_engines(cfg, n_local, timeout=timeout, cluster=cluster)
     return {
@@ -185,11 +194,65 @@ def start(
     }
 
 
-def _secure_connection_files(cfg: HostsConfig) -> None:
+_PORTS_FIX = (
+    "Fix: stop what holds it, or pick another range for controller.ports (best "
+    "outside the kernel's ephemeral ports, /proc/sys/net/ipv4/ip_local_port_range)"
+)
+
+
+def _busy_ports(ip: str, ports: tuple[int, int]) -> list[int]:
+    """Ports of the range that the controller binds (its first MIN_PORTS) and that are taken.
+
+    A controller, or one of its scheduler processes, that cannot bind a port
+    exits at once; its engines would then wait the whole start timeout for it.
+    """
+    import errno
+    import socket
+
+    from .config import MIN_PORTS
+
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    busy = []
+    for port in range(ports[0], min(ports[1], ports[0] + MIN_PORTS - 1) + 1):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as zmq binds
+            try:
+                s.bind((ip, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    busy.append(port)
+    return busy
+
+
+def _controller_exited(cluster) -> bool:
+    """Whether the controller process just started is gone (or a zombie)."""
+    import psutil
+
+    pid = getattr(cluster.controller, "pid", None)
+    try:
+        return not pid or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _controller_failure(cfg: HostsConfig, cluster) -> str:
+    # e.g. "zmq.error.ZMQError: Address already in use (addr='tcp://127.0.0.1:55003')"
+    out = [ln for ln in (cluster.controller.get_output() or "").splitlines() if ln]
+    first, last = cfg.controller.ports
+    return (
+        f"the controller exited right after starting: {out[-1] if out else 'no output'} "
+        f"(log: {getattr(cluster.controller, 'output_file', '') or 'none'}). If a port of "
+        f"controller.ports [{first}, {last}] is in use: {_PORTS_FIX}"
+    )
+
+
+def _secure_connection_files(cfg: HostsConfig, cluster=None) -> None:
     # The files hold the HMAC key (and curve keys): owner-only, whatever the umask.
     for p in (engine_connection_file(cfg), client_connection_file(cfg)):
         deadline = time.monotonic() + 30
         while not p.exists() and time.monotonic() < deadline:
+            if cluster is not None and _controller_exited(cluster):
+                return  # it will write nothing: start() says why
             time.sleep(0.1)
         if p.exists():
             os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)

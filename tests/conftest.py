@@ -13,8 +13,9 @@ from runtime.config import parse_hosts
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SPEC = os.path.join(REPO, "searches", "digits_svc.yml")
 RANDOM_SPEC = os.path.join(REPO, "searches", "digits_svc_random.yml")
-#: Tests use their own port range so a developer's running cluster is untouched.
-TEST_PORTS = [56000, 56039]
+#: Tests use their own port range so a developer's running cluster is untouched,
+#: below Linux's ephemeral range (32768-60999) so no outgoing connection holds one.
+TEST_PORTS = [30000, 30039]
 
 
 def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import RANDOM_SPEC, REPO
 
-CLI_PORTS = [56100, 56139]
+CLI_PORTS = [30100, 30139]
 
 
 def invoke(*args, timeout=600):

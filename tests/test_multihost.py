@@ -29,7 +29,7 @@ from tests.conftest import REPO, pid_alive, require_testcluster, wait_gone
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 
 PREFIX, SUBNET = "fmh", "10.204.0"
-PORTS = [57000, 57039]
+PORTS = [30200, 30239]
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
 
