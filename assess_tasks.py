@@ -116,7 +116,7 @@ def learning(
     run_dir=None,
     resume=None,
     engines=None,
-    max_retries=2,
+    max_retries=None,
     runs_root=driver.DEFAULT_RUNS_ROOT,
     no_progress=False,
     keep_cluster=False,
@@ -125,7 +125,9 @@ def learning(
     """Learning curve: train and validation scores for growing training sets x folds, on the cluster."""
     cfg = load_hosts(hosts_file)
     engines = cli.int_flag("--engines", engines)
-    max_retries = cli.int_flag("--max-retries", max_retries, minimum=0)
+    max_retries = cli.int_flag(
+        "--max-retries", 2 if max_retries is None else max_retries, minimum=0
+    )
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:
@@ -164,7 +166,7 @@ def validation(
     run_dir=None,
     resume=None,
     engines=None,
-    max_retries=2,
+    max_retries=None,
     runs_root=driver.DEFAULT_RUNS_ROOT,
     no_progress=False,
     keep_cluster=False,
@@ -173,7 +175,9 @@ def validation(
     """Validation curve: train and validation scores for each value of one parameter x folds, the others fixed."""
     cfg = load_hosts(hosts_file)
     engines = cli.int_flag("--engines", engines)
-    max_retries = cli.int_flag("--max-retries", max_retries, minimum=0)
+    max_retries = cli.int_flag(
+        "--max-retries", 2 if max_retries is None else max_retries, minimum=0
+    )
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:

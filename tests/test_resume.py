@@ -1,0 +1,91 @@
+"""Unit tests of the resume checks: what a run directory must match to be resumed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from runtime import driver
+from runtime.config import ConfigError, load_search_spec, parse_hosts
+from tests.conftest import REFERENCE_SPEC
+
+
+@pytest.fixture
+def run(tmp_path):
+    cfg = parse_hosts(
+        {
+            "hosts": [
+                {
+                    "name": "me",
+                    "local": True,
+                    "engines": 1,
+                    "workdir": str(tmp_path / "work"),
+                }
+            ]
+        },
+        "h",
+    )
+    spec = load_search_spec(REFERENCE_SPEC, n_iter=4)
+    split = driver.prepare_splits(spec, cfg, log=lambda m: None)
+    rdir = driver.new_run(
+        spec, tmp_path / "runs", None, split, command="invoke search --n-iter 4"
+    )
+    return rdir, spec, split
+
+
+def test_resume_keeps_n_iter_and_candidates(run):
+    rdir, spec, _ = run
+    again, meta = driver.load_resume(rdir)
+    # The candidates drawn at the start are kept (no random_state: a new draw
+    # would differ), and resume uses exactly those.
+    assert again.digest() == spec.digest() and len(meta["candidates"]) == 4
+    with pytest.raises(
+        ConfigError, match=r"--n-iter 5: the run was started with --n-iter 4"
+    ):
+        driver.load_resume(rdir, n_iter=5)
+
+
+def test_resume_refuses_another_spec(run, tmp_path):
+    rdir, _, _ = run
+    other = yaml.safe_load(open(REFERENCE_SPEC))
+    other["params"]["C"] = [1.0, 2.0]
+    p = tmp_path / "other.yml"
+    p.write_text(yaml.safe_dump(other))
+    with pytest.raises(
+        ConfigError,
+        match=r"--spec .*other\.yml: differs from the spec this run was started with",
+    ):
+        driver.load_resume(rdir, spec_file=str(p), n_iter=4)
+
+
+def test_resume_refuses_an_edited_spec_copy_and_a_non_run(run, tmp_path):
+    rdir, _, _ = run
+    copy = rdir / "spec.yml"
+    copy.write_text(copy.read_text().replace("random_state: 42", "random_state: 7"))
+    with pytest.raises(ConfigError, match=r"spec\.yml: changed since the run started"):
+        driver.load_resume(rdir)
+    with pytest.raises(
+        ConfigError, match=r"not a fleetcv run directory \(no meta\.json\)"
+    ):
+        driver.load_resume(tmp_path)
+
+
+def test_resume_refuses_a_curve_run_and_new_run_refuses_a_used_dir(run, tmp_path):
+    rdir, spec, split = run
+    meta = json.loads((rdir / "meta.json").read_text())
+    (rdir / "meta.json").write_text(json.dumps({**meta, "kind": "learning_curve"}))
+    with pytest.raises(
+        ConfigError,
+        match=r"this is a learning curve run, not a search\. Fix: invoke curves\.learning --resume",
+    ):
+        driver.load_resume(rdir)
+    before = sorted(p.name for p in rdir.iterdir())
+    with pytest.raises(
+        ConfigError, match=r"--run-dir: .* already exists and is not empty"
+    ):
+        driver.new_run(spec, tmp_path / "runs", rdir, split, command="x")
+    assert sorted(p.name for p in rdir.iterdir()) == before, (
+        "a refused run must not touch the directory"
+    )
