@@ -196,6 +196,7 @@ def cluster_install(c, packages=None, hosts_file=None):
         "runs-root": "where new run directories go (default runs/)",
         "no-progress": "no progress bar (the report is still printed)",
         "keep-cluster": "leave a cluster that this search started running",
+        "reuse": "take fits already made by earlier runs under --runs-root (same estimator, scoring, params, folds) instead of recomputing them",
         "hosts-file": HOSTS_HELP,
     },
 )
@@ -211,6 +212,7 @@ def search_run(
     no_progress=False,
     keep_cluster=False,
     hosts_file=None,
+    reuse=False,
 ):
     """Run a grid or randomized search on the cluster (started for the search if none runs)."""
     cfg = _hosts(hosts_file)
@@ -248,6 +250,7 @@ def search_run(
             meta,
             progress=not no_progress,
             max_retries=max_retries,
+            reuse=reuse,
         )
     print()
     print(search.report())

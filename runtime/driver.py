@@ -85,6 +85,7 @@ def new_run(
         "run_id": path.name,
         "spec_name": spec.name,
         "spec_digest": spec.digest(),
+        "evaluation_key": evaluation_key(spec),
         "split_digest": split.digest,
         "n_folds": split.n_folds,
         "candidates": spec.candidates(),
@@ -165,6 +166,77 @@ def load_resume(
     return spec, meta
 
 
+def evaluation_key(spec: SearchSpec) -> str:
+    """Digest of what decides a fit's scores besides params and fold: estimator, scoring, error_score."""
+    import hashlib
+
+    est = spec.estimator.build()
+    blob = json.dumps(
+        {
+            "estimator": type(est).__module__ + "." + type(est).__qualname__,
+            "params": {
+                k: repr(v) for k, v in sorted(est.get_params(deep=True).items())
+            },
+            "scoring": spec.scoring,
+            "error_score": repr(spec.error_score),
+            "train": spec.return_train_score,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print) -> int:
+    """Copy into this run's journal the fits that earlier runs already made.
+
+    A fit is the same when the estimator/scoring (`evaluation_key`), the
+    params and the fold (split digest + fold index) are. Looks at every
+    sibling run under the same runs/ root; returns how many were taken.
+    """
+    from .results import latest_records
+
+    key = meta.get("evaluation_key")
+    wanted = {
+        json.dumps(c, sort_keys=True): i for i, c in enumerate(meta["candidates"])
+    }
+    have = set(latest_records(jn.read_journal(run_dir / jn.JOURNAL)))
+    taken: dict[tuple[int, int], dict] = {}
+    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
+        if m.parent == run_dir:
+            continue
+        try:
+            other = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            other.get("evaluation_key") != key
+            or other.get("split_digest") != meta["split_digest"]
+        ):
+            continue
+        for (c, k), rec in latest_records(
+            jn.read_journal(m.parent / jn.JOURNAL)
+        ).items():
+            if c >= len(other["candidates"]):
+                continue
+            mine = wanted.get(json.dumps(other["candidates"][c], sort_keys=True))
+            if mine is not None and (mine, k) not in have and (mine, k) not in taken:
+                taken[(mine, k)] = {
+                    **rec,
+                    "candidate": mine,
+                    "params": meta["candidates"][mine],
+                    "reused_from": other["run_id"],
+                }
+    if taken:
+        journal = jn.Journal(run_dir / jn.JOURNAL)
+        try:
+            for rec in taken.values():
+                journal.append(rec)
+        finally:
+            journal.close()
+        log(f"reuse: {len(taken)} fits taken from earlier runs under {run_dir.parent}")
+    return len(taken)
+
+
 def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
     """Per-candidate task durations from earlier runs of the same spec and folds.
 
@@ -209,14 +281,20 @@ def run(
     max_retries: int = 2,
     warm: bool = True,
     log: Callable[[str], None] = print,
+    reuse: bool = False,
 ) -> DistributedSearch:
     """Run (or resume) the search of `run_dir` on `client`'s engines.
+
+    With `reuse`, fits already made by earlier runs under the same runs/
+    root (same estimator, scoring, params and fold) are copied in first.
 
     Returns
     -------
     DistributedSearch
         Finished, or aborted (Ctrl-C, `search.abort`) with a resumable run.
     """
+    if reuse:
+        reuse_results(run_dir, meta, log=log)
     if warm:
         warmed = warm_page_cache(client, split)
         log(

@@ -89,3 +89,70 @@ def test_resume_refuses_a_curve_run_and_new_run_refuses_a_used_dir(run, tmp_path
     assert sorted(p.name for p in rdir.iterdir()) == before, (
         "a refused run must not touch the directory"
     )
+
+
+def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_path):
+    from runtime import journal as jn
+    from runtime.worker import evaluate
+
+    cfg = parse_hosts(
+        {
+            "hosts": [
+                {
+                    "name": "me",
+                    "local": True,
+                    "engines": 1,
+                    "workdir": str(tmp_path / "work"),
+                }
+            ]
+        },
+        "h",
+    )
+    spec = load_search_spec(REFERENCE_SPEC)
+    split = driver.prepare_splits(spec, cfg, log=lambda m: None)
+    first = driver.new_run(
+        spec, tmp_path / "runs", tmp_path / "runs" / "first", split, command="x"
+    )
+    meta = driver.read_meta(first)
+    # Three real fits, made here without a cluster, as the first run's journal.
+    journal = jn.Journal(first / jn.JOURNAL)
+    for c, k in [(0, 0), (6, 1), (6, 2)]:
+        journal.append(
+            evaluate(
+                fold_ref=str(split.fold_path(k)),
+                estimator=spec.estimator.build(),
+                params=meta["candidates"][c],
+                candidate=c,
+                fold=k,
+            )
+        )
+    journal.close()
+
+    second = driver.new_run(
+        spec, tmp_path / "runs", tmp_path / "runs" / "second", split, command="x"
+    )
+    assert (
+        driver.reuse_results(second, driver.read_meta(second), log=lambda m: None) == 3
+    )
+    reused = jn.read_journal(second / jn.JOURNAL)
+    assert sorted((r["candidate"], r["fold"]) for r in reused) == [
+        (0, 0),
+        (6, 1),
+        (6, 2),
+    ]
+    assert all(r["reused_from"] == "first" for r in reused)
+    # Taken once: a second call finds them in its own journal already.
+    assert (
+        driver.reuse_results(second, driver.read_meta(second), log=lambda m: None) == 0
+    )
+
+    # Another scoring is another evaluation: nothing is reused.
+    other = yaml.safe_load(open(REFERENCE_SPEC))
+    other["scoring"] = "balanced_accuracy"
+    p = tmp_path / "other.yml"
+    p.write_text(yaml.safe_dump(other))
+    spec2 = load_search_spec(p, base_dir=None)
+    third = driver.new_run(
+        spec2, tmp_path / "runs", tmp_path / "runs" / "third", split, command="x"
+    )
+    assert driver.reuse_results(third, driver.read_meta(third), log=lambda m: None) == 0
