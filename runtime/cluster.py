@@ -90,7 +90,10 @@ def _cluster(cfg: HostsConfig, n: int = 0):
     import ipyparallel as ipp
 
     ctl = cfg.controller
-    args = [f"--ports={ctl.ports[0]}-{ctl.ports[1]}"]
+    args = [
+        f"--ports={ctl.ports[0]}-{ctl.ports[1]}",
+        f"--TaskScheduler.hwm={ctl.task_hwm}",
+    ]
     if ctl.curve:
         args.append("--IPController.enable_curve=True")
     return ipp.Cluster(

@@ -89,6 +89,9 @@ class ControllerSpec:
     ports: tuple[int, int] = DEFAULT_PORTS
     curve: bool = False
     allow_any_interface: bool = False
+    #: Tasks queued ahead on each engine (ipyparallel's TaskScheduler.hwm):
+    #: 1 balances best; 2 hides the round trip between tiny tasks.
+    task_hwm: int = 1
     state_dir: str = "~/.cache/fleetcv/controller"
 
     @property
@@ -255,7 +258,7 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         where,
         "controller.",
         ctl,
-        {"ip", "ports", "curve", "allow_any_interface", "state_dir"},
+        {"ip", "ports", "curve", "allow_any_interface", "state_dir", "task_hwm"},
     )
     ip = str(ctl.get("ip", "127.0.0.1"))
     allow_any = bool(ctl.get("allow_any_interface", False))
@@ -302,6 +305,7 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         curve=bool(ctl.get("curve", False)),
         allow_any_interface=allow_any,
         state_dir=str(ctl.get("state_dir", ControllerSpec.state_dir)),
+        task_hwm=_positive_int(where, "controller.task_hwm", ctl.get("task_hwm", 1)),
     )
 
     raw_hosts = data.get("hosts")

@@ -286,6 +286,10 @@ GOOD_HOST = {
 
 BAD_HOSTS = [
     (
+        {"controller": {"task_hwm": 0}, "hosts": [GOOD_HOST]},
+        r"controller\.task_hwm: expected a positive integer, got 0",
+    ),
+    (
         {"hosts": [GOOD_HOST, {**GOOD_HOST}]},
         r"hosts\[1\]\.name: duplicate host name 'node1'",
     ),
