@@ -35,7 +35,6 @@ from . import results as rs
 from .config import GRID_FUNCS, ConfigError, SearchSpec
 from .search import DistributedSearch
 from .splits import SplitSet
-from .worker import evaluate
 
 LEARNING = "learning_curve"
 VALIDATION = "validation_curve"
@@ -592,27 +591,20 @@ class LearningCurve(_Curve):
             max_retries=max_retries,
         )
 
-    def _submit(self, c: int, k: int, attempt: int) -> None:
-        # As DistributedSearch._submit, but the row's candidate is a training
-        # size, not parameters: the estimator gets the fixed params and the
-        # worker slices the fold. Keep in step with the base method.
-        ar = self.view.apply_async(
-            evaluate,
-            fold_ref=self._fold_ref(k),
-            estimator=self.estimator,
-            params=self.definition["params"],
-            scoring=self.scoring,
-            error_score=self.error_score,
-            return_train_score=True,
-            train_size=self.candidates[c][TRAIN_SIZE_KEY],
-            candidate=c,
-            fold=k,
-        )
-        with self._lock:
-            self._pending[ar.msg_ids[0]] = (ar, c, k, attempt)
-        ar.add_done_callback(
-            lambda f, c=c, k=k, a=attempt: self._queue.put((f, c, k, a))
-        )
+    def _common_kwargs(self) -> dict:
+        # Train scores are half of a learning curve: always computed.
+        return {**super()._common_kwargs(), "return_train_score": True}
+
+    def _task_kwargs(self, c: int, k: int) -> dict:
+        # The row's candidate is a training size, not parameters: the
+        # estimator gets the fixed params and the worker slices the fold.
+        return {
+            "fold_ref": self._fold_ref(k),
+            "params": self.definition["params"],
+            "train_size": self.candidates[c][TRAIN_SIZE_KEY],
+            "candidate": c,
+            "fold": k,
+        }
 
 
 class ValidationCurve(_Curve):

@@ -25,12 +25,19 @@ from pathlib import Path
 from . import journal as jn
 from . import results as rs
 from .splits import SplitSet, load_split_set
-from .worker import evaluate
+from .worker import evaluate_many
 
 #: How long Ctrl-C or abort() waits for tasks already running on engines.
 ABORT_GRACE = 10.0
 #: Seconds between two top-k tables printed under the progress bar.
 REPORT_EVERY = 10.0
+#: Tasks expected to take less than this go several to a message: one
+#: ipyparallel message costs a few ms of driver, controller and engine time,
+#: as much as a tiny fit itself.
+TINY_TASK = 0.02
+#: Seconds of work one chunk of tiny tasks should carry, and its most tasks.
+CHUNK_SECONDS = 0.05
+MAX_CHUNK = 32
 #: An empty cluster for this long means every engine is gone.
 NO_ENGINES_TIMEOUT = 15.0
 
@@ -176,11 +183,28 @@ class DistributedSearch:
         if expected_times:
             # Stable sort: equal durations keep the fold-by-fold order.
             todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
-        for c, k in todo:
+        size = self._chunk_size(len(todo), expected_times)
+        for i in range(0, len(todo), size):
             if self._aborting:
                 break
-            self._submit(c, k, attempt=0)
+            self._submit(todo[i : i + size], attempt=0)
         return self
+
+    def _chunk_size(self, n_todo: int, expected_times: dict[int, float] | None) -> int:
+        """Tasks per message: 1, unless earlier runs showed the tasks are tiny."""
+        if not expected_times or n_todo == 0:
+            return 1
+        typical = sorted(expected_times.values())[len(expected_times) // 2]
+        if typical >= TINY_TASK:
+            return 1
+        n_engines = max(
+            1, len(getattr(self.view, "targets", None) or self.view.client.ids)
+        )
+        # Enough chunks that every engine still gets several (load balance).
+        by_balance = max(1, n_todo // (4 * n_engines))
+        return max(
+            1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(typical, 1e-4)), by_balance)
+        )
 
     def _fold_ref(self, k: int) -> str:
         path = self.split.fold_path(k)
@@ -190,23 +214,34 @@ class DistributedSearch:
             return self.split.relative(k)
         return str(path.resolve())
 
-    def _submit(self, c: int, k: int, attempt: int) -> None:
+    def _common_kwargs(self) -> dict:
+        """Arguments of `evaluate` shared by every task of this search."""
+        return {
+            "estimator": self.estimator,
+            "scoring": self.scoring,
+            "error_score": self.error_score,
+            "return_train_score": self.return_train_score,
+        }
+
+    def _task_kwargs(self, c: int, k: int) -> dict:
+        """Arguments of `evaluate` for one (candidate, fold)."""
+        return {
+            "fold_ref": self._fold_ref(k),
+            "params": self.candidates[c],
+            "candidate": c,
+            "fold": k,
+        }
+
+    def _submit(self, pairs: list[tuple[int, int]], attempt: int) -> None:
+        """One message for `pairs` (usually one pair; several for tiny tasks)."""
         ar = self.view.apply_async(
-            evaluate,
-            fold_ref=self._fold_ref(k),
-            estimator=self.estimator,
-            params=self.candidates[c],
-            scoring=self.scoring,
-            error_score=self.error_score,
-            return_train_score=self.return_train_score,
-            candidate=c,
-            fold=k,
+            evaluate_many,
+            tasks=[self._task_kwargs(c, k) for c, k in pairs],
+            **self._common_kwargs(),
         )
         with self._lock:
-            self._pending[ar.msg_ids[0]] = (ar, c, k, attempt)
-        ar.add_done_callback(
-            lambda f, c=c, k=k, a=attempt: self._queue.put((f, c, k, a))
-        )
+            self._pending[ar.msg_ids[0]] = (ar, pairs, attempt)
+        ar.add_done_callback(lambda f, p=pairs, a=attempt: self._queue.put((f, p, a)))
 
     # ---------------------------------------------------------------- collect
     def _collect(self) -> None:
@@ -222,8 +257,8 @@ class DistributedSearch:
             item = self._queue.get()
             if item is None:
                 return
-            ar, c, k, attempt = item
-            rec = None
+            ar, pairs, attempt = item
+            recs: list[dict] = []
             try:
                 res = _get(ar)
             except TaskAborted:
@@ -241,31 +276,39 @@ class DistributedSearch:
                     # so a retry is either cancelled by it or never submitted.
                     retry = attempt < self.max_retries and not self._aborting
                     if retry:
-                        self.counters["retried tasks"] += 1
-                        self._submit(c, k, attempt + 1)
+                        self.counters["retried tasks"] += len(pairs)
+                        self._submit(pairs, attempt + 1)
                 if not retry:
-                    rec = self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
+                    recs = [
+                        self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
+                        for c, k in pairs
+                    ]
             except Exception as exc:  # noqa: BLE001 - any remote error is recorded, not raised here
-                rec = self._error_record(c, k, attempt, ar, _remote_traceback(exc))
+                error = _remote_traceback(exc)
+                recs = [self._error_record(c, k, attempt, ar, error) for c, k in pairs]
                 if self.error_score == "raise":
-                    self._fatal = (
-                        f"a fit raised and error_score is 'raise':\n{rec['error']}"
-                    )
+                    self._fatal = f"a fit raised and error_score is 'raise':\n{error}"
                     self.abort(wait=False)
             else:
-                rec = dict(res)
-                rec["engine"] = getattr(ar, "engine_id", None)
-                rec["attempt"] = attempt
-                rec["finished"] = time.time()
+                now = time.time()
+                for r in res:
+                    recs.append(
+                        {
+                            **r,
+                            "engine": getattr(ar, "engine_id", None),
+                            "attempt": attempt,
+                            "finished": now,
+                        }
+                    )
             with self._lock:
-                if rec is not None:
+                for rec in recs:
                     # Journal before the task leaves _pending: finalize() closes
                     # the journal only once nothing is pending.
                     if self._journal is not None:
                         self._journal.append(rec)
                     self._records.append(rec)
                     if rec["status"] in ("ok", "fit_failed"):
-                        self._done.add((c, k))
+                        self._done.add((rec["candidate"], rec["fold"]))
                     else:
                         self.counters["task errors"] += 1
                 self._pending.pop(ar.msg_ids[0], None)

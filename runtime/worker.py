@@ -210,3 +210,23 @@ def pip_install(*, packages: list[str]) -> dict:
         text=True,
     )
     return {"returncode": proc.returncode, "output": proc.stdout + proc.stderr}
+
+
+def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
+    """`evaluate` for several (candidate, fold) pairs sent in one message.
+
+    Parameters
+    ----------
+    tasks : list of dict
+        Per-task arguments of `evaluate` (fold_ref, params, candidate, fold,
+        and train_size for learning curves).
+    **common
+        Arguments shared by all of them (estimator, scoring, error_score,
+        return_train_score).
+
+    Returns
+    -------
+    list of dict
+        One `evaluate` record per task, in order.
+    """
+    return [evaluate(**common, **t) for t in tasks]
