@@ -227,6 +227,55 @@ def test_status_then_stop_leaves_no_process(mh):
         assert left == [], (h["name"], left)
 
 
+def test_losing_a_whole_host_mid_search_loses_no_fit(mh, sklearn_reference):
+    """Every process of one host dies (a reclaimed spot instance): the search still ends exact."""
+    invoke("cluster.start", "--hosts-file", mh["all3"])
+    try:
+        run_dir = mh["tmp"] / "runs" / "hostloss"
+        search = popen_invoke(
+            "search",
+            "--hosts-file",
+            mh["all3"],
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        )
+        journal = run_dir / "journal.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (
+            not journal.exists() or len(journal.read_text().splitlines()) < 10
+        ):
+            assert search.poll() is None, search.communicate()
+            time.sleep(0.2)
+        victim = next(h for h in mh["state"]["hosts"] if h["name"] == "fmh2")
+        pids = subprocess.run(
+            ["ip", "netns", "pids", victim["netns"]], capture_output=True, text=True
+        ).stdout.split()
+        killed = [
+            int(p) for p in pids if int(p) != victim["sshd_pid"] and pid_alive(int(p))
+        ]
+        assert killed, "no engine was running on the victim host"
+        for p in killed:
+            os.kill(p, 9)
+        out, err = search.communicate(timeout=600)
+        assert search.returncode == 0, out + err
+        assert "Finished: 100% (100/100)" in out and "lost engines" in out, out
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
+        ok = [(r["candidate"], r["fold"]) for r in records if r["status"] == "ok"]
+        assert len(ok) == 100 and len(set(ok)) == 100, (
+            "every (candidate, fold) exactly once"
+        )
+        res = json.loads((run_dir / "results.json").read_text())
+        assert res["counters"]["lost engines"] >= 1
+        ref = sklearn_reference.cv_results_
+        for key in ("mean_test_score", "std_test_score"):
+            np.testing.assert_allclose(
+                res[key], ref[key], rtol=0, atol=1e-12, err_msg=key
+            )
+    finally:
+        invoke("cluster.stop", "--hosts-file", mh["all3"], check=False)
+
+
 def test_failures_name_the_host_and_the_others_complete(mh):
     state, tmp = mh["state"], mh["tmp"]
     fmh = {h["name"]: h for h in state["hosts"]}
