@@ -21,9 +21,7 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -711,37 +709,20 @@ def new_curve_run(
         When `run_dir` exists and is not empty.
     """
     task = "learning" if definition["kind"] == LEARNING else "validation"
-    if run_dir is not None:
-        path = Path(run_dir)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(
-                f"--run-dir: {path} already exists and is not empty. Fix: pick a new "
-                f"directory, or resume it with: invoke curves.{task} --resume {path}"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-    else:
-        suffix = (
-            task if task == "learning" else f"validation-{definition['param_name']}"
-        )
-        path = jn.new_run_dir(runs_root, f"{spec.name}-{suffix}")
-    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
-    meta = {
-        "run_id": path.name,
-        "kind": definition["kind"],
-        "spec_name": spec.name,
-        "spec_digest": spec.digest(),
-        "split_digest": split.digest,
-        "n_folds": split.n_folds,
-        "curve": definition,
-        "candidates": curve_candidates(definition),
-        "return_train_score": True,
-        "command": command,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "created",
-    }
-    jn.write_json(path / jn.META, meta)
-    return path
+    suffix = task if task == "learning" else f"validation-{definition['param_name']}"
+    return driver.create_run(
+        spec,
+        split,
+        runs_root,
+        run_dir,
+        f"{spec.name}-{suffix}",
+        f"invoke curves.{task}",
+        command,
+        kind=definition["kind"],
+        curve=definition,
+        candidates=curve_candidates(definition),
+        return_train_score=True,
+    )
 
 
 def load_curve_resume(run_dir: str | os.PathLike) -> tuple[SearchSpec, dict]:

@@ -61,6 +61,71 @@ def warm_page_cache(client, split: SplitSet) -> dict:
     return {h: ar.get() for h, ar in ars.items()}
 
 
+def create_run(
+    spec: SearchSpec,
+    split: SplitSet,
+    runs_root: str | os.PathLike,
+    run_dir: str | os.PathLike | None,
+    name: str,
+    resume_command: str,
+    command: str,
+    **meta_extra,
+) -> Path:
+    """Create a run directory (searches and curves alike) with meta.json and a copy of the spec.
+
+    Parameters
+    ----------
+    spec : SearchSpec
+        Copied into the run as spec.yml.
+    split : SplitSet
+        The folds the run uses (their digest goes into meta.json).
+    runs_root : path
+        Where a new run directory is made when `run_dir` is None.
+    run_dir : path, optional
+        An explicit run directory; it must be new or empty.
+    name : str
+        Run directory name prefix when `run_dir` is None.
+    resume_command : str
+        The task that resumes such a run, named in the error for a used `run_dir`.
+    command : str
+        The command line that started the run (for report.html).
+    **meta_extra
+        Keys of meta.json beside the common ones (candidates, kind, ...).
+
+    Returns
+    -------
+    Path
+        The run directory.
+    """
+    if run_dir is not None:
+        path = Path(run_dir)
+        if path.exists() and any(path.iterdir()):
+            raise ConfigError(
+                f"--run-dir: {path} already exists and is not empty. Fix: pick a new "
+                f"directory, or resume it with: {resume_command} --resume {path}"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    else:
+        path = jn.new_run_dir(runs_root, name)
+    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
+    meta = {
+        "run_id": path.name,
+        "spec_name": spec.name,
+        "spec_digest": spec.digest(),
+        "split_digest": split.digest,
+        "n_folds": split.n_folds,
+        # Relative data paths of the spec copy are read from the original folder.
+        "spec_dir": str(Path(spec.path).resolve().parent),
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "status": "created",
+        **meta_extra,
+    }
+    jn.write_json(path / jn.META, meta)
+    return path
+
+
 def new_run(
     spec: SearchSpec,
     runs_root: str | os.PathLike,
@@ -68,36 +133,20 @@ def new_run(
     split: SplitSet,
     command: str,
 ) -> Path:
-    """Create the run directory with meta.json and a copy of the spec."""
-    if run_dir is not None:
-        path = Path(run_dir)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(
-                f"--run-dir: {path} already exists and is not empty. Fix: pick a new "
-                f"directory, or resume it with: invoke search --resume {path}"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-    else:
-        path = jn.new_run_dir(runs_root, spec.name)
-    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
-    meta = {
-        "run_id": path.name,
-        "spec_name": spec.name,
-        "spec_digest": spec.digest(),
-        "evaluation_key": evaluation_key(spec),
-        "split_digest": split.digest,
-        "n_folds": split.n_folds,
-        "candidates": spec.candidates(),
-        "return_train_score": spec.return_train_score,
-        "n_iter": spec.raw.get("n_iter"),
-        "spec_dir": str(Path(spec.path).resolve().parent),
-        "command": command,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "created",
-    }
-    jn.write_json(path / jn.META, meta)
-    return path
+    """Create a search's run directory with meta.json and a copy of the spec."""
+    return create_run(
+        spec,
+        split,
+        runs_root,
+        run_dir,
+        spec.name,
+        "invoke search",
+        command,
+        evaluation_key=evaluation_key(spec),
+        candidates=spec.candidates(),
+        return_train_score=spec.return_train_score,
+        n_iter=spec.raw.get("n_iter"),
+    )
 
 
 def read_meta(run_dir: str | os.PathLike) -> dict:
