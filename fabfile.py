@@ -27,6 +27,7 @@ from fabric.exceptions import GroupException
 
 from runtime import cluster as cl
 from runtime.config import HostsConfig, HostSpec
+from runtime.engines import CMDLINE_MARK
 from runtime.splits import MANIFEST, SPLITS_SUBDIR, SUMS
 
 #: Seconds to wait for a TCP connection to a host.
@@ -394,19 +395,16 @@ def start_host_engines(
         f"{k}={rjoin(wd) if v == '__WD__' else rjoin(wd, CODE_DIR) if v == '__CODE__' else shlex.quote(v)}"
         for k, v in env.items()
     )
-    for _ in range(n):
-        # setsid + nohup + echo $!: detached from the SSH session, which would
-        # otherwise hang waiting on the child's output or kill it on close.
-        # Not `a && b && nohup x &`: that backgrounds the whole chain in a
-        # subshell holding the SSH channel open, and the call hangs.
-        cmd = (
-            f"cd {rpath(wd)} || exit 1; export {exports}; "
-            f"setsid nohup {py} -m ipyparallel.engine --file={rpath(conn_file)} "
-            f">>{rjoin(wd, LOG_DIR, 'engines.log')} 2>&1 </dev/null & echo $!"
-        )
-        pid = int(conn.run(cmd).stdout.strip().splitlines()[-1])
-        # Recorded one by one: if a later start fails, stop still finds these.
-        conn.run(f"echo {pid} >> {rjoin(wd, PIDS_FILE)}")
+    # One launcher forks all n engines (shared imports: runtime/engines.py)
+    # and appends their pids to the pids file as it goes, so a stop finds
+    # them even if a later fork fails. It runs in the foreground and exits
+    # once the engines run: each engine has its own session and its output
+    # in the log, so nothing holds the SSH channel open.
+    conn.run(
+        f"cd {rpath(wd)} || exit 1; export {exports}; "
+        f"{py} -m runtime.engines --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
+        f"--log={rjoin(wd, LOG_DIR, 'engines.log')} -- --file={rpath(conn_file)} </dev/null"
+    )
     return n
 
 
@@ -424,7 +422,7 @@ def start_engines(cfg: HostsConfig, hosts, count: int | None = None) -> HostResu
 
 
 #: Shell test: is $p (still) a fleetcv engine process?
-_IS_ENGINE = 'grep -qa "ipyparallel.engine" "/proc/$p/cmdline" 2>/dev/null'
+_IS_ENGINE = f'grep -qa "{CMDLINE_MARK}" "/proc/$p/cmdline" 2>/dev/null'
 
 
 def stop_host_engines(

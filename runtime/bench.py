@@ -44,7 +44,7 @@ BENCH_PORTS = [30400, 30439]
 #: PSS sampling period, seconds.
 SAMPLE_EVERY = 0.1
 #: Sizes: (full, quick).
-TIMED_RUNS = (3, 1)
+TIMED_RUNS = (5, 1)
 MEMORY_ROWS = (100_000, 25_000)  # x 250 float64 features: 200 MB, 50 MB
 MEMORY_FEATURES = 250
 DISPATCH_TASKS = (2000, 500)
@@ -81,12 +81,7 @@ class PssSampler:
 
         t0 = time.monotonic()
         while not self._stop.is_set():
-            total = 0
-            for pid in self.pids():
-                try:
-                    total += psutil.Process(pid).memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
+            total = _sum_pss(self.pids())
             self.samples.append(
                 {
                     "t": time.monotonic() - t0,
@@ -113,6 +108,30 @@ class PssSampler:
         return max((before - s["available"] for s in self.samples), default=0)
 
 
+def _with_children(pids: list[int]) -> list[int]:
+    import psutil
+
+    out = list(pids)
+    for pid in pids:
+        try:
+            out += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _sum_pss(pids: list[int]) -> int:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
 def _loky_pids() -> list[int]:
     import psutil
 
@@ -122,16 +141,6 @@ def _loky_pids() -> list[int]:
         for p in me.children(recursive=True)
         if "loky" in " ".join(p.cmdline()) or "joblib" in " ".join(p.cmdline())
     ]
-
-
-def _median_time(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
-    fn()  # untimed warm-up: pools started, imports done, page cache warm
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
 
 
 def _fleet_search(
@@ -149,6 +158,7 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     """Figure 1 (and the data for figure 4)."""
     from sklearn.model_selection import GridSearchCV
     from sklearn.svm import SVC
+    from threadpoolctl import threadpool_limits
 
     from .results import expected_times
 
@@ -161,32 +171,55 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     runs = TIMED_RUNS[quick]
     view = client.load_balanced_view()
 
+    def sequential_run():
+        # One BLAS thread, as in each loky worker and each engine: the limit
+        # is N times one worker's speed.
+        with threadpool_limits(1):
+            GridSearchCV(
+                SVC(), grid, cv=splitter, n_jobs=1, return_train_score=True
+            ).fit(X, y)
+
+    def sklearn_run():
+        GridSearchCV(SVC(), grid, cv=splitter, n_jobs=n, return_train_score=True).fit(
+            X, y
+        )
+
     log(
-        f"reference: sequential sklearn (n_jobs=1), {len(cands)} candidates x {split.n_folds} folds"
+        f"reference: {len(cands)} candidates x {split.n_folds} folds; warm-up, then "
+        f"{runs} rounds of sequential sklearn, GridSearchCV(n_jobs={n}) and fleetcv "
+        f"on {n} engines"
     )
-    t = time.perf_counter()
-    GridSearchCV(SVC(), grid, cv=splitter, n_jobs=1, return_train_score=True).fit(X, y)
-    sequential = time.perf_counter() - t
-
-    log(f"reference: sklearn GridSearchCV(n_jobs={n}), warm-up + {runs} timed")
-    sk_wall, sk_times = _median_time(
-        lambda: GridSearchCV(
-            SVC(), grid, cv=splitter, n_jobs=n, return_train_score=True
-        ).fit(X, y),
-        runs,
-    )
-
-    log(f"reference: fleetcv on {n} engines, warm-up + {runs} timed")
+    sklearn_run()  # untimed warm-up: loky pool started, imports done
     warm = _fleet_search(view, SVC(), cands, split, work / "runs", "warmup")
     # The warm-up's journal is what a real second run finds in runs/: the
     # timings that let the slowest candidates start first.
     expected = expected_times(warm._records)
-    fl_wall, fl_times = _median_time(
-        lambda: _fleet_search(
-            view, SVC(), cands, split, work / "runs", "ref", expected
-        ),
-        runs,
-    )
+
+    def fleet_run():
+        _fleet_search(view, SVC(), cands, split, work / "runs", "ref", expected)
+
+    # Interleaved rounds, the order rotating each round: this machine's speed
+    # drifts by several percent within minutes (a shared VM), and a drift
+    # must hit every side alike, not the one measured last.
+    sides = [
+        ("sequential", sequential_run),
+        ("sklearn", sklearn_run),
+        ("fleetcv", fleet_run),
+    ]
+    times: dict[str, list[float]] = {name: [] for name, _ in sides}
+    for r in range(runs):
+        for name, fn in sides[r % 3 :] + sides[: r % 3]:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+        log(
+            f"reference round {r + 1}/{runs}: "
+            + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+        )
+    sequential = statistics.median(times["sequential"])
+    sk_wall, sk_times = statistics.median(times["sklearn"]), times["sklearn"]
+    fl_wall, fl_times = statistics.median(times["fleetcv"]), times["fleetcv"]
+    round_ratios = [f / k for f, k in zip(fl_times, sk_times, strict=True)]
 
     limit = sequential / n
     scale = []
@@ -210,6 +243,8 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         "n_candidates": len(cands),
         "n_folds": split.n_folds,
         "sequential_seconds": sequential,
+        "sequential_runs": times["sequential"],
+        "round_ratios_fleetcv_over_sklearn": round_ratios,
         "limit_seconds": limit,
         "sklearn_wall_seconds": sk_wall,
         "sklearn_runs": sk_times,
@@ -246,9 +281,13 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
     )
     split = persist_splits(X, y, splitter, {"bench": "memory", "rows": rows}, work)
 
-    engine_pids = [p["pid"] for p in client[:].apply_async(engine_probe).get()]
-    baseline = client[:].apply_async(engine_probe).get()
-    fleet_baseline_pss = sum(p["pss"] for p in baseline)
+    # Every process fleetcv runs per engine: the engines and anything they
+    # started (ipyparallel's nanny, when enabled), as loky's side counts its
+    # workers and its resource tracker.
+    engine_pids = _with_children(
+        [p["pid"] for p in client[:].apply_async(engine_probe).get()]
+    )
+    fleet_baseline_pss = _sum_pss(engine_pids)
     before = psutil.virtual_memory().available
     with PssSampler(lambda: engine_pids) as fs:
         t = time.perf_counter()
@@ -275,9 +314,7 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
         from joblib import Parallel, delayed
 
         Parallel(n_jobs=n)(delayed(time.sleep)(0.01) for _ in range(2 * n))
-        loky_baseline = sum(
-            psutil.Process(p).memory_full_info().pss for p in _loky_pids()
-        )
+        loky_baseline = _sum_pss(_loky_pids())
         before = psutil.virtual_memory().available
         with PssSampler(_loky_pids) as ls:
             t = time.perf_counter()

@@ -28,6 +28,16 @@ ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREAD
 ENGINE_START_TIMEOUT = 120.0
 #: The repository root: engines import `runtime.worker` from here.
 CODE_ROOT = Path(__file__).resolve().parent.parent
+#: Controller heartbeat: a ping every HEARTBEAT_MS, an engine that misses
+#: HEARTBEAT_MISSES in a row is lost. Engines run without ipyparallel's
+#: nanny (see runtime/engines.py), so this is how a killed engine or a whole
+#: lost host is noticed: in about 6 s instead of ipyparallel's 30 s. The
+#: engine's heart answers from a C thread, so a busy engine never misses one.
+HEARTBEAT_MS = 1000
+HEARTBEAT_MISSES = 5
+#: This machine's engine pids and output, in the controller's state folder.
+LOCAL_PIDS_FILE = "engines.pids"
+LOCAL_ENGINE_LOG = "engines.log"
 
 
 class ClusterError(RuntimeError):
@@ -93,6 +103,8 @@ def _cluster(cfg: HostsConfig, n: int = 0):
     args = [
         f"--ports={ctl.ports[0]}-{ctl.ports[1]}",
         f"--TaskScheduler.hwm={ctl.task_hwm}",
+        f"--HeartMonitor.period={HEARTBEAT_MS}",
+        f"--HeartMonitor.max_heartmonitor_misses={HEARTBEAT_MISSES}",
     ]
     if ctl.curve:
         args.append("--IPController.enable_curve=True")
@@ -189,7 +201,7 @@ def start(
     if _controller_exited(cluster):
         raise ClusterError(_controller_failure(cfg, cluster))
     if n_local:
-        start_local_engines(cfg, n_local, timeout=timeout, cluster=cluster)
+        start_local_engines(cfg, n_local, timeout=timeout)
     return {
         "profile_dir": str(profile_dir(cfg)),
         "controller_pid": cluster.controller.pid,
@@ -262,24 +274,57 @@ def _secure_connection_files(cfg: HostsConfig, cluster=None) -> None:
 
 
 def start_local_engines(
-    cfg: HostsConfig, n: int, timeout: float = ENGINE_START_TIMEOUT, cluster=None
+    cfg: HostsConfig, n: int, timeout: float = ENGINE_START_TIMEOUT
 ) -> int:
-    """Add `n` engines on this machine to the running cluster; return the new total."""
-    cluster = cluster or _from_file(cfg)
-    if cluster is None:
+    """Add `n` engines on this machine to the running cluster; return the new total.
+
+    The engines are forked by `python -m runtime.engines` (shared imports,
+    see there), the same launcher fabfile.py runs on remote hosts.
+    """
+    import subprocess
+    import sys
+
+    if not is_running(cfg):
         raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
     local = cfg.local_host or HostSpec(name="localhost", local=True)
     workdir = local.workdir_path
     Path(workdir).mkdir(parents=True, exist_ok=True)
+    state = cfg.controller.state_path
     client = connect(cfg)
     try:
         before = len(client.ids)
-        env = engine_env(local, workdir)
+        env = {**os.environ, **engine_env(local, str(workdir))}
         if cfg.controller.curve:
             env["IPP_ENABLE_CURVE"] = "1"
-        with _patched_environ(env):
-            cluster.start_engines_sync(n=n)
-        client.wait_for_engines(before + n, timeout=timeout)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runtime.engines",
+                f"--n={n}",
+                f"--pids-file={state / LOCAL_PIDS_FILE}",
+                f"--log={state / LOCAL_ENGINE_LOG}",
+                "--",
+                f"--file={engine_connection_file(cfg)}",
+                "--log-level=WARN",
+            ],
+            env=env,
+            cwd=str(workdir),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(
+                f"starting {n} local engines failed: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
+        try:
+            client.wait_for_engines(before + n, timeout=timeout)
+        except TimeoutError as exc:
+            raise ClusterError(
+                f"only {len(client.ids) - before} of {n} local engines registered within "
+                f"{timeout:.0f} s (log: {state / LOCAL_ENGINE_LOG})"
+            ) from exc
         return len(client.ids)
     finally:
         client.close()
@@ -314,17 +359,15 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
 def stop(cfg: HostsConfig) -> bool:
     """Stop the controller and this machine's engines. Returns False if none ran."""
     cluster = _from_file(cfg)
+    stop_local_engines(cfg)
     if cluster is None:
         return False
     running = is_running(cfg)
-    engine_pids = local_engine_pids(cfg)
     try:
         cluster.stop_cluster_sync()
     except Exception:  # noqa: BLE001 - a half-dead cluster must still be cleaned up
-        pids = list(engine_pids)
-        if cluster.controller is not None and getattr(cluster.controller, "pid", None):
-            pids.append(cluster.controller.pid)
-        for pid in pids:
+        pid = getattr(cluster.controller, "pid", None) if cluster.controller else None
+        if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 15)
     with contextlib.suppress(Exception):
@@ -332,18 +375,43 @@ def stop(cfg: HostsConfig) -> bool:
     return running
 
 
+def _is_local_engine(pid: int) -> bool:
+    # A recorded pid may have been reused by another program since: only a
+    # process started by runtime.engines counts (a zombie has no cmdline).
+    from .engines import CMDLINE_MARK
+
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return CMDLINE_MARK.encode() in f.read()
+    except OSError:
+        return False
+
+
 def local_engine_pids(cfg: HostsConfig) -> list[int]:
-    """Pids of the engine processes this machine started (from the cluster file)."""
-    cluster = _from_file(cfg)
-    if cluster is None:
+    """Pids of the engines this machine started that are still running."""
+    try:
+        text = (cfg.controller.state_path / LOCAL_PIDS_FILE).read_text()
+    except OSError:
         return []
-    pids = []
-    for es in cluster.engines.values():
-        for launcher in getattr(es, "launchers", {}).values():
-            pid = getattr(launcher, "pid", None)
-            if pid:
-                pids.append(pid)
-    return pids
+    return [int(p) for p in text.split() if p.isdigit() and _is_local_engine(int(p))]
+
+
+def stop_local_engines(cfg: HostsConfig, grace: float = 5.0) -> int:
+    """SIGTERM this machine's engines, SIGKILL what is left after `grace` s; return how many."""
+    pids = local_engine_pids(cfg)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 15)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_is_local_engine(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if _is_local_engine(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+    with contextlib.suppress(FileNotFoundError):
+        (cfg.controller.state_path / LOCAL_PIDS_FILE).unlink()
+    return len(pids)
 
 
 def wait_for_engines(client, n: int, timeout: float = ENGINE_START_TIMEOUT) -> None:

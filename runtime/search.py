@@ -38,6 +38,9 @@ TINY_TASK = 0.02
 #: Seconds of work one chunk of tiny tasks should carry, and its most tasks.
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 32
+#: Fold files at least this big go fold by fold (see DistributedSearch):
+#: below it, a second fold mapped for a moment costs less than idle engines.
+FOLD_BY_FOLD_BYTES = 32 * 2**20
 #: An empty cluster for this long means every engine is gone.
 NO_ENGINES_TIMEOUT = 15.0
 
@@ -78,6 +81,12 @@ class DistributedSearch:
         How often a task whose engine died is resubmitted.
     top_k : int
         Rows in `report()`.
+    fold_by_fold : bool, optional
+        Finish every task of a fold before any task of the next starts, so
+        the engines of a host share one fold's pages instead of mapping two
+        folds (two copies of the data) at fold changes. None (default):
+        only when a fold file is at least `FOLD_BY_FOLD_BYTES`, where memory
+        matters more than the few idle seconds at each fold change.
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class DistributedSearch:
         run_dir: str | Path | None = None,
         max_retries: int = 2,
         top_k: int = rs.TOP_K,
+        fold_by_fold: bool | None = None,
     ):
         self.view = view
         self.estimator = estimator
@@ -107,6 +117,8 @@ class DistributedSearch:
         self.run_dir = Path(run_dir) if run_dir else None
         self.max_retries = max_retries
         self.top_k = top_k
+        self.fold_by_fold = fold_by_fold
+        self._waiting_folds: list[list[list[tuple[int, int]]]] = []
 
         self.split: SplitSet | None = None
         self.status = "new"
@@ -184,11 +196,45 @@ class DistributedSearch:
             # Stable sort: equal durations keep the fold-by-fold order.
             todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
         size = self._chunk_size(len(todo), expected_times)
+        if self.fold_by_fold is None:
+            self.fold_by_fold = self._big_folds()
+        if self.fold_by_fold:
+            # One fold in flight at a time, longest tasks first within it: a
+            # host then never maps two folds at once (each holds all the
+            # rows), at the cost of engines idling while a fold's last
+            # (shortest) tasks finish.
+            by_fold: dict[int, list] = {}
+            for c, k in todo:
+                by_fold.setdefault(k, []).append((c, k))
+            with self._lock:
+                self._waiting_folds = [
+                    [pairs[i : i + size] for i in range(0, len(pairs), size)]
+                    for _, pairs in sorted(by_fold.items())
+                ]
+                self._next_fold()
+            return self
         for i in range(0, len(todo), size):
             if self._aborting:
                 break
             self._submit(todo[i : i + size], attempt=0)
         return self
+
+    def _big_folds(self) -> bool:
+        """Whether the fold files are big enough to go fold by fold (auto mode)."""
+        try:
+            size = self.split.fold_path(0).stat().st_size
+        except (OSError, IndexError):
+            return False
+        return size >= FOLD_BY_FOLD_BYTES
+
+    def _next_fold(self) -> None:
+        """Submit the next waiting fold's tasks (call with the lock held)."""
+        while self._waiting_folds and not self._aborting:
+            chunks = self._waiting_folds.pop(0)
+            for chunk in chunks:
+                self._submit(chunk, attempt=0)
+            if chunks:
+                return
 
     def _chunk_size(self, n_todo: int, expected_times: dict[int, float] | None) -> int:
         """Tasks per message: 1, unless earlier runs showed the tasks are tiny."""
@@ -311,6 +357,11 @@ class DistributedSearch:
                         self._done.add((rec["candidate"], rec["fold"]))
                     else:
                         self.counters["task errors"] += 1
+                if self._waiting_folds and len(self._pending) == 1:
+                    # This was the current fold's last task: start the next
+                    # fold before the task leaves _pending, so wait() never
+                    # sees nothing pending while folds still wait.
+                    self._next_fold()
                 self._pending.pop(ar.msg_ids[0], None)
 
     def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
@@ -362,7 +413,7 @@ class DistributedSearch:
         try:
             while True:
                 with self._lock:
-                    outstanding = len(self._pending)
+                    outstanding = len(self._pending) + len(self._waiting_folds)
                 if bar is not None:
                     done = self.n_done
                     if done != bar.n:
@@ -434,6 +485,7 @@ class DistributedSearch:
         """
         with self._lock:
             self._aborting = True
+            self._waiting_folds = []
             self.status = "aborted"
             ars = [v[0] for v in self._pending.values()]
         msg_ids = [m for ar in ars for m in ar.msg_ids]

@@ -1,0 +1,196 @@
+"""Start N ipyparallel engines on this host, forked from one warmed-up process.
+
+    python -m runtime.engines --n N --pids-file FILE --log FILE -- ENGINE_ARGS...
+
+Runs on every host (this machine for the local engines, a remote host over
+SSH from fabfile.py). It imports what every engine needs (numpy, scipy,
+scikit-learn's core, IPython/ipykernel, ipyparallel's engine) once, freezes
+those objects out of the garbage collector, and forks the engines from it.
+The engines then share those pages copy-on-write instead of holding a private
+copy each: about half an engine's memory before any data is loaded (see
+BENCHMARKS.md), the same idea as a pre-forking web server. The launcher
+exits once the engines are running; their pids go to FILE (appended), so
+`cluster.stop` kills exactly them.
+
+Engines run without ipyparallel's per-engine "nanny" process (another
+~30 MB each): the controller notices a lost engine by its heartbeat instead,
+which `runtime.cluster` sets to a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import sys
+import time
+
+#: Modules imported once before forking. Missing ones are skipped: this is
+#: only about sharing memory, a host without, say, scipy still runs engines.
+PRELOAD = (
+    "numpy",
+    "scipy.sparse",
+    "scipy.linalg",
+    "scipy.special",
+    "joblib",
+    "psutil",
+    "threadpoolctl",
+    "sklearn.base",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "sklearn.svm",
+    "sklearn.dummy",
+    "ipykernel.ipkernel",
+    "ipyparallel.engine.app",
+    "runtime.worker",
+)
+#: What this module's processes have on their command line: fabfile.py and
+#: `runtime.cluster` check it before killing a recorded pid (pids get reused).
+CMDLINE_MARK = "runtime.engines"
+#: Arguments every engine gets (see the module docstring for the nanny).
+ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
+#: Seconds the launcher watches the new engines before it reports success.
+SETTLE = 0.5
+
+
+def preload(modules=PRELOAD) -> list[str]:
+    """Import `modules`; return the names that failed to import."""
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional speed-up, never fatal
+            failed.append(name)
+    return failed
+
+
+def _run_engine(engine_argv: list[str], log: str | None) -> None:
+    """Body of a forked child: become an ipyparallel engine; never returns."""
+    code = 1
+    try:
+        # Own session: no signal from the launcher's terminal or SSH session.
+        os.setsid()
+        if log:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        # Python reseeds `random` after a fork, numpy does not: without this
+        # every engine would draw the same "random" numbers.
+        import numpy as np
+
+        np.random.seed()
+        from ipyparallel.engine.app import IPEngine
+
+        sys.argv = ["ipengine", *ENGINE_DEFAULT_ARGS, *engine_argv]
+        IPEngine.launch_instance(argv=sys.argv[1:])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - report, then leave without unwinding the launcher's stack
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def spawn(
+    n: int, engine_argv: list[str], pids_file: str | None = None, log: str | None = None
+) -> list[int]:
+    """Fork `n` engines from this process; return their pids.
+
+    Parameters
+    ----------
+    n : int
+        Engines to start.
+    engine_argv : list of str
+        Arguments of `ipengine` (e.g. ``--file=.../ipcontroller-engine.json``).
+    pids_file : str, optional
+        Each pid is appended to it as soon as the engine exists, so a stop
+        finds them even if a later fork fails.
+    log : str, optional
+        The engines' stdout and stderr (appended).
+
+    Returns
+    -------
+    list of int
+    """
+    gc.collect()
+    # Objects that exist now stay out of every later collection, so the
+    # collector never writes to (and un-shares) their pages in the children.
+    gc.freeze()
+    pids = []
+    for _ in range(n):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_engine(engine_argv, log)
+        pids.append(pid)
+        if pids_file:
+            with open(pids_file, "a") as f:
+                f.write(f"{pid}\n")
+    return pids
+
+
+def _exited_early(pids: list[int], settle: float) -> dict[int, int]:
+    """Children that exited within `settle` seconds, with their exit codes."""
+    deadline = time.monotonic() + settle
+    dead: dict[int, int] = {}
+    while time.monotonic() < deadline and len(dead) < len(pids):
+        for pid in pids:
+            if pid in dead:
+                continue
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                dead[pid] = os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    return dead
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: preload, fork the engines, print their pids, exit."""
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.engines", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--n", type=int, required=True, help="engines to start")
+    parser.add_argument("--pids-file", help="append the engine pids here")
+    parser.add_argument("--log", help="the engines' output (appended)")
+    parser.add_argument("engine_args", nargs="*", help="arguments of ipengine")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n: expected a positive integer, got {args.n}")
+    missing = preload()
+    if "ipyparallel.engine.app" in missing:
+        print(
+            "runtime.engines: ipyparallel is not importable by "
+            f"{sys.executable}. Fix: invoke hosts.install",
+            file=sys.stderr,
+        )
+        return 1
+    pids = spawn(args.n, args.engine_args, args.pids_file, args.log)
+    dead = _exited_early(pids, SETTLE)
+    print(" ".join(map(str, pids)), flush=True)
+    if dead:
+        where = f" (log: {args.log})" if args.log else ""
+        print(
+            f"runtime.engines: {len(dead)} of {len(pids)} engines exited at once, "
+            f"exit codes {sorted(set(dead.values()))}{where}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
