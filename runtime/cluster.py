@@ -1,11 +1,13 @@
 """The ipyparallel controller and this machine's engines, across invoke calls.
 
-Runs on the laptop (or the head host). The controller and the local engines
-are started through `ipyparallel.Cluster` with a fixed profile directory and
-cluster id, detached (`shutdown_atexit=False`), so a later process reconnects
-with `Cluster.from_file` and `cluster.stop` ends them. Engines on other hosts
-are started by fabfile.py with the engine connection file from here; this
-module never opens an SSH connection.
+Runs on the laptop (or the head host). The controller is started through
+`ipyparallel.Cluster` with a fixed profile directory and cluster id, detached
+(`shutdown_atexit=False`), so a later process reconnects with
+`Cluster.from_file` and `cluster.stop` ends it. Engines, here and on every
+other host, are forked by `python -m runtime.engines` (fabfile.py runs it on
+the other hosts with the engine connection file from here); their pids go to
+a pids file, which is what `cluster.stop` kills. This module never opens an
+SSH connection.
 """
 
 from __future__ import annotations
@@ -201,7 +203,12 @@ def start(
     if _controller_exited(cluster):
         raise ClusterError(_controller_failure(cfg, cluster))
     if n_local:
-        start_local_engines(cfg, n_local, timeout=timeout)
+        try:
+            start_local_engines(cfg, n_local, timeout=timeout)
+        except BaseException:
+            # Leave nothing running behind a failed start.
+            stop(cfg)
+            raise
     return {
         "profile_dir": str(profile_dir(cfg)),
         "controller_pid": cluster.controller.pid,
@@ -289,7 +296,8 @@ def start_local_engines(
     local = cfg.local_host or HostSpec(name="localhost", local=True)
     workdir = local.workdir_path
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    state = cfg.controller.state_path
+    # Absolute: the launcher runs in the workdir.
+    state = cfg.controller.state_path.resolve()
     client = connect(cfg)
     try:
         before = len(client.ids)
@@ -305,7 +313,7 @@ def start_local_engines(
                 f"--pids-file={state / LOCAL_PIDS_FILE}",
                 f"--log={state / LOCAL_ENGINE_LOG}",
                 "--",
-                f"--file={engine_connection_file(cfg)}",
+                f"--file={engine_connection_file(cfg).resolve()}",
                 "--log-level=WARN",
             ],
             env=env,

@@ -170,6 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n: expected a positive integer, got {args.n}")
+    for flag, path in (("--pids-file", args.pids_file), ("--log", args.log)):
+        # Checked before any fork: a child that cannot write its log dies
+        # silently, and a pid that cannot be recorded cannot be stopped.
+        if path:
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as exc:
+                print(
+                    f"runtime.engines: {flag} {path}: {exc.strerror}. "
+                    "Fix: give a writable path (absolute, or relative to "
+                    f"{os.getcwd()})",
+                    file=sys.stderr,
+                )
+                return 2
     missing = preload()
     if "ipyparallel.engine.app" in missing:
         print(

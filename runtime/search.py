@@ -36,7 +36,7 @@ REPORT_EVERY = 10.0
 #: as much as a tiny fit itself.
 TINY_TASK = 0.02
 #: Seconds of work one chunk of tiny tasks should carry, and its most tasks.
-CHUNK_SECONDS = 0.05
+CHUNK_SECONDS = 0.1
 MAX_CHUNK = 32
 #: Fold files at least this big go fold by fold (see DistributedSearch):
 #: below it, a second fold mapped for a moment costs less than idle engines.

@@ -95,8 +95,9 @@ def evaluate(
     -------
     dict
         candidate, fold, params, test_score, train_score, fit_time,
-        score_time, n_train, host, pid, rss, peak_rss, error (traceback or
-        None), status ("ok" or "fit_failed").
+        score_time, n_train, started and ended (epoch seconds on the
+        engine's host), host, pid, rss, peak_rss, error (traceback or None),
+        status ("ok" or "fit_failed").
     """
     import os
     import resource
@@ -108,6 +109,7 @@ def evaluate(
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
 
+    started = time.time()
     path = fold_ref if os.path.isabs(fold_ref) else resolve_fold(fold_ref)
     # A missing or unreadable fold is an infrastructure problem: let it raise
     # so the driver records the task as errored (retried on resume), instead of
@@ -155,6 +157,9 @@ def evaluate(
             record["train_score_time"] = time.perf_counter() - start
     rss = psutil.Process().memory_info().rss
     record.update(
+        # Wall-clock times on the engine's host: when the task ran there.
+        started=started,
+        ended=time.time(),
         host=os.environ.get("FLEETCV_HOST") or socket.gethostname(),
         pid=os.getpid(),
         rss=rss,

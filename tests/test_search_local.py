@@ -13,6 +13,7 @@ from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
 from runtime import journal as jn
+from runtime import search as search_mod
 from runtime.config import load_data, load_search_spec
 from runtime.search import DistributedSearch
 from runtime.splits import persist_splits
@@ -69,6 +70,45 @@ def test_grid_search_equals_gridsearchcv(reference):
     assert abs(search.best_score_ - grid.best_score_) <= 1e-12
     assert ours["best_params"] == search.best_params_ and ours["status"] == "finished"
     assert search.n_done == 100 and sum(ours["n_finished_splits"]) == 100
+
+
+def test_small_folds_do_not_go_fold_by_fold(reference):
+    search, _, _, split = reference
+    assert split.fold_path(0).stat().st_size < search_mod.FOLD_BY_FOLD_BYTES
+    assert search.fold_by_fold is False
+
+
+def test_big_folds_go_fold_by_fold_with_the_same_results(
+    local_cluster, sklearn_reference, tmp_path, monkeypatch
+):
+    cfg, client = local_cluster
+    spec = load_search_spec(REFERENCE_SPEC)
+    _, _, split = _splits(spec, cfg)
+    # The digits folds are far below the size at which a search goes fold by
+    # fold on its own: lower the threshold so the automatic choice takes it.
+    monkeypatch.setattr(search_mod, "FOLD_BY_FOLD_BYTES", 1)
+    search = DistributedSearch(
+        client.load_balanced_view(),
+        spec.estimator.build(),
+        candidates=spec.candidates(),
+        run_dir=tmp_path / "run",
+    )
+    search.launch(split).wait()
+    assert search.fold_by_fold is True
+    assert search.status == "finished" and search.n_done == 100
+    recs = [r for r in search._records if r["status"] == "ok"]
+    assert len(recs) == 100
+    for k in range(1, split.n_folds):
+        first_of_k = min(r["started"] for r in recs if r["fold"] == k)
+        last_of_previous = max(r["ended"] for r in recs if r["fold"] == k - 1)
+        assert first_of_k >= last_of_previous, (
+            f"fold {k} started before fold {k - 1} ended"
+        )
+    ours = search.cv_results_
+    for key in ("mean_test_score", "std_test_score", "mean_train_score"):
+        np.testing.assert_allclose(
+            ours[key], sklearn_reference.cv_results_[key], rtol=0, atol=1e-12
+        )
 
 
 def test_journal_has_one_record_per_task_with_provenance(reference):
