@@ -15,12 +15,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Collection, Exit
+from invoke import Collection
 
 import cli
 from runtime import curves as runtime_curves
 from runtime import driver
-from runtime import journal as jn
 from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
 from runtime.splits import SplitSet
 
@@ -59,8 +58,6 @@ def _run(
     keep_cluster: bool,
 ) -> None:
     """Run the curve of `rdir`, write its plots and report.html, print the report."""
-    from runtime.report_html import finish_run
-
     meta = driver.read_meta(rdir)
     with cli.cluster_client(cfg, split.path, engines, keep_cluster) as client:
         curve = runtime_curves.run_curve(
@@ -72,19 +69,8 @@ def _run(
             progress=not no_progress,
             max_retries=max_retries,
         )
-    print()
-    print(curve.report())
-    out = finish_run(rdir)
-    print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
-    print(f"wrote {out['report']} and {len(out['plots'])} plots")
-    if curve.status != "finished":
-        task_name = (
-            "learning" if meta["kind"] == runtime_curves.LEARNING else "validation"
-        )
-        raise Exit(
-            f"curve {curve.status}. Resume with: invoke curves.{task_name} --resume {rdir}",
-            code=130,
-        )
+    task_name = "learning" if meta["kind"] == runtime_curves.LEARNING else "validation"
+    cli.finish_run(rdir, curve, "curve", f"invoke curves.{task_name} --resume {rdir}")
 
 
 def _resume(cfg: HostsConfig, run_dir: str) -> tuple:
@@ -124,10 +110,7 @@ def learning(
 ):
     """Learning curve: train and validation scores for growing training sets x folds, on the cluster."""
     cfg = load_hosts(hosts_file)
-    engines = cli.int_flag("--engines", engines)
-    max_retries = cli.int_flag(
-        "--max-retries", 2 if max_retries is None else max_retries, minimum=0
-    )
+    engines, max_retries = cli.run_flags(engines, max_retries)
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:
@@ -174,10 +157,7 @@ def validation(
 ):
     """Validation curve: train and validation scores for each value of one parameter x folds, the others fixed."""
     cfg = load_hosts(hosts_file)
-    engines = cli.int_flag("--engines", engines)
-    max_retries = cli.int_flag(
-        "--max-retries", 2 if max_retries is None else max_retries, minimum=0
-    )
+    engines, max_retries = cli.run_flags(engines, max_retries)
     if resume:
         s, split, rdir = _resume(cfg, resume)
     else:

@@ -189,3 +189,32 @@ def cluster_client(
     finally:
         if started and not keep_cluster:
             stop_cluster(cfg)
+
+
+def finish_run(rdir: Path, job, what: str, resume_cmd: str) -> None:
+    """Print a finished (or stopped) run's report, write its report.html and plots.
+
+    Exits 130 when the run was aborted (Ctrl-C, search.abort) and 1 when it
+    ended with holes, naming the command that resumes it.
+    """
+    from runtime import journal as jn
+    from runtime.report_html import finish_run as write_report
+
+    print()
+    print(job.report())
+    out = write_report(rdir)
+    print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
+    print(f"wrote {out['report']} and {len(out['plots'])} plots")
+    if job.status != "finished":
+        raise Exit(
+            f"{what} {job.status}. Resume with: {resume_cmd}",
+            code=130 if job.status == "aborted" else 1,
+        )
+
+
+def run_flags(engines, max_retries) -> tuple[int | None, int]:
+    """--engines and --max-retries (default 2) of the tasks that run on the cluster, checked."""
+    return (
+        int_flag("--engines", engines),
+        int_flag("--max-retries", 2 if max_retries is None else max_retries, minimum=0),
+    )

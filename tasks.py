@@ -217,10 +217,7 @@ def search_run(
     """Run a grid or randomized search on the cluster (started for the search if none runs)."""
     cfg = _hosts(hosts_file)
     n_iter = cli.int_flag("--n-iter", n_iter)
-    engines = cli.int_flag("--engines", engines)
-    max_retries = cli.int_flag(
-        "--max-retries", max_retries if max_retries is not None else 2, minimum=0
-    )
+    engines, max_retries = cli.run_flags(engines, max_retries)
     if resume:
         s, meta = driver.load_resume(
             resume, spec if spec != DEFAULT_SPEC else None, n_iter=n_iter
@@ -252,18 +249,7 @@ def search_run(
             max_retries=max_retries,
             reuse=reuse,
         )
-    print()
-    print(search.report())
-    from runtime.report_html import finish_run
-
-    out = finish_run(rdir)
-    print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
-    print(f"wrote {out['report']} and {len(out['plots'])} plots")
-    if search.status != "finished":
-        raise Exit(
-            f"search {search.status}. Resume with: invoke search --resume {rdir}",
-            code=130 if search.status == "aborted" else 1,
-        )
+    cli.finish_run(rdir, search, "search", f"invoke search --resume {rdir}")
 
 
 @cli.fleet_task(

@@ -41,6 +41,10 @@ REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SPEC = REPO / "searches" / "digits_svc.yml"
 #: Ports of the bench's own cluster, apart from a user's running one.
 BENCH_PORTS = [30400, 30439]
+#: The namespace hosts of the multi-host scale run, and their controller's
+#: ports (apart from the tests' own: prefix fmh/fcv, 10.203-204.0).
+HOSTS_PREFIX, HOSTS_SUBNET = "fbn", "10.205.0"
+BENCH_HOST_PORTS = (30500, 30539)
 #: PSS sampling period, seconds.
 SAMPLE_EVERY = 0.1
 #: Sizes: (full, quick).
@@ -239,7 +243,9 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         log(
             f"scale: {k} engines {wall:.2f} s, efficiency {(sequential / k) / wall:.3f}"
         )
+    hosts = bench_hosts(n, cands, X, y, spec, expected, sequential, work, log)
     return {
+        "hosts": hosts,
         "n_candidates": len(cands),
         "n_folds": split.n_folds,
         "sequential_seconds": sequential,
@@ -254,6 +260,86 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         "fleetcv_efficiency": limit / fl_wall,
         "wall_ratio_fleetcv_over_sklearn": fl_wall / sk_wall,
         "scale": scale,
+    }
+
+
+def bench_hosts(
+    n: int, cands, X, y, spec, expected, sequential: float, work: Path, log
+) -> dict:
+    """Figure 4, over SSH: the reference search on N namespace hosts, one engine each.
+
+    The hosts are the test cluster of testcluster.py (own network namespace,
+    sshd and disk each; root only): engines started over SSH by fabfile.py,
+    folds pushed with rsync, tasks over TCP. On one machine this measures
+    what the hosts add (SSH-started engines, a network hop, a copy of the
+    folds per host), not more cores.
+    """
+    from sklearn.svm import SVC
+
+    import testcluster
+
+    ok, reason = testcluster.available()
+    if not ok:
+        log(f"hosts: skipped ({reason})")
+        return {"skipped": reason}
+    import yaml
+
+    import fabfile
+
+    log(f"hosts: {n} namespace hosts over SSH, one engine each")
+    state = testcluster.up(
+        n_hosts=n,
+        base_dir=work / "testcluster",
+        prefix=HOSTS_PREFIX,
+        subnet=HOSTS_SUBNET,
+    )
+    try:
+        data = yaml.safe_load(testcluster.hosts_yml(state, python=sys.executable))
+        data["controller"].update(
+            ports=list(BENCH_HOST_PORTS),
+            state_dir=str((work / "hosts-state").resolve()),
+        )
+        cfg = parse_hosts(data, "<bench hosts>")
+        cl.start(cfg, n_local=0)
+        client = cl.connect(cfg)
+        try:
+            started = fabfile.start_engines(cfg, cfg.remote_hosts)
+            if started.failed:
+                raise RuntimeError(f"engines did not start: {started.failed}")
+            cl.wait_for_engines(client, n)
+            split = persist_splits(
+                X, y, spec.cv.splitter(), spec.cv.as_dict(), work / "hosts-stage"
+            )
+            pushed = fabfile.push_splits(cfg, split.path, cfg.remote_hosts)
+            if pushed.failed:
+                raise RuntimeError(f"push failed: {pushed.failed}")
+            view = client.load_balanced_view()
+            _fleet_search(view, SVC(), cands, split, work / "runs", "hosts-warm")
+            t = time.perf_counter()
+            s = _fleet_search(
+                view, SVC(), cands, split, work / "runs", "hosts", expected
+            )
+            wall = time.perf_counter() - t
+        finally:
+            client.close()
+            fabfile.stop_engines(cfg, cfg.remote_hosts)
+            cl.stop(cfg)
+    finally:
+        testcluster.down(state)
+    per_host: dict[str, int] = {}
+    for r in s._records:
+        per_host[r["host"]] = per_host.get(r["host"], 0) + 1
+    eff = (sequential / n) / wall
+    log(
+        f"hosts: {n} hosts {wall:.2f} s, efficiency {eff:.3f}, tasks per host {per_host}"
+    )
+    return {
+        "hosts": n,
+        "engines": n,
+        "wall": wall,
+        "ideal": sequential / n,
+        "efficiency": eff,
+        "tasks_per_host": per_host,
     }
 
 
@@ -575,6 +661,15 @@ def plot_bench(results: dict, path: Path) -> Path:
         "k--",
         label="sequential / engines",
     )
+    hosts = results["reference"].get("hosts") or {}
+    if "wall" in hosts:
+        a.plot(
+            [hosts["engines"]],
+            [hosts["wall"]],
+            "s",
+            color="tab:red",
+            label=f"fleetcv, {hosts['hosts']} hosts over SSH",
+        )
     a.set_xlabel("engines")
     a.set_ylabel("wall time (s)")
     a.set_title("reference search: scale")
@@ -636,6 +731,15 @@ def render_markdown(r: dict) -> str:
         f"| {s['engines']} | {s['wall']:.2f} | {s['ideal']:.2f} | {s['efficiency']:.3f} |"
         for s in ref["scale"]
     ]
+    hosts = ref.get("hosts") or {}
+    if "wall" in hosts:
+        lines.append(
+            f"| {hosts['engines']}, on {hosts['hosts']} namespace hosts over SSH (one engine "
+            f"each, folds pushed with rsync) | {hosts['wall']:.2f} | {hosts['ideal']:.2f} | "
+            f"{hosts['efficiency']:.3f} |"
+        )
+    elif hosts:
+        lines.append(f"| namespace hosts: skipped ({hosts.get('skipped')}) | | | |")
     ratios = ref.get("round_ratios_fleetcv_over_sklearn") or [
         ref["wall_ratio_fleetcv_over_sklearn"]
     ]
@@ -660,7 +764,9 @@ def render_markdown(r: dict) -> str:
         "resource tracker), summed. The page cache holding fleetcv's fold files counts as "
         "available memory, so the available-memory drop understates fleetcv's file-backed pages; "
         "summed PSS counts them.",
-        "- The multi-host scale run on the namespace test cluster is not part of this bench yet.",
+        "- The hosts row runs the same search on network-namespace hosts of this machine "
+        "(testcluster.py: own sshd, address and disk each), engines started over SSH and folds "
+        "pushed with rsync: it shows what going through hosts costs, on the same cores.",
         "",
         "Why the figures are what they are:",
         "",

@@ -785,15 +785,7 @@ def run_curve(
     LearningCurve or ValidationCurve
         Finished, or aborted.
     """
-    if warm:
-        warmed = driver.warm_page_cache(client, split)
-        log(
-            "page cache: "
-            + ", ".join(
-                f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s"
-                for h, w in warmed.items()
-            )
-        )
+    driver.start_run(client, run_dir, split, meta, warm, log)
     curve = curve_from_definition(
         client.load_balanced_view(),
         spec.estimator.build(),
@@ -802,7 +794,6 @@ def run_curve(
         run_dir=run_dir,
         max_retries=max_retries,
     )
-    driver.set_status(run_dir, "running", driver_pid=os.getpid())
     already = curve.n_done
     curve.launch(split)
     rows = "sizes" if meta["kind"] == LEARNING else "values"

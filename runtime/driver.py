@@ -319,6 +319,85 @@ def set_status(run_dir: Path, status: str, **extra) -> None:
     jn.write_json(run_dir / jn.META, meta)
 
 
+def abort_orphans(client, meta: dict) -> int:
+    """Cancel the tasks this run's previous driver left queued, if it died.
+
+    A driver killed mid-run (laptop closed, SIGKILL) leaves its queued tasks
+    on the controller: they would run for nobody and hold up the resume's
+    own. The controller records the client session of every task, and
+    meta.json the session of the run's last driver. Tasks already running
+    finish (ipyparallel cannot stop them); their results are simply lost.
+
+    Returns
+    -------
+    int
+        How many tasks were cancelled.
+    """
+    prev = meta.get("client_session")
+    if not prev or prev == client.session.session or _pid_alive(meta.get("driver_pid")):
+        return 0
+    try:
+        # Operator form: the controller's in-memory database compares every
+        # plain value of one query with the last one given.
+        recs = client.db_query(
+            {"client_uuid": {"$eq": prev}, "completed": {"$eq": None}},
+            keys=["msg_id"],
+        )
+    except Exception:  # noqa: BLE001 - a controller without a task database: nothing to find
+        return 0
+    msg_ids = [r["msg_id"] for r in recs]
+    if msg_ids:
+        client.abort(msg_ids, block=True)
+    return len(msg_ids)
+
+
+def _pid_alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def start_run(
+    client, run_dir: Path, split: SplitSet, meta: dict, warm: bool, log
+) -> None:
+    """What every run does before it submits (searches and curves alike).
+
+    Warms the hosts' page cache with the folds, cancels what a dead earlier
+    driver of this run left queued (`abort_orphans`), and records this
+    process and its client session in meta.json.
+    """
+    if warm:
+        warmed = warm_page_cache(client, split)
+        log(
+            "page cache: "
+            + ", ".join(
+                f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s"
+                for h, w in warmed.items()
+            )
+        )
+    cancelled = abort_orphans(client, meta)
+    if cancelled:
+        log(
+            f"cancelled {cancelled} tasks that the run's previous driver (gone) had left queued"
+        )
+    set_status(
+        run_dir,
+        "running",
+        driver_pid=os.getpid(),
+        client_session=client.session.session,
+    )
+
+
 def run(
     spec: SearchSpec,
     cfg: HostsConfig,
@@ -344,15 +423,7 @@ def run(
     """
     if reuse:
         reuse_results(run_dir, meta, log=log)
-    if warm:
-        warmed = warm_page_cache(client, split)
-        log(
-            "page cache: "
-            + ", ".join(
-                f"{h} {w['bytes'] / 1e6:.1f} MB in {w['seconds']:.2f} s"
-                for h, w in warmed.items()
-            )
-        )
+    start_run(client, run_dir, split, meta, warm, log)
     view = client.load_balanced_view()
     search = DistributedSearch(
         view,
@@ -364,7 +435,6 @@ def run(
         run_dir=run_dir,
         max_retries=max_retries,
     )
-    set_status(run_dir, "running", driver_pid=os.getpid())
     already = search.n_done
     try:
         search.launch(

@@ -380,6 +380,25 @@ def _params_text(params: dict, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _curve_axes(curve: dict, x: np.ndarray):
+    """A figure with a curve's train and validation means, +/- std bands, at `x`."""
+    fig = _new_figure(FIGSIZE)
+    ax = fig.subplots()
+    for which, color, label in (
+        ("train", TRAIN_COLOR, "train"),
+        ("test", TEST_COLOR, "validation"),
+    ):
+        _band(
+            ax,
+            x,
+            curve[f"{which}_scores_mean"],
+            curve[f"{which}_scores_std"],
+            color,
+            label,
+        )
+    return fig, ax
+
+
 def plot_learning_curve(
     curve: dict, out_dir: str | os.PathLike, filename: str = LEARNING_PNG
 ) -> Path:
@@ -401,24 +420,7 @@ def plot_learning_curve(
     Path
     """
     x = np.asarray(curve["train_sizes_abs"], dtype=float)
-    fig = _new_figure(FIGSIZE)
-    ax = fig.subplots()
-    _band(
-        ax,
-        x,
-        curve["train_scores_mean"],
-        curve["train_scores_std"],
-        TRAIN_COLOR,
-        "train",
-    )
-    _band(
-        ax,
-        x,
-        curve["test_scores_mean"],
-        curve["test_scores_std"],
-        TEST_COLOR,
-        "validation",
-    )
+    fig, ax = _curve_axes(curve, x)
     ax.set_xlabel("training examples")
     ax.set_ylabel(_score_label(curve))
     ax.grid(True, alpha=0.4)
@@ -466,24 +468,7 @@ def plot_validation_curve(
         if numeric
         else np.arange(len(values), dtype=float)
     )
-    fig = _new_figure(FIGSIZE)
-    ax = fig.subplots()
-    _band(
-        ax,
-        x,
-        curve["train_scores_mean"],
-        curve["train_scores_std"],
-        TRAIN_COLOR,
-        "train",
-    )
-    _band(
-        ax,
-        x,
-        curve["test_scores_mean"],
-        curve["test_scores_std"],
-        TEST_COLOR,
-        "validation",
-    )
+    fig, ax = _curve_axes(curve, x)
     if numeric and _log_scale(values):
         ax.set_xscale("log")
     if not numeric:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import testcluster
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
@@ -40,6 +41,25 @@ def test_quick_bench_writes_every_figure(tmp_path):
         assert isinstance(ref[key], float) and ref[key] > 0, key
     assert [s["engines"] for s in ref["scale"]] == list(
         range(1, r["environment"]["engines"] + 1)
+    )
+    hosts = ref["hosts"]
+    if testcluster.available()[0]:
+        # Every namespace host ran tasks of the search, over SSH-started engines.
+        assert hosts["wall"] > 0 and hosts["efficiency"] > 0
+        assert (
+            len(hosts["tasks_per_host"])
+            == hosts["hosts"]
+            == r["environment"]["engines"]
+        )
+        assert (
+            sum(hosts["tasks_per_host"].values())
+            == ref["n_candidates"] * ref["n_folds"]
+        )
+        assert "namespace hosts over SSH" in (tmp_path / "BENCHMARKS.md").read_text()
+    else:
+        assert hosts["skipped"]
+    assert (
+        mem["fit_working_bytes"] > 0 and mem["fleetcv_budget_bytes"] > mem["data_bytes"]
     )
     for side in ("fleetcv", "sklearn_loky"):
         assert mem[side]["peak_sum_pss"] > 0 and mem[side]["samples"], side
