@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -157,20 +158,12 @@ def _splits(spec, cfg):
     )
 
 
-def _abort_orphans(client) -> int:
-    """Abort the tasks a dead client left queued on the controller; how many.
-
-    They would run to the end otherwise (nobody collects their results), and
-    only hold up the resume's own tasks. Tasks already running finish.
-    """
-    qs = client.queue_status(verbose=True)
-    msg_ids = list(qs.get("unassigned", []))
-    for v in qs.values():
-        if isinstance(v, dict):
-            msg_ids += v.get("queue", []) + v.get("tasks", [])
-    if msg_ids:
-        client.abort(msg_ids, block=True)
-    return len(msg_ids)
+def _queued(client) -> int:
+    """Tasks waiting on the controller (not yet running on an engine)."""
+    qs = client.queue_status()
+    return qs.get("unassigned", 0) + sum(
+        v.get("queue", 0) for v in qs.values() if isinstance(v, dict)
+    )
 
 
 def _wait_idle(client, timeout=60.0) -> None:
@@ -363,6 +356,11 @@ def _resume_and_check(tmp_path, hosts, run_dir, client, reference, before: int, 
     rc, out = _finish(_resume(tmp_path, "resume", hosts, run_dir), timeout=180)
     step("resume finished")
     assert rc == 0, out
+    return _check_resumed(run_dir, reference, before, out)
+
+
+def _check_resumed(run_dir, reference, before: int, out: str) -> list[dict]:
+    """The resume ran exactly the missing tasks, and the run equals GridSearchCV."""
     assert f"({before} already in the journal)" in out, out
     records = jn.read_journal(run_dir / jn.JOURNAL)
     new = records[before:]
@@ -405,9 +403,21 @@ def test_sigkill_of_the_client_then_resume_runs_only_the_missing_tasks(
         assert meta["status"] == "running" and not pid_alive(meta["driver_pid"])
         client = cl.connect(cfg)
         try:
-            # The dead client's queued tasks would still run, for nobody.
-            step(f"aborted {_abort_orphans(client)} orphaned tasks")
-            _resume_and_check(tmp_path, hosts, run_dir, client, reference, before, step)
+            queued = _queued(client)
+            step(f"{queued} tasks of the dead client still queued")
+            assert queued > 0, "the test needs orphans for the resume to cancel"
+            # No _wait_idle here: the resume itself must cancel the orphans.
+            rc, out = _finish(_resume(tmp_path, "resume", hosts, run_dir), timeout=300)
+            step("resume finished")
+            assert rc == 0, out
+            cancelled = re.search(
+                r"cancelled (\d+) tasks that the run's previous driver", out
+            )
+            assert cancelled, out
+            # Those still queued when the resume looked (a few more may have
+            # started on an engine meanwhile, and finish for nobody).
+            assert 0 < int(cancelled.group(1)) <= queued
+            _check_resumed(run_dir, reference, before, out)
         finally:
             client.close()
     finally:
@@ -465,7 +475,7 @@ def test_ctrl_c_aborts_keeps_a_consistent_run_and_resume_completes(
         client = cl.connect(cfg)
         try:
             # Ctrl-C cancelled the queued tasks: nothing is left to drain.
-            assert _abort_orphans(client) == 0
+            assert _queued(client) == 0
             _resume_and_check(tmp_path, hosts, run_dir, client, reference, before, step)
         finally:
             client.close()
@@ -502,7 +512,7 @@ def test_search_abort_from_another_process_stops_the_search(tmp_path, step):
         _assert_aborted(run_dir, out)
         client = cl.connect(cfg)
         try:
-            assert _abort_orphans(client) == 0
+            assert _queued(client) == 0
         finally:
             client.close()
         # A second abort finds nothing running, and says so.
