@@ -144,16 +144,22 @@ def cluster_grow(
 @cli.fleet_task(
     name="install",
     positional=["packages"],
-    iterable=["packages"],
-    help={"packages": "pip requirement(s) to install", "hosts-file": HOSTS_HELP},
+    help={
+        "packages": "pip requirement(s) to install, space-separated in one argument "
+        "(e.g. 'lightgbm==4.6.0 xgboost')",
+        "hosts-file": HOSTS_HELP,
+    },
 )
 def cluster_install(c, packages=None, hosts_file=None):
     """pip-install packages on a running cluster, once per host (its engines share the venv)."""
     from runtime.worker import pip_install
 
+    # One positional argument: Invoke cannot take a variable number of them.
+    packages = shlex.split(packages or "")
     if not packages:
         raise ConfigError(
-            "cluster.install: no package given. Fix: invoke cluster.install PACKAGE [PACKAGE...]"
+            "cluster.install: no package given. Fix: invoke cluster.install PACKAGE, "
+            "or several in quotes: invoke cluster.install 'PACKAGE1 PACKAGE2'"
         )
     cfg = _hosts(hosts_file)
     client = cl.connect(cfg)

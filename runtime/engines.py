@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--n", type=int, required=True, help="engines to start")
     parser.add_argument("--pids-file", help="append the engine pids here")
-    parser.add_argument("--log", help="the engines' output (appended)")
+    # Required: an engine that kept the launcher's stdout (an SSH channel)
+    # would hold that channel open as long as it runs.
+    parser.add_argument("--log", required=True, help="the engines' output (appended)")
     parser.add_argument("engine_args", nargs="*", help="arguments of ipengine")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--pids-file", args.pids_file), ("--log", args.log)):
         # Checked before any fork: a child that cannot write its log dies
         # silently, and a pid that cannot be recorded cannot be stopped.
-        if path:
+        if path is not None:
             try:
                 with open(path, "a"):
                     pass

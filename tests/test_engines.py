@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from runtime import cluster as cl
 from runtime.engines import CMDLINE_MARK
@@ -55,7 +59,7 @@ def _launcher(*args, timeout=60):
 
 
 def test_launcher_rejects_a_bad_engine_count():
-    proc = _launcher("--n", "0", "--", "--file=/nonexistent.json")
+    proc = _launcher("--n", "0", "--log=/dev/null", "--", "--file=/nonexistent.json")
     assert proc.returncode == 2
     assert "--n: expected a positive integer, got 0" in proc.stderr
 
@@ -82,3 +86,95 @@ def test_launcher_refuses_an_unwritable_log_before_forking(tmp_path):
     proc = _launcher("--n=1", f"--log={tmp_path}/no/such/dir/engines.log", "--")
     assert proc.returncode == 2
     assert "--log" in proc.stderr and "No such file or directory" in proc.stderr
+
+
+def _wheel(tmp_path, name="fleetcv_probe_pkg", version="0.1") -> Path:
+    """A minimal pure-Python wheel, written by hand (a wheel is a zip): no build, no network."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: fleetcv-tests\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{dist}/RECORD,,\n"
+    path = tmp_path / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name_, text in {**files, f"{dist}/RECORD": record}.items():
+            z.writestr(name_, text)
+    return path
+
+
+def _hosts_yml_for(cfg, tmp_path) -> Path:
+    """A hosts file naming the session cluster's controller (same state folder)."""
+    path = tmp_path / "hosts.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {
+                    "ip": cfg.controller.ip,
+                    "ports": list(cfg.controller.ports),
+                    "state_dir": str(cfg.controller.state_path),
+                },
+                "hosts": [
+                    {
+                        "name": "localhost",
+                        "local": True,
+                        "engines": 2,
+                        "workdir": str(cfg.local_host.workdir_path),
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+def _invoke(*args):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["invoke", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cluster_install_makes_a_package_importable_on_running_engines(
+    local_cluster, tmp_path
+):
+    cfg, client = local_cluster
+    hosts = _hosts_yml_for(cfg, tmp_path)
+    wheel = _wheel(tmp_path)
+
+    def probe():
+        import importlib
+
+        importlib.invalidate_caches()
+        import fleetcv_probe_pkg
+
+        return fleetcv_probe_pkg.VERSION
+
+    try:
+        proc = _invoke("cluster.install", str(wheel), "--hosts-file", str(hosts))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"[localhost] pip install {wheel}: ok" in proc.stdout
+        # Both engines import it without a restart (they share the venv).
+        assert client[:].apply_sync(probe) == ["0.1", "0.1"]
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "-y", "-q", "fleetcv-probe-pkg"],
+            check=False,
+        )
+
+
+def test_cluster_install_failure_names_the_host_and_exits_1(local_cluster, tmp_path):
+    cfg, _ = local_cluster
+    hosts = _hosts_yml_for(cfg, tmp_path)
+    missing = tmp_path / "no_such_pkg-1.0-py3-none-any.whl"
+    proc = _invoke("cluster.install", str(missing), "--hosts-file", str(hosts))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"[localhost] pip install {missing}: failed (exit 1)" in proc.stdout
+    assert "pip install failed on localhost" in proc.stderr

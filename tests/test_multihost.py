@@ -276,6 +276,40 @@ def test_losing_a_whole_host_mid_search_loses_no_fit(mh, sklearn_reference):
         invoke("cluster.stop", "--hosts-file", mh["all3"], check=False)
 
 
+def test_a_workdir_with_spaces_and_a_semicolon_works_end_to_end(mh, sklearn_reference):
+    """Every remote path is quoted: start, push (rsync), search and stop in such a workdir."""
+    odd = "/srv/fleetcv/odd dir; touch INJECTED"
+    hosts = yaml.safe_load(Path(mh["first2"]).read_text())
+    for h in hosts["hosts"]:
+        h["workdir"] = odd
+        # No venv in this workdir: the hosts share this machine's filesystem,
+        # so the test's own interpreter has every package.
+        h["python"] = sys.executable
+    path = mh["tmp"] / "hosts-odd.yml"
+    path.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    run_dir = mh["tmp"] / "runs" / "odd"
+    proc = invoke(
+        "search", "--hosts-file", str(path), "--run-dir", str(run_dir), "--no-progress"
+    )
+    assert "Finished: 100% (100/100)" in proc.stdout, proc.stdout
+    res = json.loads((run_dir / "results.json").read_text())
+    ref = sklearn_reference.cv_results_
+    for key in ("mean_test_score", "std_test_score"):
+        np.testing.assert_allclose(res[key], ref[key], rtol=0, atol=1e-12, err_msg=key)
+    hosts_used = {res[f"split{k}_host"][c] for k in range(5) for c in range(20)}
+    assert hosts_used == {"fmh1", "fmh2"}
+    for name in ("fmh1", "fmh2"):
+        disk = mh["disks"][name]
+        # The folds landed inside the odd directory, on each host's own disk...
+        assert list(
+            (disk / "odd dir; touch INJECTED" / "splits").glob("*/fold_000.pkl")
+        )
+        # ...and no shell ever ran the part after the semicolon.
+        assert not list(disk.rglob("INJECTED"))
+    assert not (Path.home() / "INJECTED").exists()
+    assert not (Path(REPO) / "INJECTED").exists()
+
+
 def test_failures_name_the_host_and_the_others_complete(mh):
     state, tmp = mh["state"], mh["tmp"]
     fmh = {h["name"]: h for h in state["hosts"]}
