@@ -91,26 +91,32 @@ def build_cv_results(
 
     results: dict = {}
 
+    complete = present.all(axis=1)
+    partial = np.flatnonzero(~complete & present.any(axis=1))
+
     def stats(arr: np.ndarray) -> tuple[list, list, list]:
-        means, stds, sems = [], [], []
-        for c in range(nc):
-            row = arr[c, present[c]]
-            if row.size == 0:
-                means.append(math.nan)
-                stds.append(math.nan)
-                sems.append(math.nan)
-                continue
-            m, s = _mean_std(row)
-            means.append(m)
-            stds.append(s)
-            # Standard error of the mean (scipy.stats.sem, ddof=1), as the
-            # notebook's report showed; undefined for a single split.
-            sems.append(
-                float(np.std(row, ddof=1) / math.sqrt(row.size))
-                if row.size > 1
-                else math.nan
+        means = np.full(nc, np.nan)
+        stds = np.full(nc, np.nan)
+        sems = np.full(nc, np.nan)
+        if complete.any():
+            # sklearn's own arithmetic (BaseSearchCV._format_results), on
+            # every complete candidate at once.
+            block = arr[complete]
+            m = np.average(block, axis=1)
+            means[complete] = m
+            stds[complete] = np.sqrt(
+                np.average((block - m[:, np.newaxis]) ** 2, axis=1)
             )
-        return means, stds, sems
+            if n_folds > 1:
+                # Standard error of the mean (scipy.stats.sem, ddof=1), as
+                # the notebook's report showed; undefined for one split.
+                sems[complete] = np.std(block, axis=1, ddof=1) / math.sqrt(n_folds)
+        for c in partial:  # unfinished candidates: their finished splits only
+            row = arr[c, present[c]]
+            means[c], stds[c] = _mean_std(row)
+            if row.size > 1:
+                sems[c] = np.std(row, ddof=1) / math.sqrt(row.size)
+        return means.tolist(), stds.tolist(), sems.tolist()
 
     for key, arr in (("fit_time", fit_t), ("score_time", score_t)):
         m, s, _ = stats(arr)

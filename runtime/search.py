@@ -530,10 +530,10 @@ class DistributedSearch:
         """Mean test score of the best candidate."""
         return rs.best(self.cv_results_, complete_only=True)[2]
 
-    def report(self, top_k: int | None = None) -> str:
-        """The notebook-style progress + top-k text."""
+    def report(self, top_k: int | None = None, results: dict | None = None) -> str:
+        """The notebook-style progress + top-k text (of `results`, default: `cv_results_`)."""
         return rs.format_report(
-            self.cv_results_,
+            results if results is not None else self.cv_results_,
             self.n_tasks,
             self.n_done,
             top_k=top_k or self.top_k,
@@ -574,7 +574,7 @@ class DistributedSearch:
                 self._journal.close()
                 self._journal = None
             jn.write_json(self.run_dir / jn.RESULTS, out)
-            (self.run_dir / jn.REPORT).write_text(self.report() + "\n")
+            (self.run_dir / jn.REPORT).write_text(self.report(results=res) + "\n")
         if self._collector is not None and idle:
             self._queue.put(None)
             self._collector = None

@@ -15,6 +15,8 @@ HOST_ENV = "FLEETCV_HOST"
 #: next task usually needs the same one and skips the open/unpickle/mmap.
 #: One entry only, so an engine never holds more than one fold's mapping.
 _LAST_FOLD: dict = {}
+#: This process's psutil handle, made once: tiny tasks pay for every call.
+_SELF: dict = {}
 
 
 def load_fold_cached(path: str):
@@ -155,7 +157,9 @@ def evaluate(
             start = time.perf_counter()
             record["train_score"] = float(scorer(est, X_train, y_train))
             record["train_score_time"] = time.perf_counter() - start
-    rss = psutil.Process().memory_info().rss
+    if "proc" not in _SELF:
+        _SELF["proc"] = psutil.Process()
+    rss = _SELF["proc"].memory_info().rss
     record.update(
         # Wall-clock times on the engine's host: when the task ran there.
         started=started,

@@ -334,6 +334,36 @@ def test_failures_name_the_host_and_the_others_complete(mh):
     ), proc.stdout
     assert "the command failed on ghost, stranger" in proc.stderr
 
+    # The right user with a key the host does not know. No ssh_config here:
+    # the test cluster's names the right key for every host address.
+    wrong_key = tmp / "wrong_key"
+    if not wrong_key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)],
+            check=True,
+        )
+    hosts = tmp / "wrongkey.yml"
+    hosts.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {"ip": state["bridge_ip"], "ports": PORTS},
+                "hosts": [
+                    {
+                        "name": "wrongkey",
+                        "address": fmh["fmh2"]["address"],
+                        "workdir": "/srv/fleetcv",
+                        "ssh_key": str(wrong_key),
+                    }
+                ],
+            }
+        )
+    )
+    proc = invoke("hosts.run", "echo hello", "--hosts-file", str(hosts), check=False)
+    assert proc.returncode == 1
+    assert "[wrongkey] FAILED: SSH authentication refused for " in proc.stdout, (
+        proc.stdout
+    )
+
     # A host whose disk has no (and cannot get a) workdir, beside a good one.
     nodisk = {
         **write_spec_host(fmh["fmh3"]),
