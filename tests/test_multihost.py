@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -373,7 +374,10 @@ def test_failures_name_the_host_and_the_others_complete(mh):
     hosts = write_hosts(tmp / "nodisk.yml", state, tmp, names={"fmh1"}, extra=[nodisk])
     proc = invoke("data.push", "--hosts-file", hosts, check=False)
     assert proc.returncode == 1
-    assert "[fmh1] " in proc.stdout and "already there and verified" in proc.stdout
+    # (pushed now, or already there when earlier tests of the module ran)
+    assert re.search(
+        r"\[fmh1\] \w+: (pushed|already there and verified)", proc.stdout
+    ), proc.stdout
     assert (
         "[nodisk] FAILED: command failed (exit 1): mkdir: cannot create directory"
         in proc.stdout
