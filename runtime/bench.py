@@ -738,7 +738,7 @@ def render_markdown(r: dict) -> str:
         f"| available-memory drop during the search | {mem['fleetcv']['available_drop'] / mb:.0f} MB | {mem['sklearn_loky']['available_drop'] / mb:.0f} MB | | |",
         f"| dispatch, {dis['n_tasks']} tiny tasks, journal on, {dis.get('tasks_per_message', 1)} per message | {dis['tasks_per_second']:.0f} tasks/s ({dis['ms_per_task']:.2f} ms/task, {dis['ms_per_task_in_estimator']:.2f} ms in the estimator) | | >= {TARGET_DISPATCH:.0f} tasks/s | {_mark(dis['tasks_per_second'] >= TARGET_DISPATCH)} |",
         "",
-        "Scale (reference search, fleetcv):",
+        "Scale (reference search, fleetcv; one run each, so within this machine's spread):",
         "",
         "| engines | wall (s) | ideal = sequential / engines (s) | efficiency |",
         "|---|---|---|---|",
