@@ -143,7 +143,6 @@ def cluster_grow(
 
 @cli.fleet_task(
     name="install",
-    positional=["packages"],
     help={
         "packages": "pip requirement(s) to install, space-separated in one argument "
         "(e.g. 'lightgbm==4.6.0 xgboost')",
@@ -154,12 +153,17 @@ def cluster_install(c, packages=None, hosts_file=None):
     """pip-install packages on a running cluster, once per host (its engines share the venv)."""
     from runtime.worker import pip_install
 
-    # One positional argument: Invoke cannot take a variable number of them.
-    packages = shlex.split(packages or "")
+    # One argument, split here: Invoke takes no variable number of positionals.
+    try:
+        packages = shlex.split(packages or "")
+    except ValueError as exc:
+        raise ConfigError(
+            f"cluster.install: cannot read {packages!r} ({exc}). Fix: balance the quotes"
+        ) from exc
     if not packages:
         raise ConfigError(
-            "cluster.install: no package given. Fix: invoke cluster.install PACKAGE, "
-            "or several in quotes: invoke cluster.install 'PACKAGE1 PACKAGE2'"
+            "cluster.install: no package given. Fix: invoke cluster.install --packages PACKAGE, "
+            "or several in quotes: --packages 'PACKAGE1 PACKAGE2'"
         )
     cfg = _hosts(hosts_file)
     client = cl.connect(cfg)

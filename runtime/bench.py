@@ -316,8 +316,9 @@ def bench_hosts(
         )
         cfg = parse_hosts(data, "<bench hosts>")
         cl.start(cfg, n_local=0)
-        client = cl.connect(cfg)
+        client = None
         try:
+            client = cl.connect(cfg)
             started = fabfile.start_engines(cfg, cfg.remote_hosts)
             if started.failed:
                 raise RuntimeError(f"engines did not start: {started.failed}")
@@ -336,7 +337,8 @@ def bench_hosts(
             )
             wall = time.perf_counter() - t
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             fabfile.stop_engines(cfg, cfg.remote_hosts)
             cl.stop(cfg)
     finally:
@@ -733,7 +735,7 @@ def render_markdown(r: dict) -> str:
         "|---|---|---|---|---|",
         f"| reference search wall (median of {len(ref['fleetcv_runs'])}) | {ref['fleetcv_wall_seconds']:.2f} s | {ref['sklearn_wall_seconds']:.2f} s (GridSearchCV n_jobs={n}) | fleetcv <= {TARGET_WALL_RATIO} x sklearn: ratio {ref['wall_ratio_fleetcv_over_sklearn']:.3f} | {_mark(ref['wall_ratio_fleetcv_over_sklearn'] <= TARGET_WALL_RATIO)} |",
         f"| efficiency = (sequential {ref['sequential_seconds']:.2f} s / {n}) / wall | {ref['fleetcv_efficiency']:.3f} | {ref['sklearn_efficiency']:.3f} | >= {TARGET_EFFICIENCY} | {_mark(ref['fleetcv_efficiency'] >= TARGET_EFFICIENCY)} |",
-        f"| peak summed worker PSS, {mem['data_bytes'] / mb:.0f} MB data | {mem['fleetcv']['peak_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['peak_sum_pss'] / mb:.0f} MB (loky) | <= 0.5 x loky: ratio {mem['pss_ratio_fleetcv_over_loky']:.3f}; <= data + baselines + models ({mem['fleetcv_budget_bytes'] / mb:.0f} MB) | {_mark((mem['pss_ratio_fleetcv_over_loky'] or 9) <= TARGET_MEMORY_VS_LOKY and mem['fleetcv_within_budget'])} |",
+        f"| peak summed worker PSS, {mem['data_bytes'] / mb:.0f} MB data | {mem['fleetcv']['peak_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['peak_sum_pss'] / mb:.0f} MB (loky) | <= 0.5 x loky: ratio {mem['pss_ratio_fleetcv_over_loky']:.3f}; <= data + baselines + models and fit working memory ({mem['fleetcv_budget_bytes'] / mb:.1f} MB; peak {mem['fleetcv']['peak_sum_pss'] / mb:.1f} MB) | {_mark((mem['pss_ratio_fleetcv_over_loky'] or 9) <= TARGET_MEMORY_VS_LOKY and mem['fleetcv_within_budget'])} |",
         f"| worker baseline PSS (before the search) | {mem['fleetcv']['baseline_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['baseline_sum_pss'] / mb:.0f} MB | | |",
         f"| available-memory drop during the search | {mem['fleetcv']['available_drop'] / mb:.0f} MB | {mem['sklearn_loky']['available_drop'] / mb:.0f} MB | | |",
         f"| dispatch, {dis['n_tasks']} tiny tasks, journal on, {dis.get('tasks_per_message', 1)} per message | {dis['tasks_per_second']:.0f} tasks/s ({dis['ms_per_task']:.2f} ms/task, {dis['ms_per_task_in_estimator']:.2f} ms in the estimator) | | >= {TARGET_DISPATCH:.0f} tasks/s | {_mark(dis['tasks_per_second'] >= TARGET_DISPATCH)} |",
@@ -789,9 +791,9 @@ def render_markdown(r: dict) -> str:
         "Why the figures are what they are:",
         "",
         "- Wall time: both sides run the same fits on the same cores. fleetcv's engines spent "
-        f"{busy_txt} of N x wall inside the fits (median over the rounds): what fleetcv adds "
-        "around them (messages between driver, controller and engines; the start and the end "
-        "of a run) is the rest. Beyond that, the distance to the sequential limit is the fits "
+        f"{busy_txt} of N x wall inside `evaluate` (mapping the fold, fitting, scoring; median "
+        "over the rounds): what fleetcv adds around it (messages between driver, controller "
+        "and engines; the start and the end of a run) is the rest. Beyond that, the distance to the sequential limit is the fits "
         "running slower with every core busy, and this machine's spread from run to run. "
         "fleetcv's edge over GridSearchCV is the order (the longest candidates first, from "
         "the warm-up's timings, so no slow fit runs alone at the end; GridSearchCV runs the "

@@ -33,9 +33,10 @@ CODE_ROOT = Path(__file__).resolve().parent.parent
 #: Controller heartbeat: a ping every HEARTBEAT_MS, an engine that misses
 #: HEARTBEAT_MISSES in a row is lost. Engines run without ipyparallel's
 #: nanny (see runtime/engines.py), so this is how a killed engine or a whole
-#: lost host is noticed: in about 6 s instead of ipyparallel's 30 s. The
-#: engine's heart answers from a C thread, so a busy engine never misses one.
-HEARTBEAT_MS = 1000
+#: lost host is noticed: in about 12 s instead of ipyparallel's 30 s. The
+#: engine's heart answers from a C thread, so a busy engine never misses one;
+#: 10 s of silence still tolerates a network hiccup between laptop and hosts.
+HEARTBEAT_MS = 2000
 HEARTBEAT_MISSES = 5
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"
@@ -294,9 +295,9 @@ def start_local_engines(
     if not is_running(cfg):
         raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
     local = cfg.local_host or HostSpec(name="localhost", local=True)
-    workdir = local.workdir_path
-    Path(workdir).mkdir(parents=True, exist_ok=True)
     # Absolute: the launcher runs in the workdir.
+    workdir = os.path.abspath(local.workdir_path)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     state = cfg.controller.state_path.resolve()
     client = connect(cfg)
     try:

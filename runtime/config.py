@@ -408,6 +408,15 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
                 f"expected a path, got {workdir!r}",
                 "write e.g. workdir: /mnt/fleetcv",
             )
+        if not (workdir.startswith("/") or workdir == "~" or workdir.startswith("~/")):
+            # Engines run in their workdir: a relative one would be resolved
+            # a second time inside itself.
+            raise _err(
+                where,
+                f"{key}.workdir",
+                f"expected an absolute path or one under ~, got {workdir!r}",
+                f"write e.g. workdir: ~/{workdir} or /mnt/{workdir}",
+            )
         hosts.append(
             HostSpec(
                 name=name,

@@ -513,8 +513,12 @@ class _Curve(DistributedSearch):
         n_folds = self.split.n_folds if self.split else 0
         return curve_results(self.definition, n_folds, records)
 
-    def report(self, top_k: int | None = None) -> str:
-        """Progress, then the curve's table (`top_k` is ignored: every row shows)."""
+    def report(self, top_k: int | None = None, results: dict | None = None) -> str:
+        """Progress, then the curve's table.
+
+        `top_k` and `results` (a search's cv_results_) are ignored: every
+        row shows, and the table comes from `curve_`.
+        """
         return format_curve_report(
             self.curve_,
             self.n_tasks,

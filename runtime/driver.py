@@ -319,36 +319,34 @@ def set_status(run_dir: Path, status: str, **extra) -> None:
     jn.write_json(run_dir / jn.META, meta)
 
 
-def abort_orphans(client, meta: dict) -> int:
+def abort_orphans(client, run_dir: Path, meta: dict) -> int:
     """Cancel the tasks this run's previous driver left queued, if it died.
 
     A driver killed mid-run (laptop closed, SIGKILL) leaves its queued tasks
     on the controller: they would run for nobody and hold up the resume's
-    own. The controller records the client session of every task, and
-    meta.json the session of the run's last driver. Tasks already running
+    own. The run directory lists the message id of every task message its
+    drivers sent (`journal.SUBMITTED`); those of them that the controller
+    still holds queued are cancelled, nobody else's. Tasks already running
     finish (ipyparallel cannot stop them); their results are simply lost.
 
     Returns
     -------
     int
-        How many tasks were cancelled.
+        How many task messages were cancelled.
     """
-    prev = meta.get("client_session")
-    if not prev or prev == client.session.session or _pid_alive(meta.get("driver_pid")):
+    path = run_dir / jn.SUBMITTED
+    if _pid_alive(meta.get("driver_pid")) or not path.exists():
         return 0
-    try:
-        # Operator form: the controller's in-memory database compares every
-        # plain value of one query with the last one given.
-        recs = client.db_query(
-            {"client_uuid": {"$eq": prev}, "completed": {"$eq": None}},
-            keys=["msg_id"],
-        )
-    except Exception:  # noqa: BLE001 - a controller without a task database: nothing to find
-        return 0
-    msg_ids = [r["msg_id"] for r in recs]
-    if msg_ids:
-        client.abort(msg_ids, block=True)
-    return len(msg_ids)
+    ours = set(path.read_text().split())
+    qs = client.queue_status(verbose=True)
+    queued = list(qs.get("unassigned", []))
+    for v in qs.values():
+        if isinstance(v, dict):
+            queued += v.get("queue", []) + v.get("tasks", [])
+    orphans = [m for m in queued if m in ours]
+    if orphans:
+        client.abort(orphans, block=True)
+    return len(orphans)
 
 
 def _pid_alive(pid) -> bool:
@@ -372,10 +370,16 @@ def start_run(
 ) -> None:
     """What every run does before it submits (searches and curves alike).
 
-    Warms the hosts' page cache with the folds, cancels what a dead earlier
-    driver of this run left queued (`abort_orphans`), and records this
-    process and its client session in meta.json.
+    Cancels what a dead earlier driver of this run left queued
+    (`abort_orphans`), warms the hosts' page cache with the folds, and
+    records this process in meta.json.
     """
+    # Cancel first: the warm-up's tasks would queue behind the orphans.
+    cancelled = abort_orphans(client, run_dir, meta)
+    if cancelled:
+        log(
+            f"cancelled {cancelled} tasks that the run's previous driver (gone) had left queued"
+        )
     if warm:
         warmed = warm_page_cache(client, split)
         log(
@@ -385,17 +389,7 @@ def start_run(
                 for h, w in warmed.items()
             )
         )
-    cancelled = abort_orphans(client, meta)
-    if cancelled:
-        log(
-            f"cancelled {cancelled} tasks that the run's previous driver (gone) had left queued"
-        )
-    set_status(
-        run_dir,
-        "running",
-        driver_pid=os.getpid(),
-        client_session=client.session.session,
-    )
+    set_status(run_dir, "running", driver_pid=os.getpid())
 
 
 def run(

@@ -7,8 +7,9 @@ SSH from fabfile.py). It imports what every engine needs (numpy, scipy,
 scikit-learn's core, IPython/ipykernel, ipyparallel's engine) once, freezes
 those objects out of the garbage collector, and forks the engines from it.
 The engines then share those pages copy-on-write instead of holding a private
-copy each: about half an engine's memory before any data is loaded (see
-BENCHMARKS.md), the same idea as a pre-forking web server. The launcher
+copy each, the same idea as a pre-forking web server: measured here, two idle
+engines took 145 MB PSS together, against 242 MB for two engines started on
+their own (plus 60 MB for their two nanny processes). The launcher
 exits once the engines are running; their pids go to FILE (appended), so
 `cluster.stop` kills exactly them.
 
@@ -93,7 +94,11 @@ def _run_engine(engine_argv: list[str], log: str | None) -> None:
         IPEngine.launch_instance(argv=sys.argv[1:])
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message")
+            print(exc.code, file=sys.stderr)
+            code = 1
     except BaseException:  # noqa: BLE001 - report, then leave without unwinding the launcher's stack
         import traceback
 
@@ -187,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # One BLAS thread unless the caller chose otherwise: then no BLAS
+        # thread pool exists yet when the engines are forked.
+        os.environ.setdefault(var, "1")
     missing = preload()
     if "ipyparallel.engine.app" in missing:
         print(

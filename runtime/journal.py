@@ -21,6 +21,9 @@ META = "meta.json"
 RESULTS = "results.json"
 REPORT = "report.txt"
 SPEC_COPY = "spec.yml"
+#: The ipyparallel message id of every task message the run's drivers sent,
+#: one per line: what a resume cancels if its previous driver died.
+SUBMITTED = "submitted.txt"
 #: fsync at most this often: one fsync per task would cap dispatch at the
 #: disk's sync rate, while a second of results is cheap to recompute.
 FSYNC_INTERVAL = 1.0

@@ -91,7 +91,7 @@ def build_cv_results(
 
     results: dict = {}
 
-    complete = present.all(axis=1)
+    complete = present.all(axis=1) & (n_folds > 0)
     partial = np.flatnonzero(~complete & present.any(axis=1))
 
     def stats(arr: np.ndarray) -> tuple[list, list, list]:

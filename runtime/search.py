@@ -119,6 +119,7 @@ class DistributedSearch:
         self.top_k = top_k
         self.fold_by_fold = fold_by_fold
         self._waiting_folds: list[list[list[tuple[int, int]]]] = []
+        self._submitted = None
 
         self.split: SplitSet | None = None
         self.status = "new"
@@ -181,6 +182,7 @@ class DistributedSearch:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._journal = jn.Journal(self.run_dir / jn.JOURNAL)
+            self._submitted = open(self.run_dir / jn.SUBMITTED, "a")  # noqa: SIM115 - closed in finalize()
         self.status = "running"
         self._collector = threading.Thread(
             target=self._collect, name="fleetcv-collector", daemon=True
@@ -195,7 +197,6 @@ class DistributedSearch:
         if expected_times:
             # Stable sort: equal durations keep the fold-by-fold order.
             todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
-        size = self._chunk_size(len(todo), expected_times)
         if self.fold_by_fold is None:
             self.fold_by_fold = self._big_folds()
         if self.fold_by_fold:
@@ -206,13 +207,16 @@ class DistributedSearch:
             by_fold: dict[int, list] = {}
             for c, k in todo:
                 by_fold.setdefault(k, []).append((c, k))
+            waiting = []
+            for _, pairs in sorted(by_fold.items()):
+                # Chunked per fold: only one fold's tasks are in flight.
+                n = self._chunk_size(len(pairs), expected_times)
+                waiting.append([pairs[i : i + n] for i in range(0, len(pairs), n)])
             with self._lock:
-                self._waiting_folds = [
-                    [pairs[i : i + size] for i in range(0, len(pairs), size)]
-                    for _, pairs in sorted(by_fold.items())
-                ]
+                self._waiting_folds = waiting
                 self._next_fold()
             return self
+        size = self._chunk_size(len(todo), expected_times)
         for i in range(0, len(todo), size):
             if self._aborting:
                 break
@@ -287,6 +291,11 @@ class DistributedSearch:
         )
         with self._lock:
             self._pending[ar.msg_ids[0]] = (ar, pairs, attempt)
+            if self._submitted is not None:
+                # No fsync: a lost line only leaves a task for the cluster
+                # to finish for nobody, as before this list existed.
+                self._submitted.write(ar.msg_ids[0] + "\n")
+                self._submitted.flush()
         ar.add_done_callback(lambda f, p=pairs, a=attempt: self._queue.put((f, p, a)))
 
     # ---------------------------------------------------------------- collect
@@ -573,6 +582,9 @@ class DistributedSearch:
             if self._journal is not None and idle:
                 self._journal.close()
                 self._journal = None
+            if self._submitted is not None and idle:
+                self._submitted.close()
+                self._submitted = None
             jn.write_json(self.run_dir / jn.RESULTS, out)
             (self.run_dir / jn.REPORT).write_text(self.report(results=res) + "\n")
         if self._collector is not None and idle:

@@ -121,6 +121,10 @@ BAD_FLAGS = [
         r"--engines: expected an integer >= 1, got '0'",
     ),
     (["cluster.install"], r"no package given"),
+    (
+        ["cluster.install", "--packages", "'numpy"],
+        r"cannot read \"'numpy\" .*Fix: balance the quotes",
+    ),
 ]
 
 

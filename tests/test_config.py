@@ -286,6 +286,11 @@ GOOD_HOST = {
 
 BAD_HOSTS = [
     (
+        {"hosts": [{**GOOD_HOST, "workdir": "fleetcv"}]},
+        r"hosts\[0\]\.workdir: expected an absolute path or one under ~, got 'fleetcv'\. "
+        r"Fix: write e\.g\. workdir: ~/fleetcv",
+    ),
+    (
         {"controller": {"task_hwm": 0}, "hosts": [GOOD_HOST]},
         r"controller\.task_hwm: expected a positive integer, got 0",
     ),

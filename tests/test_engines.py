@@ -158,7 +158,9 @@ def test_cluster_install_makes_a_package_importable_on_running_engines(
         return fleetcv_probe_pkg.VERSION
 
     try:
-        proc = _invoke("cluster.install", str(wheel), "--hosts-file", str(hosts))
+        proc = _invoke(
+            "cluster.install", "--packages", str(wheel), "--hosts-file", str(hosts)
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"[localhost] pip install {wheel}: ok" in proc.stdout
         # Both engines import it without a restart (they share the venv).
@@ -174,7 +176,9 @@ def test_cluster_install_failure_names_the_host_and_exits_1(local_cluster, tmp_p
     cfg, _ = local_cluster
     hosts = _hosts_yml_for(cfg, tmp_path)
     missing = tmp_path / "no_such_pkg-1.0-py3-none-any.whl"
-    proc = _invoke("cluster.install", str(missing), "--hosts-file", str(hosts))
+    proc = _invoke(
+        "cluster.install", "--packages", str(missing), "--hosts-file", str(hosts)
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"[localhost] pip install {missing}: failed (exit 1)" in proc.stdout
     assert "pip install failed on localhost" in proc.stderr
