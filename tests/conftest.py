@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,25 @@ RANDOM_SPEC = os.path.join(REPO, "searches", "digits_svc_random.yml")
 #: Tests use their own port range so a developer's running cluster is untouched,
 #: below Linux's ephemeral range (32768-60999) so no outgoing connection holds one.
 TEST_PORTS = [30000, 30039]
+
+
+def user_env() -> dict:
+    """The environment of a user's shell: this venv first on the PATH, no FLEETCV_HOSTS."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("FLEETCV_HOSTS", None)
+    return env
+
+
+def run_invoke(*args, timeout=600) -> subprocess.CompletedProcess:
+    """`invoke ARGS` in the repository, as a user runs it; output captured."""
+    return subprocess.run(
+        ["invoke", *args],
+        cwd=REPO,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):

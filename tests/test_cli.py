@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import RANDOM_SPEC, REPO
+from tests.conftest import RANDOM_SPEC, run_invoke
 
 CLI_PORTS = [30100, 30139]
 
 
-def invoke(*args, timeout=600):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("FLEETCV_HOSTS", None)
-    return subprocess.run(
-        ["invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+invoke = run_invoke
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import yaml
 
 from runtime import cluster as cl
 from runtime.engines import CMDLINE_MARK
-from tests.conftest import REPO
+from tests.conftest import REPO, run_invoke
 
 pytestmark = pytest.mark.cluster
 
@@ -25,7 +25,6 @@ def test_local_engines_are_forked_by_the_launcher_and_share_their_imports(
     cfg, client = local_cluster
 
     def who():
-        import os
 
         import numpy as np
 
@@ -130,18 +129,6 @@ def _hosts_yml_for(cfg, tmp_path) -> Path:
     return path
 
 
-def _invoke(*args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(
-        ["invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cluster_install_makes_a_package_importable_on_running_engines(
     local_cluster, tmp_path
 ):
@@ -158,7 +145,7 @@ def test_cluster_install_makes_a_package_importable_on_running_engines(
         return fleetcv_probe_pkg.VERSION
 
     try:
-        proc = _invoke(
+        proc = run_invoke(
             "cluster.install", "--packages", str(wheel), "--hosts-file", str(hosts)
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -176,7 +163,7 @@ def test_cluster_install_failure_names_the_host_and_exits_1(local_cluster, tmp_p
     cfg, _ = local_cluster
     hosts = _hosts_yml_for(cfg, tmp_path)
     missing = tmp_path / "no_such_pkg-1.0-py3-none-any.whl"
-    proc = _invoke(
+    proc = run_invoke(
         "cluster.install", "--packages", str(missing), "--hosts-file", str(hosts)
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -25,7 +25,14 @@ import yaml
 
 from runtime import cluster as cl
 from runtime.config import load_hosts
-from tests.conftest import REPO, pid_alive, require_testcluster, wait_gone
+from tests.conftest import (
+    REPO,
+    pid_alive,
+    require_testcluster,
+    run_invoke,
+    user_env,
+    wait_gone,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 
@@ -35,15 +42,7 @@ PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.execut
 
 
 def invoke(*args, timeout=600, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    proc = run_invoke(*args, timeout=timeout)
     if check:
         assert proc.returncode == 0, (
             f"invoke {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -52,11 +51,10 @@ def invoke(*args, timeout=600, check=True):
 
 
 def popen_invoke(*args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.Popen(
         ["invoke", *args],
         cwd=REPO,
-        env=env,
+        env=user_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
