@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from invoke import Exit, task
 
 from runtime import cluster as cl
 from runtime.config import ConfigError, HostsConfig
+from runtime.driver import pid_alive
 from runtime.probes import engines_by_host
 from runtime.search import SearchError
 
@@ -133,18 +133,8 @@ def push(cfg: HostsConfig, split_path: Path, client) -> None:
     )
 
 
-def alive(pid: int) -> bool:
-    """Whether pid is a live process (pid 0 and zombies are not)."""
-    if not pid or pid < 0:
-        return False
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    except PermissionError:
-        return True
+#: Whether a pid is a live process (pid 0 and zombies are not).
+alive = pid_alive
 
 
 def int_flag(flag: str, value, minimum: int = 1) -> int | None:

@@ -21,11 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .config import HostsConfig, HostSpec
+from .engines import ENGINE_THREAD_VARS
 
 CLUSTER_ID = "fleetcv"
-#: Thread counts of the BLAS/OpenMP pools in each engine: engines already
-#: fill the cores one each, so more threads would only oversubscribe them.
-ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Seconds to wait for engines to register after a start.
 ENGINE_START_TIMEOUT = 120.0
 #: The repository root: engines import `runtime.worker` from here.

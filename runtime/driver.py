@@ -250,20 +250,14 @@ def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print)
     }
     have = set(latest_records(jn.read_journal(run_dir / jn.JOURNAL)))
     taken: dict[tuple[int, int], dict] = {}
-    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
-        if m.parent == run_dir:
-            continue
-        try:
-            other = json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
+    for sibling, other in _sibling_runs(run_dir):
         if (
             other.get("evaluation_key") != key
             or other.get("split_digest") != meta["split_digest"]
         ):
             continue
         for (c, k), rec in latest_records(
-            jn.read_journal(m.parent / jn.JOURNAL)
+            jn.read_journal(sibling / jn.JOURNAL)
         ).items():
             if c >= len(other["candidates"]):
                 continue
@@ -286,6 +280,17 @@ def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print)
     return len(taken)
 
 
+def _sibling_runs(run_dir: Path):
+    """(directory, meta) of every other readable run next to `run_dir`, by name."""
+    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
+        if m.parent == run_dir:
+            continue
+        try:
+            yield m.parent, json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+
+
 def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
     """Per-candidate task durations from earlier runs of the same spec and folds.
 
@@ -296,19 +301,13 @@ def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
     from .results import expected_times
 
     records: list[dict] = []
-    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
-        if m.parent == run_dir:
-            continue
-        try:
-            other = json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
+    for sibling, other in _sibling_runs(run_dir):
         same = all(
             other.get(k) == meta.get(k)
             for k in ("spec_digest", "split_digest", "candidates")
         )
         if same:
-            records += jn.read_journal(m.parent / jn.JOURNAL)
+            records += jn.read_journal(sibling / jn.JOURNAL)
     return expected_times(records)
 
 
@@ -335,7 +334,7 @@ def abort_orphans(client, run_dir: Path, meta: dict) -> int:
         How many task messages were cancelled.
     """
     path = run_dir / jn.SUBMITTED
-    if _pid_alive(meta.get("driver_pid")) or not path.exists():
+    if pid_alive(meta.get("driver_pid")) or not path.exists():
         return 0
     ours = set(path.read_text().split())
     qs = client.queue_status(verbose=True)
@@ -349,19 +348,17 @@ def abort_orphans(client, run_dir: Path, meta: dict) -> int:
     return len(orphans)
 
 
-def _pid_alive(pid) -> bool:
-    if not pid:
+def pid_alive(pid) -> bool:
+    """Whether pid is a live process on this machine (none, 0 and zombies are not)."""
+    if not pid or int(pid) <= 0:
         return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
         with open(f"/proc/{int(pid)}/stat") as f:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    except PermissionError:
         return True
 
 

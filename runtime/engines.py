@@ -54,6 +54,9 @@ PRELOAD = (
 CMDLINE_MARK = "runtime.engines"
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
+#: Thread counts of the BLAS/OpenMP pools in each engine: engines already
+#: fill the cores one each, so more threads would only oversubscribe them.
+ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Seconds the launcher watches the new engines before it reports success.
 SETTLE = 0.5
 
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ENGINE_THREAD_VARS:
         # One BLAS thread unless the caller chose otherwise: then no BLAS
         # thread pool exists yet when the engines are forked.
         os.environ.setdefault(var, "1")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runtime import cluster as cl
 from runtime.config import parse_hosts
@@ -40,9 +41,9 @@ def run_invoke(*args, timeout=600) -> subprocess.CompletedProcess:
     )
 
 
-def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
-    """A validated hosts config for this machine alone, all state under tmp."""
-    data = {
+def local_hosts_data(tmp, engines=2, ports=TEST_PORTS, **controller) -> dict:
+    """The hosts.yml data of this machine alone, all state under tmp."""
+    return {
         "controller": {
             "ip": "127.0.0.1",
             "ports": ports,
@@ -58,7 +59,19 @@ def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
             }
         ],
     }
-    return parse_hosts(data, "<test hosts>")
+
+
+def write_local_hosts(path: Path, tmp, **kwargs) -> Path:
+    """`local_hosts_data` written as a hosts file at `path`."""
+    path.write_text(yaml.safe_dump(local_hosts_data(tmp, **kwargs)))
+    return path
+
+
+def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
+    """A validated hosts config for this machine alone, all state under tmp."""
+    return parse_hosts(
+        local_hosts_data(tmp, engines, ports, **controller), "<test hosts>"
+    )
 
 
 def pid_alive(pid: int) -> bool:

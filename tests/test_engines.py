@@ -10,11 +10,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
 from runtime import cluster as cl
 from runtime.engines import CMDLINE_MARK
-from tests.conftest import REPO, run_invoke
+from tests.conftest import REPO, run_invoke, write_local_hosts
 
 pytestmark = pytest.mark.cluster
 
@@ -106,27 +105,11 @@ def _wheel(tmp_path, name="fleetcv_probe_pkg", version="0.1") -> Path:
 
 def _hosts_yml_for(cfg, tmp_path) -> Path:
     """A hosts file naming the session cluster's controller (same state folder)."""
-    path = tmp_path / "hosts.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "controller": {
-                    "ip": cfg.controller.ip,
-                    "ports": list(cfg.controller.ports),
-                    "state_dir": str(cfg.controller.state_path),
-                },
-                "hosts": [
-                    {
-                        "name": "localhost",
-                        "local": True,
-                        "engines": 2,
-                        "workdir": str(cfg.local_host.workdir_path),
-                    }
-                ],
-            }
-        )
+    return write_local_hosts(
+        tmp_path / "hosts.yml",
+        cfg.controller.state_path.parent,
+        ports=list(cfg.controller.ports),
     )
-    return path
 
 
 def test_cluster_install_makes_a_package_importable_on_running_engines(

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-import yaml
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 from sklearn.svm import SVC
@@ -30,7 +29,14 @@ from runtime import journal as jn
 from runtime.config import load_data, load_search_spec
 from runtime.search import DistributedSearch
 from runtime.splits import persist_splits
-from tests.conftest import REFERENCE_SPEC, REPO, local_hosts, pid_alive, wait_gone
+from tests.conftest import (
+    REFERENCE_SPEC,
+    REPO,
+    local_hosts,
+    pid_alive,
+    wait_gone,
+    write_local_hosts,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -256,23 +262,9 @@ def test_sigkill_of_a_busy_engine_loses_no_task_and_no_score(tmp_path, reference
 
 def _hosts_file(tmp_path: Path, ports, engines=2):
     """hosts.yml for this machine alone, state under tmp_path; (path, cfg)."""
-    data = {
-        "controller": {
-            "ip": "127.0.0.1",
-            "ports": ports,
-            "state_dir": str(tmp_path / "state"),
-        },
-        "hosts": [
-            {
-                "name": "localhost",
-                "local": True,
-                "engines": engines,
-                "workdir": str(tmp_path / "work"),
-            }
-        ],
-    }
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_local_hosts(
+        tmp_path / "hosts.yml", tmp_path, engines=engines, ports=ports
+    )
     return path, local_hosts(tmp_path, engines=engines, ports=ports)
 
 

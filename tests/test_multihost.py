@@ -61,6 +61,21 @@ def popen_invoke(*args):
     )
 
 
+def search_until(hosts: str, run_dir: Path, lines: int):
+    """`invoke search` in the background until its journal has `lines` records; (proc, journal)."""
+    search = popen_invoke(
+        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
+    )
+    journal = run_dir / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        not journal.exists() or len(journal.read_text().splitlines()) < lines
+    ):
+        assert search.poll() is None, search.communicate()
+        time.sleep(0.2)
+    return search, journal
+
+
 def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=()):
     hosts = [
         {
@@ -151,21 +166,7 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     assert out.count("already there and verified, 0 bytes sent") == 2, out
 
     run_dir = mh["tmp"] / "runs" / "grown"
-    search = popen_invoke(
-        "search",
-        "--hosts-file",
-        mh["first2"],
-        "--run-dir",
-        str(run_dir),
-        "--no-progress",
-    )
-    journal = run_dir / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (
-        not journal.exists() or len(journal.read_text().splitlines()) < 5
-    ):
-        assert search.poll() is None, search.communicate()
-        time.sleep(0.2)
+    search, journal = search_until(mh["first2"], run_dir, 5)
     # grow pushes the running search's folds to the new host, then starts its engine.
     grow = invoke(
         "cluster.grow",
@@ -231,21 +232,7 @@ def test_losing_a_whole_host_mid_search_loses_no_fit(mh, sklearn_reference):
     invoke("cluster.start", "--hosts-file", mh["all3"])
     try:
         run_dir = mh["tmp"] / "runs" / "hostloss"
-        search = popen_invoke(
-            "search",
-            "--hosts-file",
-            mh["all3"],
-            "--run-dir",
-            str(run_dir),
-            "--no-progress",
-        )
-        journal = run_dir / "journal.jsonl"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (
-            not journal.exists() or len(journal.read_text().splitlines()) < 10
-        ):
-            assert search.poll() is None, search.communicate()
-            time.sleep(0.2)
+        search, journal = search_until(mh["all3"], run_dir, 10)
         victim = next(h for h in mh["state"]["hosts"] if h["name"] == "fmh2")
         pids = subprocess.run(
             ["ip", "netns", "pids", victim["netns"]], capture_output=True, text=True

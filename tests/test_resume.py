@@ -8,25 +8,13 @@ import pytest
 import yaml
 
 from runtime import driver
-from runtime.config import ConfigError, load_search_spec, parse_hosts
-from tests.conftest import REFERENCE_SPEC
+from runtime.config import ConfigError, load_search_spec
+from tests.conftest import REFERENCE_SPEC, local_hosts
 
 
 @pytest.fixture
 def run(tmp_path):
-    cfg = parse_hosts(
-        {
-            "hosts": [
-                {
-                    "name": "me",
-                    "local": True,
-                    "engines": 1,
-                    "workdir": str(tmp_path / "work"),
-                }
-            ]
-        },
-        "h",
-    )
+    cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC, n_iter=4)
     split = driver.prepare_splits(spec, cfg, log=lambda m: None)
     rdir = driver.new_run(
@@ -95,19 +83,7 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
     from runtime import journal as jn
     from runtime.worker import evaluate
 
-    cfg = parse_hosts(
-        {
-            "hosts": [
-                {
-                    "name": "me",
-                    "local": True,
-                    "engines": 1,
-                    "workdir": str(tmp_path / "work"),
-                }
-            ]
-        },
-        "h",
-    )
+    cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC)
     split = driver.prepare_splits(spec, cfg, log=lambda m: None)
     first = driver.new_run(
