@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,14 @@ def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
     )
     if info["local_engines"]:
         print(f"localhost: {info['local_engines']} engines started")
+        threads = cfg.local_host.threads if cfg.local_host else 1
+        cores = os.cpu_count() or 1
+        if info["local_engines"] * threads > cores:
+            print(
+                f"warning: {info['local_engines']} engines x {threads} threads on {cores} cores: "
+                f"they compete for the cores. Fix: fewer engines (--engines) or threads in {cfg.path}",
+                file=sys.stderr,
+            )
     if cfg.remote_hosts:
         fab = remote()
         res = fab.start_engines(cfg, cfg.remote_hosts)

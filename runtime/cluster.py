@@ -28,14 +28,6 @@ CLUSTER_ID = "fleetcv"
 ENGINE_START_TIMEOUT = 120.0
 #: The repository root: engines import `runtime.worker` from here.
 CODE_ROOT = Path(__file__).resolve().parent.parent
-#: Controller heartbeat: a ping every HEARTBEAT_MS, an engine that misses
-#: HEARTBEAT_MISSES in a row is lost. Engines run without ipyparallel's
-#: nanny (see runtime/engines.py), so this is how a killed engine or a whole
-#: lost host is noticed: in about 14 s (measured) instead of 30-40 s. The
-#: engine's heart answers from a C thread, so a busy engine never misses one;
-#: 10 s of silence still tolerates a network hiccup between laptop and hosts.
-HEARTBEAT_MS = 2000
-HEARTBEAT_MISSES = 5
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"
 LOCAL_ENGINE_LOG = "engines.log"
@@ -64,13 +56,14 @@ def engine_env(
     host: HostSpec,
     workdir: str,
     code_root: str | os.PathLike = CODE_ROOT,
-    threads: int = 1,
 ) -> dict[str, str]:
     """Environment of an engine process on `host`.
 
     FLEETCV_WORKDIR is how a worker resolves relative fold names against its
     own host's disk; FLEETCV_HOST names the host in results (namespace test
-    hosts share one kernel hostname).
+    hosts share one kernel hostname). The BLAS/OpenMP thread variables
+    are set to the host's `threads` before the engines import numpy, so
+    every pool is created at that size.
     """
     env = {
         "FLEETCV_WORKDIR": workdir,
@@ -78,7 +71,7 @@ def engine_env(
         "PYTHONPATH": str(code_root),
     }
     for var in ENGINE_THREAD_VARS:
-        env[var] = str(threads)
+        env[var] = str(host.threads)
     return env
 
 
@@ -104,8 +97,13 @@ def _cluster(cfg: HostsConfig, n: int = 0):
     args = [
         f"--ports={ctl.ports[0]}-{ctl.ports[1]}",
         f"--TaskScheduler.hwm={ctl.task_hwm}",
-        f"--HeartMonitor.period={HEARTBEAT_MS}",
-        f"--HeartMonitor.max_heartmonitor_misses={HEARTBEAT_MISSES}",
+        # Engines run without ipyparallel's nanny (see runtime/engines.py), so
+        # the heartbeat is how a killed engine or a lost host is noticed: with
+        # the default 2 s x 5, in about 14 s (measured) instead of 30-40 s.
+        # An engine's heart answers from a C thread, so a busy engine never
+        # misses a ping; 10 s of silence still tolerates a network hiccup.
+        f"--HeartMonitor.period={round(ctl.heartbeat_seconds * 1000)}",
+        f"--HeartMonitor.max_heartmonitor_misses={ctl.heartbeat_misses}",
     ]
     if ctl.curve:
         args.append("--IPController.enable_curve=True")

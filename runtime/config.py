@@ -93,6 +93,11 @@ class ControllerSpec:
     #: 1 balances best; 2 hides the round trip between tiny tasks.
     task_hwm: int = 1
     state_dir: str = "~/.cache/fleetcv/controller"
+    #: The controller pings every engine every `heartbeat_seconds` and drops
+    #: one that misses `heartbeat_misses` pings in a row: that is how a killed
+    #: engine or a lost host is noticed (engines run without a nanny).
+    heartbeat_seconds: float = 2.0
+    heartbeat_misses: int = 5
 
     @property
     def state_path(self) -> Path:
@@ -112,6 +117,9 @@ class HostSpec:
     engines: int = 1
     #: `engines: auto` on a remote host: one per core of that host, counted there.
     engines_auto: bool = False
+    #: BLAS/OpenMP threads per engine. 1 by default: the engines already
+    #: fill the cores one each, so more threads would oversubscribe them.
+    threads: int = 1
     workdir: str = DEFAULT_WORKDIR
     python: str = "python3"
     ssh_key: str | None = None
@@ -212,6 +220,22 @@ def _positive_int(where: str, key: str, value: Any, allow_auto: bool = False) ->
     return value
 
 
+def _positive_number(where: str, key: str, value: Any, minimum: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise _err(
+            where,
+            key,
+            f"expected a number >= {minimum}, got {value!r}",
+            f"set {key} to a number of seconds >= {minimum}",
+        )
+    return float(value)
+
+
 def load_hosts(hosts_file: str | os.PathLike | None = None) -> HostsConfig:
     """Load and validate a hosts file.
 
@@ -258,7 +282,16 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         where,
         "controller.",
         ctl,
-        {"ip", "ports", "curve", "allow_any_interface", "state_dir", "task_hwm"},
+        {
+            "ip",
+            "ports",
+            "curve",
+            "allow_any_interface",
+            "state_dir",
+            "task_hwm",
+            "heartbeat_seconds",
+            "heartbeat_misses",
+        },
     )
     ip = str(ctl.get("ip", "127.0.0.1"))
     allow_any = bool(ctl.get("allow_any_interface", False))
@@ -306,6 +339,17 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         allow_any_interface=allow_any,
         state_dir=str(ctl.get("state_dir", ControllerSpec.state_dir)),
         task_hwm=_positive_int(where, "controller.task_hwm", ctl.get("task_hwm", 1)),
+        heartbeat_seconds=_positive_number(
+            where,
+            "controller.heartbeat_seconds",
+            ctl.get("heartbeat_seconds", ControllerSpec.heartbeat_seconds),
+            minimum=0.1,
+        ),
+        heartbeat_misses=_positive_int(
+            where,
+            "controller.heartbeat_misses",
+            ctl.get("heartbeat_misses", ControllerSpec.heartbeat_misses),
+        ),
     )
 
     raw_hosts = data.get("hosts")
@@ -324,6 +368,7 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
         "address",
         "user",
         "engines",
+        "threads",
         "workdir",
         "python",
         "ssh_key",
@@ -427,6 +472,7 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
                 engines=engines,
                 engines_auto=h.get("engines", "auto" if local else 1) == "auto"
                 and not local,
+                threads=_positive_int(where, f"{key}.threads", h.get("threads", 1)),
                 workdir=workdir,
                 python=str(h.get("python", "python3")),
                 ssh_key=os.path.expanduser(h["ssh_key"]) if h.get("ssh_key") else None,

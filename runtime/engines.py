@@ -54,8 +54,8 @@ PRELOAD = (
 CMDLINE_MARK = "runtime.engines"
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
-#: Thread counts of the BLAS/OpenMP pools in each engine: engines already
-#: fill the cores one each, so more threads would only oversubscribe them.
+#: The BLAS/OpenMP thread variables of each engine: hosts.yml's `threads`, 1 by
+#: default, because engines already fill the cores one each.
 ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Seconds the launcher watches the new engines before it reports success.
 SETTLE = 0.5
@@ -166,6 +166,26 @@ def _exited_early(pids: list[int], settle: float) -> dict[int, int]:
     return dead
 
 
+def _stop_survivors(pids: list[int], dead: dict[int, int], grace: float = 5.0) -> int:
+    """SIGTERM the children not in `dead`, SIGKILL those left after `grace` s; count them."""
+    import signal
+
+    survivors = [p for p in pids if p not in dead]
+    for pid in survivors:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    left = set(survivors)
+    while left and time.monotonic() < deadline:
+        for pid in list(left):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                left.discard(pid)
+        time.sleep(0.05)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return len(survivors)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: preload, fork the engines, print their pids, exit."""
     parser = argparse.ArgumentParser(
@@ -211,10 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     dead = _exited_early(pids, SETTLE)
     print(" ".join(map(str, pids)), flush=True)
     if dead:
+        # All or nothing: the caller reports this host as failed and runs the
+        # search without it, so none of its engines may join the search.
+        stopped = _stop_survivors(pids, dead)
         where = f" (log: {args.log})" if args.log else ""
+        also = f"; the other {stopped} were stopped" if stopped else ""
         print(
             f"runtime.engines: {len(dead)} of {len(pids)} engines exited at once, "
-            f"exit codes {sorted(set(dead.values()))}{where}",
+            f"exit codes {sorted(set(dead.values()))}{where}{also}",
             file=sys.stderr,
         )
         return 1

@@ -299,6 +299,20 @@ BAD_HOSTS = [
         r"hosts\[1\]\.name: duplicate host name 'node1'",
     ),
     (
+        {"hosts": [{**GOOD_HOST, "threads": "all"}]},
+        r"hosts\[0\]\.threads: expected a positive integer, got 'all'\. "
+        r"Fix: set hosts\[0\]\.threads to a positive integer",
+    ),
+    (
+        {"controller": {"heartbeat_seconds": 0}, "hosts": [GOOD_HOST]},
+        r"controller\.heartbeat_seconds: expected a number >= 0\.1, got 0\. "
+        r"Fix: set controller\.heartbeat_seconds to a number of seconds >= 0\.1",
+    ),
+    (
+        {"controller": {"heartbeat_misses": 1.5}, "hosts": [GOOD_HOST]},
+        r"controller\.heartbeat_misses: expected a positive integer, got 1\.5",
+    ),
+    (
         {"hosts": [{"name": "node1", "engines": 2}]},
         r"hosts\[0\]\.address: host 'node1' is not local and has no address",
     ),
@@ -366,6 +380,27 @@ def test_any_interface_allowed_when_asked():
         "h",
     )
     assert cfg.controller.ip == "0.0.0.0"
+
+
+def test_threads_and_heartbeat_defaults_and_settings():
+    default = parse_hosts({"hosts": [GOOD_HOST]}, "h")
+    assert default.hosts[0].threads == 1
+    assert (
+        default.controller.heartbeat_seconds,
+        default.controller.heartbeat_misses,
+    ) == (2.0, 5)
+    cfg = parse_hosts(
+        {
+            "controller": {"heartbeat_seconds": 5, "heartbeat_misses": 12},
+            "hosts": [{**GOOD_HOST, "threads": 4}],
+        },
+        "h",
+    )
+    assert cfg.hosts[0].threads == 4
+    assert (cfg.controller.heartbeat_seconds, cfg.controller.heartbeat_misses) == (
+        5.0,
+        12,
+    )
 
 
 def test_address_parts_and_auto_engines():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -12,8 +13,19 @@ import psutil
 import pytest
 
 from runtime import cluster as cl
-from runtime.engines import CMDLINE_MARK
-from tests.conftest import REPO, run_invoke, write_local_hosts
+from runtime.config import parse_hosts
+from runtime.engines import CMDLINE_MARK, _stop_survivors
+from tests.conftest import (
+    REPO,
+    local_hosts_data,
+    pid_alive,
+    run_invoke,
+    wait_gone,
+    write_local_hosts,
+)
+
+#: Below the kernel's ephemeral ports; no other test module uses them.
+PORTS_SETTINGS = [31240, 31279]
 
 pytestmark = pytest.mark.cluster
 
@@ -78,6 +90,60 @@ def test_launcher_reports_engines_that_exit_at_once(tmp_path):
     assert str(log) in proc.stderr
     assert "log_level" in log.read_text()
     assert len(pids.read_text().split()) == 2
+
+
+def test_a_failed_launch_stops_the_engines_that_did_start():
+    # All or nothing per host: the caller reports the host failed and runs
+    # the search without it. One child "died at once"; the others (one of
+    # which ignores SIGTERM) must be gone when _stop_survivors returns.
+    died = subprocess.Popen(["sleep", "60"])
+    calm = subprocess.Popen(["sleep", "60"])
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60"])
+    time.sleep(0.3)  # let sh install its trap before the SIGTERM comes
+    died.kill()
+    _, status = os.waitpid(died.pid, 0)
+    dead = {died.pid: os.waitstatus_to_exitcode(status)}
+    stopped = _stop_survivors([died.pid, calm.pid, stubborn.pid], dead, grace=0.5)
+    assert stopped == 2
+    assert not pid_alive(calm.pid) and not pid_alive(stubborn.pid)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(stubborn.pid, os.WNOHANG)  # reaped, not left a zombie
+
+
+def test_hosts_yml_sets_engine_threads_and_the_heartbeat(tmp_path):
+    data = local_hosts_data(
+        tmp_path,
+        engines=1,
+        ports=PORTS_SETTINGS,
+        heartbeat_seconds=0.5,
+        heartbeat_misses=3,
+    )
+    data["hosts"][0]["threads"] = 2
+    cfg = parse_hosts(data, "<test hosts>")
+    info = cl.start(cfg)
+    pids = [info["controller_pid"], *cl.local_engine_pids(cfg)]
+    try:
+        client = cl.connect(cfg)
+        try:
+            cl.wait_for_engines(client, 1)
+
+            def pools():
+                from threadpoolctl import threadpool_info
+
+                return [(p["user_api"], p["num_threads"]) for p in threadpool_info()]
+
+            seen = client[:].apply_sync(pools)[0]
+        finally:
+            client.close()
+        # numpy's BLAS at least; sklearn's OpenMP too where it is loaded.
+        assert ("blas", 2) in seen, seen
+        assert {n for _, n in seen} == {2}, seen
+        ctl = " ".join(psutil.Process(info["controller_pid"]).cmdline())
+        assert "--HeartMonitor.period=500" in ctl, ctl
+        assert "--HeartMonitor.max_heartmonitor_misses=3" in ctl, ctl
+    finally:
+        cl.stop(cfg)
+        assert not wait_gone(pids)
 
 
 def test_launcher_refuses_an_unwritable_log_before_forking(tmp_path):
