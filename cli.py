@@ -71,8 +71,31 @@ def remote():
     return fabfile
 
 
+def check_reachable(cfg: HostsConfig, hosts) -> None:
+    """Refuse remote hosts that could not reach the controller's address.
+
+    A loopback address is this machine's own: engines on another host would
+    dial their own loopback and wait there until they time out.
+    """
+    import ipaddress
+
+    remote = sorted(h.name for h in hosts if not h.local)
+    ip = cfg.controller.ip
+    try:
+        loopback = ip == "localhost" or ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        loopback = False  # a host name: only its hosts know what it resolves to
+    if remote and loopback and not cfg.controller.tunnel:
+        raise ConfigError(
+            f"{cfg.path}: controller.ip: {ip} is this machine's loopback address, which "
+            f"{', '.join(remote)} cannot reach. Fix: set controller.ip to an address of this "
+            f"machine that the hosts reach, or tunnel: true to reach it through SSH"
+        )
+
+
 def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
     """Start the controller, this machine's engines and every remote host's engines."""
+    check_reachable(cfg, cfg.hosts)
     info = cl.start(cfg, n_local=engines)
     print(
         f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}"

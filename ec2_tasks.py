@@ -20,7 +20,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 import fleetcv_ec2 as fe
-from runtime.config import HOSTS_ENV, ConfigError
+from runtime.config import HOSTS_ENV, ConfigError, load_hosts
 
 _COMMON = {
     "cluster": f"cluster name, the value of the {fe.TAG_CLUSTER} tag (default {fe.DEFAULT_CLUSTER})",
@@ -324,6 +324,10 @@ def ec2_down(
     fetch = (
         None if no_fetch else (lambda entries: rsync_fetch(entries, fetch_path, dest))
     )
+    try:
+        before = load_hosts(hosts_file)
+    except ConfigError:
+        before = None  # no usable hosts file: no tunnels of its hosts to close
     res = fe.down(
         cluster=cluster,
         fetch=fetch,
@@ -339,6 +343,18 @@ def ec2_down(
         print(f"{g}: security group deleted")
     if res.removed_hosts:
         print(f"removed {', '.join(res.removed_hosts)} from {hosts_file}")
+    if before is not None and before.controller.tunnel:
+        import fabfile
+
+        # Their ssh would otherwise linger until its keepalives give up.
+        gone = set(res.removed_hosts)
+        closed = [
+            h.name
+            for h in before.remote_hosts
+            if h.name in gone and fabfile.close_tunnel(h, before)
+        ]
+        if closed:
+            print(f"closed the SSH tunnels to {', '.join(closed)}")
 
 
 ec2 = Collection("ec2", ec2_up, ec2_grow, ec2_status, ec2_prices, ec2_down)

@@ -12,12 +12,16 @@ remote shell command is quoted. Also usable for one-off work on one host::
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +186,11 @@ def _ssh_command(host: HostSpec, ssh_config: str | None = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _ssh_target(host: HostSpec) -> str:
+    """[user@]host, as the ssh command line names it (the port goes in -p)."""
+    return f"{host.user + '@' if host.user else ''}{host.host}"
+
+
 def _ssh_cfg(cfg: HostsConfig | None) -> str | None:
     return cfg.ssh_config if cfg is not None else None
 
@@ -194,7 +203,7 @@ def rsync_to(
     ssh_config: str | None = None,
 ) -> int:
     """Rsync a local directory's content to `dest` on `host`; return bytes transferred."""
-    target = f"{host.user + '@' if host.user else ''}{host.host}"
+    target = _ssh_target(host)
     # rsync resolves relative remote paths against $HOME, which is what ~/ means.
     dest_q = dest[2:] if dest.startswith("~/") else dest
     cmd = [
@@ -385,9 +394,15 @@ def start_host_engines(
     conn_file = f"{wd.rstrip('/')}/{SECURITY_DIR}/ipcontroller-engine.json"
     # The file holds the HMAC (and curve) keys: create it 0600 before writing.
     conn.run(f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)}")
-    conn.put(str(cl.engine_connection_file(cfg)), remote=_sftp_path(conn, conn_file))
+    info = json.loads(cl.engine_connection_file(cfg).read_text())
+    if cfg.controller.tunnel:
+        # The engines dial their own loopback, where the tunnel's far end listens.
+        info.update(interface="tcp://127.0.0.1", location="127.0.0.1")
+    conn.put(io.BytesIO(json.dumps(info).encode()), remote=_sftp_path(conn, conn_file))
     conn.run(f"chmod 600 {rpath(conn_file)}")
     py = _engine_python(conn, host)
+    if cfg.controller.tunnel:
+        open_tunnel(conn, host, cfg, py)
     env = cl.engine_env(host, "__WD__", code_root="__CODE__")
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
@@ -400,12 +415,186 @@ def start_host_engines(
     # them even if a later fork fails. It runs in the foreground and exits
     # once the engines run: each engine has its own session and its output
     # in the log, so nothing holds the SSH channel open.
-    conn.run(
-        f"cd {rpath(wd)} || exit 1; export {exports}; "
-        f"{py} -m runtime.engines --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
-        f"--log={rjoin(wd, LOG_DIR, 'engines.log')} -- --file={rpath(conn_file)} </dev/null"
-    )
+    try:
+        conn.run(
+            f"cd {rpath(wd)} || exit 1; export {exports}; "
+            f"{py} -m runtime.engines --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
+            f"--log={rjoin(wd, LOG_DIR, 'engines.log')} -- --file={rpath(conn_file)} </dev/null"
+        )
+    except BaseException:
+        # The launcher stopped whatever it started: no engine needs the
+        # tunnel unless the host already ran some (cluster.grow).
+        if cfg.controller.tunnel:
+            try:
+                keep = host_engine_count(conn, host, cfg) > 0
+            except Exception:  # noqa: BLE001 - the launch failure is the error to report
+                keep = False
+            if not keep:
+                close_tunnel(host, cfg)
+        raise
     return n
+
+
+# ------------------------------------------------------------------ tunnels
+
+#: Seconds to wait for the host's end of a new tunnel to reach the controller.
+TUNNEL_TIMEOUT = 30.0
+#: Keys of an engine connection file that hold controller ports.
+_PORT_KEYS = (
+    "registration",
+    "control",
+    "mux",
+    "task",
+    "iopub",
+    "hb_ping",
+    "hb_pong",
+    "broadcast",
+)
+
+
+def tunnel_ports(info: dict) -> list[int]:
+    """The controller ports an engine connects to, from its connection file."""
+    ports: set[int] = set()
+    for key in _PORT_KEYS:
+        value = info.get(key)
+        ports.update(value if isinstance(value, list) else [value] if value else [])
+    return sorted(ports)
+
+
+def _tunnel_files(host: HostSpec, cfg: HostsConfig) -> tuple[Path, Path]:
+    """The pid file and log of the host's tunnel, in the controller's state folder."""
+    d = cfg.controller.state_path / "tunnels"
+    return d / f"{host.name}.pid", d / f"{host.name}.log"
+
+
+def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[str]:
+    target = _ssh_target(host)
+    cmd = shlex.split(_ssh_command(host, _ssh_cfg(cfg)))
+    # -N: forwarding only, no remote command. A forward that cannot bind on
+    # the host (port taken) ends ssh rather than leaving a half tunnel, and
+    # keepalives end it when the host is gone, like any lost host.
+    cmd += [
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ServerAliveCountMax=4",
+    ]
+    for port in ports:
+        cmd += ["-R", f"127.0.0.1:{port}:{cfg.controller.ip}:{port}"]
+    return [*cmd, target]
+
+
+def tunnel_pid(host: HostSpec, cfg: HostsConfig) -> int | None:
+    """The pid of the host's running tunnel (a recorded pid that is still our ssh), or None."""
+    import psutil
+
+    pid_file, _ = _tunnel_files(host, cfg)
+    try:
+        pid = int(pid_file.read_text())
+        proc = psutil.Process(pid)
+        # pids get reused: only an ssh with this host's forwards is ours.
+        cmd = proc.cmdline()
+        if proc.status() == psutil.STATUS_ZOMBIE or "-N" not in cmd or "-R" not in cmd:
+            return None
+        if cmd[-1] != _ssh_target(host):
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid
+
+
+def open_tunnel(conn: Connection, host: HostSpec, cfg: HostsConfig, py: str) -> int:
+    """Open (or keep) a reverse SSH tunnel from the host's loopback to the controller.
+
+    The ssh process runs on this machine, detached, its pid recorded in the
+    controller's state folder; `close_tunnel` (cluster.stop) ends it.
+
+    Parameters
+    ----------
+    conn : Connection
+        The host's Fabric connection (to check the tunnel from its end).
+    host : HostSpec
+        The host; SSH reaches it as rsync does (user, port, key, ssh_config).
+    cfg : HostsConfig
+        The cluster: controller address, ports and state folder.
+    py : str
+        The host's Python (quoted), used to probe the tunnel there.
+
+    Returns
+    -------
+    int
+        The ssh process's pid.
+    """
+    info = json.loads(cl.engine_connection_file(cfg).read_text())
+    ports = tunnel_ports(info)
+    cmd = _tunnel_command(host, cfg, ports)
+    pid = tunnel_pid(host, cfg)
+    if pid is not None:
+        import psutil
+
+        if psutil.Process(pid).cmdline() == cmd:
+            return pid  # the same forwards (cluster.grow on a tunneled host)
+        close_tunnel(host, cfg)
+    pid_file, log = _tunnel_files(host, cfg)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # outlives this command, untouched by Ctrl-C
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    # Up when a connection to the registration port on the host's loopback
+    # gets through to the controller.
+    probe = (
+        f"{py} -c 'import socket; "
+        f'socket.create_connection(("127.0.0.1", {info["registration"]}), 5).close()\''
+    )
+    deadline = time.monotonic() + TUNNEL_TIMEOUT
+    while True:
+        if proc.poll() is None and conn.run(probe, warn=True).ok:
+            time.sleep(0.2)  # a forward refused a moment late still ends ssh
+            if proc.poll() is None:
+                return proc.pid
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+            raise RemoteError(
+                f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
+                f"{' | '.join(tail) or 'no message'} (is a controller port "
+                f"{ports[0]}-{ports[-1]} taken on the host, or AllowTcpForwarding off in its sshd?)"
+            )
+        if time.monotonic() > deadline:
+            close_tunnel(host, cfg)
+            raise RemoteError(
+                f"the SSH tunnel to the controller did not carry a connection within "
+                f"{TUNNEL_TIMEOUT:.0f} s (log: {log})"
+            )
+        time.sleep(0.3)
+
+
+def close_tunnel(host: HostSpec, cfg: HostsConfig, grace: float = 5.0) -> bool:
+    """End the host's tunnel if it runs; whether there was one."""
+    import psutil
+
+    pid_file, _ = _tunnel_files(host, cfg)
+    pid = tunnel_pid(host, cfg)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(grace)
+    except psutil.TimeoutExpired:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
+    return True
 
 
 def _sftp_path(conn: Connection, path: str) -> str:
@@ -440,6 +629,8 @@ def stop_host_engines(
         f'for p in $ours; do {_IS_ENGINE} && kill -KILL "$p"; done; '
         f"rm -f {pids_file}; echo $n"
     ).stdout.strip()
+    if cfg is not None and close_tunnel(host, cfg):
+        return f"{out} engines stopped, tunnel closed"
     return f"{out} engines stopped"
 
 

@@ -559,18 +559,20 @@ def _hosts_path(hosts_file: str | os.PathLike | None) -> Path:
 def read_hosts_file(hosts_file: str | os.PathLike) -> tuple[str, dict]:
     """Read a hosts file for update: its leading comment block and its data.
 
-    A missing file gives fleetcv's default controller section and no hosts.
+    A missing file gives fleetcv's default controller section, reached
+    through SSH tunnels (``tunnel: true``), and no hosts.
     """
     path = Path(hosts_file)
     if not path.exists():
         header = (
             "# Written by `invoke ec2.up`: entries with ec2_instance_id are EC2 hosts\n"
-            "# of fleetcv's, removed again by `invoke ec2.down`.\n"
+            "# of fleetcv's, removed again by `invoke ec2.down`. The controller runs\n"
+            "# on this machine; the instances reach it through SSH tunnels.\n"
         )
-        return header, {
-            "controller": copy.deepcopy(DEFAULT_HOSTS["controller"]),
-            "hosts": [],
-        }
+        # The security group lets only SSH in from this machine, and a laptop
+        # is usually behind NAT: the tunnel is what works from here.
+        controller = {**copy.deepcopy(DEFAULT_HOSTS["controller"]), "tunnel": True}
+        return header, {"controller": controller, "hosts": []}
     text = path.read_text()
     # PyYAML drops comments on a rewrite; keep at least the file's heading.
     lines = text.splitlines(keepends=True)

@@ -84,9 +84,16 @@ def cluster_status(c, hosts_file=None):
         f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}"
     )
     for h in cfg.hosts:
-        print(
-            f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running"
-        )
+        line = f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running"
+        if cfg.controller.tunnel and not h.local:
+            pid = cli.remote().tunnel_pid(h, cfg)
+            line += (
+                f", tunnel up (ssh pid {pid})"
+                if pid
+                else f", tunnel DOWN: its engines cannot reach the controller "
+                f"(invoke cluster.grow --only {h.name})"
+            )
+        print(line)
     for h, eids in by_host.items():
         if h not in {x.name for x in cfg.hosts}:
             print(f"{h}: {len(eids)} engines registered (not in {cfg.path})")
@@ -125,6 +132,7 @@ def cluster_grow(
     n = cli.int_flag("--engines", engines if engines is not None else 1)
     local = [h for h in hosts if h.local]
     remote = [h for h in hosts if not h.local]
+    cli.check_reachable(cfg, remote)
     if remote:
         # A new host must hold the folds of the searches running now, or
         # every task the view hands it would fail.
@@ -137,8 +145,9 @@ def cluster_grow(
         total = cl.start_local_engines(cfg, n)
         print(f"{local[0].name}: +{n} engines ({total} registered)")
     if remote:
-        fab = cli.remote()
-        fab.print_results(fab.start_engines(cfg, remote, count=n))
+        _report_hosts(
+            cli.remote().start_engines(cfg, remote, count=n), "starting engines"
+        )
 
 
 @cli.fleet_task(

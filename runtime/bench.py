@@ -158,9 +158,25 @@ def _fleet_search(
     return s
 
 
+def _sklearn_search(estimator, grid: dict, splitter, n_jobs: int):
+    """GridSearchCV doing the work fleetcv does: train scores, no refit.
+
+    A fleetcv search ends with cv_results_, not a model fitted on all rows.
+    """
+    from sklearn.model_selection import GridSearchCV
+
+    return GridSearchCV(
+        estimator,
+        grid,
+        cv=splitter,
+        n_jobs=n_jobs,
+        return_train_score=True,
+        refit=False,
+    )
+
+
 def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     """Figure 1 (and the data for figure 4)."""
-    from sklearn.model_selection import GridSearchCV
     from sklearn.svm import SVC
     from threadpoolctl import threadpool_limits
 
@@ -179,14 +195,10 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         # One BLAS thread, as in each loky worker and each engine: the limit
         # is N times one worker's speed.
         with threadpool_limits(1):
-            GridSearchCV(
-                SVC(), grid, cv=splitter, n_jobs=1, return_train_score=True
-            ).fit(X, y)
+            _sklearn_search(SVC(), grid, splitter, 1).fit(X, y)
 
     def sklearn_run():
-        GridSearchCV(SVC(), grid, cv=splitter, n_jobs=n, return_train_score=True).fit(
-            X, y
-        )
+        _sklearn_search(SVC(), grid, splitter, n).fit(X, y)
 
     log(
         f"reference: {len(cands)} candidates x {split.n_folds} folds; warm-up, then "
@@ -366,7 +378,7 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
     from sklearn.datasets import make_classification
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, ShuffleSplit
+    from sklearn.model_selection import ShuffleSplit
 
     from .probes import engine_probe
 
@@ -421,9 +433,7 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
         before = psutil.virtual_memory().available
         with PssSampler(_loky_pids) as ls:
             t = time.perf_counter()
-            GridSearchCV(est, grid, cv=splitter, n_jobs=n, return_train_score=True).fit(
-                X, y
-            )
+            _sklearn_search(est, grid, splitter, n).fit(X, y)
             loky_wall = time.perf_counter() - t
     loky = {
         "peak_sum_pss": ls.peak_pss(),
@@ -778,7 +788,9 @@ def render_markdown(r: dict) -> str:
         + ", ".join(f"{x:.3f}" for x in ratios)
         + ".",
         "- scikit-learn's `score_time` leaves out the train-score computation, so summed "
-        "fit + score times understate the work; the wall times above include it on both sides.",
+        "fit + score times understate the work; the wall times above include it on both sides. "
+        "GridSearchCV runs with `refit=False`, like fleetcv, which ends with the scores and "
+        "fits no final model on all rows.",
         "- Memory is sampled every 100 ms with psutil: the PSS of every process each side runs per "
         "worker (fleetcv: the engines and any process they start; loky: its workers and its "
         "resource tracker), summed. The page cache holding fleetcv's fold files counts as "

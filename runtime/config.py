@@ -88,6 +88,9 @@ class ControllerSpec:
     ip: str = "127.0.0.1"
     ports: tuple[int, int] = DEFAULT_PORTS
     curve: bool = False
+    #: Remote engines reach the controller through a reverse SSH tunnel that
+    #: this machine opens to each host, so a laptop behind NAT can drive them.
+    tunnel: bool = False
     allow_any_interface: bool = False
     #: Tasks queued ahead on each engine (ipyparallel's TaskScheduler.hwm):
     #: 1 balances best; 2 hides the round trip between tiny tasks.
@@ -286,6 +289,7 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
             "ip",
             "ports",
             "curve",
+            "tunnel",
             "allow_any_interface",
             "state_dir",
             "task_hwm",
@@ -325,17 +329,19 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
             f"at least {MIN_PORTS}",
             f"widen the range, e.g. [{ports[0]}, {ports[0] + 39}]",
         )
-    if not isinstance(ctl.get("curve", False), bool):
-        raise _err(
-            where,
-            "controller.curve",
-            f"expected true or false, got {ctl['curve']!r}",
-            "write curve: true or curve: false",
-        )
+    for flag in ("curve", "tunnel"):
+        if not isinstance(ctl.get(flag, False), bool):
+            raise _err(
+                where,
+                f"controller.{flag}",
+                f"expected true or false, got {ctl[flag]!r}",
+                f"write {flag}: true or {flag}: false",
+            )
     controller = ControllerSpec(
         ip=ip,
         ports=(ports[0], ports[1]),
         curve=bool(ctl.get("curve", False)),
+        tunnel=bool(ctl.get("tunnel", False)),
         allow_any_interface=allow_any,
         state_dir=str(ctl.get("state_dir", ControllerSpec.state_dir)),
         task_hwm=_positive_int(where, "controller.task_hwm", ctl.get("task_hwm", 1)),

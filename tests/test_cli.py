@@ -126,3 +126,25 @@ def test_bad_flags_give_one_clear_message(args, pattern, hosts_file):
 
     assert re.search(pattern, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_loopback_controller_with_remote_hosts_is_refused_unless_tunneled():
+    import cli
+    from runtime.config import ConfigError, parse_hosts
+
+    data = {
+        "controller": {"ip": "127.0.0.1"},
+        "hosts": [{"name": "node1", "address": "ubuntu@10.0.0.11"}],
+    }
+    cfg = parse_hosts(data, "cluster.yml")
+    with pytest.raises(
+        ConfigError,
+        match=r"cluster\.yml: controller\.ip: 127\.0\.0\.1 is this machine's loopback "
+        r"address, which node1 cannot reach\. Fix: set controller\.ip to an address of "
+        r"this machine that the hosts reach, or tunnel: true",
+    ):
+        cli.check_reachable(cfg, cfg.hosts)
+    data["controller"]["tunnel"] = True
+    cli.check_reachable(parse_hosts(data, "cluster.yml"), cfg.hosts)  # no error
+    data["controller"] = {"ip": "10.0.0.5"}
+    cli.check_reachable(parse_hosts(data, "cluster.yml"), cfg.hosts)  # no error

@@ -354,6 +354,11 @@ BAD_HOSTS = [
         {"controller": {"curve": "yes"}, "hosts": [GOOD_HOST]},
         r"controller\.curve: expected true or false",
     ),
+    (
+        {"controller": {"tunnel": "yes"}, "hosts": [GOOD_HOST]},
+        r"controller\.tunnel: expected true or false, got 'yes'\. "
+        r"Fix: write tunnel: true or tunnel: false",
+    ),
     ({"controller": {"ipp": 1}, "hosts": [GOOD_HOST]}, r"controller\.ipp: unknown key"),
     (
         {"hosts": [{"name": "a", "local": True}, {"name": "b", "local": True}]},

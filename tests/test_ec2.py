@@ -273,9 +273,11 @@ def test_up_spot_with_max_price(aws, name, client, tmp_path):
     assert (
         sg_tags["fleetcv:market"] == "spot" and sg_tags["fleetcv:max-price"] == "0.05"
     )
-    # A new file gets fleetcv's default controller and only the EC2 hosts.
+    # A new file gets fleetcv's default controller, tunneled (the laptop is
+    # out of the instances' reach), and only the EC2 hosts.
     cfg = parse_written(tmp_path / "hosts.yml")
     assert cfg.controller.ports == (55000, 55039)
+    assert cfg.controller.ip == "127.0.0.1" and cfg.controller.tunnel
     assert len(cfg.hosts) == 2 and not cfg.local_host
 
 

@@ -296,6 +296,76 @@ def test_a_workdir_with_spaces_and_a_semicolon_works_end_to_end(mh, sklearn_refe
     assert not (Path(REPO) / "INJECTED").exists()
 
 
+def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_reference):
+    """A laptop behind NAT: the hosts cannot reach its address, SSH tunnels carry the engines."""
+    import fabfile
+
+    hosts = yaml.safe_load(Path(mh["first2"]).read_text())
+    # The hosts' network namespaces have their own loopback: 127.0.0.1 of
+    # this machine is out of their reach, like a laptop behind NAT.
+    hosts["controller"]["ip"] = "127.0.0.1"
+    plain = mh["tmp"] / "hosts-loopback.yml"
+    plain.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    proc = invoke("cluster.start", "--hosts-file", str(plain), check=False)
+    assert proc.returncode == 2  # bad input, like every configuration error
+    assert re.search(
+        r"controller\.ip: 127\.0\.0\.1 is this machine's loopback address, which "
+        r"fmh1, fmh2 cannot reach\. Fix: .* or tunnel: true",
+        proc.stderr,
+    ), proc.stderr
+    cfg = load_hosts(plain)
+    assert not cl.is_running(cfg)
+
+    hosts["controller"]["tunnel"] = True
+    path = mh["tmp"] / "hosts-tunnel.yml"
+    path.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    cfg = load_hosts(path)
+    out = invoke("cluster.start", "--hosts-file", str(path)).stdout
+    tunnels = {}
+    try:
+        tunnels = {h.name: fabfile.tunnel_pid(h, cfg) for h in cfg.remote_hosts}
+        assert all(tunnels.values()), tunnels
+        for name in ("fmh1", "fmh2"):
+            assert f"[{name}] 1" in out, out
+            info = json.loads(
+                (
+                    mh["disks"][name] / "security" / "ipcontroller-engine.json"
+                ).read_text()
+            )
+            assert info["interface"] == "tcp://127.0.0.1", info
+        status = invoke("cluster.status", "--hosts-file", str(path)).stdout
+        for name, pid in tunnels.items():
+            assert (
+                f"{name}: 1 engines registered, 1 running, tunnel up (ssh pid {pid})"
+                in status
+            ), status
+        run_dir = mh["tmp"] / "runs" / "tunnel"
+        proc = invoke(
+            "search",
+            "--hosts-file",
+            str(path),
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        )
+        assert "Finished: 100% (100/100)" in proc.stdout, proc.stdout
+        res = json.loads((run_dir / "results.json").read_text())
+        ref = sklearn_reference.cv_results_
+        for key in ("mean_test_score", "std_test_score"):
+            np.testing.assert_allclose(
+                res[key], ref[key], rtol=0, atol=1e-12, err_msg=key
+            )
+        assert {res[f"split{k}_host"][c] for k in range(5) for c in range(20)} == {
+            "fmh1",
+            "fmh2",
+        }
+    finally:
+        stop = invoke("cluster.stop", "--hosts-file", str(path), check=False)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "tunnel closed" in stop.stdout, stop.stdout
+    assert wait_gone(list(tunnels.values())) == []
+
+
 def test_failures_name_the_host_and_the_others_complete(mh):
     state, tmp = mh["state"], mh["tmp"]
     fmh = {h["name"]: h for h in state["hosts"]}
