@@ -621,17 +621,20 @@ def stop_host_engines(
     pids_file = rjoin(host.workdir, PIDS_FILE)
     # Only pids that are still engines: a recorded pid may have been reused
     # by another program since, and a zombie (empty cmdline) is already dead.
-    out = conn.run(
-        f"ours=''; for p in $(cat {pids_file} 2>/dev/null); do {_IS_ENGINE} && ours=\"$ours $p\"; done; n=0; "
-        'for p in $ours; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done; '
-        f"for i in $(seq 50); do alive=0; for p in $ours; do {_IS_ENGINE} && alive=1; done; "
-        "[ $alive = 0 ] && break; sleep 0.1; done; "
-        f'for p in $ours; do {_IS_ENGINE} && kill -KILL "$p"; done; '
-        f"rm -f {pids_file}; echo $n"
-    ).stdout.strip()
-    if cfg is not None and close_tunnel(host, cfg):
-        return f"{out} engines stopped, tunnel closed"
-    return f"{out} engines stopped"
+    try:
+        out = conn.run(
+            f"ours=''; for p in $(cat {pids_file} 2>/dev/null); do {_IS_ENGINE} && ours=\"$ours $p\"; done; n=0; "
+            'for p in $ours; do kill -TERM "$p" 2>/dev/null && n=$((n+1)); done; '
+            f"for i in $(seq 50); do alive=0; for p in $ours; do {_IS_ENGINE} && alive=1; done; "
+            "[ $alive = 0 ] && break; sleep 0.1; done; "
+            f'for p in $ours; do {_IS_ENGINE} && kill -KILL "$p"; done; '
+            f"rm -f {pids_file}; echo $n"
+        ).stdout.strip()
+    finally:
+        # Closed even when the host cannot be reached: the stop is what the
+        # user asked for, and a retry finds the engines by their pids.
+        closed = cfg is not None and close_tunnel(host, cfg)
+    return f"{out} engines stopped" + (", tunnel closed" if closed else "")
 
 
 def stop_engines(cfg: HostsConfig, hosts) -> HostResults:
