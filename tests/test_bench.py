@@ -37,11 +37,21 @@ def test_quick_bench_writes_every_figure(tmp_path):
         "sklearn_efficiency",
         "fleetcv_efficiency",
         "wall_ratio_fleetcv_over_sklearn",
+        "fleetcv_work_inflation",
     ):
         assert isinstance(ref[key], float) and ref[key] > 0, key
     assert [s["engines"] for s in ref["scale"]] == list(
         range(1, r["environment"]["engines"] + 1)
     )
+    assert all(s["evaluate_seconds"] > 0 for s in ref["scale"])
+    # efficiency = busy share / work inflation: the two explain the figure.
+    runs = len(ref["fleetcv_runs"])
+    assert (
+        len(ref["fleetcv_evaluate_seconds"])
+        == len(ref["fleetcv_engine_busy_fraction"])
+        == runs
+    )
+    assert "the sequential run's time" in (tmp_path / "BENCHMARKS.md").read_text()
     hosts = ref["hosts"]
     if testcluster.available()[0]:
         # Every namespace host ran tasks of the search, over SSH-started engines.
