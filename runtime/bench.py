@@ -18,6 +18,7 @@ regenerated from it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -213,12 +214,14 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
 
     busy: list[float] = []
     inside: list[float] = []
+    gaps: list[float] = []
 
     def fleet_run():
         t = time.perf_counter()
         s = _fleet_search(view, SVC(), cands, split, work / "runs", "ref", expected)
         busy.append(_busy_fraction(s._records, n, time.perf_counter() - t))
         inside.append(_inside_seconds(s._records))
+        gaps.append(_task_gap(s._records))
 
     # Interleaved rounds, the order rotating each round: this machine's speed
     # drifts by several percent within minutes (a shared VM), and a drift
@@ -270,6 +273,7 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         "sequential_seconds": sequential,
         "fleetcv_engine_busy_fraction": busy,
         "fleetcv_evaluate_seconds": inside,
+        "fleetcv_task_gap_seconds": gaps,
         # efficiency = busy fraction / work inflation, exactly: what fleetcv
         # adds around the fits, and the fits themselves running slower.
         "fleetcv_work_inflation": statistics.median(inside) / sequential,
@@ -290,6 +294,24 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
 def _inside_seconds(records: list[dict]) -> float:
     """Summed time the engines spent inside `evaluate` (map the fold, fit, score)."""
     return sum(r["ended"] - r["started"] for r in records if "ended" in r)
+
+
+def _task_gap(records: list[dict]) -> float:
+    """Median seconds an engine spends between one task's end and its next task's start.
+
+    That is ipyparallel's per-task machinery: the reply to the controller,
+    the scheduler handing over the next task, the engine's kernel receiving
+    it (py-spy of an engine shows ipykernel's send, flush and event loop).
+    """
+    by_pid: dict[int, list[dict]] = {}
+    for r in records:
+        if "ended" in r:
+            by_pid.setdefault(r["pid"], []).append(r)
+    gaps = []
+    for recs in by_pid.values():
+        recs.sort(key=lambda r: r["started"])
+        gaps += [b["started"] - a["ended"] for a, b in itertools.pairwise(recs)]
+    return statistics.median(gaps) if gaps else 0.0
 
 
 def _busy_fraction(records: list[dict], n: int, wall: float) -> float:
@@ -731,6 +753,20 @@ def plot_bench(results: dict, path: Path) -> Path:
     return path
 
 
+def _gap_txt(ref: dict) -> str:
+    """The median gap between two tasks on an engine, as a phrase."""
+    gaps = ref.get("fleetcv_task_gap_seconds")
+    if not gaps:
+        return "(gaps between tasks not measured)"
+    per_engine = ref["n_candidates"] * ref["n_folds"] / ref["scale"][-1]["engines"]
+    return (
+        f"an engine waits a median {statistics.median(gaps) * 1000:.1f} ms between one "
+        f"task's end and the next one's start, {per_engine:.0f} times a run (ipyparallel's "
+        "reply, scheduling and request handling: py-spy of an engine shows ipykernel's send, "
+        "flush and event loop, no fleetcv code)"
+    )
+
+
 def _inflation_txt(ref: dict) -> str:
     """The work-inflation factors, N engines and 1 engine, as a phrase."""
     infl = ref.get("fleetcv_work_inflation")
@@ -828,7 +864,8 @@ def render_markdown(r: dict) -> str:
         "- Wall time: both sides run the same fits on the same cores. fleetcv's engines spent "
         f"{busy_txt} of N x wall inside `evaluate` (mapping the fold, fitting, scoring; median "
         "over the rounds): what fleetcv adds around it (messages between driver, controller "
-        "and engines; the start and the end of a run) is the rest. The fits themselves took "
+        "and engines; the start and the end of a run) is the rest: "
+        f"{_gap_txt(ref)}. The fits themselves took "
         f"{_inflation_txt(ref)} the sequential run's time (summed time inside `evaluate` / "
         "sequential time). In one run, efficiency = busy share / that factor exactly (here "
         "medians of each, so about): a tool with no overhead at all would reach "

@@ -49,8 +49,10 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert (
         len(ref["fleetcv_evaluate_seconds"])
         == len(ref["fleetcv_engine_busy_fraction"])
+        == len(ref["fleetcv_task_gap_seconds"])
         == runs
     )
+    assert all(g > 0 for g in ref["fleetcv_task_gap_seconds"])
     assert "the sequential run's time" in (tmp_path / "BENCHMARKS.md").read_text()
     hosts = ref["hosts"]
     if testcluster.available()[0]:
