@@ -107,7 +107,8 @@ def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
         if info["local_engines"] * threads > cores:
             print(
                 f"warning: {info['local_engines']} engines x {threads} threads on {cores} cores: "
-                f"they compete for the cores. Fix: fewer engines (--engines) or threads in {cfg.path}",
+                "they compete for the cores. Fix: fewer engines (--engines), or a smaller "
+                "threads setting for this host in the hosts file",
                 file=sys.stderr,
             )
     if cfg.remote_hosts:

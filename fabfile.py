@@ -11,6 +11,7 @@ remote shell command is quoted. Also usable for one-off work on one host::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from fabric import Config, Connection, ThreadingGroup, task
 from fabric.exceptions import GroupException
 
@@ -402,7 +404,7 @@ def start_host_engines(
     conn.run(f"chmod 600 {rpath(conn_file)}")
     py = _engine_python(conn, host)
     if cfg.controller.tunnel:
-        open_tunnel(conn, host, cfg, py)
+        open_tunnel(conn, host, cfg, py, info)
     env = cl.engine_env(host, "__WD__", code_root="__CODE__")
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
@@ -468,11 +470,12 @@ def _tunnel_files(host: HostSpec, cfg: HostsConfig) -> tuple[Path, Path]:
 
 
 def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[str]:
-    target = _ssh_target(host)
     cmd = shlex.split(_ssh_command(host, _ssh_cfg(cfg)))
     # -N: forwarding only, no remote command. A forward that cannot bind on
     # the host (port taken) ends ssh rather than leaving a half tunnel, and
-    # keepalives end it when the host is gone, like any lost host.
+    # keepalives end it when the host is gone, like any lost host. Never a
+    # shared connection (ControlMaster in ~/.ssh/config): the forwards would
+    # belong to the master, out of reach of the pid recorded here.
     cmd += [
         "-N",
         "-o",
@@ -481,32 +484,37 @@ def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[
         "ServerAliveInterval=15",
         "-o",
         "ServerAliveCountMax=4",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
     ]
+    ip = cfg.controller.ip
+    to = f"[{ip}]" if ":" in ip else ip  # an IPv6 address needs brackets here
     for port in ports:
-        cmd += ["-R", f"127.0.0.1:{port}:{cfg.controller.ip}:{port}"]
-    return [*cmd, target]
+        cmd += ["-R", f"127.0.0.1:{port}:{to}:{port}"]
+    return [*cmd, _ssh_target(host)]
 
 
 def tunnel_pid(host: HostSpec, cfg: HostsConfig) -> int | None:
-    """The pid of the host's running tunnel (a recorded pid that is still our ssh), or None."""
-    import psutil
-
+    """The pid of the host's running tunnel (the recorded ssh, still alive), or None."""
     pid_file, _ = _tunnel_files(host, cfg)
     try:
-        pid = int(pid_file.read_text())
-        proc = psutil.Process(pid)
-        # pids get reused: only an ssh with this host's forwards is ours.
-        cmd = proc.cmdline()
-        if proc.status() == psutil.STATUS_ZOMBIE or "-N" not in cmd or "-R" not in cmd:
+        pid_text, created = pid_file.read_text().split()
+        proc = psutil.Process(int(pid_text))
+        # pids get reused: the start time tells the recorded ssh from a newcomer.
+        if proc.create_time() != float(created):
             return None
-        if cmd[-1] != _ssh_target(host):
+        if proc.status() == psutil.STATUS_ZOMBIE:
             return None
     except (OSError, ValueError, psutil.Error):
         return None
-    return pid
+    return proc.pid
 
 
-def open_tunnel(conn: Connection, host: HostSpec, cfg: HostsConfig, py: str) -> int:
+def open_tunnel(
+    conn: Connection, host: HostSpec, cfg: HostsConfig, py: str, info: dict
+) -> int:
     """Open (or keep) a reverse SSH tunnel from the host's loopback to the controller.
 
     The ssh process runs on this machine, detached, its pid recorded in the
@@ -522,21 +530,23 @@ def open_tunnel(conn: Connection, host: HostSpec, cfg: HostsConfig, py: str) -> 
         The cluster: controller address, ports and state folder.
     py : str
         The host's Python (quoted), used to probe the tunnel there.
+    info : dict
+        The controller's engine connection file (its ports are forwarded).
 
     Returns
     -------
     int
         The ssh process's pid.
     """
-    info = json.loads(cl.engine_connection_file(cfg).read_text())
     ports = tunnel_ports(info)
     cmd = _tunnel_command(host, cfg, ports)
     pid = tunnel_pid(host, cfg)
     if pid is not None:
-        import psutil
-
-        if psutil.Process(pid).cmdline() == cmd:
-            return pid  # the same forwards (cluster.grow on a tunneled host)
+        try:
+            if psutil.Process(pid).cmdline() == cmd:
+                return pid  # the same forwards (cluster.grow on a tunneled host)
+        except psutil.Error:
+            pass
         close_tunnel(host, cfg)
     pid_file, log = _tunnel_files(host, cfg)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -548,52 +558,60 @@ def open_tunnel(conn: Connection, host: HostSpec, cfg: HostsConfig, py: str) -> 
             stderr=out,
             start_new_session=True,  # outlives this command, untouched by Ctrl-C
         )
-    pid_file.write_text(f"{proc.pid}\n")
-    # Up when a connection to the registration port on the host's loopback
-    # gets through to the controller.
+    pid_file.write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}\n")
+    # Up when every forwarded port listens on the host's loopback (sshd binds
+    # them one by one as ssh asks). That the controller answers behind them
+    # shows when the engines register.
     probe = (
-        f"{py} -c 'import socket; "
-        f'socket.create_connection(("127.0.0.1", {info["registration"]}), 5).close()\''
+        f"{py} -c 'import socket\n"
+        f'for p in {ports!r}: socket.create_connection(("127.0.0.1", p), 5).close()\''
     )
     deadline = time.monotonic() + TUNNEL_TIMEOUT
-    while True:
-        if proc.poll() is None and conn.run(probe, warn=True).ok:
-            time.sleep(0.2)  # a forward refused a moment late still ends ssh
-            if proc.poll() is None:
-                return proc.pid
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-2:]
-            raise RemoteError(
-                f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
-                f"{' | '.join(tail) or 'no message'} (is a controller port "
-                f"{ports[0]}-{ports[-1]} taken on the host, or AllowTcpForwarding off in its sshd?)"
-            )
-        if time.monotonic() > deadline:
-            close_tunnel(host, cfg)
-            raise RemoteError(
-                f"the SSH tunnel to the controller did not carry a connection within "
-                f"{TUNNEL_TIMEOUT:.0f} s (log: {log})"
-            )
-        time.sleep(0.3)
+    try:
+        while True:
+            if proc.poll() is None and conn.run(probe, warn=True, hide=True).ok:
+                time.sleep(0.2)  # a forward refused a moment late still ends ssh
+                if proc.poll() is None:
+                    return proc.pid
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+                raise RemoteError(
+                    f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
+                    f"{' | '.join(tail) or 'no message'} (log: {log}). A controller port "
+                    f"{ports[0]}-{ports[-1]} is taken on the host (by another cluster, or by "
+                    "an old tunnel its sshd still holds: set ClientAliveInterval 15 in its "
+                    "sshd_config), or its sshd has AllowTcpForwarding off"
+                )
+            if time.monotonic() > deadline:
+                raise RemoteError(
+                    f"the SSH tunnel to the controller did not bind its ports on the host "
+                    f"within {TUNNEL_TIMEOUT:.0f} s (log: {log})"
+                )
+            time.sleep(0.3)
+    except BaseException:
+        with contextlib.suppress(psutil.Error):
+            close_tunnel(host, cfg)  # detached: it would outlive this command
+        raise
 
 
 def close_tunnel(host: HostSpec, cfg: HostsConfig, grace: float = 5.0) -> bool:
     """End the host's tunnel if it runs; whether there was one."""
-    import psutil
-
     pid_file, _ = _tunnel_files(host, cfg)
     pid = tunnel_pid(host, cfg)
-    pid_file.unlink(missing_ok=True)
     if pid is None:
+        pid_file.unlink(missing_ok=True)
         return False
     try:
         proc = psutil.Process(pid)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(grace)
-    except psutil.TimeoutExpired:
-        proc.kill()
+        try:
+            proc.wait(grace)
+        except psutil.TimeoutExpired:
+            proc.kill()
     except psutil.NoSuchProcess:
         pass
+    # Only once it is gone: a tunnel that could not be signalled stays recorded.
+    pid_file.unlink(missing_ok=True)
     return True
 
 
@@ -633,7 +651,10 @@ def stop_host_engines(
     finally:
         # Closed even when the host cannot be reached: the stop is what the
         # user asked for, and a retry finds the engines by their pids.
-        closed = cfg is not None and close_tunnel(host, cfg)
+        try:
+            closed = cfg is not None and close_tunnel(host, cfg)
+        except psutil.Error:
+            closed = False  # not ours to signal: the stop's own outcome is reported
     return f"{out} engines stopped" + (", tunnel closed" if closed else "")
 
 

@@ -757,13 +757,13 @@ def _gap_txt(ref: dict) -> str:
     """The median gap between two tasks on an engine, as a phrase."""
     gaps = ref.get("fleetcv_task_gap_seconds")
     if not gaps:
-        return "(gaps between tasks not measured)"
+        return "the gaps between tasks were not measured in this run"
     per_engine = ref["n_candidates"] * ref["n_folds"] / ref["scale"][-1]["engines"]
     return (
         f"an engine waits a median {statistics.median(gaps) * 1000:.1f} ms between one "
-        f"task's end and the next one's start, {per_engine:.0f} times a run (ipyparallel's "
-        "reply, scheduling and request handling: py-spy of an engine shows ipykernel's send, "
-        "flush and event loop, no fleetcv code)"
+        f"task's end and the next one's start, with about {per_engine:.0f} tasks per engine "
+        "a run (ipyparallel's reply to the controller, its scheduler handing over the next "
+        "task, and the engine's kernel receiving it)"
     )
 
 
@@ -771,7 +771,7 @@ def _inflation_txt(ref: dict) -> str:
     """The work-inflation factors, N engines and 1 engine, as a phrase."""
     infl = ref.get("fleetcv_work_inflation")
     if infl is None:
-        return "(not measured)"
+        return "an unmeasured multiple of"
     one = ref["scale"][0].get("evaluate_seconds")
     alone = (
         f" (one engine alone: {one / ref['sequential_seconds']:.3f}x)" if one else ""

@@ -56,7 +56,12 @@ CMDLINE_MARK = "runtime.engines"
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
 #: The BLAS/OpenMP thread variables of each engine: hosts.yml's `threads`, 1 by
 #: default, because engines already fill the cores one each.
-ENGINE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ENGINE_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",  # numpy on Apple's Accelerate
+)
 #: Seconds the launcher watches the new engines before it reports success.
 SETTLE = 0.5
 
@@ -141,7 +146,12 @@ def spawn(
     for _ in range(n):
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            # All or nothing, as for engines that die at once (see main).
+            _stop_survivors(pids, {})
+            raise
         if pid == 0:
             _run_engine(engine_argv, log)
         pids.append(pid)

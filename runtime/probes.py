@@ -35,15 +35,25 @@ def engine_probe() -> dict:
 
 
 def engines_by_host(client) -> dict[str, list[int]]:
-    """Engine ids grouped by the host they run on."""
+    """Engine ids grouped by the host they run on.
+
+    An engine that dies before it answers (its host or its tunnel gone: the
+    controller's heartbeat drops it) is left out, so a status or a push
+    still works while a host is lost.
+    """
+    from ipyparallel.error import EngineError
+
+    from .search import _get
     from .worker import engine_info
 
     ids = list(client.ids)
-    if not ids:
-        return {}
-    infos = client[ids].apply_async(engine_info).get_dict()
+    ars = {eid: client[eid].apply_async(engine_info) for eid in ids}
     out: dict[str, list[int]] = defaultdict(list)
-    for eid, info in sorted(infos.items()):
+    for eid, ar in sorted(ars.items()):
+        try:
+            info = _get(ar, timeout=None)
+        except EngineError:
+            continue
         out[info["host"]].append(eid)
     return dict(out)
 

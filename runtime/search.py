@@ -603,8 +603,8 @@ def _make_candidates(params, n_iter, random_state) -> list[dict]:
     return list(ParameterSampler(params, n_iter=n_iter, random_state=random_state))
 
 
-def _get(ar):
-    """ar.get(0), raising EngineError for a task whose engine died.
+def _get(ar, timeout: float | None = 0):
+    """ar.get(timeout), raising EngineError for a task whose engine died.
 
     The task scheduler reports such a task with an error *reply*, which the
     client raises as a RemoteError named EngineError, not as EngineError.
@@ -612,7 +612,7 @@ def _get(ar):
     from ipyparallel.error import EngineError, RemoteError
 
     try:
-        return ar.get(0)
+        return ar.get(timeout)
     except RemoteError as exc:
         if exc.ename == "EngineError":
             raise EngineError(exc.evalue) from exc

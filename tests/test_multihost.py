@@ -359,11 +359,68 @@ def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_ref
             "fmh1",
             "fmh2",
         }
+        # A tunnel that dies (the laptop slept) shows in the status.
+        os.kill(tunnels["fmh2"], 9)
+        assert wait_gone([tunnels["fmh2"]]) == []
+        status = invoke("cluster.status", "--hosts-file", str(path)).stdout
+        line = next(x for x in status.splitlines() if x.startswith("fmh2:"))
+        assert "tunnel DOWN: its engines cannot reach the controller" in line, status
+        assert "cluster.grow --only fmh2" in line, status
     finally:
         stop = invoke("cluster.stop", "--hosts-file", str(path), check=False)
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert "tunnel closed" in stop.stdout, stop.stdout
+    assert "[fmh1] 1 engines stopped, tunnel closed" in stop.stdout, stop.stdout
     assert wait_gone(list(tunnels.values())) == []
+
+
+def test_a_tunnel_whose_ports_are_taken_on_a_host_fails_that_host_only(mh):
+    import fabfile
+
+    hosts = yaml.safe_load(Path(mh["first2"]).read_text())
+    hosts["controller"].update(ip="127.0.0.1", tunnel=True)
+    path = mh["tmp"] / "hosts-tunnel-busy.yml"
+    path.write_text(yaml.safe_dump(hosts, sort_keys=False))
+    cfg = load_hosts(path)
+    spec = {h.name: h for h in cfg.remote_hosts}
+    fmh1 = next(h for h in mh["state"]["hosts"] if h["name"] == "fmh1")
+    # Another program on fmh1 (say, another user's cluster) listens on every
+    # controller port of its loopback.
+    squatter = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            fmh1["netns"],
+            sys.executable,
+            "-c",
+            "import socket, sys, time\n"
+            "held = []\n"
+            f"for p in range({PORTS[0]}, {PORTS[1] + 1}):\n"
+            "    s = socket.socket()\n"
+            # As sshd does: connections of the test before linger in TIME_WAIT.
+            "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "    s.bind(('127.0.0.1', p)); s.listen(); held.append(s)\n"
+            "print('ready', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert squatter.stdout.readline().strip() == "ready"
+        proc = invoke("cluster.start", "--hosts-file", str(path), check=False)
+        out = proc.stdout + proc.stderr
+        assert "[fmh1] FAILED: the SSH tunnel to the controller ended" in out, out
+        assert "is taken on the host" in out, out
+        assert "[fmh2] 1" in out, out
+        assert "engines did not start on fmh1" in out, out
+        # The failed host's ssh is gone, not left running detached.
+        assert fabfile.tunnel_pid(spec["fmh1"], cfg) is None
+        assert fabfile.tunnel_pid(spec["fmh2"], cfg) is not None
+    finally:
+        invoke("cluster.stop", "--hosts-file", str(path), check=False)
+        squatter.kill()
+        squatter.wait()
+    assert fabfile.tunnel_pid(spec["fmh2"], cfg) is None
 
 
 def test_failures_name_the_host_and_the_others_complete(mh):
