@@ -439,7 +439,7 @@ def start_host_engines(
 
 # ------------------------------------------------------------------ tunnels
 
-#: Seconds to wait for the host's end of a new tunnel to reach the controller.
+#: Seconds to wait for a new tunnel to bind all its ports on the host.
 TUNNEL_TIMEOUT = 30.0
 #: Keys of an engine connection file that hold controller ports.
 _PORT_KEYS = (
