@@ -219,8 +219,12 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     def fleet_run():
         t = time.perf_counter()
         s = _fleet_search(view, SVC(), cands, split, work / "runs", "ref", expected)
-        busy.append(_busy_fraction(s._records, n, time.perf_counter() - t))
+        wall = time.perf_counter() - t
         inside.append(_inside_seconds(s._records))
+        # Share of the N engines' time (N x wall) spent inside `evaluate`; the
+        # rest is what fleetcv adds around the fits: messages between driver,
+        # controller and engines, the start and the end of the run.
+        busy.append(inside[-1] / (n * wall))
         gaps.append(_task_gap(s._records))
 
     # Interleaved rounds, the order rotating each round: this machine's speed
@@ -312,15 +316,6 @@ def _task_gap(records: list[dict]) -> float:
         recs.sort(key=lambda r: r["started"])
         gaps += [b["started"] - a["ended"] for a, b in itertools.pairwise(recs)]
     return statistics.median(gaps) if gaps else 0.0
-
-
-def _busy_fraction(records: list[dict], n: int, wall: float) -> float:
-    """Share of the N engines' time (N x wall) spent inside `evaluate`.
-
-    The rest is what fleetcv adds around the fits: messages between driver,
-    controller and engines, the start and the end of the run.
-    """
-    return _inside_seconds(records) / (n * wall)
 
 
 def bench_hosts(

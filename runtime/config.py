@@ -478,7 +478,9 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
                 engines=engines,
                 engines_auto=h.get("engines", "auto" if local else 1) == "auto"
                 and not local,
-                threads=_positive_int(where, f"{key}.threads", h.get("threads", 1)),
+                threads=_positive_int(
+                    where, f"{key}.threads", h.get("threads", HostSpec.threads)
+                ),
                 workdir=workdir,
                 python=str(h.get("python", "python3")),
                 ssh_key=os.path.expanduser(h["ssh_key"]) if h.get("ssh_key") else None,
