@@ -31,13 +31,17 @@ from .worker import evaluate_many
 ABORT_GRACE = 10.0
 #: Seconds between two top-k tables printed under the progress bar.
 REPORT_EVERY = 10.0
-#: Tasks expected to take less than this go several to a message: one
-#: ipyparallel message costs a few ms of driver, controller and engine time,
-#: as much as a tiny fit itself.
-TINY_TASK = 0.02
-#: Seconds of work one chunk of tiny tasks should carry, and its most tasks.
-CHUNK_SECONDS = 0.1
+#: Tasks go several to a message when an earlier run's timings say they are
+#: short: every ipyparallel message costs an engine about 10 ms between two
+#: tasks (its kernel's reply, the scheduler's hand-over, the next request;
+#: measured in `invoke bench`), about 3% of a 0.3 s fit. A message carries at
+#: most CHUNK_SECONDS of expected work and MAX_CHUNK tasks, so Ctrl-C loses
+#: little, progress stays live and a lost engine's retry is short, and at
+#: most the work still to do / (BALANCE x engines), so the last messages are
+#: single tasks and the engines finish together (guided self-scheduling).
+CHUNK_SECONDS = 2.0
 MAX_CHUNK = 32
+BALANCE = 2
 #: Fold files at least this big go fold by fold (see DistributedSearch):
 #: below it, a second fold mapped for a moment costs less than idle engines.
 FOLD_BY_FOLD_BYTES = 32 * 2**20
@@ -119,6 +123,8 @@ class DistributedSearch:
         self.top_k = top_k
         self.fold_by_fold = fold_by_fold
         self._waiting_folds: list[list[list[tuple[int, int]]]] = []
+        #: ipyparallel messages submitted (a message carries one or more tasks).
+        self.n_messages = 0
         self._submitted = None
 
         self.split: SplitSet | None = None
@@ -210,17 +216,15 @@ class DistributedSearch:
             waiting = []
             for _, pairs in sorted(by_fold.items()):
                 # Chunked per fold: only one fold's tasks are in flight.
-                n = self._chunk_size(len(pairs), expected_times)
-                waiting.append([pairs[i : i + n] for i in range(0, len(pairs), n)])
+                waiting.append(self._chunks(pairs, expected_times))
             with self._lock:
                 self._waiting_folds = waiting
                 self._next_fold()
             return self
-        size = self._chunk_size(len(todo), expected_times)
-        for i in range(0, len(todo), size):
+        for chunk in self._chunks(todo, expected_times):
             if self._aborting:
                 break
-            self._submit(todo[i : i + size], attempt=0)
+            self._submit(chunk, attempt=0)
         return self
 
     def _big_folds(self) -> bool:
@@ -240,21 +244,41 @@ class DistributedSearch:
             if chunks:
                 return
 
-    def _chunk_size(self, n_todo: int, expected_times: dict[int, float] | None) -> int:
-        """Tasks per message: 1, unless earlier runs showed the tasks are tiny."""
-        if not expected_times or n_todo == 0:
-            return 1
-        typical = sorted(expected_times.values())[len(expected_times) // 2]
-        if typical >= TINY_TASK:
-            return 1
+    def _chunks(
+        self, pairs: list[tuple[int, int]], expected_times: dict[int, float] | None
+    ) -> list[list[tuple[int, int]]]:
+        """Group `pairs` (already in submission order) into messages.
+
+        One pair per message without timings. With them, consecutive pairs
+        go together while their expected seconds fit the smaller of
+        CHUNK_SECONDS and the remaining work / (BALANCE x engines).
+        """
+        if not expected_times:
+            return [[p] for p in pairs]
         n_engines = max(
             1, len(getattr(self.view, "targets", None) or self.view.client.ids)
         )
-        # Enough chunks that every engine still gets several (load balance).
-        by_balance = max(1, n_todo // (4 * n_engines))
-        return max(
-            1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(typical, 1e-4)), by_balance)
-        )
+        # A candidate without a figure is assumed long: it goes alone.
+        cost = [expected_times.get(c, math.inf) for c, _ in pairs]
+        remaining = sum(t for t in cost if math.isfinite(t))
+        chunks: list[list[tuple[int, int]]] = []
+        i = 0
+        while i < len(pairs):
+            budget = min(CHUNK_SECONDS, remaining / (BALANCE * n_engines))
+            chunk, seconds = [pairs[i]], cost[i]
+            i += 1
+            while (
+                i < len(pairs)
+                and len(chunk) < MAX_CHUNK
+                and seconds + cost[i] <= budget
+            ):
+                chunk.append(pairs[i])
+                seconds += cost[i]
+                i += 1
+            if math.isfinite(seconds):
+                remaining -= seconds
+            chunks.append(chunk)
+        return chunks
 
     def _fold_ref(self, k: int) -> str:
         path = self.split.fold_path(k)
@@ -290,6 +314,7 @@ class DistributedSearch:
             **self._common_kwargs(),
         )
         with self._lock:
+            self.n_messages += 1
             self._pending[ar.msg_ids[0]] = (ar, pairs, attempt)
             if self._submitted is not None:
                 # No fsync: a lost line only leaves a task for the cluster
@@ -351,6 +376,8 @@ class DistributedSearch:
                         {
                             **r,
                             "engine": getattr(ar, "engine_id", None),
+                            # The tasks of one message share its id.
+                            "message": ar.msg_ids[0],
                             "attempt": attempt,
                             "finished": now,
                         }

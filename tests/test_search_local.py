@@ -15,6 +15,7 @@ from sklearn.svm import SVC
 from runtime import journal as jn
 from runtime import search as search_mod
 from runtime.config import load_data, load_search_spec
+from runtime.results import expected_times
 from runtime.search import DistributedSearch
 from runtime.splits import persist_splits
 from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC
@@ -130,6 +131,64 @@ def test_journal_has_one_record_per_task_with_provenance(reference):
         "Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):"
         in report
     )
+
+
+def test_a_timed_rerun_goes_longest_first_in_fewer_messages_with_the_same_results(
+    reference, local_cluster, tmp_path
+):
+    first, grid, _, split = reference
+    _, client = local_cluster
+    expected = expected_times(first._records)
+    spec = load_search_spec(REFERENCE_SPEC)
+    run_dir = tmp_path / "timed"
+    s = DistributedSearch(
+        client.load_balanced_view(),
+        spec.estimator.build(),
+        candidates=spec.candidates(),
+        run_dir=run_dir,
+    )
+    s.launch(split, expected_times=expected).wait()
+    assert s.status == "finished" and s.n_done == 100
+    for key in ("mean_test_score", "std_test_score", "mean_train_score"):
+        np.testing.assert_allclose(
+            s.cv_results_[key], grid.cv_results_[key], rtol=0, atol=1e-12
+        )
+    # Messages in the order they were sent, each with its tasks.
+    sent = (run_dir / jn.SUBMITTED).read_text().split()
+    records = jn.read_journal(run_dir / jn.JOURNAL)
+    tasks: dict[str, list] = {m: [] for m in sent}
+    for r in records:
+        tasks[r["message"]].append(expected[r["candidate"]])
+    assert len(sent) == s.n_messages < 100 and sum(map(len, tasks.values())) == 100
+    for m in sent:
+        assert len(tasks[m]) == 1 or sum(tasks[m]) <= search_mod.CHUNK_SECONDS, m
+    # Longest first, and the last message of each engine a single task.
+    order = [t for m in sent for t in sorted(tasks[m], reverse=True)]
+    assert order == sorted(order, reverse=True)
+    assert all(len(tasks[m]) == 1 for m in sent[-2:])
+
+
+class _View:
+    """The one thing `_chunks` asks of a view: its engines."""
+
+    targets = [0, 1]
+
+
+def test_messages_shrink_to_single_tasks_as_the_work_runs_out():
+    s = DistributedSearch(_View(), SVC(), candidates=[{}] * 40)
+    pairs = [(c, 0) for c in range(40)]
+    assert s._chunks(pairs, None) == [[p] for p in pairs]
+    chunks = s._chunks(pairs, dict.fromkeys(range(40), 0.25))
+    assert [p for ch in chunks for p in ch] == pairs
+    # 10 s of work on 2 engines: 2 s (8 tasks) while 4 x 2 s remain, then a
+    # quarter of what remains, down to one task each.
+    assert [len(ch) for ch in chunks] == [8, 8, 6, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    # A candidate without a timing (new in this run) goes alone; tiny tasks
+    # stop at MAX_CHUNK a message.
+    many = [(c, 0) for c in range(400)]
+    mixed = s._chunks(many, {c: 0.001 for c in range(1, 400)})
+    assert mixed[0] == [(0, 0)] and len(mixed[1]) == search_mod.MAX_CHUNK
+    assert [p for ch in mixed for p in ch] == many
 
 
 def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
