@@ -38,6 +38,7 @@ def test_quick_bench_writes_every_figure(tmp_path):
         "fleetcv_efficiency",
         "wall_ratio_fleetcv_over_sklearn",
         "fleetcv_work_inflation",
+        "fits_only_ratio_over_sklearn",
     ):
         assert isinstance(ref[key], float) and ref[key] > 0, key
     assert [s["engines"] for s in ref["scale"]] == list(
@@ -53,6 +54,11 @@ def test_quick_bench_writes_every_figure(tmp_path):
         == runs
     )
     assert all(g > 0 for g in ref["fleetcv_task_gap_seconds"])
+    # The warm-up's timings put several short tasks in a message.
+    assert len(ref["fleetcv_messages"]) == runs
+    assert all(
+        0 < m < ref["n_candidates"] * ref["n_folds"] for m in ref["fleetcv_messages"]
+    )
     assert "the sequential run's time" in (tmp_path / "BENCHMARKS.md").read_text()
     hosts = ref["hosts"]
     if testcluster.available()[0]:
