@@ -3,8 +3,8 @@
 Runs on the driver. A curve is a search whose "candidates" are rows of the
 curve: for a learning curve one row per training-set size (each task fits on
 the first k rows of the memmapped training fold, a view, never a copy), for a
-validation curve one row per value of the swept parameter. Every task is still
-one `apply_async` of `runtime.worker.evaluate` per (row, fold), journaled as it
+validation curve one row per value of the swept parameter. Every (row, fold)
+is still one call of `runtime.worker.evaluate` on an engine, journaled as it
 arrives, so abort, Ctrl-C and resume behave as for a search.
 
 The numbers are scikit-learn's: `learning_curve(..., shuffle=False)` fits on

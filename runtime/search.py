@@ -40,7 +40,7 @@ REPORT_EVERY = 10.0
 #: most the work still to do / (BALANCE x engines), so the last messages are
 #: single tasks and the engines finish together (guided self-scheduling).
 CHUNK_SECONDS = 2.0
-MAX_CHUNK = 32
+MAX_CHUNK = 64
 BALANCE = 2
 #: Fold files at least this big go fold by fold (see DistributedSearch):
 #: below it, a second fold mapped for a moment costs less than idle engines.
