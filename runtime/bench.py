@@ -137,6 +137,20 @@ def _sum_pss(pids: list[int]) -> int:
     return total
 
 
+def _cpu_seconds(procs: list) -> float:
+    """User + system CPU seconds of psutil processes, so far (gone ones count 0)."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def _loky_pids() -> list[int]:
     import psutil
 
@@ -178,6 +192,7 @@ def _sklearn_search(estimator, grid: dict, splitter, n_jobs: int):
 
 def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     """Figure 1 (and the data for figure 4)."""
+    import psutil
     from sklearn.svm import SVC
     from threadpoolctl import threadpool_limits
 
@@ -198,15 +213,27 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         with threadpool_limits(1):
             _sklearn_search(SVC(), grid, splitter, 1).fit(X, y)
 
+    sk_cpu: list[float] = []
+    fl_cpu: list[float] = []
+    sk_workers: list = []
+
     def sklearn_run():
+        t = time.perf_counter()
+        before = _cpu_seconds(sk_workers)
         _sklearn_search(SVC(), grid, splitter, n).fit(X, y)
+        wall = time.perf_counter() - t
+        sk_cpu.append((_cpu_seconds(sk_workers) - before) / (n * wall))
 
     log(
         f"reference: {len(cands)} candidates x {split.n_folds} folds; warm-up, then "
         f"{runs} rounds of sequential sklearn, GridSearchCV(n_jobs={n}) and fleetcv "
         f"on {n} engines"
     )
-    sklearn_run()  # untimed warm-up: loky pool started, imports done
+    # Untimed warm-up: loky pool started, imports done.
+    _sklearn_search(SVC(), grid, splitter, n).fit(X, y)
+    # joblib reuses the pool, so these are the processes that do the work of
+    # every timed run (a replaced pool would show as a CPU share near 0).
+    sk_workers += [psutil.Process(p) for p in _loky_pids()]
     warm = _fleet_search(view, SVC(), cands, split, work / "runs", "warmup")
     # The warm-up's journal is what a real second run finds in runs/: the
     # timings that let the slowest candidates start first.
@@ -217,10 +244,14 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     gaps: list[float] = []
     messages: list[int] = []
 
+    engines = [psutil.Process(p) for p in {r["pid"] for r in warm._records}]
+
     def fleet_run():
         t = time.perf_counter()
+        before = _cpu_seconds(engines)
         s = _fleet_search(view, SVC(), cands, split, work / "runs", "ref", expected)
         wall = time.perf_counter() - t
+        fl_cpu.append((_cpu_seconds(engines) - before) / (n * wall))
         inside.append(_inside_seconds(s._records))
         # Share of the N engines' time (N x wall) spent inside `evaluate`; the
         # rest is what fleetcv adds around the fits: messages between driver,
@@ -289,6 +320,11 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
         "sequential_runs": times["sequential"],
         "round_ratios_fleetcv_over_sklearn": round_ratios,
         "fits_only_ratio_over_sklearn": statistics.median(fits_only),
+        # CPU seconds of the workers / (N x wall), per round: how much of the
+        # cores each side's workers used. Doing the same fits, a side cannot
+        # be faster than the other by more than the other leaves unused.
+        "sklearn_worker_cpu_share": sk_cpu,
+        "fleetcv_engine_cpu_share": fl_cpu,
         "limit_seconds": limit,
         "sklearn_wall_seconds": sk_wall,
         "sklearn_runs": sk_times,
@@ -792,6 +828,19 @@ def _inflation_txt(ref: dict) -> str:
     return f"{infl:.3f}x with {ref['scale'][-1]['engines']} engines busy{alone}"
 
 
+def _cpu_share_rows(ref: dict) -> list[str]:
+    """The table row of the workers' CPU share on the reference search."""
+    sk, fl = ref.get("sklearn_worker_cpu_share"), ref.get("fleetcv_engine_cpu_share")
+    if not sk or not fl:
+        return []
+    return [
+        "| workers' CPU share = their CPU seconds / (N x wall), median per round | "
+        f"{statistics.median(fl):.3f} | {statistics.median(sk):.3f} | "
+        f"wall ratio 0.95 needs GridSearchCV's workers <= 0.95 of the time on the CPU | "
+        f"{'possible' if statistics.median(sk) <= TARGET_WALL_RATIO else '**out of reach**'} |"
+    ]
+
+
 def _fits_only_txt(ref: dict) -> str:
     """What the wall ratio would be with fleetcv's overhead gone entirely."""
     bound = ref.get("fits_only_ratio_over_sklearn")
@@ -807,6 +856,21 @@ def _fits_only_txt(ref: dict) -> str:
         "Had fleetcv's engines never waited between fits, the fits alone (summed time "
         "inside `evaluate` / N) would have taken a median "
         f"{bound:.3f} x GridSearchCV's wall in the same round, {verdict}. "
+    )
+
+
+def _cpu_share_txt(ref: dict) -> str:
+    """Why the workers' CPU share bounds the wall ratio, with this run's figures."""
+    sk = ref.get("sklearn_worker_cpu_share")
+    if not sk:
+        return ""
+    return (
+        "GridSearchCV's loky workers were on the CPU a median "
+        f"{statistics.median(sk):.1%} of N x wall (rounds: "
+        + ", ".join(f"{x:.3f}" for x in sk)
+        + "): doing the same fits on the same cores, a tool can be faster than GridSearchCV "
+        "only by the share its workers leave unused, so a wall ratio of "
+        f"{TARGET_WALL_RATIO} needs that share at or under {TARGET_WALL_RATIO}. "
     )
 
 
@@ -835,6 +899,7 @@ def render_markdown(r: dict) -> str:
         "|---|---|---|---|---|",
         f"| reference search wall (median of {len(ref['fleetcv_runs'])}) | {ref['fleetcv_wall_seconds']:.2f} s | {ref['sklearn_wall_seconds']:.2f} s (GridSearchCV n_jobs={n}) | fleetcv <= {TARGET_WALL_RATIO} x sklearn: ratio {ref['wall_ratio_fleetcv_over_sklearn']:.3f} | {_mark(ref['wall_ratio_fleetcv_over_sklearn'] <= TARGET_WALL_RATIO)} |",
         f"| efficiency = (sequential {ref['sequential_seconds']:.2f} s / {n}) / wall | {ref['fleetcv_efficiency']:.3f} | {ref['sklearn_efficiency']:.3f} | >= {TARGET_EFFICIENCY} | {_mark(ref['fleetcv_efficiency'] >= TARGET_EFFICIENCY)} |",
+        *_cpu_share_rows(ref),
         f"| peak summed worker PSS, {mem['data_bytes'] / mb:.0f} MB data | {mem['fleetcv']['peak_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['peak_sum_pss'] / mb:.0f} MB (loky) | <= 0.5 x loky: ratio {mem['pss_ratio_fleetcv_over_loky']:.3f}; <= data + baselines + models and fit working memory ({mem['fleetcv_budget_bytes'] / mb:.1f} MB; peak {mem['fleetcv']['peak_sum_pss'] / mb:.1f} MB) | {_mark((mem['pss_ratio_fleetcv_over_loky'] or 9) <= TARGET_MEMORY_VS_LOKY and mem['fleetcv_within_budget'])} |",
         f"| worker baseline PSS (before the search) | {mem['fleetcv']['baseline_sum_pss'] / mb:.0f} MB | {mem['sklearn_loky']['baseline_sum_pss'] / mb:.0f} MB | | |",
         f"| available-memory drop during the search | {mem['fleetcv']['available_drop'] / mb:.0f} MB | {mem['sklearn_loky']['available_drop'] / mb:.0f} MB | | |",
@@ -901,7 +966,7 @@ def render_markdown(r: dict) -> str:
         "sequential time). In one run, efficiency = busy share / that factor exactly (here "
         "medians of each, so about): a tool with no overhead at all would reach "
         "1 / factor. Beyond these two, the spread from run to run of this shared machine. "
-        f"{_fits_only_txt(ref)}"
+        f"{_fits_only_txt(ref)}{_cpu_share_txt(ref)}"
         "fleetcv's edges over GridSearchCV come from the warm-up's timings: the longest "
         "candidates go first, so no slow fit runs alone at the end (GridSearchCV runs the "
         "candidates in grid order, whatever their cost), and short tasks share a message; on "

@@ -54,6 +54,8 @@ def test_quick_bench_writes_every_figure(tmp_path):
         == runs
     )
     assert all(g > 0 for g in ref["fleetcv_task_gap_seconds"])
+    for key in ("sklearn_worker_cpu_share", "fleetcv_engine_cpu_share"):
+        assert len(ref[key]) == runs and all(0 < x <= 1.05 for x in ref[key]), key
     # The warm-up's timings put several short tasks in a message.
     assert len(ref["fleetcv_messages"]) == runs
     assert all(
