@@ -983,9 +983,11 @@ def render_markdown(r: dict) -> str:
         f"those pages too: {fl_mem['baseline_sum_pss'] / n / mb:.0f} MB PSS per engine before the "
         f"search, against {sk_mem['baseline_sum_pss'] / n / mb:.0f} MB per loky worker.",
         f"- Dispatch: {dis['ms_per_task_in_estimator']:.2f} ms of each tiny task is scikit-learn's own "
-        "work in the estimator (input validation, `type_of_target`); one ipyparallel message costs a "
-        "few ms of driver, controller and engine time on top, on the same cores. Tasks whose "
-        "earlier timings show them tiny go several to a message (still one journal record each).",
+        "work in the estimator (input validation, `type_of_target`). On top of it come the "
+        "messages (about 10 ms of an engine's time each, above), shared by the "
+        f"{dis.get('tasks_per_message', 1):.1f} tasks of a message, the rest of `evaluate` (clone, "
+        "set_params, the fold lookup, the memory figures of each record) and the driver's "
+        "journal, on the same cores.",
         "",
     ]
     return "\n".join(lines)
