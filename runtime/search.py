@@ -1,7 +1,9 @@
 """`DistributedSearch`: a grid or randomized search on an ipyparallel cluster.
 
-Runs on the driver (the laptop, or a notebook). One `apply_async` per
-(candidate, fold) on a LoadBalancedView; each finished task is appended to the
+Runs on the driver (the laptop, or a notebook). Every (candidate, fold) is a
+task on a LoadBalancedView, one `apply_async` each unless an earlier run's
+timings show them short (then several go in one message, see `_chunks`);
+each finished task is appended to the
 journal by a collector thread as it arrives, so the result loop never blocks
 on the disk and a killed driver loses nothing that finished. The API mirrors
 the original notebook::
@@ -174,9 +176,10 @@ class DistributedSearch:
             workdir; elsewhere the absolute path is used).
         expected_times : dict, optional
             Seconds per task of each candidate index, e.g. from an earlier
-            run (`expected_times_from`). Tasks then start longest first,
-            which keeps one slow fit from running alone at the end;
-            candidates without a figure go first.
+            run (`runtime.results.expected_times`). Tasks then start
+            longest first, which keeps one slow fit from running alone at
+            the end, and short ones go several to a message (`_chunks`);
+            candidates without a figure go first, one task a message.
 
         Returns
         -------
@@ -277,7 +280,9 @@ class DistributedSearch:
                 i += 1
             if math.isfinite(seconds):
                 remaining -= seconds
-            chunks.append(chunk)
+            # One engine runs them in turn: in fold order, its one-fold
+            # cache (runtime.worker) maps each fold once per message.
+            chunks.append(sorted(chunk, key=lambda p: p[1]))
         return chunks
 
     def _fold_ref(self, k: int) -> str:
@@ -307,7 +312,7 @@ class DistributedSearch:
         }
 
     def _submit(self, pairs: list[tuple[int, int]], attempt: int) -> None:
-        """One message for `pairs` (usually one pair; several for tiny tasks)."""
+        """One message for `pairs` (one pair, or several short ones, see `_chunks`)."""
         ar = self.view.apply_async(
             evaluate_many,
             tasks=[self._task_kwargs(c, k) for c, k in pairs],
@@ -357,7 +362,10 @@ class DistributedSearch:
                     retry = attempt < self.max_retries and not self._aborting
                     if retry:
                         self.counters["retried tasks"] += len(pairs)
-                        self._submit(pairs, attempt + 1)
+                        # One message each: the retries spread over the
+                        # engines left rather than queue on one.
+                        for p in pairs:
+                            self._submit([p], attempt + 1)
                 if not retry:
                     recs = [
                         self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
@@ -408,6 +416,7 @@ class DistributedSearch:
             "status": "error",
             "error": error,
             "engine": getattr(ar, "engine_id", None),
+            "message": ar.msg_ids[0],
             "attempt": attempt,
             "finished": time.time(),
         }

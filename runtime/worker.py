@@ -8,6 +8,11 @@ dict of plain types, the record that the driver appends to the journal.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 WORKDIR_ENV = "FLEETCV_WORKDIR"
 HOST_ENV = "FLEETCV_HOST"
 
@@ -70,7 +75,7 @@ def evaluate(
     train_size: int | None = None,
     candidate: int | None = None,
     fold: int | None = None,
-    scorer=None,
+    scorer: Callable | None = None,
 ) -> dict:
     """Fit and score one candidate on one fold, as sklearn's `_fit_and_score`.
 
@@ -242,10 +247,36 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
     Returns
     -------
     list of dict
-        One `evaluate` record per task, in order.
+        One `evaluate` record per task, in order. A task that raises (its
+        fold missing on this host, say) gets a record with status "error"
+        and the traceback, and the message goes on: its other tasks, maybe
+        of other folds, keep their results. With error_score="raise" the
+        error propagates, as from `evaluate`.
     """
+    import os
+    import traceback
+
     from sklearn.metrics import check_scoring
 
-    # Once per message: it costs 0.3 ms, a tenth of a tiny task.
+    # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
+    # a thirtieth of a tiny task).
     scorer = check_scoring(common["estimator"], scoring=common.get("scoring"))
-    return [evaluate(**common, **t, scorer=scorer) for t in tasks]
+    records = []
+    for t in tasks:
+        try:
+            records.append(evaluate(**common, **t, scorer=scorer))
+        except Exception:
+            if common.get("error_score") == "raise":
+                raise
+            records.append(
+                {
+                    "candidate": t.get("candidate"),
+                    "fold": t.get("fold"),
+                    "params": t.get("params"),
+                    "status": "error",
+                    "error": traceback.format_exc(),
+                    "host": os.environ.get(HOST_ENV) or engine_info()["hostname"],
+                    "pid": os.getpid(),
+                }
+            )
+    return records

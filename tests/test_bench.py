@@ -54,8 +54,14 @@ def test_quick_bench_writes_every_figure(tmp_path):
         == runs
     )
     assert all(g > 0 for g in ref["fleetcv_task_gap_seconds"])
-    for key in ("sklearn_worker_cpu_share", "fleetcv_engine_cpu_share"):
-        assert len(ref[key]) == runs and all(0 < x <= 1.05 for x in ref[key]), key
+    # CPU share = CPU seconds / (N x wall): single-threaded workers cannot
+    # pass 1 (plus psutil's clock-tick rounding). None: loky replaced its pool.
+    for side in ("sklearn_worker", "fleetcv_engine"):
+        shares, cpu = ref[f"{side}_cpu_share"], ref[f"{side}_cpu_seconds"]
+        assert len(shares) == len(cpu) == runs, side
+        assert any(x is not None for x in shares), side
+        assert all(x is None or 0 < x <= 1.01 for x in shares), side
+        assert all(c is None or c > 0 for c in cpu), side
     # The warm-up's timings put several short tasks in a message.
     assert len(ref["fleetcv_messages"]) == runs
     assert all(

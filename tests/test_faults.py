@@ -210,7 +210,15 @@ def test_sigkill_of_a_busy_engine_loses_no_task_and_no_score(tmp_path, reference
                 candidates=spec.candidates(),
                 run_dir=run_dir,
             )
-            search.launch(split)
+            # With timings, as a second run of the spec: tasks go longest
+            # first, several to a message, and a lost message is retried.
+            timings = reference.cv_results_
+            expected = {
+                c: float(timings["mean_fit_time"][c] + timings["mean_score_time"][c])
+                for c in range(len(timings["params"]))
+            }
+            search.launch(split, expected_times=expected)
+            assert search.n_messages < N_TASKS
             _wait_for(lambda: search.n_done >= 10, 60, "10 finished tasks")
 
             def busy_engine():
@@ -245,6 +253,9 @@ def test_sigkill_of_a_busy_engine_loses_no_task_and_no_score(tmp_path, reference
         assert all(r["status"] == "ok" for r in records)
         retried = [r for r in records if r["attempt"] >= 1]
         assert retried and all(r["engine"] != victim for r in retried)
+        # A lost message's tasks come back one per message, so the retries
+        # spread over the engines left instead of landing on one at the end.
+        assert len({r["message"] for r in retried}) == len(retried)
         results = json.loads((run_dir / jn.RESULTS).read_text())
         assert results["status"] == "finished" and results["n_done"] == N_TASKS
         assert results["counters"]["lost engines"] == 1

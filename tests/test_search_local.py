@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import shutil
 import time
 
 import numpy as np
@@ -17,7 +19,7 @@ from runtime import search as search_mod
 from runtime.config import load_data, load_search_spec
 from runtime.results import expected_times
 from runtime.search import DistributedSearch
-from runtime.splits import persist_splits
+from runtime.splits import load_split_set, persist_splits
 from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC
 
 pytestmark = pytest.mark.cluster
@@ -160,35 +162,59 @@ def test_a_timed_rerun_goes_longest_first_in_fewer_messages_with_the_same_result
     for r in records:
         tasks[r["message"]].append(expected[r["candidate"]])
     assert len(sent) == s.n_messages < 100 and sum(map(len, tasks.values())) == 100
+    # Each message within its budget: at most CHUNK_SECONDS of expected work
+    # and a quarter (2 engines) of the work not yet sent.
+    remaining = sum(expected.values()) * split.n_folds
     for m in sent:
-        assert len(tasks[m]) == 1 or sum(tasks[m]) <= search_mod.CHUNK_SECONDS, m
-    # Longest first, and the last message of each engine a single task.
-    order = [t for m in sent for t in sorted(tasks[m], reverse=True)]
-    assert order == sorted(order, reverse=True)
-    assert all(len(tasks[m]) == 1 for m in sent[-2:])
+        budget = min(search_mod.CHUNK_SECONDS, remaining / (search_mod.BALANCE * 2))
+        assert len(tasks[m]) == 1 or sum(tasks[m]) <= budget + 1e-9, m
+        remaining -= sum(tasks[m])
+    # Longest first: no task of a message is shorter than one sent after it.
+    for a, b in itertools.pairwise(sent):
+        assert min(tasks[a]) >= max(tasks[b]), (a, b)
+    # Within a message, fold order: the engine's one-fold cache then hits.
+    for m in sent:
+        folds = [r["fold"] for r in records if r["message"] == m]
+        assert folds == sorted(folds), m
 
 
-class _View:
-    """The one thing `_chunks` asks of a view: its engines."""
-
-    targets = [0, 1]
-
-
-def test_messages_shrink_to_single_tasks_as_the_work_runs_out():
-    s = DistributedSearch(_View(), SVC(), candidates=[{}] * 40)
-    pairs = [(c, 0) for c in range(40)]
-    assert s._chunks(pairs, None) == [[p] for p in pairs]
-    chunks = s._chunks(pairs, dict.fromkeys(range(40), 0.25))
-    assert [p for ch in chunks for p in ch] == pairs
-    # 10 s of work on 2 engines: 2 s (8 tasks) while 4 x 2 s remain, then a
-    # quarter of what remains, down to one task each.
-    assert [len(ch) for ch in chunks] == [8, 8, 6, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]
-    # A candidate without a timing (new in this run) goes alone; tiny tasks
-    # stop at MAX_CHUNK a message.
-    many = [(c, 0) for c in range(400)]
-    mixed = s._chunks(many, {c: 0.001 for c in range(1, 400)})
-    assert mixed[0] == [(0, 0)] and len(mixed[1]) == search_mod.MAX_CHUNK
-    assert [p for ch in mixed for p in ch] == many
+def test_a_task_that_raises_on_its_engine_fails_alone_not_its_whole_message(
+    reference, local_cluster, tmp_path
+):
+    first, grid, _, _ = reference
+    _, client = local_cluster
+    spec = load_search_spec(REFERENCE_SPEC)
+    X, y = load_data(spec)
+    made = persist_splits(X, y, spec.cv.splitter(), spec.cv.as_dict(), tmp_path)
+    # Outside a workdir's splits/ folder tasks carry absolute paths, so the
+    # engines look for exactly these files; fold 1 is then lost.
+    split = load_split_set(shutil.move(made.path, tmp_path / "folds"))
+    split.fold_path(1).unlink()
+    s = DistributedSearch(
+        client.load_balanced_view(),
+        spec.estimator.build(),
+        candidates=spec.candidates(),
+        run_dir=tmp_path / "run",
+    )
+    s.launch(split, expected_times=expected_times(first._records)).wait()
+    records = jn.read_journal(tmp_path / "run" / jn.JOURNAL)
+    errors = [r for r in records if r["status"] == "error"]
+    assert {(r["candidate"], r["fold"]) for r in errors} == {(c, 1) for c in range(20)}
+    assert all(
+        "FileNotFoundError" in r["error"] and "fold_001" in r["error"] for r in errors
+    )
+    assert s.status == "incomplete" and s.n_done == 80
+    assert s.counters["task errors"] == 20
+    # Messages mixed folds; their other tasks kept their scores.
+    ok = [r for r in records if r["status"] == "ok"]
+    assert {r["message"] for r in errors} & {r["message"] for r in ok}
+    for k in (0, 2, 3, 4):
+        np.testing.assert_allclose(
+            s.cv_results_[f"split{k}_test_score"],
+            grid.cv_results_[f"split{k}_test_score"],
+            rtol=0,
+            atol=1e-12,
+        )
 
 
 def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
