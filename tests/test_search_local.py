@@ -36,6 +36,13 @@ def _splits(spec, cfg):
     )
 
 
+def _spec_search(view, spec, run_dir) -> DistributedSearch:
+    """A search of every candidate of `spec`, journaled in `run_dir`."""
+    return DistributedSearch(
+        view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir
+    )
+
+
 @pytest.fixture(scope="module")
 def reference(local_cluster, sklearn_reference, tmp_path_factory):
     """The reference grid searched by fleetcv, and by GridSearchCV on the same folds."""
@@ -43,12 +50,7 @@ def reference(local_cluster, sklearn_reference, tmp_path_factory):
     spec = load_search_spec(REFERENCE_SPEC)
     _, _, split = _splits(spec, cfg)
     run_dir = tmp_path_factory.mktemp("runs") / "ref"
-    search = DistributedSearch(
-        client.load_balanced_view(),
-        spec.estimator.build(),
-        candidates=spec.candidates(),
-        run_dir=run_dir,
-    )
+    search = _spec_search(client.load_balanced_view(), spec, run_dir)
     search.launch(split).wait()
     return search, sklearn_reference, run_dir, split
 
@@ -90,12 +92,7 @@ def test_big_folds_go_fold_by_fold_with_the_same_results(
     # The digits folds are far below the size at which a search goes fold by
     # fold on its own: lower the threshold so the automatic choice takes it.
     monkeypatch.setattr(search_mod, "FOLD_BY_FOLD_BYTES", 1)
-    search = DistributedSearch(
-        client.load_balanced_view(),
-        spec.estimator.build(),
-        candidates=spec.candidates(),
-        run_dir=tmp_path / "run",
-    )
+    search = _spec_search(client.load_balanced_view(), spec, tmp_path / "run")
     search.launch(split).wait()
     assert search.fold_by_fold is True
     assert search.status == "finished" and search.n_done == 100
@@ -143,12 +140,7 @@ def test_a_timed_rerun_goes_longest_first_in_fewer_messages_with_the_same_result
     expected = expected_times(first._records)
     spec = load_search_spec(REFERENCE_SPEC)
     run_dir = tmp_path / "timed"
-    s = DistributedSearch(
-        client.load_balanced_view(),
-        spec.estimator.build(),
-        candidates=spec.candidates(),
-        run_dir=run_dir,
-    )
+    s = _spec_search(client.load_balanced_view(), spec, run_dir)
     s.launch(split, expected_times=expected).wait()
     assert s.status == "finished" and s.n_done == 100
     for key in ("mean_test_score", "std_test_score", "mean_train_score"):
@@ -190,12 +182,7 @@ def test_a_task_that_raises_on_its_engine_fails_alone_not_its_whole_message(
     # engines look for exactly these files; fold 1 is then lost.
     split = load_split_set(shutil.move(made.path, tmp_path / "folds"))
     split.fold_path(1).unlink()
-    s = DistributedSearch(
-        client.load_balanced_view(),
-        spec.estimator.build(),
-        candidates=spec.candidates(),
-        run_dir=tmp_path / "run",
-    )
+    s = _spec_search(client.load_balanced_view(), spec, tmp_path / "run")
     s.launch(split, expected_times=expected_times(first._records)).wait()
     records = jn.read_journal(tmp_path / "run" / jn.JOURNAL)
     errors = [r for r in records if r["status"] == "error"]
@@ -226,12 +213,7 @@ def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
     view = client.load_balanced_view()
     runs = []
     for i in range(2):
-        s = DistributedSearch(
-            view,
-            spec.estimator.build(),
-            candidates=spec.candidates(),
-            run_dir=tmp_path / f"r{i}",
-        )
+        s = _spec_search(view, spec, tmp_path / f"r{i}")
         s.launch(split).wait()
         runs.append(s)
     a, b = runs
@@ -305,9 +287,7 @@ def test_abort_leaves_a_consistent_journal_and_resume_completes(
     _, _, split = _splits(spec, cfg)
     view = client.load_balanced_view()
     run_dir = tmp_path / "run"
-    s = DistributedSearch(
-        view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir
-    )
+    s = _spec_search(view, spec, run_dir)
     s.launch(split)
     deadline = time.monotonic() + 60
     while s.n_done < 6 and time.monotonic() < deadline:
@@ -322,9 +302,7 @@ def test_abort_leaves_a_consistent_journal_and_resume_completes(
     assert s.report().startswith(f"Aborted at: {100 * len(pairs) // 100:02d}%")
     # Nothing of the aborted search is left queued: a new search gets the engines.
     client.wait(timeout=30)
-    resumed = DistributedSearch(
-        view, spec.estimator.build(), candidates=spec.candidates(), run_dir=run_dir
-    )
+    resumed = _spec_search(view, spec, run_dir)
     assert resumed.n_done == len(pairs)
     resumed.launch(split).wait()
     assert resumed.n_done == 100
