@@ -237,7 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    pids = spawn(args.n, args.engine_args, args.pids_file, args.log)
+    try:
+        pids = spawn(args.n, args.engine_args, args.pids_file, args.log)
+    except OSError as exc:
+        # spawn() already stopped the engines it had forked.
+        print(
+            f"runtime.engines: could not fork the engines ({exc.strerror}); any "
+            "already started were stopped. Fix: raise this host's process limit "
+            "(ulimit -u, or the container's pids limit) or give it fewer engines "
+            "in hosts.yml",
+            file=sys.stderr,
+        )
+        return 1
     dead = _exited_early(pids, SETTLE)
     print(" ".join(map(str, pids)), flush=True)
     if dead:

@@ -110,6 +110,58 @@ def test_a_failed_launch_stops_the_engines_that_did_start():
         os.waitpid(stubborn.pid, os.WNOHANG)  # reaped, not left a zombie
 
 
+#: cgroup v1's pids controller: a real limit on forks, even for root.
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
+
+
+@pytest.mark.skipif(
+    not os.access(PIDS_CGROUP, os.W_OK),
+    reason="needs a writable cgroup v1 pids controller (root)",
+)
+def test_a_fork_that_fails_stops_the_engines_already_forked(tmp_path):
+    # A real fork failure: the launcher runs in a cgroup that allows two
+    # tasks, itself and its first engine, so the second fork gets EAGAIN.
+    cg = PIDS_CGROUP / f"fleetcv-test-{os.getpid()}"
+    cg.mkdir()
+    try:
+        (cg / "pids.max").write_text("2")
+        pids = tmp_path / "engines.pids"
+        proc = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
+                sys.executable,
+                "-m",
+                "runtime.engines",
+                "--n=3",
+                f"--pids-file={pids}",
+                f"--log={tmp_path / 'engines.log'}",
+                "--",
+                "--file=/nonexistent.json",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert (
+            "could not fork the engines (Resource temporarily unavailable); any "
+            "already started were stopped. Fix: raise this host's process limit"
+        ) in proc.stderr
+        started = [int(p) for p in pids.read_text().split()]
+        assert len(started) == 1, "the first fork went through"
+        # Stopped and reaped by the launcher before it exited: not running,
+        # and not an orphan (a zombie of init here) either.
+        assert not any(psutil.pid_exists(p) for p in started)
+    finally:
+        deadline = time.monotonic() + 20
+        while (cg / "tasks").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cg.rmdir()
+
+
 def test_hosts_yml_sets_engine_threads_and_the_heartbeat(tmp_path):
     data = local_hosts_data(
         tmp_path,
