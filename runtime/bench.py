@@ -289,8 +289,8 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     sk_wall, sk_times = statistics.median(times["sklearn"]), times["sklearn"]
     fl_wall, fl_times = statistics.median(times["fleetcv"]), times["fleetcv"]
     round_ratios = [f / k for f, k in zip(fl_times, sk_times, strict=True)]
-    # fleetcv's wall had its engines never waited and finished together: its
-    # fits alone, per round (a lower bound).
+    # fleetcv's wall, had its engines never waited and all finished together:
+    # its fits alone, per round (a lower bound).
     fits_only = [i / n / k for i, k in zip(inside, sk_times, strict=True)]
 
     limit = sequential / n
