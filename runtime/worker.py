@@ -253,7 +253,6 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
         of other folds, keep their results. With error_score="raise" the
         error propagates, as from `evaluate`.
     """
-    import os
     import traceback
 
     from sklearn.metrics import check_scoring
@@ -275,8 +274,7 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
                     "params": t.get("params"),
                     "status": "error",
                     "error": traceback.format_exc(),
-                    "host": os.environ.get(HOST_ENV) or engine_info()["hostname"],
-                    "pid": os.getpid(),
+                    **{k: v for k, v in engine_info().items() if k in ("host", "pid")},
                 }
             )
     return records
