@@ -17,11 +17,11 @@ from pathlib import Path
 
 from invoke import Collection
 
-import cli
-from runtime import curves as runtime_curves
-from runtime import driver
-from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
-from runtime.splits import SplitSet
+from runtime.dispatch import curves as runtime_curves
+from runtime.dispatch import fleet as cli
+from runtime.dispatch import lifecycle as driver
+from runtime.engine.folds import SplitSet
+from runtime.spec import ConfigError, HostsConfig, load_hosts, load_search_spec
 
 DEFAULT_SPEC = cli.DEFAULT_SPEC
 DEFAULT_TRAIN_SIZES = ",".join(str(v) for v in runtime_curves.DEFAULT_TRAIN_SIZES)
@@ -188,7 +188,7 @@ def validation(
 )
 def plot(c, run_dir):
     """Regenerate the plots and report.html of a run from its journal (no cluster needed)."""
-    from runtime.report_html import finish_run
+    from runtime.report.html import finish_run
 
     out = finish_run(run_dir)
     for p in out["plots"]:

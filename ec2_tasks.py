@@ -19,8 +19,8 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-import fleetcv_ec2 as fe
-from runtime.config import HOSTS_ENV, ConfigError, load_hosts
+from runtime.ec2 import clusters as fe
+from runtime.spec import HOSTS_ENV, ConfigError, load_hosts
 
 _COMMON = {
     "cluster": f"cluster name, the value of the {fe.TAG_CLUSTER} tag (default {fe.DEFAULT_CLUSTER})",

@@ -31,10 +31,10 @@ import psutil
 from fabric import Config, Connection, ThreadingGroup, task
 from fabric.exceptions import GroupException
 
-from runtime import cluster as cl
-from runtime.config import HostsConfig, HostSpec
-from runtime.engines import CMDLINE_MARK
-from runtime.splits import MANIFEST, SPLITS_SUBDIR, SUMS
+from runtime.dispatch import cluster as cl
+from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR, SUMS
+from runtime.engine.launcher import CMDLINE_MARK
+from runtime.spec import HostsConfig, HostSpec
 
 #: Seconds to wait for a TCP connection to a host.
 CONNECT_TIMEOUT = 10
@@ -412,7 +412,7 @@ def start_host_engines(
         f"{k}={rjoin(wd) if v == '__WD__' else rjoin(wd, CODE_DIR) if v == '__CODE__' else shlex.quote(v)}"
         for k, v in env.items()
     )
-    # One launcher forks all n engines (shared imports: runtime/engines.py)
+    # One launcher forks all n engines (shared imports: runtime/engine/launcher.py)
     # and appends their pids to the pids file as it goes, so a stop finds
     # them even if a later fork fails. It runs in the foreground and exits
     # once the engines run: each engine has its own session and its output

@@ -19,14 +19,14 @@ from pathlib import Path
 from invoke import Collection, Exit
 
 import assess_tasks
-import cli
 from ec2_tasks import ec2
-from runtime import cluster as cl
-from runtime import driver
-from runtime import journal as jn
-from runtime import results as rs
-from runtime.config import ConfigError, HostsConfig, load_hosts, load_search_spec
-from runtime.probes import engines_by_host, format_probe, probe_cluster
+from runtime.dispatch import cluster as cl
+from runtime.dispatch import fleet as cli
+from runtime.dispatch import lifecycle as driver
+from runtime.dispatch.probes import engines_by_host, format_probe, probe_cluster
+from runtime.rundir import journal as jn
+from runtime.rundir import results as rs
+from runtime.spec import ConfigError, HostsConfig, load_hosts, load_search_spec
 
 DEFAULT_SPEC = cli.DEFAULT_SPEC
 HOSTS_HELP = cli.HOSTS_HELP
@@ -160,7 +160,7 @@ def cluster_grow(
 )
 def cluster_install(c, packages=None, hosts_file=None):
     """pip-install packages on a running cluster, once per host (its engines share the venv)."""
-    from runtime.worker import pip_install
+    from runtime.engine.worker import pip_install
 
     # One argument, split here: Invoke takes no variable number of positionals.
     try:
@@ -325,7 +325,7 @@ def report(c, run_dir, top=rs.TOP_K):
     rdir = Path(run_dir)
     meta = driver.read_meta(rdir)
     if meta.get("kind") in ("learning_curve", "validation_curve"):
-        from runtime.curves import rebuild_results
+        from runtime.dispatch.curves import rebuild_results
 
         rebuild_results(rdir)
         print((rdir / jn.REPORT).read_text(), end="")
@@ -460,7 +460,7 @@ def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
     """Create a multi-host test cluster on this machine: network namespaces with their own sshd, IP and disk (root)."""
     import sys as _sys
 
-    import testcluster
+    from runtime.devtools import testcluster
 
     ok, why = testcluster.available()
     if not ok:
@@ -480,7 +480,7 @@ def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
 @cli.fleet_task(name="down", help={"base-dir": "the base dir given to testcluster.up"})
 def testcluster_down(c, base_dir=None):
     """Tear the test cluster down: its sshd and every process in its namespaces, by pid."""
-    import testcluster
+    from runtime.devtools import testcluster
 
     testcluster.down(base_dir)
     print("test cluster removed")
@@ -498,7 +498,7 @@ def testcluster_down(c, base_dir=None):
 )
 def bench(c, engines=None, quick=False, out_dir="bench"):
     """Benchmark fleetcv against GridSearchCV(n_jobs=N): wall time, memory, dispatch rate, scale."""
-    from runtime.bench import run_bench
+    from runtime.devtools.bench import run_bench
 
     r = run_bench(
         engines=cli.int_flag("--engines", engines),

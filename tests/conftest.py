@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import cluster as cl
-from runtime.config import parse_hosts
+from runtime.dispatch import cluster as cl
+from runtime.spec import parse_hosts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SPEC = os.path.join(REPO, "searches", "digits_svc.yml")
@@ -121,7 +121,7 @@ def sklearn_reference():
     from sklearn.model_selection import GridSearchCV
     from sklearn.svm import SVC
 
-    from runtime.config import load_data, load_search_spec
+    from runtime.spec import load_data, load_search_spec
 
     spec = load_search_spec(REFERENCE_SPEC)
     X, y = load_data(spec)
@@ -137,7 +137,7 @@ def sklearn_reference():
 
 def require_testcluster() -> None:
     """Skip (or, with FLEETCV_REQUIRE_CLUSTER=1 as in CI, fail) without namespace hosts."""
-    import testcluster
+    from runtime.devtools import testcluster
 
     ok, reason = testcluster.available()
     if not ok:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import testcluster
+from runtime.devtools import testcluster
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster

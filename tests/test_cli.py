@@ -129,8 +129,8 @@ def test_bad_flags_give_one_clear_message(args, pattern, hosts_file):
 
 
 def test_a_loopback_controller_with_remote_hosts_is_refused_unless_tunneled():
-    import cli
-    from runtime.config import ConfigError, parse_hosts
+    from runtime.dispatch import fleet as cli
+    from runtime.spec import ConfigError, parse_hosts
 
     data = {
         "controller": {"ip": "127.0.0.1"},

@@ -10,7 +10,7 @@ import yaml
 from scipy import stats
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-from runtime.config import (
+from runtime.spec import (
     ConfigError,
     load_data,
     load_hosts,

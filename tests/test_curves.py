@@ -21,12 +21,12 @@ from sklearn.model_selection._validation import _translate_train_sizes
 from sklearn.svm import SVC
 
 import assess_tasks
-from runtime import cluster as cl
-from runtime import curves
-from runtime import journal as jn
-from runtime.config import ConfigError, load_data, load_search_spec
-from runtime.splits import persist_splits
-from runtime.worker import evaluate
+from runtime.dispatch import cluster as cl
+from runtime.dispatch import curves
+from runtime.engine.folds import persist_splits
+from runtime.engine.worker import evaluate
+from runtime.rundir import journal as jn
+from runtime.spec import ConfigError, load_data, load_search_spec
 
 #: Curves compare to scikit-learn to this absolute tolerance.
 ATOL = 1e-12

@@ -21,8 +21,8 @@ import yaml
 from invoke import Context, Exit
 
 import ec2_tasks
-import fleetcv_ec2 as fe
-from runtime.config import ConfigError, parse_hosts
+from runtime.ec2 import clusters as fe
+from runtime.spec import ConfigError, parse_hosts
 
 moto_server = pytest.importorskip("moto.server")
 

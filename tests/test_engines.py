@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runtime import cluster as cl
-from runtime.config import parse_hosts
-from runtime.engines import CMDLINE_MARK, _stop_survivors
+from runtime.dispatch import cluster as cl
+from runtime.engine.launcher import CMDLINE_MARK, _stop_survivors
+from runtime.spec import parse_hosts
 from tests.conftest import (
     REPO,
     local_hosts_data,
@@ -60,7 +60,7 @@ def test_local_engines_are_forked_by_the_launcher_and_share_their_imports(
 
 def _launcher(*args, timeout=60):
     return subprocess.run(
-        [sys.executable, "-m", "runtime.engines", *args],
+        [sys.executable, "-m", "runtime.engine.launcher", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -133,7 +133,7 @@ def test_a_fork_that_fails_stops_the_engines_already_forked(tmp_path):
                 f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
                 sys.executable,
                 "-m",
-                "runtime.engines",
+                "runtime.engine.launcher",
                 "--n=3",
                 f"--pids-file={pids}",
                 f"--log={tmp_path / 'engines.log'}",

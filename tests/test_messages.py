@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sklearn.svm import SVC
 
-from runtime import search as search_mod
-from runtime.search import DistributedSearch
+from runtime.dispatch import search as search_mod
+from runtime.dispatch.search import DistributedSearch
 
 
 class _View:

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import yaml
 
-from runtime import cluster as cl
-from runtime.config import load_hosts
+from runtime.dispatch import cluster as cl
+from runtime.spec import load_hosts
 from tests.conftest import (
     REPO,
     pid_alive,
@@ -105,7 +105,7 @@ def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=()):
 @pytest.fixture(scope="module")
 def mh(tmp_path_factory):
     require_testcluster()
-    import testcluster
+    from runtime.devtools import testcluster
 
     tmp = tmp_path_factory.mktemp("multihost")
     state = testcluster.up(3, tmp / "tc", prefix=PREFIX, subnet=SUBNET)

@@ -12,10 +12,11 @@ from invoke import Context, Exit
 from matplotlib.image import imread
 
 import assess_tasks
-from runtime import curves, plots
-from runtime import journal as jn
-from runtime import results as rs
-from runtime.report_html import REPORT_HTML, finish_run, host_summary, write_report_html
+from runtime.dispatch import curves
+from runtime.report import plots
+from runtime.report.html import REPORT_HTML, finish_run, host_summary, write_report_html
+from runtime.rundir import journal as jn
+from runtime.rundir import results as rs
 
 N_FOLDS = 3
 GRID = [

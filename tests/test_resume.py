@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from runtime import driver
-from runtime.config import ConfigError, load_search_spec
+from runtime.dispatch import lifecycle as driver
+from runtime.spec import ConfigError, load_search_spec
 from tests.conftest import REFERENCE_SPEC, local_hosts
 
 
@@ -80,8 +80,8 @@ def test_resume_refuses_a_curve_run_and_new_run_refuses_a_used_dir(run, tmp_path
 
 
 def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_path):
-    from runtime import journal as jn
-    from runtime.worker import evaluate
+    from runtime.engine.worker import evaluate
+    from runtime.rundir import journal as jn
 
     cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC)

@@ -14,12 +14,12 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
-from runtime import journal as jn
-from runtime import search as search_mod
-from runtime.config import load_data, load_search_spec
-from runtime.results import expected_times
-from runtime.search import DistributedSearch
-from runtime.splits import load_split_set, persist_splits
+from runtime.dispatch import search as search_mod
+from runtime.dispatch.search import DistributedSearch
+from runtime.engine.folds import load_split_set, persist_splits
+from runtime.rundir import journal as jn
+from runtime.rundir.results import expected_times
+from runtime.spec import load_data, load_search_spec
 from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC
 
 pytestmark = pytest.mark.cluster

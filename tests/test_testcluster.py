@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import testcluster
+from runtime.devtools import testcluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 

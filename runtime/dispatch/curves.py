@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import driver
-from . import journal as jn
-from . import results as rs
-from .config import GRID_FUNCS, ConfigError, SearchSpec
-from .search import DistributedSearch
-from .splits import SplitSet
+from runtime.dispatch import lifecycle as driver
+from runtime.dispatch.search import DistributedSearch
+from runtime.engine.folds import SplitSet
+from runtime.rundir import journal as jn
+from runtime.rundir import results as rs
+from runtime.spec import GRID_FUNCS, ConfigError, SearchSpec
 
 LEARNING = "learning_curve"
 VALIDATION = "validation_curve"

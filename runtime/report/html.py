@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import journal as jn
+from runtime.rundir import journal as jn
 
 REPORT_HTML = "report.html"
 #: Rows of the top-k table on the page (the text report shows results.TOP_K).
@@ -107,7 +107,7 @@ def _table(head: list[str], rows: list[list[str]], left: int = 0) -> str:
 
 
 def _search_section(res: dict, top_k: int) -> str:
-    from . import results as rs
+    from runtime.rundir import results as rs
 
     names = sorted(k[len("param_") :] for k in res if k.startswith("param_"))
     order = sorted(
@@ -159,7 +159,7 @@ def _short(v) -> str:
 
 
 def _curve_section(curve: dict) -> str:
-    from .curves import LEARNING
+    from runtime.dispatch.curves import LEARNING
 
     if curve["kind"] == LEARNING:
         title, col, labels = (
@@ -305,7 +305,7 @@ def write_report_html(
     ConfigError
         When `run_dir` is not a run directory.
     """
-    from .plots import run_data
+    from runtime.report.plots import run_data
 
     path = Path(run_dir)
     data = data or run_data(path)
@@ -372,7 +372,7 @@ def finish_run(
     dict
         `plots` (list of PNG paths) and `report` (the HTML page's path).
     """
-    from .plots import plot_run, run_data
+    from runtime.report.plots import plot_run, run_data
 
     data = run_data(run_dir)
     plots = plot_run(run_dir, log=log, data=data)

@@ -24,10 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from . import journal as jn
-from . import results as rs
-from .splits import SplitSet, load_split_set
-from .worker import evaluate_many
+from runtime.engine.folds import SplitSet, load_split_set
+from runtime.engine.worker import evaluate_many
+from runtime.rundir import journal as jn
+from runtime.rundir import results as rs
 
 #: How long Ctrl-C or abort() waits for tasks already running on engines.
 ABORT_GRACE = 10.0
@@ -590,7 +590,7 @@ class DistributedSearch:
         self, out_dir: str | Path | None = None, display_train: bool = True
     ) -> Path:
         """Per-parameter boxplots of the fold scores, as in the notebook; returns the PNG path."""
-        from .plots import boxplot_parameters
+        from runtime.report.plots import boxplot_parameters
 
         return boxplot_parameters(
             self.cv_results_,

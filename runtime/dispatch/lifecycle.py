@@ -17,10 +17,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import journal as jn
-from .config import ConfigError, HostsConfig, SearchSpec, load_data, load_search_spec
-from .search import DistributedSearch
-from .splits import SplitSet, persist_splits
+from runtime.dispatch.search import DistributedSearch
+from runtime.engine.folds import SplitSet, persist_splits
+from runtime.rundir import journal as jn
+from runtime.spec import (
+    ConfigError,
+    HostsConfig,
+    SearchSpec,
+    load_data,
+    load_search_spec,
+)
 
 DEFAULT_RUNS_ROOT = "runs"
 
@@ -49,8 +55,8 @@ def prepare_splits(
 
 def warm_page_cache(client, split: SplitSet) -> dict:
     """Read every fold once on one engine per host (the notebook's trick)."""
-    from .probes import engines_by_host
-    from .worker import warm_fold_cache
+    from runtime.dispatch.probes import engines_by_host
+    from runtime.engine.worker import warm_fold_cache
 
     refs = [split.relative(k) for k in range(split.n_folds)]
     by_host = engines_by_host(client)
@@ -242,7 +248,7 @@ def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print)
     params and the fold (split digest + fold index) are. Looks at every
     sibling run under the same runs/ root; returns how many were taken.
     """
-    from .results import latest_records
+    from runtime.rundir.results import latest_records
 
     key = meta.get("evaluation_key")
     wanted = {
@@ -298,7 +304,7 @@ def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
     this run's; their journals say how long each candidate took, so this run
     can start the slowest first.
     """
-    from .results import expected_times
+    from runtime.rundir.results import expected_times
 
     records: list[dict] = []
     for sibling, other in _sibling_runs(run_dir):

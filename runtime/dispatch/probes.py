@@ -10,28 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from runtime.engine.probe import engine_probe
+
 MB = 1e6
-
-
-def engine_probe() -> dict:
-    """Memory of this engine process and of its host (runs on an engine)."""
-    import os
-    import socket
-
-    import psutil
-
-    proc = psutil.Process()
-    full = proc.memory_full_info()
-    vm = psutil.virtual_memory()
-    return {
-        "host": os.environ.get("FLEETCV_HOST") or socket.gethostname(),
-        "pid": os.getpid(),
-        "rss": full.rss,
-        "uss": full.uss,
-        "pss": getattr(full, "pss", full.uss),
-        "host_available": vm.available,
-        "host_total": vm.total,
-    }
 
 
 def engines_by_host(client) -> dict[str, list[int]]:
@@ -43,8 +24,8 @@ def engines_by_host(client) -> dict[str, list[int]]:
     """
     from ipyparallel.error import EngineError
 
-    from .search import _get
-    from .worker import engine_info
+    from runtime.dispatch.search import _get
+    from runtime.engine.worker import engine_info
 
     ids = list(client.ids)
     ars = {eid: client[eid].apply_async(engine_info) for eid in ids}

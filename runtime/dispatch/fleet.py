@@ -16,11 +16,11 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from runtime import cluster as cl
-from runtime.config import ConfigError, HostsConfig
-from runtime.driver import pid_alive
-from runtime.probes import engines_by_host
-from runtime.search import SearchError
+from runtime.dispatch import cluster as cl
+from runtime.dispatch.lifecycle import pid_alive
+from runtime.dispatch.probes import engines_by_host
+from runtime.dispatch.search import SearchError
+from runtime.spec import ConfigError, HostsConfig
 
 DEFAULT_SPEC = "searches/digits_svc.yml"
 HOSTS_HELP = (
@@ -220,8 +220,8 @@ def finish_run(rdir: Path, job, what: str, resume_cmd: str) -> None:
     Exits 130 when the run was aborted (Ctrl-C, search.abort) and 1 when it
     ended with holes, naming the command that resumes it.
     """
-    from runtime import journal as jn
-    from runtime.report_html import finish_run as write_report
+    from runtime.report.html import finish_run as write_report
+    from runtime.rundir import journal as jn
 
     print()
     print(job.report())

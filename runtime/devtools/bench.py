@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster as cl
-from .config import load_data, load_search_spec, parse_hosts
-from .search import DistributedSearch
-from .splits import persist_splits
+from runtime.dispatch import cluster as cl
+from runtime.dispatch.search import DistributedSearch
+from runtime.engine.folds import persist_splits
+from runtime.spec import load_data, load_search_spec, parse_hosts
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REFERENCE_SPEC = REPO / "searches" / "digits_svc.yml"
 #: Ports of the bench's own cluster, apart from a user's running one.
 BENCH_PORTS = [30400, 30439]
@@ -196,7 +196,7 @@ def bench_reference(client, n: int, quick: bool, work: Path, log) -> dict:
     from sklearn.svm import SVC
     from threadpoolctl import threadpool_limits
 
-    from .results import expected_times
+    from runtime.rundir.results import expected_times
 
     spec = load_search_spec(REFERENCE_SPEC)
     X, y = load_data(spec)
@@ -393,7 +393,7 @@ def bench_hosts(
     """
     from sklearn.svm import SVC
 
-    import testcluster
+    from runtime.devtools import testcluster
 
     ok, reason = testcluster.available()
     if not ok:
@@ -470,7 +470,7 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import ShuffleSplit
 
-    from .probes import engine_probe
+    from runtime.engine.probe import engine_probe
 
     rows = MEMORY_ROWS[quick]
     X, y = make_classification(
@@ -569,7 +569,7 @@ def _fit_working_memory(**evaluate_kwargs) -> int:
     """
     import tracemalloc
 
-    from runtime.worker import evaluate, load_fold_cached
+    from runtime.engine.worker import evaluate, load_fold_cached
 
     load_fold_cached(evaluate_kwargs["fold_ref"])  # the mapping is not the fit's
     tracemalloc.start()
@@ -820,7 +820,7 @@ def _gap_txt(ref: dict) -> str:
     sent = (
         f"{n_tasks} tasks went in a median {statistics.median(messages):.0f} messages "
         "(tasks that the warm-up's timings show short go several to a message, "
-        "runtime/search.py), and "
+        "runtime/dispatch/search.py), and "
         if messages
         else ""
     )
@@ -1020,7 +1020,7 @@ def render_markdown(r: dict) -> str:
         "for loky, which copies every training fold into each worker (`X[train]`). fleetcv's "
         "engines map one fold file (train and test rows) and share its pages; folds this big go "
         "fold by fold, so a host never maps two at once. The engines are forked from one process "
-        "that imported numpy, scikit-learn and ipykernel (runtime/engines.py), so they share "
+        "that imported numpy, scikit-learn and ipykernel (runtime/engine/launcher.py), so they share "
         f"those pages too: {fl_mem['baseline_sum_pss'] / n / mb:.0f} MB PSS per engine before the "
         f"search, against {sk_mem['baseline_sum_pss'] / n / mb:.0f} MB per loky worker.",
         f"- Dispatch: {dis['ms_per_task_in_estimator']:.2f} ms of each tiny task is scikit-learn's own "

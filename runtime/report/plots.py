@@ -543,7 +543,7 @@ def samples_from_journal(records: Iterable[dict]) -> list[dict]:
 
 def read_probe_samples(path: str | os.PathLike) -> list[dict]:
     """Read a probes.jsonl file (one sample per line; torn lines skipped)."""
-    from .journal import read_journal
+    from runtime.rundir.journal import read_journal
 
     return [s for s in read_journal(path) if "t" in s and "host" in s]
 
@@ -631,10 +631,10 @@ def run_data(run_dir: str | os.PathLike) -> dict:
         "learning_curve" or "validation_curve") and either `cv_results` or
         `curve`.
     """
-    from . import curves
-    from . import journal as jn
-    from . import results as rs
-    from .driver import read_meta
+    from runtime.dispatch import curves
+    from runtime.dispatch.lifecycle import read_meta
+    from runtime.rundir import journal as jn
+    from runtime.rundir import results as rs
 
     path = Path(run_dir)
     meta = read_meta(path)
@@ -683,7 +683,7 @@ def plot_run(
     list of Path
         The PNGs written.
     """
-    from . import curves
+    from runtime.dispatch import curves
 
     log = log or (lambda m: print(m, file=sys.stderr))
     path = Path(run_dir)

@@ -20,14 +20,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import HostsConfig, HostSpec
-from .engines import ENGINE_THREAD_VARS
+from runtime.engine.launcher import ENGINE_THREAD_VARS
+from runtime.spec import HostsConfig, HostSpec
 
 CLUSTER_ID = "fleetcv"
 #: Seconds to wait for engines to register after a start.
 ENGINE_START_TIMEOUT = 120.0
 #: The repository root: engines import `runtime.worker` from here.
-CODE_ROOT = Path(__file__).resolve().parent.parent
+CODE_ROOT = Path(__file__).resolve().parents[2]
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"
 LOCAL_ENGINE_LOG = "engines.log"
@@ -97,7 +97,7 @@ def _cluster(cfg: HostsConfig, n: int = 0):
     args = [
         f"--ports={ctl.ports[0]}-{ctl.ports[1]}",
         f"--TaskScheduler.hwm={ctl.task_hwm}",
-        # Engines run without ipyparallel's nanny (see runtime/engines.py), so
+        # Engines run without ipyparallel's nanny (see runtime/engine/launcher.py), so
         # the heartbeat is how a killed engine or a lost host is noticed: with
         # the default 2 s x 5, in about 14 s (measured) instead of 30-40 s.
         # An engine's heart answers from a C thread, so a busy engine never
@@ -228,7 +228,7 @@ def _busy_ports(ip: str, ports: tuple[int, int]) -> list[int]:
     import errno
     import socket
 
-    from .config import MIN_PORTS
+    from runtime.spec import MIN_PORTS
 
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     busy = []
@@ -305,7 +305,7 @@ def start_local_engines(
             [
                 sys.executable,
                 "-m",
-                "runtime.engines",
+                "runtime.engine.launcher",
                 f"--n={n}",
                 f"--pids-file={state / LOCAL_PIDS_FILE}",
                 f"--log={state / LOCAL_ENGINE_LOG}",
@@ -383,7 +383,7 @@ def stop(cfg: HostsConfig) -> bool:
 def _is_local_engine(pid: int) -> bool:
     # A recorded pid may have been reused by another program since: only a
     # process started by runtime.engines counts (a zombie has no cmdline).
-    from .engines import CMDLINE_MARK
+    from runtime.engine.launcher import CMDLINE_MARK
 
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

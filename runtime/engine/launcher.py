@@ -47,11 +47,11 @@ PRELOAD = (
     "sklearn.dummy",
     "ipykernel.ipkernel",
     "ipyparallel.engine.app",
-    "runtime.worker",
+    "runtime.engine.worker",
 )
 #: What this module's processes have on their command line: fabfile.py and
 #: `runtime.cluster` check it before killing a recorded pid (pids get reused).
-CMDLINE_MARK = "runtime.engines"
+CMDLINE_MARK = "runtime.engine.launcher"
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
 #: The BLAS/OpenMP thread variables of each engine: hosts.yml's `threads`, 1 by
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                     pass
             except OSError as exc:
                 print(
-                    f"runtime.engines: {flag} {path}: {exc.strerror}. "
+                    f"runtime.engine.launcher: {flag} {path}: {exc.strerror}. "
                     "Fix: give a writable path (absolute, or relative to "
                     f"{os.getcwd()})",
                     file=sys.stderr,
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = preload()
     if "ipyparallel.engine.app" in missing:
         print(
-            "runtime.engines: ipyparallel is not importable by "
+            "runtime.engine.launcher: ipyparallel is not importable by "
             f"{sys.executable}. Fix: invoke hosts.install",
             file=sys.stderr,
         )
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # spawn() already stopped the engines it had forked.
         print(
-            f"runtime.engines: could not fork the engines ({exc.strerror}); any "
+            f"runtime.engine.launcher: could not fork the engines ({exc.strerror}); any "
             "already started were stopped. Fix: raise this host's process limit "
             "(ulimit -u, or the container's pids limit) or give it fewer engines "
             "in hosts.yml",
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f" (log: {args.log})" if args.log else ""
         also = f"; the other {stopped} were stopped" if stopped else ""
         print(
-            f"runtime.engines: {len(dead)} of {len(pids)} engines exited at once, "
+            f"runtime.engine.launcher: {len(dead)} of {len(pids)} engines exited at once, "
             f"exit codes {sorted(set(dead.values()))}{where}{also}",
             file=sys.stderr,
         )

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from runtime.config import DEFAULT_HOSTS, DEFAULT_PORTS, ConfigError, parse_hosts
+from runtime.spec import DEFAULT_HOSTS, DEFAULT_PORTS, ConfigError, parse_hosts
 
 #: The tag that marks every resource fleetcv creates, with the cluster name as value.
 TAG_CLUSTER = "fleetcv:cluster"
