@@ -34,6 +34,7 @@ from fabric.exceptions import GroupException
 from runtime.dispatch import cluster as cl
 from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR, SUMS
 from runtime.engine.launcher import CMDLINE_MARK
+from runtime.errors import RemoteError
 from runtime.spec import HostsConfig, HostSpec
 
 #: Seconds to wait for a TCP connection to a host.
@@ -72,10 +73,6 @@ class HostResults:
         if self.failed:
             causes = "; ".join(f"{h}: {e}" for h, e in sorted(self.failed.items()))
             raise RemoteError(f"{what} failed on {len(self.failed)} host(s): {causes}")
-
-
-class RemoteError(RuntimeError):
-    """An operation failed on one or more hosts (each named with its cause)."""
 
 
 def print_results(res: HostResults, out=sys.stdout) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runtime.engine.launcher import ENGINE_THREAD_VARS
+from runtime.errors import ClusterError
 from runtime.spec import HostsConfig, HostSpec
 
 CLUSTER_ID = "fleetcv"
@@ -31,10 +32,6 @@ CODE_ROOT = Path(__file__).resolve().parents[2]
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"
 LOCAL_ENGINE_LOG = "engines.log"
-
-
-class ClusterError(RuntimeError):
-    """The cluster is not in the state the command needs."""
 
 
 def profile_dir(cfg: HostsConfig) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from runtime.engine.folds import SplitSet, load_split_set
 from runtime.engine.worker import evaluate_many
+from runtime.errors import SearchError
 from runtime.rundir import journal as jn
 from runtime.rundir import results as rs
 
@@ -49,10 +50,6 @@ BALANCE = 2
 FOLD_BY_FOLD_BYTES = 32 * 2**20
 #: An empty cluster for this long means every engine is gone.
 NO_ENGINES_TIMEOUT = 15.0
-
-
-class SearchError(RuntimeError):
-    """The search cannot go on (e.g. every engine is gone)."""
 
 
 class DistributedSearch:

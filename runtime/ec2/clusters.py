@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from runtime.errors import HostError
 from runtime.spec import DEFAULT_HOSTS, DEFAULT_PORTS, ConfigError, parse_hosts
 
 #: The tag that marks every resource fleetcv creates, with the cluster name as value.
@@ -120,7 +121,7 @@ _CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
 _ACTIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
-class Ec2Error(RuntimeError):
+class Ec2Error(HostError):
     """EC2 refused or failed an operation (capacity, quota, timeout, API error).
 
     ``code`` is EC2's error code when EC2 gave one.

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from runtime.errors import ConfigError
+
 #: Where a host keeps its venv, split files and engine pids when hosts.yml says nothing.
 DEFAULT_WORKDIR = "~/.cache/fleetcv"
 #: ipcontroller needs at least 14 ports with the default schedulers (18 seen on
@@ -35,10 +37,6 @@ HOSTS_ENV = "FLEETCV_HOSTS"
 GRID_FUNCS = {"logspace", "linspace", "geomspace", "arange"}
 DIST_FUNCS = {"loguniform", "uniform", "randint"}
 _EXPR = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
-
-
-class ConfigError(ValueError):
-    """A user-fixable problem in a hosts file, a search spec or a data file."""
 
 
 def _err(where: str, key: str, problem: str, fix: str) -> ConfigError:

@@ -1,0 +1,54 @@
+"""fleetcv's one error hierarchy, and the exit status of each kind of failure.
+
+Runs everywhere on the driver side (the engine package raises plain Python
+errors, recorded as failed tasks). The command line (tasks.py) maps every
+`FleetcvError` to one `error: ...` line and its `exit_code`; the Python API
+lets them propagate.
+
+- `UserError` (exit 2): something the user can fix in a file, a flag or
+  the environment; the message names the file/key/flag, the bad value and
+  the fix.
+- `HostError` (exit 1): a host, an engine, the cluster or a cloud API
+  failed; the message names which one and why.
+"""
+
+from __future__ import annotations
+
+
+class FleetcvError(Exception):
+    """Base of every error fleetcv raises on purpose."""
+
+    #: The exit status of the command line for this kind of error.
+    exit_code = 1
+
+
+class UserError(FleetcvError, ValueError):
+    """A bad file, key, flag or value: the message says which and how to fix it."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """hosts.yml, a search spec, a flag or a run directory is not usable as given."""
+
+
+class HostError(FleetcvError, RuntimeError):
+    """A host, an engine, the controller or a cloud API failed."""
+
+    exit_code = 1
+
+
+class ClusterError(UserError):
+    """The cluster cannot be started or reached as configured (e.g. a busy port)."""
+
+
+class SearchError(UserError):
+    """A run cannot go on (e.g. every engine is gone): it stays resumable."""
+
+
+class RemoteError(HostError):
+    """A remote host failed over SSH (unreachable, login refused, command failed)."""
+
+
+class EngineVersionError(UserError):
+    """Engines run another fleetcv version than the driver."""
