@@ -19,10 +19,12 @@ real instead of mocked:
 
 There is no PID namespace, so PIDs seen on a host are the PIDs of the root
 namespace.  Use :func:`up` and :func:`down` from tests (see
-``tests/test_testcluster.py``) or the command line::
+``tests/test_testcluster.py``) or the command line, from the repository
+root (``invoke testcluster.up`` / ``invoke testcluster.down`` do the same and
+also write a hosts file)::
 
-    python testcluster.py up -n 3      # prints hosts and a hosts.yml snippet
-    python testcluster.py down
+    python -m runtime.devtools.testcluster up -n 3   # prints hosts and a hosts.yml snippet
+    python -m runtime.devtools.testcluster down
 
 Dependencies: the standard library plus ``ip`` (iproute2), ``unshare``
 (util-linux), ``/usr/sbin/sshd``, ``ssh``, ``ssh-keygen`` and ``rsync``.
@@ -356,7 +358,24 @@ def up(
     base.chmod(0o700)
     if (base / STATE_FILE).exists():
         down(base)
+    _check_names_free(base, n_hosts, prefix)
 
+    state = _new_state(base, prefix, subnet)
+    procs: list[subprocess.Popen] = []
+    try:
+        _build(state, n_hosts, procs)
+        _wait_ready(state, procs)
+    except BaseException as exc:
+        try:
+            down(state)
+        except Exception as cleanup_exc:  # noqa: BLE001 - report, keep the original error
+            exc.add_note(f"teardown after failed up() also failed: {cleanup_exc}")
+        raise
+    return state
+
+
+def _check_names_free(base: Path, n_hosts: int, prefix: str) -> None:
+    """Raise if the bridge, a namespace or a veth of the new cluster already exists."""
     bridge = f"{prefix}br0"
     existing_ns = _netns_list()
     clashes = [bridge] if _link_exists(bridge) else []
@@ -372,7 +391,10 @@ def up(
             " remove them or use another prefix"
         )
 
-    state: dict = {
+
+def _new_state(base: Path, prefix: str, subnet: str) -> dict:
+    """The state of a cluster with nothing created yet."""
+    return {
         "base_dir": str(base),
         "bridge": None,
         "bridge_ip": f"{subnet}.{BRIDGE_HOST_PART}",
@@ -383,153 +405,178 @@ def up(
         "known_hosts": str(base / "known_hosts"),
         "hosts": [],
     }
-    procs: list[subprocess.Popen] = []
-    try:
-        _build(state, n_hosts, procs)
-        _wait_ready(state, procs)
-    except BaseException as exc:
-        try:
-            down(state)
-        except Exception as cleanup_exc:  # noqa: BLE001 - report, keep the original error
-            exc.add_note(f"teardown after failed up() also failed: {cleanup_exc}")
-        raise
-    return state
 
 
 def _build(state: dict, n_hosts: int, procs: list[subprocess.Popen]) -> None:
     """Create keys, bridge, namespaces and sshds, recording each in ``state``."""
-    base = Path(state["base_dir"])
-    prefix, subnet = state["prefix"], state["subnet"]
     # Mount point for the per-host bind mounts, and sshd's privsep directory.
     os.makedirs(WORKDIR, exist_ok=True)
     os.makedirs(SSHD_RUN_DIR, mode=0o755, exist_ok=True)
+    _make_client_key(state)
+    _make_bridge(state)
 
+    ssh_config, known_hosts = [], []
+    for i in range(1, n_hosts + 1):
+        names = _names(state["prefix"], i)
+        host = _host_record(state, names["name"], i)
+        # Record before creating so a failure half-way is still cleaned up.
+        state["hosts"].append(host)
+        _write_state(state)
+
+        _make_netns(host, names, state["bridge"])
+        known_hosts.append(_make_host_files(state, host))
+        ssh_config.append(_ssh_config_entry(host))
+        procs.append(_start_sshd(host))
+        host["sshd_pid"] = procs[-1].pid
+        _write_state(state)
+
+    _write_private(Path(state["ssh_config"]), "\n".join(ssh_config))
+    _write_private(Path(state["known_hosts"]), "\n".join(known_hosts) + "\n")
+    _write_state(state)
+
+
+def _make_client_key(state: dict) -> None:
+    """The key every host accepts (its ``authorized_keys``)."""
     key = Path(state["key"])
     _keygen(key, "fleetcv-testcluster")
-    authorized_keys = base / "authorized_keys"
+    authorized_keys = Path(state["base_dir"]) / "authorized_keys"
     _write_private(authorized_keys, key.with_name(key.name + ".pub").read_text())
     _write_state(state)
 
-    bridge = f"{prefix}br0"
+
+def _make_bridge(state: dict) -> None:
+    """The bridge in the root namespace, carrying the controller's address."""
+    bridge = f"{state['prefix']}br0"
     _run(["ip", "link", "add", "name", bridge, "type", "bridge"])
     state["bridge"] = bridge
     _write_state(state)
     _run(["ip", "addr", "add", f"{state['bridge_ip']}/{PREFIX_LEN}", "dev", bridge])
     _run(["ip", "link", "set", bridge, "up"])
 
-    ssh_config, known_hosts = [], []
-    for i in range(1, n_hosts + 1):
-        names = _names(prefix, i)
-        name = names["name"]
-        ip = f"{subnet}.{HOST_IP_OFFSET + i}"
-        host_dir = base / "hosts" / name
-        host = {
-            "name": name,
-            "netns": name,
-            "ip": ip,
-            "address": f"{SSH_USER}@{ip}",
-            "user": SSH_USER,
-            "port": SSH_PORT,
-            "key": str(key),
-            "disk": str(host_dir / "disk"),
-            "workdir": WORKDIR,
-            "sshd_pid": None,
-            "veth": names["veth"],
-            "host_dir": str(host_dir),
-            "sshd_config": str(host_dir / "sshd_config"),
-            "sshd_log": str(host_dir / "sshd.log"),
-        }
-        # Record before creating so a failure half-way is still cleaned up.
-        state["hosts"].append(host)
-        _write_state(state)
 
-        _run(["ip", "netns", "add", name])
-        _run(
-            [
-                "ip",
-                "link",
-                "add",
-                names["veth"],
-                "type",
-                "veth",
-                "peer",
-                "name",
-                names["peer"],
-            ]
-        )
-        _run(["ip", "link", "set", names["peer"], "netns", name])
-        _run(["ip", "-n", name, "link", "set", names["peer"], "name", HOST_IFNAME])
-        _run(
-            ["ip", "-n", name, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", HOST_IFNAME]
-        )
-        _run(["ip", "-n", name, "link", "set", HOST_IFNAME, "up"])
-        _run(["ip", "-n", name, "link", "set", "lo", "up"])
-        _run(["ip", "link", "set", names["veth"], "master", bridge])
-        _run(["ip", "link", "set", names["veth"], "up"])
-        # No default route on purpose: hosts reach the bridge address and each
-        # other on the shared /24 (plain L2 bridging, no ip_forward needed)
-        # and nothing else.
+def _host_record(state: dict, name: str, i: int) -> dict:
+    """Host ``i``'s entry of the state, before any of it exists."""
+    ip = f"{state['subnet']}.{HOST_IP_OFFSET + i}"
+    host_dir = Path(state["base_dir"]) / "hosts" / name
+    return {
+        "name": name,
+        "netns": name,
+        "ip": ip,
+        "address": f"{SSH_USER}@{ip}",
+        "user": SSH_USER,
+        "port": SSH_PORT,
+        "key": state["key"],
+        "disk": str(host_dir / "disk"),
+        "workdir": WORKDIR,
+        "sshd_pid": None,
+        "veth": _names(state["prefix"], i)["veth"],
+        "host_dir": str(host_dir),
+        "sshd_config": str(host_dir / "sshd_config"),
+        "sshd_log": str(host_dir / "sshd.log"),
+    }
 
-        host_dir.mkdir(parents=True, exist_ok=True)
-        host_dir.chmod(0o700)
-        disk = Path(host["disk"])
-        if disk.exists():
-            shutil.rmtree(disk)  # fresh cluster, blank disks
-        disk.mkdir()
-        host_key = host_dir / "ssh_host_ed25519_key"
-        _keygen(host_key, f"fleetcv-testcluster-{name}")
-        known_hosts.append(
-            f"{ip} {host_key.with_name(host_key.name + '.pub').read_text().strip()}"
-        )
-        _write_private(
-            Path(host["sshd_config"]),
-            SSHD_CONFIG_TEMPLATE.format(
-                name=name,
-                ip=ip,
-                port=SSH_PORT,
-                host_key=host_key,
-                authorized_keys=base / "authorized_keys",
-            ),
-        )
-        ssh_config.append(
-            f"Host {name} {ip}\n"
-            f"    HostName {ip}\n"
-            f"    User {SSH_USER}\n"
-            f"    Port {SSH_PORT}\n"
-            f"    IdentityFile {key}\n"
-            "    IdentitiesOnly yes\n"
-            "    StrictHostKeyChecking no\n"
-            "    UserKnownHostsFile /dev/null\n"
-            "    LogLevel ERROR\n"
-            "    BatchMode yes\n"
-        )
 
-        # The private mount namespace makes the bind mount visible to this
-        # sshd and everything started through it only.  unshare (without
-        # --fork) and `sh -c exec` both exec, so the Popen pid *is* sshd, and
-        # start_new_session makes it a process-group leader for killpg.
-        inner = (
-            f"mount --bind {shlex.quote(str(disk))} {WORKDIR}"
-            f" && exec {SSHD} -D -e -f {shlex.quote(host['sshd_config'])}"
-        )
-        cmd = ["ip", "netns", "exec", name, *UNSHARE_PRIVATE_MOUNT, "sh", "-c", inner]
-        # Truncate: the log tail quoted in errors must be from this run.
-        with open(host["sshd_log"], "wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        procs.append(proc)
-        host["sshd_pid"] = proc.pid
-        _write_state(state)
+def _make_netns(host: dict, names: dict[str, str], bridge: str) -> None:
+    """The host's namespace, its veth pair into the bridge and its address."""
+    name, ip = host["name"], host["ip"]
+    _run(["ip", "netns", "add", name])
+    _run(
+        [
+            "ip",
+            "link",
+            "add",
+            names["veth"],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            names["peer"],
+        ]
+    )
+    _run(["ip", "link", "set", names["peer"], "netns", name])
+    _run(["ip", "-n", name, "link", "set", names["peer"], "name", HOST_IFNAME])
+    _run(["ip", "-n", name, "addr", "add", f"{ip}/{PREFIX_LEN}", "dev", HOST_IFNAME])
+    _run(["ip", "-n", name, "link", "set", HOST_IFNAME, "up"])
+    _run(["ip", "-n", name, "link", "set", "lo", "up"])
+    _run(["ip", "link", "set", names["veth"], "master", bridge])
+    _run(["ip", "link", "set", names["veth"], "up"])
+    # No default route on purpose: hosts reach the bridge address and each
+    # other on the shared /24 (plain L2 bridging, no ip_forward needed)
+    # and nothing else.
 
-    _write_private(Path(state["ssh_config"]), "\n".join(ssh_config))
-    _write_private(Path(state["known_hosts"]), "\n".join(known_hosts) + "\n")
-    _write_state(state)
+
+def _make_host_files(state: dict, host: dict) -> str:
+    """The host's blank disk, host key and sshd_config; its known_hosts line."""
+    host_dir = Path(host["host_dir"])
+    host_dir.mkdir(parents=True, exist_ok=True)
+    host_dir.chmod(0o700)
+    disk = Path(host["disk"])
+    if disk.exists():
+        shutil.rmtree(disk)  # fresh cluster, blank disks
+    disk.mkdir()
+    host_key = host_dir / "ssh_host_ed25519_key"
+    _keygen(host_key, f"fleetcv-testcluster-{host['name']}")
+    _write_private(
+        Path(host["sshd_config"]),
+        SSHD_CONFIG_TEMPLATE.format(
+            name=host["name"],
+            ip=host["ip"],
+            port=SSH_PORT,
+            host_key=host_key,
+            authorized_keys=Path(state["base_dir"]) / "authorized_keys",
+        ),
+    )
+    pub = host_key.with_name(host_key.name + ".pub").read_text().strip()
+    return f"{host['ip']} {pub}"
+
+
+def _ssh_config_entry(host: dict) -> str:
+    """The ``ssh_config`` block that reaches the host by name or address."""
+    ip = host["ip"]
+    return (
+        f"Host {host['name']} {ip}\n"
+        f"    HostName {ip}\n"
+        f"    User {SSH_USER}\n"
+        f"    Port {SSH_PORT}\n"
+        f"    IdentityFile {host['key']}\n"
+        "    IdentitiesOnly yes\n"
+        "    StrictHostKeyChecking no\n"
+        "    UserKnownHostsFile /dev/null\n"
+        "    LogLevel ERROR\n"
+        "    BatchMode yes\n"
+    )
+
+
+def _start_sshd(host: dict) -> subprocess.Popen:
+    """Start the host's sshd in its namespace, with its disk bind-mounted."""
+    # The private mount namespace makes the bind mount visible to this
+    # sshd and everything started through it only.  unshare (without
+    # --fork) and `sh -c exec` both exec, so the Popen pid *is* sshd, and
+    # start_new_session makes it a process-group leader for killpg.
+    inner = (
+        f"mount --bind {shlex.quote(host['disk'])} {WORKDIR}"
+        f" && exec {SSHD} -D -e -f {shlex.quote(host['sshd_config'])}"
+    )
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        host["name"],
+        *UNSHARE_PRIVATE_MOUNT,
+        "sh",
+        "-c",
+        inner,
+    ]
+    # Truncate: the log tail quoted in errors must be from this run.
+    with open(host["sshd_log"], "wb") as log:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def _ssh_cmd(state: dict, name: str, command: str) -> list[str]:
@@ -643,20 +690,37 @@ def down(state_or_base_dir: dict | str | os.PathLike | None) -> None:
         After all steps ran, if some of them failed; the state file is then
         kept so that ``down`` can be retried.
     """
-    if isinstance(state_or_base_dir, dict):
-        state = state_or_base_dir
-    else:
-        path = _resolve_base_dir(state_or_base_dir) / STATE_FILE
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
+    state = _load_state(state_or_base_dir)
+    if state is None:
+        return
     errors: list[str] = []
     hosts = [h for h in state.get("hosts") or [] if isinstance(h, dict)]
     existing_ns = _netns_list()
+    sshd_pids = _term_sshds(hosts, errors)
+    _kill_netns_processes(hosts, existing_ns, sshd_pids, errors)
+    _delete_network(state, hosts, existing_ns, errors)
+    if errors:
+        raise RuntimeError("testcluster down incomplete:\n  " + "\n  ".join(errors))
+    base_dir = state.get("base_dir")
+    if base_dir:
+        with contextlib.suppress(FileNotFoundError):
+            (Path(base_dir) / STATE_FILE).unlink()
 
-    # 1. Our sshds, by recorded pid: the whole process group, since it was
-    #    started as a session leader.
+
+def _load_state(state_or_base_dir: dict | str | os.PathLike | None) -> dict | None:
+    """The state given, or read from the base dir's state file (None: no file)."""
+    if isinstance(state_or_base_dir, dict):
+        return state_or_base_dir
+    path = _resolve_base_dir(state_or_base_dir) / STATE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _term_sshds(hosts: list[dict], errors: list[str]) -> list[int]:
+    """SIGTERM our sshds, by recorded pid; the pids signalled."""
+    # The whole process group, since each was started as a session leader.
     sshd_pids = []
     for host in hosts:
         pid = host.get("sshd_pid")
@@ -670,9 +734,14 @@ def down(state_or_base_dir: dict | str | os.PathLike | None) -> None:
             pass  # died by itself meanwhile
         except OSError as exc:
             errors.append(f"{host.get('name')}: cannot signal sshd {pid}: {exc}")
+    return sshd_pids
 
-    # 2. Everything else still running inside the namespaces (sessions,
-    #    engines started with setsid nohup ...): TERM, then KILL.
+
+def _kill_netns_processes(
+    hosts: list[dict], existing_ns: set[str], sshd_pids: list[int], errors: list[str]
+) -> None:
+    """TERM, then KILL, the sshds and everything else still inside the namespaces."""
+    # Sessions, engines started with setsid nohup ...: whatever runs there.
     for sig, grace in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, KILL_GRACE)):
         pids = list(sshd_pids)
         for host in hosts:
@@ -694,8 +763,12 @@ def down(state_or_base_dir: dict | str | os.PathLike | None) -> None:
     else:
         errors.append(f"processes survived SIGKILL: {left}")
 
-    # 3. Namespaces (deleting one destroys the veth end inside it and hence
-    #    the pair), leftover host-side veths, the bridge.
+
+def _delete_network(
+    state: dict, hosts: list[dict], existing_ns: set[str], errors: list[str]
+) -> None:
+    """Delete the namespaces, leftover host-side veths and the bridge."""
+    # Deleting a namespace destroys the veth end inside it and hence the pair.
     for host in hosts:
         netns = host.get("netns")
         if netns and netns in existing_ns:
@@ -716,13 +789,6 @@ def down(state_or_base_dir: dict | str | os.PathLike | None) -> None:
         res = _run(["ip", "link", "delete", link], check=False)
         if res.returncode != 0 and _link_exists(link):
             errors.append(f"ip link delete {link}: {res.stderr.strip()}")
-
-    if errors:
-        raise RuntimeError("testcluster down incomplete:\n  " + "\n  ".join(errors))
-    base_dir = state.get("base_dir")
-    if base_dir:
-        with contextlib.suppress(FileNotFoundError):
-            (Path(base_dir) / STATE_FILE).unlink()
 
 
 def _yaml_scalar(value: object) -> str:
@@ -795,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
         Process exit status.
     """
     parser = argparse.ArgumentParser(
-        prog="testcluster.py",
+        prog="python -m runtime.devtools.testcluster",
         description="fleetcv multi-host test cluster (netns + sshd).",
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,99 @@
+"""Figure 3: tiny tasks per second through fleetcv, journal on.
+
+Runs on the laptop, driving the bench's local engines: DummyClassifier
+tasks, so what is measured is fleetcv's and ipyparallel's per-task cost.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.devtools.bench.searches import fleet_search, journal, task_seconds
+from runtime.engine.folds import persist_splits
+
+#: Tasks: (full, quick).
+DISPATCH_TASKS = (2000, 500)
+
+
+def bench_dispatch(client, quick: bool, work: Path, log) -> dict:
+    """Tiny tasks per second with the journal on.
+
+    Parameters
+    ----------
+    client : ipyparallel.Client
+        Connected to the bench's local engines.
+    quick : bool
+        Fewer tasks.
+    work : Path
+        Scratch directory (folds, run directories).
+    log : callable
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        `n_tasks`, `wall_seconds`, `tasks_per_second`, `ms_per_task`,
+        `ms_per_task_in_estimator`, `journal_lines`, `tasks_per_message`.
+    """
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import ShuffleSplit
+
+    n_tasks = DISPATCH_TASKS[quick]
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(200, 5), rng.randint(0, 2, 200)
+    split = persist_splits(
+        X, y, ShuffleSplit(n_splits=1, random_state=0), {"bench": "dispatch"}, work
+    )
+    cands = [{"constant": None, "strategy": "prior"}] * (n_tasks // 2) + [
+        {"constant": None, "strategy": "most_frequent"}
+    ] * (n_tasks - n_tasks // 2)
+    log(f"dispatch: {n_tasks} DummyClassifier tasks, journal on")
+    view = client.load_balanced_view()
+    # The warm-up run's journal gives the task durations, as a previous run
+    # in runs/ does for `invoke search`: tiny tasks then go several to a message.
+    warm = fleet_search(
+        view,
+        DummyClassifier(),
+        cands[:: n_tasks // 50],
+        split,
+        work / "runs",
+        "dispatch-warm",
+    )
+    expected = _median_times(journal(warm), cands)
+    t = time.perf_counter()
+    s = fleet_search(
+        view, DummyClassifier(), cands, split, work / "runs", "dispatch", expected
+    )
+    wall = time.perf_counter() - t
+    records = journal(s)
+    busy = sum(task_seconds(r) for r in records)
+    return {
+        "n_tasks": n_tasks,
+        "wall_seconds": wall,
+        "tasks_per_second": n_tasks / wall,
+        "ms_per_task": 1000 * wall / n_tasks,
+        "ms_per_task_in_estimator": 1000 * busy / n_tasks,
+        "journal_lines": len(records),
+        "tasks_per_message": n_tasks / s.n_messages,
+    }
+
+
+def _median_times(records: list[dict], cands: list[dict]) -> dict[int, float]:
+    """Candidate index -> median seconds per task of the same parameters in `records`."""
+    per_params: dict[str, list[float]] = {}
+    for r in records:
+        per_params.setdefault(json.dumps(r["params"], sort_keys=True), []).append(
+            task_seconds(r)
+        )
+    expected = {}
+    for i, c in enumerate(cands):
+        seen = per_params.get(json.dumps(c, sort_keys=True))
+        if seen:
+            # The median: a warm-up's first tasks also pay one-time imports.
+            expected[i] = statistics.median(seen)
+    return expected
