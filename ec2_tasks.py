@@ -1,6 +1,6 @@
 """Invoke tasks of fleetcv's EC2 clusters: ``invoke ec2.up|grow|status|prices|down``.
 
-Runs on the laptop. Thin, like tasks.py: parse the flags, call fleetcv_ec2
+Runs on the laptop. Thin, like tasks.py: parse the flags, call runtime.ec2
 (the EC2 API) and, for ``ec2.down``, rsync the hosts' run directories back
 before terminating them. Errors a user can fix end as one ``error: ...`` line
 and exit status 2; EC2-side failures (capacity, quota, timeouts) exit 1.
@@ -11,6 +11,7 @@ once tasks.py adds the ``ec2`` collection.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shlex
@@ -19,34 +20,36 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from runtime.ec2 import clusters as fe
-from runtime.spec import HOSTS_ENV, ConfigError, load_hosts
+from runtime import ec2 as cloud
+from runtime.errors import ConfigError, FleetcvError
+from runtime.spec import HOSTS_ENV, HostsConfig, load_hosts
 
 _COMMON = {
-    "cluster": f"cluster name, the value of the {fe.TAG_CLUSTER} tag (default {fe.DEFAULT_CLUSTER})",
+    "cluster": f"cluster name, the value of the {cloud.TAG_CLUSTER} tag (default {cloud.DEFAULT_CLUSTER})",
     "region": "AWS region (default: the AWS configuration's, e.g. AWS_DEFAULT_REGION)",
-    "endpoint-url": f"an EC2-compatible endpoint (default ${fe.ENDPOINT_ENV}, else AWS)",
+    "endpoint-url": f"an EC2-compatible endpoint (default ${cloud.ENDPOINT_ENV}, else AWS)",
     "hosts-file": f"hosts file to update (default ${HOSTS_ENV}, else hosts.yml)",
 }
 _LAUNCH = {
     "count": "number of instances to launch",
-    "max-instances": f"refuse to go past this many live instances in the cluster (default {fe.DEFAULT_MAX_INSTANCES})",
+    "max-instances": f"refuse to go past this many live instances in the cluster (default {cloud.DEFAULT_MAX_INSTANCES})",
     "no-ssh-wait": "do not wait for SSH to answer on the new hosts",
 }
+#: The flags of ec2.up and ec2.grow that are whole numbers.
+_INT_FLAGS = ("count", "max_instances")
 
 
 def _ec2_task(*args, **kwargs):
-    """`@task` without short flags, turning fleetcv_ec2's errors into one line and an exit status."""
+    """`@task` without short flags, turning fleetcv's errors into one line and their exit status."""
 
     def deco(fn):
         @functools.wraps(fn)
         def body(*a, **kw):
             try:
                 return fn(*a, **kw)
-            except ConfigError as exc:
-                raise Exit(f"error: {exc}", code=2) from None
-            except fe.Ec2Error as exc:
-                raise Exit(f"error: {exc}", code=1) from None
+            except FleetcvError as exc:
+                # ConfigError exits 2, Ec2Error (a HostError) 1.
+                raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
         # Short flags would clash (-h is --help) and shift as flags are added.
         kwargs.setdefault("auto_shortflags", False)
@@ -59,9 +62,7 @@ def _hosts_file(hosts_file: str | None) -> str:
     return hosts_file or os.environ.get(HOSTS_ENV) or "hosts.yml"
 
 
-def _int(flag: str, value, required: bool = True) -> int | None:
-    if value is None and not required:
-        return None
+def _int(flag: str, value) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -70,14 +71,36 @@ def _int(flag: str, value, required: bool = True) -> int | None:
         ) from None
 
 
+def _settings(flags: dict) -> cloud.LaunchSettings:
+    """The LaunchSettings of a task's flags, given as its ``locals()``.
+
+    Invoke makes a task's flags from its parameters, which are named as
+    LaunchSettings' fields; the others (``c``, ``no_ssh_wait``) are left out.
+    """
+    names = {f.name for f in dataclasses.fields(cloud.LaunchSettings)}
+    values = {k: v for k, v in flags.items() if k in names}
+    for key in _INT_FLAGS:
+        values[key] = _int("--" + key.replace("_", "-"), values[key])
+    return cloud.LaunchSettings(**values)
+
+
+def _require_instance_type(instance_type: str | None, hint: str = "") -> None:
+    if instance_type is None:
+        raise ConfigError(
+            f"--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge{hint}"
+        )
+
+
 def _wait(no_ssh_wait: bool):
-    # Looked up at call time, so tests can replace fleetcv_ec2's default.
-    return None if no_ssh_wait else fe.default_wait_reachable
+    # Looked up at call time, so tests can replace runtime.ec2's default.
+    return None if no_ssh_wait else cloud.default_wait_reachable
 
 
-def _print_launch(res: fe.UpResult, hosts_file: str) -> None:
+def _print_launch(res: cloud.UpResult, hosts_file: str) -> None:
     for h in res.hosts:
-        print(f"{h['name']}: {h['address']} ({h['engines']} engines, {h[fe.MARKER]})")
+        print(
+            f"{h['name']}: {h['address']} ({h['engines']} engines, {h[cloud.MARKER]})"
+        )
     for name in res.pruned:
         print(f"{name}: terminated (spot reclaim?), removed from {hosts_file}")
     print(f"wrote {hosts_file} (security group {res.security_group_id})")
@@ -104,8 +127,8 @@ def _print_launch(res: fe.UpResult, hosts_file: str) -> None:
         "ssh-key": "local private key of that key pair, written to the host entries",
         "subnet": "subnet id (default: the region's default VPC)",
         "ssh-cidr": "who may SSH in, e.g. 203.0.113.7/32, or `auto` (this machine's public IP); required for a new cluster",
-        "user": f"login user of the AMI (default {fe.DEFAULT_USER})",
-        "workdir": f"workdir on the instances' local disk (default {fe.DEFAULT_WORKDIR})",
+        "user": f"login user of the AMI (default {cloud.DEFAULT_USER})",
+        "workdir": f"workdir on the instances' local disk (default {cloud.DEFAULT_WORKDIR})",
     },
 )
 def ec2_up(
@@ -119,41 +142,21 @@ def ec2_up(
     ssh_key=None,
     region=None,
     subnet=None,
-    cluster=fe.DEFAULT_CLUSTER,
+    cluster=cloud.DEFAULT_CLUSTER,
     ssh_cidr=None,
-    user=fe.DEFAULT_USER,
-    workdir=fe.DEFAULT_WORKDIR,
+    user=cloud.DEFAULT_USER,
+    workdir=cloud.DEFAULT_WORKDIR,
     endpoint_url=None,
     hosts_file=None,
-    max_instances=fe.DEFAULT_MAX_INSTANCES,
+    max_instances=cloud.DEFAULT_MAX_INSTANCES,
     no_ssh_wait=False,
 ):
     """Launch an EC2 cluster (or add to it), wait for SSH, and write its hosts to the hosts file."""
     hosts_file = _hosts_file(hosts_file)
-    if instance_type is None:
-        raise ConfigError(
-            "--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge "
-            "(invoke ec2.prices --instance-type T shows spot prices)"
-        )
-    res = fe.up(
-        count=_int("--count", count),
-        instance_type=instance_type,
-        spot=spot,
-        max_price=max_price,
-        ami=ami,
-        key_name=key_name,
-        region=region,
-        subnet=subnet,
-        cluster=cluster,
-        hosts_file=hosts_file,
-        endpoint_url=endpoint_url,
-        wait_reachable=_wait(no_ssh_wait),
-        user=user,
-        workdir=workdir,
-        ssh_cidr=ssh_cidr,
-        ssh_key=ssh_key,
-        max_instances=_int("--max-instances", max_instances),
+    _require_instance_type(
+        instance_type, " (invoke ec2.prices --instance-type T shows spot prices)"
     )
+    res = cloud.launch_cluster(_settings(locals()), wait_reachable=_wait(no_ssh_wait))
     _print_launch(res, hosts_file)
 
 
@@ -168,25 +171,18 @@ def ec2_up(
 def ec2_grow(
     c,
     count=None,
-    cluster=fe.DEFAULT_CLUSTER,
+    cluster=cloud.DEFAULT_CLUSTER,
     instance_type=None,
     region=None,
     endpoint_url=None,
     hosts_file=None,
-    max_instances=fe.DEFAULT_MAX_INSTANCES,
+    max_instances=cloud.DEFAULT_MAX_INSTANCES,
     no_ssh_wait=False,
 ):
     """Add instances to a running EC2 cluster, launched like its `ec2.up`; then cluster.grow puts them to work."""
     hosts_file = _hosts_file(hosts_file)
-    res = fe.grow(
-        count=_int("--count", count),
-        cluster=cluster,
-        instance_type=instance_type,
-        region=region,
-        hosts_file=hosts_file,
-        endpoint_url=endpoint_url,
-        wait_reachable=_wait(no_ssh_wait),
-        max_instances=_int("--max-instances", max_instances),
+    res = cloud.launch_cluster(
+        _settings(locals()), grow=True, wait_reachable=_wait(no_ssh_wait)
     )
     _print_launch(res, hosts_file)
     print(
@@ -199,11 +195,11 @@ def ec2_grow(
     name="status",
     help={k: v for k, v in _COMMON.items() if k != "hosts-file"},
 )
-def ec2_status(c, cluster=fe.DEFAULT_CLUSTER, region=None, endpoint_url=None):
+def ec2_status(c, cluster=cloud.DEFAULT_CLUSTER, region=None, endpoint_url=None):
     """The cluster's instances: state (a reclaimed spot instance shows), market, price, uptime, cost so far."""
     print(
-        fe.format_status(
-            fe.status(cluster=cluster, region=region, endpoint_url=endpoint_url)
+        cloud.format_status(
+            cloud.status(cluster=cluster, region=region, endpoint_url=endpoint_url)
         )
     )
 
@@ -219,23 +215,15 @@ def ec2_status(c, cluster=fe.DEFAULT_CLUSTER, region=None, endpoint_url=None):
 )
 def ec2_prices(c, instance_type=None, days=7, region=None, endpoint_url=None):
     """Spot price history of an instance type: current, max and average price (like starcluster spothistory)."""
-    if instance_type is None:
-        raise ConfigError(
-            "--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge"
-        )
+    _require_instance_type(instance_type)
     try:
         days = float(days)
     except (TypeError, ValueError):
         raise ConfigError(
             f"--days: expected a number, got {days!r}. Fix: pass e.g. --days 7"
         ) from None
-    print(
-        fe.format_prices(
-            fe.prices(
-                instance_type, region=region, endpoint_url=endpoint_url, days=days
-            )
-        )
-    )
+    p = cloud.prices(instance_type, region=region, endpoint_url=endpoint_url, days=days)
+    print(cloud.format_prices(p))
 
 
 def rsync_fetch_command(entry: dict, remote: str, dest: str | os.PathLike) -> list[str]:
@@ -257,7 +245,7 @@ def rsync_fetch_command(entry: dict, remote: str, dest: str | os.PathLike) -> li
         ssh += ["-p", port]
     if entry.get("ssh_key"):
         ssh += ["-i", os.path.expanduser(entry["ssh_key"])]
-    src = remote.format(workdir=entry.get("workdir", fe.DEFAULT_WORKDIR)).rstrip("/")
+    src = remote.format(workdir=entry.get("workdir", cloud.DEFAULT_WORKDIR)).rstrip("/")
     # rsync resolves relative remote paths against $HOME, which is what ~/ means.
     src = src[2:] if src.startswith("~/") else src
     return [
@@ -292,7 +280,7 @@ def rsync_fetch(entries: list[dict], remote: str, dest: str | os.PathLike) -> No
                 f"{entry['name']}: rsync exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
             )
     if failed:
-        raise fe.Ec2Error(
+        raise cloud.Ec2Error(
             f"fetching run directories failed ({'; '.join(failed)}); nothing was "
             "terminated. Fix: check SSH to those hosts, or pass --no-fetch to "
             "terminate without fetching"
@@ -310,7 +298,7 @@ def rsync_fetch(entries: list[dict], remote: str, dest: str | os.PathLike) -> No
 )
 def ec2_down(
     c,
-    cluster=fe.DEFAULT_CLUSTER,
+    cluster=cloud.DEFAULT_CLUSTER,
     region=None,
     endpoint_url=None,
     hosts_file=None,
@@ -322,39 +310,56 @@ def ec2_down(
     hosts_file = _hosts_file(hosts_file)
     dest = fetch_to or f"runs/ec2-{cluster}"
     fetch = (
-        None if no_fetch else (lambda entries: rsync_fetch(entries, fetch_path, dest))
+        None
+        if no_fetch
+        else functools.partial(rsync_fetch, remote=fetch_path, dest=dest)
     )
-    try:
-        before = load_hosts(hosts_file)
-    except ConfigError:
-        before = None  # no usable hosts file: no tunnels of its hosts to close
-    res = fe.down(
+    before = _hosts_before(hosts_file)
+    res = cloud.down(
         cluster=cluster,
         fetch=fetch,
         hosts_file=hosts_file,
         region=region,
         endpoint_url=endpoint_url,
     )
+    _print_down(res, hosts_file)
+    _close_tunnels(before, res.removed_hosts)
+
+
+def _hosts_before(hosts_file: str) -> HostsConfig | None:
+    """The hosts file as it was before `ec2.down`, to close its tunnels after."""
+    try:
+        return load_hosts(hosts_file)
+    except ConfigError:
+        return None  # no usable hosts file: no tunnels of its hosts to close
+
+
+def _print_down(res: cloud.DownResult, hosts_file: str) -> None:
     if not res.terminated and not res.security_groups:
-        print(f"no EC2 cluster named {cluster!r} in {res.region}: nothing to do")
+        print(f"no EC2 cluster named {res.cluster!r} in {res.region}: nothing to do")
     for i in res.terminated:
         print(f"{i}: terminated")
     for g in res.security_groups:
         print(f"{g}: security group deleted")
     if res.removed_hosts:
         print(f"removed {', '.join(res.removed_hosts)} from {hosts_file}")
-    if before is not None and before.controller.tunnel:
-        import fabfile
 
-        # Their ssh would otherwise linger until its keepalives give up.
-        gone = set(res.removed_hosts)
-        closed = [
-            h.name
-            for h in before.remote_hosts
-            if h.name in gone and fabfile.close_tunnel(h, before)
-        ]
-        if closed:
-            print(f"closed the SSH tunnels to {', '.join(closed)}")
+
+def _close_tunnels(before: HostsConfig | None, removed_hosts: list[str]) -> None:
+    """Close the SSH tunnels to the removed hosts; their ssh would otherwise linger until its keepalives give up."""
+    if before is None or not before.controller.tunnel:
+        return
+    # fabfile pulls in Fabric and paramiko, slow to import; only tunnels need it.
+    import fabfile
+
+    gone = set(removed_hosts)
+    closed = [
+        h.name
+        for h in before.remote_hosts
+        if h.name in gone and fabfile.close_tunnel(h, before)
+    ]
+    if closed:
+        print(f"closed the SSH tunnels to {', '.join(closed)}")
 
 
 ec2 = Collection("ec2", ec2_up, ec2_grow, ec2_status, ec2_prices, ec2_down)

@@ -1,4 +1,4 @@
-"""fleetcv_ec2 and ec2_tasks against moto's EC2 server on 127.0.0.1.
+"""runtime.ec2 and ec2_tasks against moto's EC2 server on 127.0.0.1.
 
 The server is started once per module on a free port. Instead of resetting it
 (moto rebuilds its whole EC2 catalogue after a reset, seconds per test), each
@@ -21,7 +21,8 @@ import yaml
 from invoke import Context, Exit
 
 import ec2_tasks
-from runtime.ec2 import clusters as fe
+from runtime import ec2 as fe
+from runtime.ec2 import catalog
 from runtime.spec import ConfigError, parse_hosts
 
 moto_server = pytest.importorskip("moto.server")
@@ -286,7 +287,9 @@ def test_up_again_reuses_the_group_and_default_ami_lookup(
 ):
     # moto's catalogue has no 24.04 image: look for its 14.04 one the same way.
     monkeypatch.setattr(
-        fe, "UBUNTU_NAME", "ubuntu/images/hvm-ssd/ubuntu-trusty-14.04-{arch}-server-*"
+        catalog,
+        "UBUNTU_NAME",
+        "ubuntu/images/hvm-ssd/ubuntu-trusty-14.04-{arch}-server-*",
     )
     first = launch(aws, tmp_path, name, count=1, ami=None)
     assert instances(client)[first.instance_ids[0]]["ImageId"] == AMI

@@ -1,5 +1,72 @@
 """Transient EC2 clusters on boto3: launch, grow, status, prices, tear down.
 
 Runs on the laptop; talks only to the EC2 API. Everything after a launch
-goes over SSH like any other host.
+goes over SSH like any other host. What it produces is data: the host
+entries of a hosts file, which the rest of fleetcv (fabfile.py, runtime/)
+then uses like any other hosts. This is the StarCluster part of the original
+workflow (``starcluster start / addnode / spothistory / terminate``).
+
+One concept per module, imported one way (each imports only those above it):
+
+- ``typos``: did-you-mean for a mistyped region or instance type.
+- ``api``: the boto3 connection, `Ec2Error` and the error mapping, paging.
+- ``settings``: the defaults and `LaunchSettings`, built once from the flags.
+- ``tags``: the ``fleetcv:cluster`` tag; a cluster's instances and group.
+- ``catalog``: instance types, the default Ubuntu AMI, on-demand prices.
+- ``hostsfile``: the EC2 entries of a hosts file.
+- ``network``: the SSH network, this machine's address, the security group.
+- ``waiting``: until instances run, terminate, answer on SSH.
+- ``launch``: `up`, `grow`, `launch_cluster`.
+- ``status``: `status`, `prices` and their tables.
+- ``down``: `down`.
+
+User-fixable problems raise `runtime.errors.ConfigError` (exit 2) with one
+line naming the flag, the value and the fix; failures on the EC2 side
+(quota, capacity, timeouts) raise `Ec2Error`, a `runtime.errors.HostError`
+(exit 1).
 """
+
+from runtime.ec2.api import ENDPOINT_ENV, Ec2Error
+from runtime.ec2.catalog import ON_DEMAND_USD_HOUR
+from runtime.ec2.down import DownResult, down
+from runtime.ec2.hostsfile import MARKER, host_entry, host_name
+from runtime.ec2.launch import UpResult, grow, launch_cluster, up
+from runtime.ec2.network import check_ssh_cidr, public_ip
+from runtime.ec2.settings import (
+    DEFAULT_CLUSTER,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_USER,
+    DEFAULT_WORKDIR,
+    LaunchSettings,
+)
+from runtime.ec2.status import format_prices, format_status, prices, status
+from runtime.ec2.tags import TAG_CLUSTER
+from runtime.ec2.waiting import default_wait_reachable
+
+__all__ = [
+    "DEFAULT_CLUSTER",
+    "DEFAULT_MAX_INSTANCES",
+    "DEFAULT_USER",
+    "DEFAULT_WORKDIR",
+    "ENDPOINT_ENV",
+    "MARKER",
+    "ON_DEMAND_USD_HOUR",
+    "TAG_CLUSTER",
+    "DownResult",
+    "Ec2Error",
+    "LaunchSettings",
+    "UpResult",
+    "check_ssh_cidr",
+    "default_wait_reachable",
+    "down",
+    "format_prices",
+    "format_status",
+    "grow",
+    "host_entry",
+    "host_name",
+    "launch_cluster",
+    "prices",
+    "public_ip",
+    "status",
+    "up",
+]
