@@ -16,13 +16,14 @@ sides, which is what loky itself picks for n_jobs = cores). Four figures:
 Every raw figure goes to bench/results.json; BENCHMARKS.md and a PNG are
 regenerated from it.
 
-Modules, one figure or step each: `run` (the entry point, `run_bench`),
-`reference` (figures 1 and 4), `hosts` (figure 4 over SSH), `memory`,
-`dispatch`, `environment` (machine and thread pools), `searches` (one search
-on each side and what its journal says), `sampling` (PSS and CPU of
-processes), `plot` and `markdown` (the PNG and BENCHMARKS.md).
+Modules, one figure or step each: `run` (the entry point `run_bench`, and
+`summary_lines` for the console), `reference` (figures 1 and 4), `hosts`
+(figure 4 over SSH), `memory`, `dispatch`, `environment` (machine and thread
+pools), `searches` (one search on each side and what its journal says),
+`sampling` (PSS and CPU of processes), `plot` and `markdown` (the PNG and
+BENCHMARKS.md).
 """
 
-from runtime.devtools.bench.run import run_bench
+from runtime.devtools.bench.run import run_bench, summary_lines
 
-__all__ = ["run_bench"]
+__all__ = ["run_bench", "summary_lines"]

@@ -128,3 +128,33 @@ def _write(results: dict, out: Path) -> None:
         if out.resolve() == (REPO / "bench").resolve()
         else out / "BENCHMARKS.md"
     ).write_text(render_markdown(results))
+
+
+def summary_lines(results: dict, out_dir: str | os.PathLike = "bench") -> list[str]:
+    """The headline figures of a bench run, as the `bench` task prints them.
+
+    Parameters
+    ----------
+    results : dict
+        What `run_bench` returned.
+    out_dir : path
+        Where `run_bench` wrote results.json and bench.png.
+
+    Returns
+    -------
+    list of str
+        Reference, memory and dispatch lines, then the files written.
+    """
+    ref, mem, dis = results["reference"], results["memory"], results["dispatch"]
+    return [
+        f"reference: fleetcv {ref['fleetcv_wall_seconds']:.2f} s vs sklearn "
+        f"{ref['sklearn_wall_seconds']:.2f} s "
+        f"(ratio {ref['wall_ratio_fleetcv_over_sklearn']:.3f}); efficiency fleetcv "
+        f"{ref['fleetcv_efficiency']:.3f}, sklearn {ref['sklearn_efficiency']:.3f}",
+        f"memory: peak worker PSS fleetcv {mem['fleetcv']['peak_sum_pss'] / 1e6:.0f} MB "
+        f"vs loky {mem['sklearn_loky']['peak_sum_pss'] / 1e6:.0f} MB "
+        f"(data {mem['data_bytes'] / 1e6:.0f} MB)",
+        f"dispatch: {dis['tasks_per_second']:.0f} tasks/s "
+        f"({dis['ms_per_task']:.2f} ms per task)",
+        f"wrote {out_dir}/results.json, {out_dir}/bench.png",
+    ]
