@@ -12,6 +12,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from runtime.spec import (
     ConfigError,
+    grid_values,
     load_data,
     load_hosts,
     load_search_spec,
@@ -427,3 +428,38 @@ def test_hosts_file_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FLEETCV_HOSTS", str(tmp_path / "gone.yml"))
     with pytest.raises(ConfigError, match=r"gone\.yml: hosts file not found"):
         load_hosts(None)
+
+
+def test_grid_values_gives_plain_numbers_or_none():
+    values = grid_values("logspace(-4, 0, 5)")
+    assert values == [float(v) for v in np.logspace(-4, 0, 5)]
+    assert all(type(v) is float for v in values)
+    assert grid_values(" arange( 0, 3 ) ") == [0, 1, 2]
+    assert all(type(v) is int for v in grid_values("arange(3)"))
+    assert grid_values("arange(1, 1)") == []
+    for text in ("[0.1, 1, 10]", "loguniform(1e-3, 1)", "foo(1)", "logspace", ""):
+        assert grid_values(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, exc, pattern",
+    [
+        ("logspace(a, 1)", ValueError, r"malformed node"),
+        ("logspace(1,, 2)", SyntaxError, r"invalid syntax"),
+        ("logspace(1, 2, 3.5)", TypeError, r"cannot be interpreted as an integer"),
+        ("linspace(0, 1, -1)", ValueError, r"must be non-negative"),
+    ],
+)
+def test_grid_values_raises_as_numpy_does(text, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        grid_values(text)
+
+
+def test_spec_grid_expressions_use_grid_values(tmp_path):
+    p = write_spec(tmp_path, {"params": {"C": "geomspace(1, 100, 3)"}})
+    assert load_search_spec(p).params == ({"C": grid_values("geomspace(1, 100, 3)")},)
+    p = write_spec(tmp_path, {"params": {"C": "logspace(1, 2, 3.5)"}})
+    with pytest.raises(
+        ConfigError, match=r"params\.C: 'logspace\(1, 2, 3\.5\)': 'float' object"
+    ):
+        load_search_spec(p)

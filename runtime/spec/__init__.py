@@ -3,31 +3,33 @@
 Runs on the driver (the laptop), and in fabfile.py for the hosts' settings.
 The one loader of configuration: everything downstream receives these
 validated dataclasses, never raw YAML.
+
+- `runtime.spec.hosts`: hosts.yml (`load_hosts`, `HostsConfig`).
+- `runtime.spec.search`: search specs (`load_search_spec`, `SearchSpec`),
+  with `runtime.spec.estimator` for the estimator section and
+  `runtime.spec.expr` for value expressions (`logspace(...)`, `grid_values`).
+- `runtime.spec.data`: the spec's data set (`load_data`).
+- `runtime.spec.common`: what the loaders share (YAML, keys, messages).
 """
 
-from runtime.spec.config import (
+from runtime.errors import ConfigError
+from runtime.spec.data import load_data
+from runtime.spec.estimator import EstimatorSpec
+from runtime.spec.expr import DIST_FUNCS, GRID_FUNCS, Distribution, grid_values
+from runtime.spec.hosts import (
     DEFAULT_HOSTS,
     DEFAULT_PORTS,
     DEFAULT_WORKDIR,
-    DIST_FUNCS,
-    GRID_FUNCS,
     HOSTS_ENV,
     MIN_PORTS,
-    ConfigError,
     ControllerSpec,
-    CVSpec,
-    DataSpec,
-    Distribution,
-    EstimatorSpec,
     HostsConfig,
     HostSpec,
-    SearchSpec,
-    load_data,
     load_hosts,
-    load_search_spec,
     parse_hosts,
     resolve_hosts_file,
 )
+from runtime.spec.search import CVSpec, DataSpec, SearchSpec, load_search_spec
 
 __all__ = [
     "DEFAULT_HOSTS",
@@ -46,6 +48,7 @@ __all__ = [
     "HostSpec",
     "HostsConfig",
     "SearchSpec",
+    "grid_values",
     "load_data",
     "load_hosts",
     "load_search_spec",

@@ -1,0 +1,497 @@
+"""Search specs: what to search (estimator, parameter space), on which data, how.
+
+Runs on the driver (the laptop). `load_search_spec` reads a spec's YAML and
+validates it section by section into a frozen `SearchSpec`; its
+`candidates()` are the parameter combinations a run evaluates, in the order
+scikit-learn's own searches would. Value expressions (``logspace(...)``,
+``loguniform(...)``) are read by runtime.spec.expr, the estimator section by
+runtime.spec.estimator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.spec.common import (
+    check_keys,
+    err,
+    expect_bool,
+    expect_optional_int,
+    import_checked,
+    plain,
+    read_yaml,
+)
+from runtime.spec.estimator import EstimatorSpec, parse_estimator
+from runtime.spec.expr import Distribution, is_call, parse_value_expr
+
+#: The top-level keys of a search spec.
+_SPEC_KEYS = {
+    "name",
+    "estimator",
+    "search",
+    "params",
+    "n_iter",
+    "random_state",
+    "data",
+    "cv",
+    "scoring",
+    "error_score",
+    "return_train_score",
+}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from."""
+
+    loader: str | None = None
+    loader_params: dict = field(default_factory=dict)
+    path: str | None = None
+    target: str | int | None = None
+
+
+@dataclass(frozen=True)
+class CVSpec:
+    """How the folds are drawn."""
+
+    kind: str = "shuffle"
+    n_splits: int = 5
+    test_size: float | None = 0.25
+    random_state: int | None = None
+    stratified: bool = False
+
+    def splitter(self):
+        """The scikit-learn CV object these settings describe."""
+        # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+        from sklearn import model_selection as ms
+
+        if self.kind == "shuffle":
+            cls = ms.StratifiedShuffleSplit if self.stratified else ms.ShuffleSplit
+            return cls(
+                n_splits=self.n_splits,
+                test_size=self.test_size,
+                random_state=self.random_state,
+            )
+        cls = ms.StratifiedKFold if self.stratified else ms.KFold
+        shuffle = self.random_state is not None
+        return cls(
+            n_splits=self.n_splits, shuffle=shuffle, random_state=self.random_state
+        )
+
+    def as_dict(self) -> dict:
+        """Plain-types form, part of the split digest."""
+        return {
+            "kind": self.kind,
+            "n_splits": self.n_splits,
+            "test_size": self.test_size,
+            "random_state": self.random_state,
+            "stratified": self.stratified,
+        }
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A validated search spec."""
+
+    path: str
+    name: str
+    estimator: EstimatorSpec
+    search: str
+    params: tuple[dict, ...]
+    n_iter: int | None
+    random_state: int | None
+    data: DataSpec
+    cv: CVSpec
+    scoring: str | None
+    error_score: float | str
+    return_train_score: bool
+    raw: dict
+
+    def candidates(self) -> list[dict]:
+        """The parameter combinations to evaluate, in sklearn's order.
+
+        A grid gives ParameterGrid's order; a random search (or a grid with
+        n_iter) gives ParameterSampler's draw, so the same random_state gives
+        the same candidates as RandomizedSearchCV.
+        """
+        # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+        from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+        if self.search == "grid" and self.n_iter is None:
+            cands = list(ParameterGrid(list(self.params)))
+        else:
+            space = [
+                {
+                    k: (v.frozen() if isinstance(v, Distribution) else v)
+                    for k, v in p.items()
+                }
+                for p in self.params
+            ]
+            cands = list(
+                ParameterSampler(
+                    space, n_iter=self.n_iter, random_state=self.random_state
+                )
+            )
+        return [{k: plain(v) for k, v in c.items()} for c in cands]
+
+    def digest(self) -> str:
+        """Digest of everything that decides the results (not the run's name)."""
+        blob = json.dumps(self.raw, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_search_spec(
+    spec_file: str | os.PathLike,
+    n_iter: int | None = None,
+    base_dir: str | os.PathLike | None = None,
+) -> SearchSpec:
+    """Load and validate a search spec.
+
+    Parameters
+    ----------
+    spec_file : path
+        The YAML spec (see README.md, "Writing a search spec").
+    n_iter : int, optional
+        Overrides the spec's n_iter; on a grid it samples that many
+        candidates from the grid, as RandomizedSearchCV does with lists.
+    base_dir : path, optional
+        Folder that relative data paths are read from (default: the spec's
+        folder); a run's spec copy keeps its original folder this way.
+
+    Returns
+    -------
+    SearchSpec
+
+    Raises
+    ------
+    ConfigError
+        On any problem, naming the file, key, value and fix.
+    """
+    path = Path(spec_file)
+    where = str(path)
+    data = read_yaml(path, "search spec")
+    check_keys(where, "", data, _SPEC_KEYS)
+    # The sections are checked in this order: of several bad ones, the first
+    # is reported.
+    est = parse_estimator(where, data.get("estimator"))
+    valid = set(est.build().get_params(deep=True))
+    search = _parse_search(where, data.get("search", "grid"))
+    if n_iter is not None:
+        data = {**data, "n_iter": n_iter}
+    spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
+    rs = expect_optional_int(
+        where, "random_state", data.get("random_state"), "write e.g. random_state: 0"
+    )
+    params = _parse_params(where, data, search, valid)
+    scoring = _parse_scoring(where, data.get("scoring"))
+    error_score = _parse_error_score(where, data.get("error_score", "nan"))
+    rts = expect_bool(
+        where,
+        "return_train_score",
+        data.get("return_train_score", True),
+        "write return_train_score: true",
+    )
+    base = Path(base_dir) if base_dir else path.parent
+    spec = SearchSpec(
+        path=where,
+        name=str(data.get("name") or path.stem),
+        estimator=est,
+        search=search,
+        params=params,
+        n_iter=spec_n_iter,
+        random_state=rs,
+        data=_parse_data(where, data.get("data"), base),
+        cv=_parse_cv(where, data.get("cv")),
+        scoring=scoring,
+        error_score=error_score,
+        return_train_score=rts,
+        raw={k: v for k, v in data.items() if k != "name"},
+    )
+    _check_n_iter_fits_grid(where, spec)
+    return spec
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _parse_search(where: str, search: Any) -> str:
+    if search not in ("grid", "random"):
+        raise err(
+            where,
+            "search",
+            f"expected grid or random, got {search!r}",
+            "write search: grid or search: random",
+        )
+    return search
+
+
+def _parse_n_iter(where: str, search: str, n_iter: Any) -> int | None:
+    if search == "random" and n_iter is None:
+        raise err(
+            where,
+            "n_iter",
+            "a random search needs a budget",
+            "add n_iter: 10 (or pass --n-iter)",
+        )
+    if n_iter is not None and (
+        isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter <= 0
+    ):
+        raise err(
+            where,
+            "n_iter",
+            f"expected a positive integer, got {n_iter!r}",
+            "set n_iter to the number of candidates to draw, e.g. 10",
+        )
+    return n_iter
+
+
+def _check_n_iter_fits_grid(where: str, spec: SearchSpec) -> None:
+    if spec.n_iter is None or spec.search != "grid":
+        return
+    # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+    from sklearn.model_selection import ParameterGrid
+
+    size = len(ParameterGrid(list(spec.params)))
+    if spec.n_iter > size:
+        raise err(
+            where,
+            "n_iter",
+            f"{spec.n_iter} is more than the {size} candidates of the grid",
+            f"use n_iter <= {size}, or drop it to run the whole grid",
+        )
+
+
+def _parse_scoring(where: str, scoring: Any) -> str | None:
+    if scoring is None:
+        return None
+    # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+    from sklearn.metrics import get_scorer
+
+    try:
+        get_scorer(scoring)
+    except (ValueError, TypeError) as exc:
+        raise err(
+            where,
+            "scoring",
+            f"unknown scoring {scoring!r}",
+            "use a name from sklearn.metrics.get_scorer_names(), e.g. accuracy, or null for the estimator's score",
+        ) from exc
+    return scoring
+
+
+def _parse_error_score(where: str, error_score: Any) -> float | str:
+    if error_score == "raise":
+        return error_score
+    if error_score in ("nan", None) or (
+        isinstance(error_score, float) and math.isnan(error_score)
+    ):
+        return float("nan")
+    if isinstance(error_score, int | float) and not isinstance(error_score, bool):
+        return float(error_score)
+    raise err(
+        where,
+        "error_score",
+        f"expected a number, nan or raise, got {error_score!r}",
+        "write error_score: nan",
+    )
+
+
+def _parse_params(
+    where: str, data: dict, search: str, valid: set[str]
+) -> tuple[dict, ...]:
+    """The ``params`` section: one grid (a mapping) or a list of them."""
+    if "params" not in data:
+        raise err(
+            where,
+            "params",
+            "missing",
+            "add the parameter space, e.g. params: {C: [0.1, 1, 10]}",
+        )
+    raw = data["params"]
+    grids = raw if isinstance(raw, list) else [raw]
+    if not grids:
+        raise err(
+            where,
+            "params",
+            "the parameter space is empty",
+            "give at least one parameter with values",
+        )
+    out = []
+    for gi, grid in enumerate(grids):
+        gkey = "params" if not isinstance(raw, list) else f"params[{gi}]"
+        if not isinstance(grid, dict) or not grid:
+            raise err(
+                where,
+                gkey,
+                f"expected a non-empty mapping of parameter name to values, got {grid!r}",
+                "write e.g. C: [0.1, 1, 10]",
+            )
+        out.append(
+            {
+                name: _param_values(
+                    where, f"{gkey}.{name}", name, values, search, valid
+                )
+                for name, values in grid.items()
+            }
+        )
+    return tuple(out)
+
+
+def _param_values(
+    where: str, key: str, name: Any, values: Any, search: str, valid: set[str]
+) -> Any:
+    """One parameter's values: a list (of values or grid expressions), or an expression."""
+    if name not in valid:
+        close = [
+            v for v in sorted(valid) if v.split("__")[-1] == str(name).split("__")[-1]
+        ]
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else "use one of "
+            + ", ".join(sorted(v for v in valid if v.count("__") <= 1))
+        )
+        raise err(where, key, f"the estimator has no parameter {name!r}", hint)
+    if isinstance(values, str):
+        return parse_value_expr(where, key, values, search)
+    if not isinstance(values, list):
+        raise err(
+            where,
+            key,
+            f"expected a list of values or an expression, got {values!r}",
+            f"write {name}: [{values!r}]",
+        )
+    if not values:
+        raise err(where, key, "empty list of values", "give at least one value")
+    return [
+        parse_value_expr(where, key, v, "grid")[0]
+        if isinstance(v, str) and is_call(v)
+        else v
+        for v in values
+    ]
+
+
+def _parse_data(where: str, raw: Any, base: Path) -> DataSpec:
+    fix = "write data: {loader: sklearn.datasets.load_digits} or data: {path: train.csv, target: label}"
+    if not isinstance(raw, dict):
+        raise err(where, "data", f"expected a mapping, got {raw!r}", fix)
+    check_keys(where, "data.", raw, {"loader", "loader_params", "path", "target"})
+    if ("loader" in raw) == ("path" in raw):
+        raise err(where, "data", "give exactly one of loader or path", fix)
+    if "loader" in raw:
+        import_checked(
+            where,
+            "data.loader",
+            raw["loader"],
+            "give the import path of a loader, e.g. sklearn.datasets.load_digits",
+        )
+        lp = raw.get("loader_params") or {}
+        if not isinstance(lp, dict):
+            raise err(
+                where,
+                "data.loader_params",
+                f"expected a mapping, got {lp!r}",
+                "write loader_params: {n_class: 10}",
+            )
+        return DataSpec(loader=raw["loader"], loader_params=dict(lp))
+    p = Path(os.path.expanduser(str(raw["path"])))
+    if not p.is_absolute():
+        p = base / p
+    if p.suffix not in (".npy", ".npz", ".csv"):
+        raise err(
+            where,
+            "data.path",
+            f"unsupported file type {p.suffix!r} ({raw['path']})",
+            "use a .npy, .npz or .csv file",
+        )
+    return DataSpec(path=str(p), target=raw.get("target"))
+
+
+def _parse_cv(where: str, raw: Any) -> CVSpec:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise err(
+            where,
+            "cv",
+            f"expected a mapping, got {raw!r}",
+            "write cv: {n_splits: 5, test_size: 0.25, random_state: 42}",
+        )
+    check_keys(
+        where,
+        "cv.",
+        raw,
+        {"kind", "n_splits", "test_size", "random_state", "stratified"},
+    )
+    kind = raw.get("kind", "shuffle")
+    if kind not in ("shuffle", "kfold"):
+        raise err(
+            where,
+            "cv.kind",
+            f"expected shuffle or kfold, got {kind!r}",
+            "write kind: shuffle (ShuffleSplit) or kind: kfold (KFold)",
+        )
+    return CVSpec(
+        kind=kind,
+        n_splits=_cv_n_splits(where, kind, raw.get("n_splits", 5)),
+        test_size=_cv_test_size(where, kind, raw),
+        random_state=expect_optional_int(
+            where,
+            "cv.random_state",
+            raw.get("random_state"),
+            "write e.g. random_state: 42",
+        ),
+        stratified=expect_bool(
+            where,
+            "cv.stratified",
+            raw.get("stratified", False),
+            "write stratified: true",
+        ),
+    )
+
+
+def _cv_n_splits(where: str, kind: str, n_splits: Any) -> int:
+    minimum = 2 if kind == "kfold" else 1
+    if (
+        isinstance(n_splits, bool)
+        or not isinstance(n_splits, int)
+        or n_splits < minimum
+    ):
+        raise err(
+            where,
+            "cv.n_splits",
+            f"expected an integer >= {minimum}, got {n_splits!r}",
+            "write e.g. n_splits: 5",
+        )
+    return n_splits
+
+
+def _cv_test_size(where: str, kind: str, raw: dict) -> float | None:
+    test_size = raw.get("test_size", 0.25 if kind == "shuffle" else None)
+    if kind == "kfold" and "test_size" in raw:
+        raise err(
+            where,
+            "cv.test_size",
+            "KFold has no test_size (each fold holds 1/n_splits)",
+            "drop test_size or use kind: shuffle",
+        )
+    if kind == "shuffle" and not (
+        (isinstance(test_size, float) and 0 < test_size < 1)
+        or (
+            isinstance(test_size, int)
+            and not isinstance(test_size, bool)
+            and test_size > 0
+        )
+    ):
+        raise err(
+            where,
+            "cv.test_size",
+            f"expected a fraction in (0, 1) or a positive count, got {test_size!r}",
+            "write e.g. test_size: 0.25",
+        )
+    return test_size
