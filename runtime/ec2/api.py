@@ -94,7 +94,8 @@ def connect(region: str | None, endpoint_url: str | None) -> Ec2:
         On a malformed endpoint, an unknown profile or region, or no
         credentials; nothing has been sent to EC2 then.
     """
-    # boto3 is slow to import: only the commands that talk to EC2 pay for it.
+    # botocore (boto3's core) is slow to import: imported here, not at the top,
+    # so that only the commands that talk to EC2 pay for it.
     from botocore.config import Config
 
     endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
@@ -158,7 +159,7 @@ def _botocore_session():
     Loading EC2's service model takes a good fraction of a second; sharing the
     loader (which caches it) keeps repeated calls in one process fast.
     """
-    # botocore comes with boto3, and is as slow to import.
+    # Slow to import, like boto3: only the commands that talk to EC2 pay for it.
     import botocore.session
 
     global _DATA_LOADER
@@ -202,7 +203,7 @@ def _check_region(session, region: str, endpoint_url: str | None) -> None:
 
 def _endpoint_regions(session, region: str, endpoint_url: str) -> set[str]:
     """The regions an EC2-compatible endpoint says it has (none if it cannot say)."""
-    # botocore is loaded by now (`connect` made the session); no cost here.
+    # Here, not at the top, for botocore's import cost (see `connect`).
     from botocore.config import Config
 
     probe = session.client(
@@ -241,7 +242,7 @@ def call(ec2: Ec2, op: str, **kwargs) -> dict:
     Ec2Error
         On any other EC2 failure; ``code`` is EC2's error code.
     """
-    # Not a cost: `connect` has imported botocore already.
+    # Here, not at the top, for botocore's import cost (see `connect`).
     from botocore.exceptions import (
         ClientError,
         EndpointConnectionError,
