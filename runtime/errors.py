@@ -20,6 +20,8 @@ class FleetcvError(Exception):
 
     #: The exit status of the command line for this kind of error.
     exit_code = 1
+    #: What the command line prints before the message.
+    prefix = "error: "
 
 
 class UserError(FleetcvError, ValueError):
@@ -52,3 +54,18 @@ class RemoteError(HostError):
 
 class EngineVersionError(UserError):
     """Engines run another fleetcv version than the driver."""
+
+
+class RunStopped(FleetcvError):
+    """A run ended aborted (exit 130) or with holes (exit 1); it stays resumable.
+
+    The message says how it ended and the command that resumes it; it is
+    not an error line, so the command line prints it as it is.
+    """
+
+    #: Printed before the message on the command line.
+    prefix = ""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

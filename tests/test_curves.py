@@ -20,9 +20,10 @@ from sklearn.model_selection import (
 from sklearn.model_selection._validation import _translate_train_sizes
 from sklearn.svm import SVC
 
-import assess_tasks
+import tasks
 from runtime.dispatch import cluster as cl
-from runtime.dispatch import curves
+from runtime.dispatch import curves as curve_jobs
+from runtime.kinds import curves
 from runtime.engine.folds import persist_splits
 from runtime.engine.worker import evaluate
 from runtime.rundir import journal as jn
@@ -231,7 +232,7 @@ def test_worker_fits_on_the_first_k_rows_of_the_memmapped_fold_without_a_copy(
 
 def test_validation_task_without_param_exits_2():
     with pytest.raises(Exit, match="--param: which parameter to sweep") as e:
-        assess_tasks.validation(Context())
+        tasks.curves_validation(Context())
     assert e.value.code == 2
 
 
@@ -255,7 +256,7 @@ def test_learning_curve_equals_sklearn(local_cluster, digits_split, tmp_path):
     X, y, cv, split = digits_split
     est = SVC(gamma=0.001)
     sizes_abs = curves.translate_train_sizes(SIZES, curves.max_train_size(split))
-    lc = curves.LearningCurve(
+    lc = curve_jobs.LearningCurve(
         client.load_balanced_view(), est, sizes_abs, {"C": 10.0}, run_dir=tmp_path
     )
     lc.launch(split).wait()
@@ -295,7 +296,7 @@ def test_validation_curve_equals_sklearn(local_cluster, digits_split, tmp_path):
     _, client = local_cluster
     X, y, cv, split = digits_split
     c_range = np.logspace(-2, 1, 4).tolist()
-    vc = curves.ValidationCurve(
+    vc = curve_jobs.ValidationCurve(
         client.load_balanced_view(),
         SVC(),
         "C",
@@ -326,13 +327,17 @@ def test_learning_curve_resumes_from_its_journal(local_cluster, digits_split, tm
     sizes_abs = curves.translate_train_sizes(
         [0.2, 0.6, 1.0], curves.max_train_size(split)
     )
-    first = curves.LearningCurve(view, SVC(gamma=0.001), sizes_abs, run_dir=tmp_path)
+    first = curve_jobs.LearningCurve(
+        view, SVC(gamma=0.001), sizes_abs, run_dir=tmp_path
+    )
     first.launch(split).wait()
     full = first.curve_
     # A driver killed after 4 of the 9 fits: only those reached the journal.
     lines = (tmp_path / jn.JOURNAL).read_text().splitlines(keepends=True)
     (tmp_path / jn.JOURNAL).write_text("".join(lines[:4]) + '{"candidate": 2, "fo')
-    again = curves.LearningCurve(view, SVC(gamma=0.001), sizes_abs, run_dir=tmp_path)
+    again = curve_jobs.LearningCurve(
+        view, SVC(gamma=0.001), sizes_abs, run_dir=tmp_path
+    )
     assert again.n_done == 4
     again.launch(split).wait()
     assert again.n_done == 9 and again.status == "finished"
@@ -374,7 +379,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
     runs = tmp_path / "runs"
     _finished_search(runs, spec, {"C": 10.0, "gamma": 0.001})
 
-    assess_tasks.learning(
+    tasks.curves_learning(
         Context(),
         spec=spec_file,
         train_sizes="0.2,0.6,1.0",
@@ -410,7 +415,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
         assert (runs / "lc" / name).is_file(), name
 
     # Validation: the range defaults to the spec's grid for C.
-    assess_tasks.validation(
+    tasks.curves_validation(
         Context(),
         param="C",
         spec=spec_file,
@@ -440,7 +445,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
     assert "Finished: 100% (009/009)" in out and "wrote " in out
 
     # Resume of a finished curve: nothing to do, same numbers.
-    assess_tasks.learning(
+    tasks.curves_learning(
         Context(), resume=str(runs / "vc"), no_progress=True, hosts_file=hosts
     )
     assert (
@@ -452,7 +457,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
     with pytest.raises(
         Exit, match="--run-dir: .* already exists and is not empty"
     ) as e:
-        assess_tasks.learning(
+        tasks.curves_learning(
             Context(), spec=spec_file, run_dir=str(runs / "lc"), hosts_file=hosts
         )
     assert e.value.code == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sklearn.svm import SVC
 
-from runtime.dispatch import search as search_mod
+from runtime.dispatch import runner as search_mod
 from runtime.dispatch.search import DistributedSearch
 
 
@@ -20,12 +20,12 @@ def _search(n: int) -> DistributedSearch:
 
 def test_without_timings_every_task_is_its_own_message():
     pairs = [(c, k) for c in range(3) for k in range(2)]
-    assert _search(3)._chunks(pairs, None) == [[p] for p in pairs]
+    assert _search(3).runner.chunks(pairs, None) == [[p] for p in pairs]
 
 
 def test_messages_shrink_to_single_tasks_as_the_work_runs_out():
     pairs = [(c, 0) for c in range(40)]
-    chunks = _search(40)._chunks(pairs, dict.fromkeys(range(40), 0.25))
+    chunks = _search(40).runner.chunks(pairs, dict.fromkeys(range(40), 0.25))
     assert [p for ch in chunks for p in ch] == pairs
     # 10 s of work on 2 engines: 2 s (8 tasks) while 4 x 2 s remain, then a
     # quarter of what remains, down to one task each.
@@ -34,7 +34,7 @@ def test_messages_shrink_to_single_tasks_as_the_work_runs_out():
 
 def test_an_untimed_candidate_goes_alone_and_tiny_tasks_stop_at_max_chunk():
     many = [(c, 0) for c in range(400)]
-    chunks = _search(400)._chunks(many, {c: 0.001 for c in range(1, 400)})
+    chunks = _search(400).runner.chunks(many, {c: 0.001 for c in range(1, 400)})
     assert chunks[0] == [(0, 0)] and len(chunks[1]) == search_mod.MAX_CHUNK
     assert [p for ch in chunks for p in ch] == many
 
@@ -43,6 +43,6 @@ def test_a_message_runs_its_tasks_in_fold_order():
     # Candidate 0 is the longest; its folds come first, as the caller sorts:
     # 1.3 s of work, so the first message takes up to 0.325 s, its 3 tasks.
     pairs = [(0, 2), (0, 0), (0, 1)] + [(1, k) for k in range(20)]
-    chunks = _search(2)._chunks(pairs, {0: 0.1, 1: 0.05})
+    chunks = _search(2).runner.chunks(pairs, {0: 0.1, 1: 0.05})
     assert chunks[0] == [(0, 0), (0, 1), (0, 2)]
     assert sorted(p for ch in chunks for p in ch) == sorted(pairs)

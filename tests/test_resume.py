@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from runtime.dispatch import lifecycle as driver
+from runtime.rundir import run as rundir
 from runtime.spec import ConfigError, load_search_spec
 from tests.conftest import REFERENCE_SPEC, local_hosts
 
@@ -17,26 +18,30 @@ def run(tmp_path):
     cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC, n_iter=4)
     split = driver.prepare_splits(spec, cfg, log=lambda m: None)
-    rdir = driver.new_run(
-        spec, tmp_path / "runs", None, split, command="invoke search --n-iter 4"
+    rdir = driver.create_run(
+        spec,
+        split,
+        driver.search_job_of(spec),
+        runs_root=tmp_path / "runs",
+        command="invoke search --n-iter 4",
     )
-    return rdir, spec, split
+    return rdir, spec, split, cfg
 
 
 def test_resume_keeps_n_iter_and_candidates(run):
-    rdir, spec, _ = run
-    again, meta = driver.load_resume(rdir)
+    rdir, spec, _, _ = run
+    again, meta = rundir.load_resume(rdir)
     # The candidates drawn at the start are kept (no random_state: a new draw
     # would differ), and resume uses exactly those.
     assert again.digest() == spec.digest() and len(meta["candidates"]) == 4
     with pytest.raises(
         ConfigError, match=r"--n-iter 5: the run was started with --n-iter 4"
     ):
-        driver.load_resume(rdir, n_iter=5)
+        rundir.load_resume(rdir, n_iter=5)
 
 
 def test_resume_refuses_another_spec(run, tmp_path):
-    rdir, _, _ = run
+    rdir, _, _, _ = run
     other = yaml.safe_load(open(REFERENCE_SPEC))
     other["params"]["C"] = [1.0, 2.0]
     p = tmp_path / "other.yml"
@@ -45,37 +50,50 @@ def test_resume_refuses_another_spec(run, tmp_path):
         ConfigError,
         match=r"--spec .*other\.yml: differs from the spec this run was started with",
     ):
-        driver.load_resume(rdir, spec_file=str(p), n_iter=4)
+        rundir.load_resume(rdir, spec_file=str(p), n_iter=4)
 
 
 def test_resume_refuses_an_edited_spec_copy_and_a_non_run(run, tmp_path):
-    rdir, _, _ = run
+    rdir, _, _, _ = run
     copy = rdir / "spec.yml"
     copy.write_text(copy.read_text().replace("random_state: 42", "random_state: 7"))
     with pytest.raises(ConfigError, match=r"spec\.yml: changed since the run started"):
-        driver.load_resume(rdir)
+        rundir.load_resume(rdir)
     with pytest.raises(
         ConfigError, match=r"not a fleetcv run directory \(no meta\.json\)"
     ):
-        driver.load_resume(tmp_path)
+        rundir.load_resume(tmp_path)
 
 
 def test_resume_refuses_a_curve_run_and_new_run_refuses_a_used_dir(run, tmp_path):
-    rdir, spec, split = run
+    rdir, spec, split, cfg = run
     meta = json.loads((rdir / "meta.json").read_text())
     (rdir / "meta.json").write_text(json.dumps({**meta, "kind": "learning_curve"}))
     with pytest.raises(
         ConfigError,
         match=r"this is a learning curve run, not a search\. Fix: invoke curves\.learning --resume",
     ):
-        driver.load_resume(rdir)
+        driver.plan_resume(rdir, cfg, ("search",))
     before = sorted(p.name for p in rdir.iterdir())
     with pytest.raises(
         ConfigError, match=r"--run-dir: .* already exists and is not empty"
     ):
-        driver.new_run(spec, tmp_path / "runs", rdir, split, command="x")
+        driver.create_run(
+            spec, split, driver.search_job_of(spec), run_dir=rdir, command="x"
+        )
     assert sorted(p.name for p in rdir.iterdir()) == before, (
         "a refused run must not touch the directory"
+    )
+
+
+def _new_run(spec, runs_root, run_dir, split, command):
+    return driver.create_run(
+        spec,
+        split,
+        driver.search_job_of(spec),
+        runs_root=runs_root,
+        run_dir=run_dir,
+        command=command,
     )
 
 
@@ -86,10 +104,10 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
     cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC)
     split = driver.prepare_splits(spec, cfg, log=lambda m: None)
-    first = driver.new_run(
+    first = _new_run(
         spec, tmp_path / "runs", tmp_path / "runs" / "first", split, command="x"
     )
-    meta = driver.read_meta(first)
+    meta = rundir.read_meta(first)
     # Three real fits, made here without a cluster, as the first run's journal.
     journal = jn.Journal(first / jn.JOURNAL)
     for c, k in [(0, 0), (6, 1), (6, 2)]:
@@ -104,11 +122,11 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
         )
     journal.close()
 
-    second = driver.new_run(
+    second = _new_run(
         spec, tmp_path / "runs", tmp_path / "runs" / "second", split, command="x"
     )
     assert (
-        driver.reuse_results(second, driver.read_meta(second), log=lambda m: None) == 3
+        rundir.reuse_results(second, rundir.read_meta(second), log=lambda m: None) == 3
     )
     reused = jn.read_journal(second / jn.JOURNAL)
     assert sorted((r["candidate"], r["fold"]) for r in reused) == [
@@ -119,7 +137,7 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
     assert all(r["reused_from"] == "first" for r in reused)
     # Taken once: a second call finds them in its own journal already.
     assert (
-        driver.reuse_results(second, driver.read_meta(second), log=lambda m: None) == 0
+        rundir.reuse_results(second, rundir.read_meta(second), log=lambda m: None) == 0
     )
 
     # Another scoring is another evaluation: nothing is reused.
@@ -128,7 +146,7 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
     p = tmp_path / "other.yml"
     p.write_text(yaml.safe_dump(other))
     spec2 = load_search_spec(p, base_dir=None)
-    third = driver.new_run(
+    third = _new_run(
         spec2, tmp_path / "runs", tmp_path / "runs" / "third", split, command="x"
     )
-    assert driver.reuse_results(third, driver.read_meta(third), log=lambda m: None) == 0
+    assert rundir.reuse_results(third, rundir.read_meta(third), log=lambda m: None) == 0

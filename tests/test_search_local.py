@@ -14,7 +14,7 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
-from runtime.dispatch import search as search_mod
+from runtime.dispatch import runner as search_mod
 from runtime.dispatch.search import DistributedSearch
 from runtime.engine.folds import load_split_set, persist_splits
 from runtime.rundir import journal as jn
@@ -80,7 +80,7 @@ def test_grid_search_equals_gridsearchcv(reference):
 def test_small_folds_do_not_go_fold_by_fold(reference):
     search, _, _, split = reference
     assert split.fold_path(0).stat().st_size < search_mod.FOLD_BY_FOLD_BYTES
-    assert search.fold_by_fold is False
+    assert search.runner.fold_by_fold is False
 
 
 def test_big_folds_go_fold_by_fold_with_the_same_results(
@@ -94,9 +94,9 @@ def test_big_folds_go_fold_by_fold_with_the_same_results(
     monkeypatch.setattr(search_mod, "FOLD_BY_FOLD_BYTES", 1)
     search = _spec_search(client.load_balanced_view(), spec, tmp_path / "run")
     search.launch(split).wait()
-    assert search.fold_by_fold is True
+    assert search.runner.fold_by_fold is True
     assert search.status == "finished" and search.n_done == 100
-    recs = [r for r in search._records if r["status"] == "ok"]
+    recs = [r for r in search.records if r["status"] == "ok"]
     assert len(recs) == 100
     for k in range(1, split.n_folds):
         first_of_k = min(r["started"] for r in recs if r["fold"] == k)
@@ -137,7 +137,7 @@ def test_a_timed_rerun_goes_longest_first_in_fewer_messages_with_the_same_result
 ):
     first, grid, _, split = reference
     _, client = local_cluster
-    expected = expected_times(first._records)
+    expected = expected_times(first.records)
     spec = load_search_spec(REFERENCE_SPEC)
     run_dir = tmp_path / "timed"
     s = _spec_search(client.load_balanced_view(), spec, run_dir)
@@ -184,7 +184,7 @@ def test_a_task_that_raises_on_its_engine_fails_alone_not_its_whole_message(
     split = load_split_set(shutil.move(made.path, tmp_path / "folds"))
     split.fold_path(1).unlink()
     s = _spec_search(client.load_balanced_view(), spec, tmp_path / "run")
-    s.launch(split, expected_times=expected_times(first._records)).wait()
+    s.launch(split, expected_times=expected_times(first.records)).wait()
     records = jn.read_journal(tmp_path / "run" / jn.JOURNAL)
     errors = [r for r in records if r["status"] == "error"]
     assert {(r["candidate"], r["fold"]) for r in errors} == {(c, 1) for c in range(20)}

@@ -1,74 +1,30 @@
-"""Command-line plumbing shared by every Invoke task module (tasks.py, assess_tasks.py).
+"""The cluster around a run: start it if none runs, push the folds, stop what was started.
 
-Runs on the laptop: the task decorator that turns user-fixable errors into
-one line, flag parsing, and the cluster lifecycle a search or a curve goes
-through (start if none runs, push the folds, stop what was started).
+Runs on the driver. Starts the controller and this machine's engines
+(`runtime.dispatch.cluster`) and, through the `remote` layer the caller
+hands in (fabfile.py's functions: nothing in runtime imports Fabric), every
+remote host's engines; pushes the folds to the hosts that run engines; and
+stops exactly what it started. Every host is tried; failures name the hosts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import ipaddress
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from invoke import Exit, task
-
 from runtime.dispatch import cluster as cl
-from runtime.dispatch.lifecycle import pid_alive
 from runtime.dispatch.probes import engines_by_host
-from runtime.dispatch.search import SearchError
-from runtime.spec import ConfigError, HostsConfig
+from runtime.engine.worker import pip_install as engine_pip_install
+from runtime.errors import ConfigError, HostError
+from runtime.rundir.run import pid_alive
+from runtime.spec import HostsConfig
 
-DEFAULT_SPEC = "searches/digits_svc.yml"
-HOSTS_HELP = (
-    "hosts file (default: $FLEETCV_HOSTS, else ./hosts.yml, else this machine alone)"
-)
-
-
-def fleet_task(*args, **kwargs):
-    """`@task`, turning the errors a user can fix into one line and exit status 2."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def body(*a, **kw):
-            try:
-                return fn(*a, **kw)
-            except (ConfigError, cl.ClusterError, SearchError) as exc:
-                raise Exit(f"error: {exc}", code=2) from None
-            except Exception as exc:
-                if not host_or_engine_failure(exc):
-                    raise
-                # The message names the host (or engine) and the cause; a
-                # traceback would add nothing a user can act on.
-                raise Exit(f"error: {type(exc).__name__}: {exc}", code=1) from None
-
-        # Short flags would clash (-h is --help) and shift as flags are added.
-        kwargs.setdefault("auto_shortflags", False)
-        return task(*args, **kwargs)(body)
-
-    return deco
-
-
-def host_or_engine_failure(exc: Exception) -> bool:
-    """Whether exc is a failure on a host or an engine (reported without a traceback)."""
-    from ipyparallel.error import RemoteError as EngineSideError
-
-    # fabfile is imported lazily; if it never was, this is not its error.
-    fab = sys.modules.get("fabfile")
-    return isinstance(exc, EngineSideError | TimeoutError) or (
-        fab is not None and isinstance(exc, fab.RemoteError)
-    )
-
-
-def remote():
-    """The fabfile module, imported on first use."""
-    # fabfile pulls in Fabric/paramiko; only multi-host commands need it.
-    import fabfile
-
-    return fabfile
+#: How long `pip_install` waits for one host's pip (a download and a build).
+PIP_TIMEOUT = 900.0
 
 
 def check_reachable(cfg: HostsConfig, hosts) -> None:
@@ -77,8 +33,6 @@ def check_reachable(cfg: HostsConfig, hosts) -> None:
     A loopback address is this machine's own: engines on another host would
     dial their own loopback and wait there until they time out.
     """
-    import ipaddress
-
     remote = sorted(h.name for h in hosts if not h.local)
     ip = cfg.controller.ip
     try:
@@ -93,7 +47,7 @@ def check_reachable(cfg: HostsConfig, hosts) -> None:
         )
 
 
-def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
+def start_cluster(cfg: HostsConfig, engines: int | None, remote) -> None:
     """Start the controller, this machine's engines and every remote host's engines."""
     check_reachable(cfg, cfg.hosts)
     info = cl.start(cfg, n_local=engines)
@@ -112,7 +66,7 @@ def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
                 file=sys.stderr,
             )
     if cfg.remote_hosts:
-        fab = remote()
+        fab = remote
         res = fab.start_engines(cfg, cfg.remote_hosts)
         fab.print_results(res)
         client = cl.connect(cfg)
@@ -127,38 +81,36 @@ def start_cluster(cfg: HostsConfig, engines: int | None) -> None:
             )
 
 
-def stop_cluster(cfg: HostsConfig) -> bool:
+def stop_cluster(cfg: HostsConfig, remote) -> bool:
     """Stop remote engines (every host tried) and the controller; fail naming unstoppable hosts."""
     failed = {}
     if cfg.remote_hosts:
-        fab = remote()
+        fab = remote
         res = fab.stop_engines(cfg, cfg.remote_hosts)
         fab.print_results(res)
         failed = res.failed
     stopped = cl.stop(cfg)
     if failed:
-        raise Exit(
+        raise HostError(
             f"could not stop the engines on {', '.join(sorted(failed))}: they may still run there. "
-            f"Try: invoke cluster.stop again once the host is reachable",
-            code=1,
+            f"Try: invoke cluster.stop again once the host is reachable"
         )
     return stopped
 
 
-def push(cfg: HostsConfig, split_path: Path, client) -> None:
+def push(cfg: HostsConfig, split_path: Path, client, remote) -> None:
     """Push the folds to every remote host; refuse to search on a host that lacks them."""
-    fab = remote()
+    fab = remote
     res = fab.push_splits(cfg, split_path, cfg.remote_hosts)
     fab.print_results(res)
     if not res.failed:
         return
     with_engines = set(engines_by_host(client)) & set(res.failed)
     if with_engines:
-        raise Exit(
+        raise HostError(
             f"the folds could not be pushed to {', '.join(sorted(with_engines))}, which run engines: "
             f"their tasks would fail. Fix the host (see above), or remove it from {cfg.path} and "
-            f"restart the cluster",
-            code=1,
+            f"restart the cluster"
         )
     print(
         f"warning: no folds on {', '.join(sorted(res.failed))} (no engines run there)",
@@ -166,30 +118,35 @@ def push(cfg: HostsConfig, split_path: Path, client) -> None:
     )
 
 
-#: Whether a pid is a live process (pid 0 and zombies are not).
-alive = pid_alive
-
-
-def int_flag(flag: str, value, minimum: int = 1) -> int | None:
-    """Parse an integer flag (None stays None), or a ConfigError naming the flag."""
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        v = None
-    if v is None or v < minimum:
-        raise ConfigError(
-            f"{flag}: expected an integer >= {minimum}, got {value!r}. Fix: pass e.g. {flag} {max(minimum, 2)}"
-        )
-    return v
-
-
 @contextlib.contextmanager
 def cluster_client(
-    cfg: HostsConfig, split_path: Path, engines: int | None, keep_cluster: bool
+    cfg: HostsConfig,
+    split_path: Path,
+    engines: int | None,
+    keep_cluster: bool,
+    remote,
 ) -> Iterator:
-    """A client of the running cluster with the folds pushed; started (and then stopped) if needed."""
+    """A client of the running cluster with the folds pushed; started (and then stopped) if needed.
+
+    Parameters
+    ----------
+    cfg : HostsConfig
+        The cluster.
+    split_path : Path
+        The folds to push to every remote host.
+    engines : int, optional
+        Engines on this machine when the cluster is started here.
+    keep_cluster : bool
+        Leave a cluster that this call started running.
+    remote : module or object
+        The remote layer (fabfile.py's functions); used only when the hosts
+        file has remote hosts.
+
+    Yields
+    ------
+    ipyparallel.Client
+        Connected, with at least one engine.
+    """
     started = not cl.is_running(cfg)
     if not started and engines is not None:
         print(
@@ -199,11 +156,11 @@ def cluster_client(
     try:
         # Inside the try: a start that fails half-way is still stopped.
         if started:
-            start_cluster(cfg, engines)
+            start_cluster(cfg, engines, remote)
         client = cl.connect(cfg)
         try:
             if cfg.remote_hosts:
-                push(cfg, split_path, client)
+                push(cfg, split_path, client, remote)
             if not client.ids:
                 cl.wait_for_engines(client, 1)
             yield client
@@ -211,33 +168,124 @@ def cluster_client(
             client.close()
     finally:
         if started and not keep_cluster:
-            stop_cluster(cfg)
+            stop_cluster(cfg, remote)
 
 
-def finish_run(rdir: Path, job, what: str, resume_cmd: str) -> None:
-    """Print a finished (or stopped) run's report, write its report.html and plots.
+def status_lines(cfg: HostsConfig, remote) -> list[str]:
+    """The controller and, per host, engines registered vs. running (and the tunnel).
 
-    Exits 130 when the run was aborted (Ctrl-C, search.abort) and 1 when it
-    ended with holes, naming the command that resumes it.
+    Raises
+    ------
+    HostError
+        When no cluster is running.
     """
-    from runtime.report.html import finish_run as write_report
-    from runtime.rundir import journal as jn
+    if not cl.is_running(cfg):
+        raise HostError("no fleetcv cluster is running. Try: invoke cluster.start")
+    client = cl.connect(cfg)
+    try:
+        by_host = engines_by_host(client)
+    finally:
+        client.close()
+    lines, running = [], {}
+    if cfg.remote_hosts:
+        res = remote.engine_status(cfg, cfg.remote_hosts)
+        running = dict(res.ok)
+        lines += [f"{h}: unreachable: {exc}" for h, exc in res.failed.items()]
+    if cfg.local_host:
+        running[cfg.local_host.name] = len(
+            [p for p in cl.local_engine_pids(cfg) if pid_alive(p)]
+        )
+    lines.append(
+        f"controller: {cfg.controller.ip} ports {cfg.controller.ports[0]}-{cfg.controller.ports[1]}, profile {cl.profile_dir(cfg)}"
+    )
+    for h in cfg.hosts:
+        line = f"{h.name}: {len(by_host.get(h.name, []))} engines registered, {running.get(h.name, '?')} running"
+        if cfg.controller.tunnel and not h.local:
+            line += _tunnel_state(h, cfg, remote)
+        lines.append(line)
+    names = {x.name for x in cfg.hosts}
+    lines += [
+        f"{h}: {len(eids)} engines registered (not in {cfg.path})"
+        for h, eids in by_host.items()
+        if h not in names
+    ]
+    return lines
 
-    print()
-    print(job.report())
-    out = write_report(rdir)
-    print(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
-    print(f"wrote {out['report']} and {len(out['plots'])} plots")
-    if job.status != "finished":
-        raise Exit(
-            f"{what} {job.status}. Resume with: {resume_cmd}",
-            code=130 if job.status == "aborted" else 1,
+
+def _tunnel_state(host, cfg: HostsConfig, remote) -> str:
+    pid = remote.tunnel_pid(host, cfg)
+    if pid:
+        return f", tunnel up (ssh pid {pid})"
+    return (
+        f", tunnel DOWN: its engines cannot reach the controller "
+        f"(invoke cluster.grow --only {host.name})"
+    )
+
+
+def check_hosts(res, what: str, remote) -> None:
+    """Print every host's outcome, then fail naming every host that failed.
+
+    Raises
+    ------
+    HostError
+        Naming the hosts of `res.failed`.
+    """
+    remote.print_results(res)
+    if res.failed:
+        raise HostError(f"{what} failed on {', '.join(sorted(res.failed))}")
+
+
+def grow(cfg: HostsConfig, hosts, n: int, split_paths, remote, log=print) -> None:
+    """Add `n` engines on each of `hosts` to the running cluster.
+
+    A new remote host first gets the folds of `split_paths` (the searches
+    running now), or every task the view hands it would fail; a host that
+    cannot take them gets no engines.
+    """
+    local = [h for h in hosts if h.local]
+    others = [h for h in hosts if not h.local]
+    check_reachable(cfg, others)
+    for split_path in split_paths if others else []:
+        res = remote.push_splits(cfg, split_path, others)
+        remote.print_results(res)
+        others = [h for h in others if h.name not in res.failed]
+    if local:
+        total = cl.start_local_engines(cfg, n)
+        log(f"{local[0].name}: +{n} engines ({total} registered)")
+    if others:
+        check_hosts(
+            remote.start_engines(cfg, others, count=n), "starting engines", remote
         )
 
 
-def run_flags(engines, max_retries) -> tuple[int | None, int]:
-    """--engines and --max-retries (default 2) of the tasks that run on the cluster, checked."""
-    return (
-        int_flag("--engines", engines),
-        int_flag("--max-retries", 2 if max_retries is None else max_retries, minimum=0),
-    )
+def pip_install(cfg: HostsConfig, packages: list[str], log=print) -> None:
+    """pip-install `packages` on the running cluster, once per host (its engines share the venv).
+
+    Raises
+    ------
+    HostError
+        Naming the hosts where pip failed.
+    """
+    client = cl.connect(cfg)
+    failed = []
+    try:
+        by_host = engines_by_host(client)
+        ars = {
+            h: client[eids[0]].apply_async(engine_pip_install, packages=list(packages))
+            for h, eids in by_host.items()
+        }
+        for h, ar in ars.items():
+            out = ar.get(timeout=PIP_TIMEOUT)
+            code = out["returncode"]
+            log(
+                f"[{h}] pip install {' '.join(packages)}: "
+                + ("ok" if code == 0 else f"failed (exit {code})")
+            )
+            if code:
+                failed.append(h)
+                for line in out["output"].splitlines()[-5:]:
+                    log(f"[{h}]   {line}")
+    finally:
+        client.close()
+    if failed:
+        raise HostError(f"pip install failed on {', '.join(failed)}")

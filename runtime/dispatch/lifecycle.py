@@ -1,34 +1,98 @@
-"""One search from spec to run directory: the sequence behind `invoke search`.
+"""The one run lifecycle: every job kind, from flags to exit status.
 
-Runs on the driver. Validates, persists the folds, hands them to a `push`
-callback (fabfile's rsync for remote hosts; nothing in local mode), warms the
-page cache on one engine per host, runs `DistributedSearch` with progress,
-and writes the run directory. Ctrl-C aborts queued tasks, keeps what
-finished, and leaves a run that `resume` completes.
+Runs on the driver. Whatever the kind (search, learning or validation curve,
+and the kinds to come), a run goes:
+
+1. validate: the caller turns its flags into a spec and a job description
+   (`search_job_of`, `runtime.kinds.curves.curve_job`);
+2. prepare folds (`prepare_splits`: persisted once per data + CV digest);
+3. create the run directory (`plan_new`) or resume one (`plan_resume`:
+   same spec, same folds, a kind the caller runs);
+4. start or reuse the cluster, push the folds (`runtime.dispatch.fleet`),
+   check the engines' fleetcv version;
+5. cancel a dead driver's queued tasks, warm the page cache, submit and
+   collect through the one task runner (`run_job`); Ctrl-C aborts queued
+   tasks and keeps what finished;
+6. finalize and write results.json and report.txt (`runtime.rundir.run`),
+   then report.html and the plots (`finish`), and say how it ended:
+   `RunStopped` carries the exit status of an aborted or incomplete run.
+
+The Invoke tasks (tasks.py) and the Python API (`runtime.api`) both go
+through `plan_new`/`plan_resume`, `execute` and `finish`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.dispatch.search import DistributedSearch
+from runtime.dispatch import fleet
+from runtime.dispatch.job import Job
+from runtime.dispatch.probes import engines_by_host
 from runtime.engine.folds import SplitSet, persist_splits
+from runtime.engine.worker import warm_fold_cache
+from runtime.errors import ConfigError, HostError, RunStopped
+from runtime.kinds import KINDS, Kind, kind_of
+from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
-from runtime.spec import (
-    ConfigError,
-    HostsConfig,
-    SearchSpec,
-    load_data,
-    load_search_spec,
-)
+from runtime.rundir import run as rd
+from runtime.spec import HostsConfig, SearchSpec, load_data
 
-DEFAULT_RUNS_ROOT = "runs"
+DEFAULT_RUNS_ROOT = rd.DEFAULT_RUNS_ROOT
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a planned job (the flags every run task shares).
+
+    Attributes
+    ----------
+    engines : int, optional
+        Engines on this machine when the run starts the cluster.
+    max_retries : int
+        Resubmissions of a task whose engine died.
+    progress : bool
+        Show a progress bar.
+    keep_cluster : bool
+        Leave a cluster that the run started running.
+    reuse : bool
+        Take fits that earlier runs already made (searches).
+    warm : bool
+        Read every fold once per host before submitting.
+    """
+
+    engines: int | None = None
+    max_retries: int = 2
+    progress: bool = True
+    keep_cluster: bool = False
+    reuse: bool = False
+    warm: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated run, its folds on disk and its run directory made: ready to execute."""
+
+    spec: SearchSpec
+    split: SplitSet
+    run_dir: Path
+    meta: dict
+
+    @property
+    def kind(self) -> Kind:
+        """The run's job kind."""
+        return kind_of(self.meta)
+
+    @property
+    def resume_command(self) -> str:
+        """The command that resumes this run."""
+        return f"invoke {self.kind.command} --resume {self.run_dir}"
 
 
 def staging_workdir(cfg: HostsConfig) -> Path:
@@ -55,9 +119,6 @@ def prepare_splits(
 
 def warm_page_cache(client, split: SplitSet) -> dict:
     """Read every fold once on one engine per host (the notebook's trick)."""
-    from runtime.dispatch.probes import engines_by_host
-    from runtime.engine.worker import warm_fold_cache
-
     refs = [split.relative(k) for k in range(split.n_folds)]
     by_host = engines_by_host(client)
     ars = {
@@ -65,263 +126,6 @@ def warm_page_cache(client, split: SplitSet) -> dict:
         for h, eids in by_host.items()
     }
     return {h: ar.get() for h, ar in ars.items()}
-
-
-def create_run(
-    spec: SearchSpec,
-    split: SplitSet,
-    runs_root: str | os.PathLike,
-    run_dir: str | os.PathLike | None,
-    name: str,
-    resume_command: str,
-    command: str,
-    **meta_extra,
-) -> Path:
-    """Create a run directory (searches and curves alike) with meta.json and a copy of the spec.
-
-    Parameters
-    ----------
-    spec : SearchSpec
-        Copied into the run as spec.yml.
-    split : SplitSet
-        The folds the run uses (their digest goes into meta.json).
-    runs_root : path
-        Where a new run directory is made when `run_dir` is None.
-    run_dir : path, optional
-        An explicit run directory; it must be new or empty.
-    name : str
-        Run directory name prefix when `run_dir` is None.
-    resume_command : str
-        The task that resumes such a run, named in the error for a used `run_dir`.
-    command : str
-        The command line that started the run (for report.html).
-    **meta_extra
-        Keys of meta.json beside the common ones (candidates, kind, ...).
-
-    Returns
-    -------
-    Path
-        The run directory.
-    """
-    if run_dir is not None:
-        path = Path(run_dir)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(
-                f"--run-dir: {path} already exists and is not empty. Fix: pick a new "
-                f"directory, or resume it with: {resume_command} --resume {path}"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-    else:
-        path = jn.new_run_dir(runs_root, name)
-    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
-    meta = {
-        "run_id": path.name,
-        "spec_name": spec.name,
-        "spec_digest": spec.digest(),
-        "split_digest": split.digest,
-        "n_folds": split.n_folds,
-        # Relative data paths of the spec copy are read from the original folder.
-        "spec_dir": str(Path(spec.path).resolve().parent),
-        "command": command,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "created",
-        **meta_extra,
-    }
-    jn.write_json(path / jn.META, meta)
-    return path
-
-
-def new_run(
-    spec: SearchSpec,
-    runs_root: str | os.PathLike,
-    run_dir: str | os.PathLike | None,
-    split: SplitSet,
-    command: str,
-) -> Path:
-    """Create a search's run directory with meta.json and a copy of the spec."""
-    return create_run(
-        spec,
-        split,
-        runs_root,
-        run_dir,
-        spec.name,
-        "invoke search",
-        command,
-        evaluation_key=evaluation_key(spec),
-        candidates=spec.candidates(),
-        return_train_score=spec.return_train_score,
-        n_iter=spec.raw.get("n_iter"),
-    )
-
-
-def read_meta(run_dir: str | os.PathLike) -> dict:
-    """meta.json of a run, or a ConfigError saying the directory is not a run."""
-    path = Path(run_dir)
-    if not jn.is_run_dir(path):
-        raise ConfigError(
-            f"{path}: not a fleetcv run directory (no {jn.META}). Fix: pass a "
-            f"directory under runs/, e.g. the one `invoke search` printed"
-        )
-    try:
-        return json.loads((path / jn.META).read_text())
-    except ValueError as exc:
-        raise ConfigError(
-            f"{path / jn.META}: unreadable ({exc}). Fix: restore it or start a new run"
-        ) from exc
-
-
-def load_resume(
-    run_dir: str | os.PathLike,
-    spec_file: str | None = None,
-    n_iter: int | None = None,
-    curve: bool = False,
-) -> tuple[SearchSpec, dict]:
-    """The spec and meta of a run to resume; refuses a different spec.
-
-    `curve` says the caller resumes a learning/validation curve (which
-    checks the kind itself); a search refuses curve runs.
-    """
-    path = Path(run_dir)
-    meta = read_meta(path)
-    if not curve and meta.get("kind") in ("learning_curve", "validation_curve"):
-        kind = meta["kind"].split("_")[0]
-        raise ConfigError(
-            f"--resume {path}: this is a {kind} curve run, not a search. Fix: invoke "
-            f"curves.{kind} --resume {path}"
-        )
-    # The run keeps the n_iter and the spec folder it started with, so the
-    # resume command it prints works as printed.
-    if (
-        n_iter is not None
-        and meta.get("n_iter") is not None
-        and n_iter != meta["n_iter"]
-    ):
-        raise ConfigError(
-            f"--n-iter {n_iter}: the run was started with --n-iter {meta['n_iter']}. Fix: "
-            f"resume without --n-iter"
-        )
-    n_iter = meta.get("n_iter", n_iter)
-    spec = load_search_spec(
-        path / jn.SPEC_COPY, n_iter=n_iter, base_dir=meta.get("spec_dir")
-    )
-    if spec_file is not None:
-        other = load_search_spec(spec_file, n_iter=n_iter)
-        if other.digest() != meta["spec_digest"]:
-            raise ConfigError(
-                f"--spec {spec_file}: differs from the spec this run was started with "
-                f"({path / jn.SPEC_COPY}), so its journal cannot be reused. Fix: resume "
-                f"without --spec, or start a new run"
-            )
-    if spec.digest() != meta["spec_digest"]:
-        raise ConfigError(
-            f"{path / jn.SPEC_COPY}: changed since the run started (digest "
-            f"{spec.digest()} != {meta['spec_digest']}). Fix: restore it, or start a new run"
-        )
-    return spec, meta
-
-
-def evaluation_key(spec: SearchSpec) -> str:
-    """Digest of what decides a fit's scores besides params and fold: estimator, scoring, error_score."""
-    import hashlib
-
-    est = spec.estimator.build()
-    blob = json.dumps(
-        {
-            "estimator": type(est).__module__ + "." + type(est).__qualname__,
-            "params": {
-                k: repr(v) for k, v in sorted(est.get_params(deep=True).items())
-            },
-            "scoring": spec.scoring,
-            "error_score": repr(spec.error_score),
-            "train": spec.return_train_score,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print) -> int:
-    """Copy into this run's journal the fits that earlier runs already made.
-
-    A fit is the same when the estimator/scoring (`evaluation_key`), the
-    params and the fold (split digest + fold index) are. Looks at every
-    sibling run under the same runs/ root; returns how many were taken.
-    """
-    from runtime.rundir.results import latest_records
-
-    key = meta.get("evaluation_key")
-    wanted = {
-        json.dumps(c, sort_keys=True): i for i, c in enumerate(meta["candidates"])
-    }
-    have = set(latest_records(jn.read_journal(run_dir / jn.JOURNAL)))
-    taken: dict[tuple[int, int], dict] = {}
-    for sibling, other in _sibling_runs(run_dir):
-        if (
-            other.get("evaluation_key") != key
-            or other.get("split_digest") != meta["split_digest"]
-        ):
-            continue
-        for (c, k), rec in latest_records(
-            jn.read_journal(sibling / jn.JOURNAL)
-        ).items():
-            if c >= len(other["candidates"]):
-                continue
-            mine = wanted.get(json.dumps(other["candidates"][c], sort_keys=True))
-            if mine is not None and (mine, k) not in have and (mine, k) not in taken:
-                taken[(mine, k)] = {
-                    **rec,
-                    "candidate": mine,
-                    "params": meta["candidates"][mine],
-                    "reused_from": other["run_id"],
-                }
-    if taken:
-        journal = jn.Journal(run_dir / jn.JOURNAL)
-        try:
-            for rec in taken.values():
-                journal.append(rec)
-        finally:
-            journal.close()
-        log(f"reuse: {len(taken)} fits taken from earlier runs under {run_dir.parent}")
-    return len(taken)
-
-
-def _sibling_runs(run_dir: Path):
-    """(directory, meta) of every other readable run next to `run_dir`, by name."""
-    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
-        if m.parent == run_dir:
-            continue
-        try:
-            yield m.parent, json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
-
-
-def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
-    """Per-candidate task durations from earlier runs of the same spec and folds.
-
-    Sibling run directories whose candidates, spec and fold digests match
-    this run's; their journals say how long each candidate took, so this run
-    can start the slowest first.
-    """
-    from runtime.rundir.results import expected_times
-
-    records: list[dict] = []
-    for sibling, other in _sibling_runs(run_dir):
-        same = all(
-            other.get(k) == meta.get(k)
-            for k in ("spec_digest", "split_digest", "candidates")
-        )
-        if same:
-            records += jn.read_journal(sibling / jn.JOURNAL)
-    return expected_times(records)
-
-
-def set_status(run_dir: Path, status: str, **extra) -> None:
-    """Record the run's status (and e.g. the driver pid) in meta.json."""
-    meta = read_meta(run_dir)
-    meta.update(status=status, **extra)
-    jn.write_json(run_dir / jn.META, meta)
 
 
 def abort_orphans(client, run_dir: Path, meta: dict) -> int:
@@ -340,7 +144,7 @@ def abort_orphans(client, run_dir: Path, meta: dict) -> int:
         How many task messages were cancelled.
     """
     path = run_dir / jn.SUBMITTED
-    if pid_alive(meta.get("driver_pid")) or not path.exists():
+    if rd.pid_alive(meta.get("driver_pid")) or not path.exists():
         return 0
     ours = set(path.read_text().split())
     qs = client.queue_status(verbose=True)
@@ -352,20 +156,6 @@ def abort_orphans(client, run_dir: Path, meta: dict) -> int:
     if orphans:
         client.abort(orphans, block=True)
     return len(orphans)
-
-
-def pid_alive(pid) -> bool:
-    """Whether pid is a live process on this machine (none, 0 and zombies are not)."""
-    if not pid or int(pid) <= 0:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    except PermissionError:
-        return True
 
 
 def start_run(
@@ -392,63 +182,292 @@ def start_run(
                 for h, w in warmed.items()
             )
         )
-    set_status(run_dir, "running", driver_pid=os.getpid())
+    rd.set_status(run_dir, "running", driver_pid=os.getpid())
 
 
-def run(
+def search_job_of(spec: SearchSpec) -> dict:
+    """The job description of the spec's own search (grid or randomized)."""
+    return {
+        **search_job(spec.candidates(), spec.return_train_score),
+        "evaluation_key": rd.evaluation_key(spec),
+        "n_iter": spec.raw.get("n_iter"),
+    }
+
+
+def create_run(
     spec: SearchSpec,
-    cfg: HostsConfig,
-    client,
-    run_dir: Path,
     split: SplitSet,
-    meta: dict,
-    progress: bool = True,
-    max_retries: int = 2,
-    warm: bool = True,
-    log: Callable[[str], None] = print,
-    reuse: bool = False,
-) -> DistributedSearch:
-    """Run (or resume) the search of `run_dir` on `client`'s engines.
+    job: dict,
+    *,
+    runs_root: str | os.PathLike = DEFAULT_RUNS_ROOT,
+    run_dir: str | os.PathLike | None = None,
+    command: str = "",
+) -> Path:
+    """Create the run directory of a new job (meta.json = the job + the common keys).
 
-    With `reuse`, fits already made by earlier runs under the same runs/
-    root (same estimator, scoring, params and fold) are copied in first.
+    Raises
+    ------
+    ConfigError
+        When `run_dir` exists and is not empty (nothing in it is touched).
+    """
+    kind = kind_of(job)
+    return rd.create_run(
+        spec,
+        split,
+        runs_root,
+        run_dir,
+        kind.run_name(spec.name, job),
+        f"invoke {kind.command}",
+        command,
+        **job,
+    )
+
+
+def plan_new(
+    spec: SearchSpec,
+    job: dict | Callable[[SplitSet], dict],
+    cfg: HostsConfig,
+    *,
+    runs_root: str | os.PathLike = DEFAULT_RUNS_ROOT,
+    run_dir: str | os.PathLike | None = None,
+    command: str = "",
+    log: Callable[[str], None] = print,
+) -> Plan:
+    """Prepare the folds and create the run directory of a new job.
+
+    `job` is the job description, or a function of the folds that makes it
+    (a learning curve's sizes are fractions of the first training fold).
+    """
+    split = prepare_splits(spec, cfg, log=log)
+    if callable(job):
+        job = job(split)
+    rdir = create_run(
+        spec, split, job, runs_root=runs_root, run_dir=run_dir, command=command
+    )
+    return Plan(spec, split, rdir, rd.read_meta(rdir))
+
+
+def plan_resume(
+    run_dir: str | os.PathLike,
+    cfg: HostsConfig,
+    kinds: tuple[str, ...],
+    *,
+    spec_file: str | None = None,
+    n_iter: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Plan:
+    """Check that `run_dir` can be resumed by a task of `kinds`, and prepare its folds.
+
+    Raises
+    ------
+    ConfigError
+        When it is not a run, of another kind, from another spec, or its
+        data or CV changed.
+    """
+    path = Path(run_dir)
+    check_kind(path, rd.read_meta(path), kinds)
+    spec, meta = rd.load_resume(path, spec_file, n_iter=n_iter)
+    split = prepare_splits(spec, cfg, log=log)
+    if split.digest != meta["split_digest"]:
+        raise ConfigError(
+            f"--resume {path}: the data or CV changed since the run started (splits "
+            f"{split.digest} != {meta['split_digest']}). Fix: restore the data, or start a new run"
+        )
+    return Plan(spec, split, path, meta)
+
+
+def check_kind(path: Path, meta: dict, kinds: tuple[str, ...]) -> None:
+    """Refuse to resume a run of another kind than `kinds`, naming the task that can."""
+    kind = kind_of(meta)
+    if kind.name in kinds:
+        return
+    wanted = {KINDS[k].style for k in kinds}
+    what = "a search" if wanted == {"search"} else "a curve"
+    raise ConfigError(
+        f"--resume {path}: this is a {kind.name.replace('_', ' ')} run, not {what}. "
+        f"Fix: invoke {kind.command} --resume {path}"
+    )
+
+
+def execute(
+    plan: Plan,
+    cfg: HostsConfig,
+    remote,
+    options: RunOptions = RunOptions(),
+    log: Callable[[str], None] = print,
+) -> Job:
+    """Run a planned job on the cluster (started for it if none runs) and return it, ended.
+
+    Parameters
+    ----------
+    plan : Plan
+        From `plan_new` or `plan_resume`.
+    cfg : HostsConfig
+        The cluster.
+    remote : module or object
+        The remote layer (fabfile.py), used when there are remote hosts.
+    options : RunOptions
+        Engines, retries, progress, keep_cluster, reuse.
+    log : callable
+        Where progress lines go.
 
     Returns
     -------
-    DistributedSearch
-        Finished, or aborted (Ctrl-C, `search.abort`) with a resumable run.
+    Job
+        Finished, incomplete, or aborted (Ctrl-C, `invoke search.abort`).
     """
-    if reuse:
-        reuse_results(run_dir, meta, log=log)
-    start_run(client, run_dir, split, meta, warm, log)
-    view = client.load_balanced_view()
-    search = DistributedSearch(
-        view,
-        spec.estimator.build(),
-        candidates=meta["candidates"],
-        scoring=spec.scoring,
-        error_score=spec.error_score,
-        return_train_score=spec.return_train_score,
+    with fleet.cluster_client(
+        cfg, plan.split.path, options.engines, options.keep_cluster, remote
+    ) as client:
+        return run_job(client, plan, options, log)
+
+
+def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -> Job:
+    """Run (or resume) the job of `plan.run_dir` on `client`'s engines.
+
+    With `options.reuse`, fits already made by earlier runs under the same
+    runs/ root (same estimator, scoring, params and fold) are copied in
+    first.
+    """
+    run_dir, meta, split = plan.run_dir, plan.meta, plan.split
+    if options.reuse:
+        rd.reuse_results(run_dir, meta, log=log)
+    start_run(client, run_dir, split, meta, options.warm, log)
+    job = Job(
+        client.load_balanced_view(),
+        plan.spec.estimator.build(),
+        meta,
+        scoring=plan.spec.scoring,
+        error_score=plan.spec.error_score,
         run_dir=run_dir,
-        max_retries=max_retries,
+        max_retries=options.max_retries,
     )
-    already = search.n_done
+    already = job.n_done
     try:
-        search.launch(
-            split, expected_times=previous_expected_times(run_dir, meta) or None
+        job.launch(
+            split, expected_times=rd.previous_expected_times(run_dir, meta) or None
         )
         log(
-            f"run {run_dir}: {len(meta['candidates'])} candidates x {split.n_folds} folds = "
-            f"{search.n_tasks} fits on {len(client.ids)} engines"
+            f"run {run_dir}: {len(job.candidates)} {job.kind.rows} x {split.n_folds} folds = "
+            f"{job.n_tasks} fits on {len(client.ids)} engines"
             + (f" ({already} already in the journal)" if already else "")
         )
-        search.wait(progress=progress)
+        job.wait(progress=options.progress)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: cancelling queued tasks, waiting for running ones...",
             file=sys.stderr,
         )
-        search.abort()
+        job.abort()
     finally:
-        set_status(run_dir, search.status)
-    return search
+        rd.set_status(run_dir, job.status)
+    return job
+
+
+def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
+    """Print the report, write report.html and the plots; raise `RunStopped` unless finished.
+
+    Raises
+    ------
+    RunStopped
+        Exit status 130 when the run was aborted (Ctrl-C, search.abort), 1
+        when it ended with holes, naming the command that resumes it.
+    """
+    # matplotlib loads here, once the fits are done, not before them.
+    from runtime.report.html import finish_run as write_report
+
+    rdir = plan.run_dir
+    log("")
+    log(job.report())
+    out = write_report(rdir)
+    log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
+    log(f"wrote {out['report']} and {len(out['plots'])} plots")
+    if job.status != "finished":
+        what = "search" if plan.kind.style == "search" else "curve"
+        raise RunStopped(
+            f"{what} {job.status}. Resume with: {plan.resume_command}",
+            exit_code=130 if job.status == "aborted" else 1,
+        )
+
+
+def rebuild(run_dir: str | os.PathLike, top_k: int | None = None) -> str:
+    """Rebuild results.json and report.txt of any run from its journal; return the report."""
+    path = Path(run_dir)
+    meta = rd.read_meta(path)
+    kind = kind_of(meta)
+    records = jn.read_journal(path / jn.JOURNAL)
+    res = kind.results(meta, meta["n_folds"], records)
+    n_tasks = kind.n_tasks(meta, meta["n_folds"])
+    n_done = sum(res["n_finished_splits"])
+    status = rd.status_of(meta)
+    text = kind.report(res, n_tasks, n_done, status=status, top_k=top_k)
+    fields = {
+        **kind.summary(res),
+        "status": status,
+        "n_tasks": n_tasks,
+        "n_done": n_done,
+    }
+    rd.write_results(path, res, text, **fields)
+    return text
+
+
+#: How long `abort` waits for the driver to write its results.
+ABORT_WAIT = 30.0
+
+
+def abort(
+    run_dir: str | os.PathLike | None, runs_root: str | os.PathLike = DEFAULT_RUNS_ROOT
+) -> str:
+    """Abort a running run from another process, as Ctrl-C does; return what to print.
+
+    The driver handles SIGINT like Ctrl-C: queued tasks are cancelled,
+    finished ones kept, results written, and the run stays resumable.
+
+    Raises
+    ------
+    ConfigError
+        When no run is running under `runs_root` (and none is named).
+    HostError
+        When the named run has no live driver.
+    """
+    rdir = Path(run_dir) if run_dir else _latest_running(runs_root)
+    meta = rd.read_meta(rdir)
+    pid = meta.get("driver_pid")
+    if meta.get("status") != "running" or not rd.pid_alive(pid):
+        raise HostError(
+            f"{rdir}: no search is running there (status {meta.get('status')!r})"
+        )
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + ABORT_WAIT
+    while rd.read_meta(rdir).get("status") == "running":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    status = rd.read_meta(rdir).get("status")
+    return (
+        f"{rdir}: {status}. Resume with: invoke {kind_of(meta).command} --resume {rdir}"
+    )
+
+
+def _latest_running(root: str | os.PathLike) -> Path:
+    found = rd.latest_run(root, lambda m: m.get("status") == "running")
+    if found is None:
+        raise ConfigError(
+            f"{root}: no running search found. Fix: pass --run-dir RUN_DIR"
+        )
+    return found
+
+
+def running_split_dirs(cfg: HostsConfig, runs_root: str | os.PathLike) -> list[Path]:
+    """Split directories of the runs under `runs_root` whose driver is alive."""
+    out = []
+    for m in Path(runs_root).glob(f"*/{jn.META}"):
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("status") == "running" and rd.pid_alive(meta.get("driver_pid")):
+            path = staging_workdir(cfg) / "splits" / meta["split_digest"]
+            if path.is_dir() and path not in out:
+                out.append(path)
+    return out

@@ -1,4 +1,4 @@
-"""Memory probes: per-engine RSS/USS/PSS and per-host available memory.
+"""The cluster by host: engines grouped by host, and their memory probes.
 
 `engine_probe` runs on every engine; `probe_cluster` (driver side) gathers
 all of them in one DirectView call and groups them by host. USS is the memory
@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ipyparallel.error import EngineError
+
+from runtime.dispatch.runner import get_result
 from runtime.engine.probe import engine_probe
+from runtime.engine.worker import engine_info
 
 MB = 1e6
 
@@ -22,17 +26,12 @@ def engines_by_host(client) -> dict[str, list[int]]:
     controller's heartbeat drops it) is left out, so a status or a push
     still works while a host is lost.
     """
-    from ipyparallel.error import EngineError
-
-    from runtime.dispatch.search import _get
-    from runtime.engine.worker import engine_info
-
     ids = list(client.ids)
     ars = {eid: client[eid].apply_async(engine_info) for eid in ids}
     out: dict[str, list[int]] = defaultdict(list)
     for eid, ar in sorted(ars.items()):
         try:
-            info = _get(ar, timeout=None)
+            info = get_result(ar, timeout=None)
         except EngineError:
             continue
         out[info["host"]].append(eid)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runtime.engine.record import FIT_FAILED, error_record, new_record
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -112,12 +114,8 @@ def evaluate(
         status ("ok" or "fit_failed").
     """
     import os
-    import resource
-    import socket
     import time
-    import traceback
 
-    import psutil
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
 
@@ -133,18 +131,26 @@ def evaluate(
     est = clone(estimator).set_params(**params)
     if scorer is None:
         scorer = check_scoring(estimator, scoring=scoring)
-    record = {
-        "candidate": candidate,
-        "fold": fold,
-        "params": params,
-        "n_train": int(len(X_train)),
-        "test_score": None,
-        "train_score": None,
-        "fit_time": 0.0,
-        "score_time": 0.0,
-        "error": None,
-        "status": "ok",
-    }
+    record = new_record(
+        candidate=candidate, fold=fold, params=params, n_train=int(len(X_train))
+    )
+    _fit_and_score(
+        record,
+        est,
+        scorer,
+        (X_train, y_train, X_test, y_test),
+        error_score,
+        return_train_score,
+    )
+    return _where_and_when(record, started)
+
+
+def _fit_and_score(record, est, scorer, fold, error_score, return_train_score):
+    """Fit `est` on the fold's training rows and score it, into `record` (sklearn's timings)."""
+    import time
+    import traceback
+
+    X_train, y_train, X_test, y_test = fold
     start = time.perf_counter()
     try:
         est.fit(X_train, y_train)
@@ -152,22 +158,33 @@ def evaluate(
         if error_score == "raise":
             raise
         record["fit_time"] = time.perf_counter() - start
-        record["status"] = "fit_failed"
+        record["status"] = FIT_FAILED
         record["error"] = traceback.format_exc()
         record["test_score"] = float(error_score)
         if return_train_score:
             record["train_score"] = float(error_score)
-    else:
-        record["fit_time"] = time.perf_counter() - start
+        return
+    record["fit_time"] = time.perf_counter() - start
+    start = time.perf_counter()
+    record["test_score"] = float(scorer(est, X_test, y_test))
+    # sklearn's score_time covers the test score only; keep that meaning
+    # so the figures compare, and time the train score apart.
+    record["score_time"] = time.perf_counter() - start
+    if return_train_score:
         start = time.perf_counter()
-        record["test_score"] = float(scorer(est, X_test, y_test))
-        # sklearn's score_time covers the test score only; keep that meaning
-        # so the figures compare, and time the train score apart.
-        record["score_time"] = time.perf_counter() - start
-        if return_train_score:
-            start = time.perf_counter()
-            record["train_score"] = float(scorer(est, X_train, y_train))
-            record["train_score_time"] = time.perf_counter() - start
+        record["train_score"] = float(scorer(est, X_train, y_train))
+        record["train_score_time"] = time.perf_counter() - start
+
+
+def _where_and_when(record: dict, started: float) -> dict:
+    """`record` with when the task ran, on which host and process, and its memory."""
+    import os
+    import resource
+    import socket
+    import time
+
+    import psutil
+
     if "proc" not in _SELF:
         _SELF["proc"] = psutil.Process()
     rss = _SELF["proc"].memory_info().rss
@@ -267,14 +284,15 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
         except Exception:
             if common.get("error_score") == "raise":
                 raise
+            info = engine_info()
             records.append(
-                {
-                    "candidate": t.get("candidate"),
-                    "fold": t.get("fold"),
-                    "params": t.get("params"),
-                    "status": "error",
-                    "error": traceback.format_exc(),
-                    **{k: v for k, v in engine_info().items() if k in ("host", "pid")},
-                }
+                error_record(
+                    candidate=t.get("candidate"),
+                    fold=t.get("fold"),
+                    params=t.get("params"),
+                    error=traceback.format_exc(),
+                    host=info["host"],
+                    pid=info["pid"],
+                )
             )
     return records

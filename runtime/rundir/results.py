@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from runtime.engine.record import FIT_FAILED, is_finished
+
 #: Rows shown by default in the report, as in the notebook's top-5.
 TOP_K = 5
 
@@ -26,7 +28,7 @@ def latest_records(records: Iterable[dict]) -> dict[tuple[int, int], dict]:
     """
     out: dict[tuple[int, int], dict] = {}
     for r in records:
-        if r.get("status") in ("ok", "fit_failed"):
+        if is_finished(r):
             out[(int(r["candidate"]), int(r["fold"]))] = r
     return out
 
@@ -66,60 +68,20 @@ def build_cv_results(
         `n_finished_splits`, `split<k>_host`, `split<k>_engine`. Splits not
         finished yet are None and left out of the means.
     """
-    done = latest_records(records)
     nc = len(candidates)
-    shape = (nc, n_folds)
-    test = np.full(shape, np.nan)
-    train = np.full(shape, np.nan)
-    fit_t = np.full(shape, np.nan)
-    score_t = np.full(shape, np.nan)
-    present = np.zeros(shape, dtype=bool)
-    failed = np.zeros(nc, dtype=int)
-    hosts = [[None] * n_folds for _ in range(nc)]
-    engines = [[None] * n_folds for _ in range(nc)]
-    for (c, k), r in done.items():
-        if c >= nc or k >= n_folds:
-            continue
-        present[c, k] = True
-        test[c, k] = _num(r.get("test_score"))
-        train[c, k] = _num(r.get("train_score"))
-        fit_t[c, k] = _num(r.get("fit_time"))
-        score_t[c, k] = _num(r.get("score_time"))
-        failed[c] += r.get("status") == "fit_failed"
-        hosts[c][k] = r.get("host")
-        engines[c][k] = r.get("engine")
+    table = fold_table(records, nc, n_folds)
+    present, failed = table["present"], table["failed"]
+    test, train = table["test_score"], table["train_score"]
+    fit_t, score_t = table["fit_time"], table["score_time"]
+    hosts, engines = table["host"], table["engine"]
 
     results: dict = {}
 
     complete = present.all(axis=1) & (n_folds > 0)
     partial = np.flatnonzero(~complete & present.any(axis=1))
 
-    def stats(arr: np.ndarray) -> tuple[list, list, list]:
-        means = np.full(nc, np.nan)
-        stds = np.full(nc, np.nan)
-        sems = np.full(nc, np.nan)
-        if complete.any():
-            # sklearn's own arithmetic (BaseSearchCV._format_results), on
-            # every complete candidate at once.
-            block = arr[complete]
-            m = np.average(block, axis=1)
-            means[complete] = m
-            stds[complete] = np.sqrt(
-                np.average((block - m[:, np.newaxis]) ** 2, axis=1)
-            )
-            if n_folds > 1:
-                # Standard error of the mean (scipy.stats.sem, ddof=1), as
-                # the notebook's report showed; undefined for one split.
-                sems[complete] = np.std(block, axis=1, ddof=1) / math.sqrt(n_folds)
-        for c in partial:  # unfinished candidates: their finished splits only
-            row = arr[c, present[c]]
-            means[c], stds[c] = _mean_std(row)
-            if row.size > 1:
-                sems[c] = np.std(row, ddof=1) / math.sqrt(row.size)
-        return means.tolist(), stds.tolist(), sems.tolist()
-
     for key, arr in (("fit_time", fit_t), ("score_time", score_t)):
-        m, s, _ = stats(arr)
+        m, s, _ = _stats(arr, present, complete, partial, n_folds)
         results[f"mean_{key}"] = m
         results[f"std_{key}"] = s
     names = sorted({k for c in candidates for k in c})
@@ -132,7 +94,7 @@ def build_cv_results(
             results[f"split{k}_{which}_score"] = [
                 float(arr[c, k]) if present[c, k] else None for c in range(nc)
             ]
-        m, s, sem = stats(arr)
+        m, s, sem = _stats(arr, present, complete, partial, n_folds)
         results[f"mean_{which}_score"] = m
         results[f"std_{which}_score"] = s
         if which == "test":
@@ -144,6 +106,72 @@ def build_cv_results(
         results[f"split{k}_host"] = [hosts[c][k] for c in range(nc)]
         results[f"split{k}_engine"] = [engines[c][k] for c in range(nc)]
     return results
+
+
+#: The numeric fields of a record that `fold_table` lays out as matrices.
+SCORE_FIELDS = ("test_score", "train_score", "fit_time", "score_time")
+
+
+def fold_table(records: Iterable[dict], n_rows: int, n_folds: int) -> dict:
+    """The finished records as rows x folds matrices (a search's and a curve's results alike).
+
+    Returns
+    -------
+    dict
+        One float matrix per `SCORE_FIELDS` name (NaN where unfinished or
+        None), `present` (bool matrix), `failed` (failed fits per row),
+        `host` and `engine` (lists of lists).
+    """
+    shape = (n_rows, n_folds)
+    out: dict = {f: np.full(shape, np.nan) for f in SCORE_FIELDS}
+    out["present"] = np.zeros(shape, dtype=bool)
+    out["failed"] = np.zeros(n_rows, dtype=int)
+    out["host"] = [[None] * n_folds for _ in range(n_rows)]
+    out["engine"] = [[None] * n_folds for _ in range(n_rows)]
+    for (c, k), r in latest_records(records).items():
+        if c >= n_rows or k >= n_folds:
+            continue
+        out["present"][c, k] = True
+        for f in SCORE_FIELDS:
+            out[f][c, k] = _num(r.get(f))
+        out["failed"][c] += r.get("status") == FIT_FAILED
+        out["host"][c][k] = r.get("host")
+        out["engine"][c][k] = r.get("engine")
+    return out
+
+
+def _stats(
+    arr: np.ndarray,
+    present: np.ndarray,
+    complete: np.ndarray,
+    partial: np.ndarray,
+    n_folds: int,
+) -> tuple[list, list, list]:
+    """Per-candidate mean, std and sem of `arr` (candidates x folds).
+
+    Complete candidates get sklearn's own arithmetic
+    (`BaseSearchCV._format_results`) all at once; partial ones the mean of
+    their finished splits.
+    """
+    nc = arr.shape[0]
+    means = np.full(nc, np.nan)
+    stds = np.full(nc, np.nan)
+    sems = np.full(nc, np.nan)
+    if complete.any():
+        block = arr[complete]
+        m = np.average(block, axis=1)
+        means[complete] = m
+        stds[complete] = np.sqrt(np.average((block - m[:, np.newaxis]) ** 2, axis=1))
+        if n_folds > 1:
+            # Standard error of the mean (scipy.stats.sem, ddof=1), as
+            # the notebook's report showed; undefined for one split.
+            sems[complete] = np.std(block, axis=1, ddof=1) / math.sqrt(n_folds)
+    for c in partial:  # unfinished candidates: their finished splits only
+        row = arr[c, present[c]]
+        means[c], stds[c] = _mean_std(row)
+        if row.size > 1:
+            sems[c] = np.std(row, ddof=1) / math.sqrt(row.size)
+    return means.tolist(), stds.tolist(), sems.tolist()
 
 
 def _num(v) -> float:

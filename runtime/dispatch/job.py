@@ -1,0 +1,245 @@
+"""A job on the cluster: a kind's tasks driven through the one task runner.
+
+Runs on the driver. `Job` composes a `runtime.kinds.Kind` (what the tasks
+are, how their records fold into results) with a `TaskRunner` (how tasks
+travel, come back, retry, abort and reach the journal). The notebook-style
+classes (`DistributedSearch`, `LearningCurve`, `ValidationCurve`) are jobs
+with their own constructors and result properties; the lifecycle
+(`runtime.dispatch.lifecycle`) makes a `Job` straight from a run's meta.json.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from runtime.dispatch.runner import ABORT_GRACE, REPORT_EVERY, TaskRunner
+from runtime.engine.folds import SplitSet
+from runtime.errors import SearchError
+from runtime.kinds import kind_of
+from runtime.rundir import results as rs
+from runtime.rundir.run import write_results
+
+
+class Job:
+    """One job (a search, a curve, ...) of a registered kind on a LoadBalancedView.
+
+    Parameters
+    ----------
+    view : ipyparallel.LoadBalancedView
+        Where tasks go.
+    estimator : sklearn estimator
+        Cloned on the engines for every task, never mutated.
+    job : dict
+        The job description, as meta.json holds it (`kind` and what that
+        kind needs: `candidates`, `curve`, ...).
+    scoring : str, optional
+        sklearn scorer name; None uses the estimator's `score`.
+    error_score : float or "raise"
+        Score of a failed fit. With "raise" the job stops at the first.
+    run_dir : path, optional
+        Where journal.jsonl, results.json and report.txt go; None keeps
+        results in memory only.
+    max_retries : int
+        How often a task whose engine died is resubmitted.
+    top_k : int
+        Rows in a search's `report()`.
+    fold_by_fold : bool, optional
+        See `runtime.dispatch.runner.TaskRunner`.
+    """
+
+    def __init__(
+        self,
+        view,
+        estimator,
+        job: dict,
+        *,
+        scoring: str | None = None,
+        error_score: float | str = math.nan,
+        run_dir: str | Path | None = None,
+        max_retries: int = 2,
+        top_k: int = rs.TOP_K,
+        fold_by_fold: bool | None = None,
+    ):
+        self.kind = kind_of(job)
+        self.job = job
+        self.estimator = estimator
+        self.scoring = scoring
+        self.error_score = error_score
+        self.return_train_score = self.kind.train_scores(job)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.top_k = top_k
+        self.candidates = self.kind.candidates(job)
+        self.runner = TaskRunner(
+            view,
+            n_candidates=len(self.candidates),
+            task_args=lambda c: self.kind.task_args(self.job, c),
+            common={
+                "estimator": estimator,
+                "scoring": scoring,
+                "error_score": error_score,
+                "return_train_score": self.return_train_score,
+            },
+            run_dir=self.run_dir,
+            max_retries=max_retries,
+            fold_by_fold=fold_by_fold,
+        )
+
+    # ------------------------------------------------------------ the runner
+    @property
+    def view(self):
+        """The LoadBalancedView tasks go to."""
+        return self.runner.view
+
+    @property
+    def split(self) -> SplitSet | None:
+        """The folds, once launched."""
+        return self.runner.split
+
+    @property
+    def status(self) -> str:
+        """new, running, finished, incomplete or aborted."""
+        return self.runner.status
+
+    @property
+    def counters(self) -> dict:
+        """Retried tasks, task errors, lost engines."""
+        return self.runner.counters
+
+    @property
+    def n_messages(self) -> int:
+        """Ipyparallel messages submitted (a message carries one or more tasks)."""
+        return self.runner.n_messages
+
+    @property
+    def n_tasks(self) -> int:
+        """Rows x folds."""
+        return self.runner.n_tasks
+
+    @property
+    def n_done(self) -> int:
+        """(row, fold) pairs with a score (including failed fits)."""
+        return self.runner.n_done
+
+    @property
+    def records(self) -> list[dict]:
+        """The journal records so far (a copy)."""
+        return self.runner.snapshot()
+
+    def launch(
+        self,
+        split_dir: str | Path | SplitSet,
+        expected_times: dict[int, float] | None = None,
+    ) -> Job:
+        """Submit every (row, fold) not already in the journal.
+
+        Parameters
+        ----------
+        split_dir : path or SplitSet
+            The split directory (under a workdir: tasks then carry the path
+            relative to it, resolved by each engine against its own host's
+            workdir; elsewhere the absolute path is used).
+        expected_times : dict, optional
+            Seconds per task of each candidate index, e.g. from an earlier
+            run (`runtime.rundir.results.expected_times`): tasks then start
+            longest first and short ones go several to a message.
+
+        Returns
+        -------
+        self
+        """
+        self.runner.launch(split_dir, expected_times)
+        return self
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = False,
+        report_every: float = REPORT_EVERY,
+    ) -> bool:
+        """Block until every task is accounted for (or `timeout` passes), then finalize.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds; None waits until the end.
+        progress : bool
+            Show a progress bar on stderr and the report every
+            `report_every` seconds.
+        report_every : float
+            Seconds between two reports under the bar.
+
+        Returns
+        -------
+        bool
+            True when nothing is pending any more.
+
+        Raises
+        ------
+        SearchError
+            When every engine is gone, or a fit raised with
+            error_score="raise". The run directory stays resumable.
+        """
+        desc = "search" if self.kind.style == "search" else self.kind.name
+        ended = self.runner.wait(
+            timeout,
+            progress,
+            report_every,
+            postfix=self._postfix,
+            report=self.report,
+            desc=desc.replace("_", " "),
+        )
+        if not ended:
+            return False
+        self.finalize()
+        if self.runner.fatal:
+            raise SearchError(self.runner.fatal)
+        return True
+
+    def abort(self, wait: bool = True, grace: float = ABORT_GRACE) -> None:
+        """Cancel queued tasks; with `wait`, wait up to `grace` s for running ones and finalize.
+
+        Tasks that finish during the grace period are journaled; the others
+        are simply not in the journal, so a resume runs them again.
+        """
+        self.runner.abort(wait=wait, grace=grace)
+        if wait:
+            self.finalize()
+
+    # --------------------------------------------------------------- results
+    @property
+    def results_(self) -> dict:
+        """The kind's results of what has finished so far."""
+        n_folds = self.split.n_folds if self.split else 0
+        return self.kind.results(self.job, n_folds, self.runner.snapshot())
+
+    def _postfix(self) -> str:
+        parts = self.kind.postfix(self.results_)
+        parts += [f"{k.split()[0]}={v}" for k, v in self.counters.items() if v]
+        return " ".join(parts)
+
+    def report(self, top_k: int | None = None, results: dict | None = None) -> str:
+        """The notebook-style progress line and the kind's table (of `results`, default: now)."""
+        return self.kind.report(
+            results if results is not None else self.results_,
+            self.n_tasks,
+            self.n_done,
+            status=self.status if self.status != "new" else "running",
+            extra=self.counters,
+            top_k=top_k or self.top_k,
+        )
+
+    def finalize(self) -> dict:
+        """Write results.json and report.txt (when there is a run dir); return the results."""
+        res = self.results_
+        fields = {
+            **self.kind.summary(res),
+            "status": self.status,
+            "n_tasks": self.n_tasks,
+            "n_done": self.n_done,
+            "counters": dict(self.counters),
+        }
+        self.runner.close()
+        if self.run_dir is not None:
+            write_results(self.run_dir, res, self.report(results=res), **fields)
+        return {**res, **fields}

@@ -1,0 +1,559 @@
+"""The task runner: submit (candidate, fold) tasks, collect, retry, abort, journal.
+
+Runs on the driver. One runner serves every job kind: the kind says what a
+task is (its worker arguments) and the runner how it travels. Every
+(candidate, fold) is a task on a LoadBalancedView, one `apply_async` each
+unless an earlier run's timings show them short (then several go in one
+message, see `chunks`); each finished task is appended to the journal by a
+collector thread as it arrives, so the result loop never blocks on the disk
+and a killed driver loses nothing that finished. An engine that dies has
+its tasks resubmitted (up to `max_retries`); an exception raised by `fit` is
+a result, not a retry.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ipyparallel.error import EngineError, RemoteError, TaskAborted
+
+from runtime.engine import record
+from runtime.engine.folds import SplitSet, load_split_set
+from runtime.engine.worker import evaluate_many
+from runtime.rundir import journal as jn
+from runtime.rundir.results import latest_records
+
+#: How long Ctrl-C or abort() waits for tasks already running on engines.
+ABORT_GRACE = 10.0
+#: Seconds between two top-k tables printed under the progress bar.
+REPORT_EVERY = 10.0
+#: Tasks go several to a message when an earlier run's timings say they are
+#: short: every ipyparallel message costs an engine about 10 ms between two
+#: tasks (its kernel's reply, the scheduler's hand-over, the next request;
+#: measured in `invoke bench`), about 3% of a 0.3 s fit. A message carries at
+#: most CHUNK_SECONDS of expected work and MAX_CHUNK tasks, so Ctrl-C loses
+#: little, progress stays live and a lost engine's retry is short, and at
+#: most the work still to do / (BALANCE x engines), so the last messages are
+#: single tasks and the engines finish together (guided self-scheduling).
+CHUNK_SECONDS = 2.0
+MAX_CHUNK = 64
+BALANCE = 2
+#: Fold files at least this big go fold by fold (see TaskRunner):
+#: below it, a second fold mapped for a moment costs less than idle engines.
+FOLD_BY_FOLD_BYTES = 32 * 2**20
+#: An empty cluster for this long means every engine is gone.
+NO_ENGINES_TIMEOUT = 15.0
+
+
+class TaskRunner:
+    """Runs the tasks of one job on a LoadBalancedView and journals their records.
+
+    Parameters
+    ----------
+    view : ipyparallel.LoadBalancedView
+        Where tasks go.
+    n_candidates : int
+        Rows of the job; tasks are (candidate, fold) for every fold.
+    task_args : callable
+        candidate index -> its worker arguments besides the fold (`params`,
+        and e.g. `train_size`), from the job's kind.
+    common : dict
+        Worker arguments shared by every task (estimator, scoring,
+        error_score, return_train_score).
+    run_dir : path, optional
+        Where journal.jsonl and submitted.txt go; None keeps records in
+        memory only. Records already in the journal count as done.
+    max_retries : int
+        How often a task whose engine died is resubmitted.
+    fold_by_fold : bool, optional
+        Finish every task of a fold before any task of the next starts, so
+        the engines of a host share one fold's pages instead of mapping two
+        folds (two copies of the data) at fold changes. None (default):
+        only when a fold file is at least `FOLD_BY_FOLD_BYTES`, where memory
+        matters more than the few idle seconds at each fold change.
+    """
+
+    def __init__(
+        self,
+        view,
+        *,
+        n_candidates: int,
+        task_args: Callable[[int], dict],
+        common: dict,
+        run_dir: str | Path | None = None,
+        max_retries: int = 2,
+        fold_by_fold: bool | None = None,
+    ):
+        self.view = view
+        self.n_candidates = n_candidates
+        self.task_args = task_args
+        self.common = common
+        self.error_score = common.get("error_score")
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.max_retries = max_retries
+        self.fold_by_fold = fold_by_fold
+        self._waiting_folds: list[list[list[tuple[int, int]]]] = []
+        #: ipyparallel messages submitted (a message carries one or more tasks).
+        self.n_messages = 0
+        self._submitted = None
+
+        self.split: SplitSet | None = None
+        self.status = "new"
+        #: Why the run stopped before its end, or None.
+        self.fatal: str | None = None
+        self.counters = {"retried tasks": 0, "task errors": 0, "lost engines": 0}
+        self.records: list[dict] = []
+        self._done: set[tuple[int, int]] = set()
+        self._pending: dict[str, tuple] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.RLock()
+        self._aborting = False
+        self._journal: jn.Journal | None = None
+        self._collector: threading.Thread | None = None
+        self._dead_engines: set[int | str] = set()
+        if self.run_dir is not None:
+            self.records = jn.read_journal(self.run_dir / jn.JOURNAL)
+            self._done = set(latest_records(self.records))
+
+    @property
+    def n_tasks(self) -> int:
+        """Candidates x folds."""
+        return self.n_candidates * (self.split.n_folds if self.split else 0)
+
+    @property
+    def n_done(self) -> int:
+        """(candidate, fold) pairs with a score (including failed fits)."""
+        with self._lock:
+            return len(self._done)
+
+    def snapshot(self) -> list[dict]:
+        """The records so far (a copy, safe while the collector appends)."""
+        with self._lock:
+            return list(self.records)
+
+    def launch(
+        self,
+        split_dir: str | Path | SplitSet,
+        expected_times: dict[int, float] | None = None,
+    ) -> TaskRunner:
+        """Submit every (candidate, fold) not already in the journal.
+
+        Tasks go fold by fold, so engines running at the same time mostly
+        map the same fold file and share its pages.
+
+        Parameters
+        ----------
+        split_dir : path or SplitSet
+            The split directory (under a workdir: tasks then carry the path
+            relative to it, resolved by each engine against its own host's
+            workdir; elsewhere the absolute path is used).
+        expected_times : dict, optional
+            Seconds per task of each candidate index, e.g. from an earlier
+            run (`runtime.results.expected_times`). Tasks then start
+            longest first, which keeps one slow fit from running alone at
+            the end, and short ones go several to a message (`_chunks`);
+            candidates without a figure go first, one task a message.
+
+        Returns
+        -------
+        self
+        """
+        self.split = (
+            split_dir if isinstance(split_dir, SplitSet) else load_split_set(split_dir)
+        )
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._journal = jn.Journal(self.run_dir / jn.JOURNAL)
+            self._submitted = open(self.run_dir / jn.SUBMITTED, "a")  # noqa: SIM115 - closed in close()
+        self.status = "running"
+        self._collector = threading.Thread(
+            target=self._collect, name="fleetcv-collector", daemon=True
+        )
+        self._collector.start()
+        todo = [
+            (c, k)
+            for k in range(self.split.n_folds)
+            for c in range(self.n_candidates)
+            if (c, k) not in self._done
+        ]
+        if expected_times:
+            # Stable sort: equal durations keep the fold-by-fold order.
+            todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
+        if self.fold_by_fold is None:
+            self.fold_by_fold = self._big_folds()
+        if self.fold_by_fold:
+            # One fold in flight at a time, longest tasks first within it: a
+            # host then never maps two folds at once (each holds all the
+            # rows), at the cost of engines idling while a fold's last
+            # (shortest) tasks finish.
+            by_fold: dict[int, list] = {}
+            for c, k in todo:
+                by_fold.setdefault(k, []).append((c, k))
+            waiting = []
+            for _, pairs in sorted(by_fold.items()):
+                # Chunked per fold: only one fold's tasks are in flight.
+                waiting.append(self.chunks(pairs, expected_times))
+            with self._lock:
+                self._waiting_folds = waiting
+                self._next_fold()
+            return self
+        for chunk in self.chunks(todo, expected_times):
+            if self._aborting:
+                break
+            self._submit(chunk, attempt=0)
+        return self
+
+    def _big_folds(self) -> bool:
+        """Whether the fold files are big enough to go fold by fold (auto mode)."""
+        try:
+            size = self.split.fold_path(0).stat().st_size
+        except (OSError, IndexError):
+            return False
+        return size >= FOLD_BY_FOLD_BYTES
+
+    def _next_fold(self) -> None:
+        """Submit the next waiting fold's tasks (call with the lock held)."""
+        while self._waiting_folds and not self._aborting:
+            chunks = self._waiting_folds.pop(0)
+            for chunk in chunks:
+                self._submit(chunk, attempt=0)
+            if chunks:
+                return
+
+    def chunks(
+        self, pairs: list[tuple[int, int]], expected_times: dict[int, float] | None
+    ) -> list[list[tuple[int, int]]]:
+        """Group `pairs` (already in submission order) into messages.
+
+        One pair per message without timings. With them, consecutive pairs
+        go together while their expected seconds fit the smaller of
+        CHUNK_SECONDS and the remaining work / (BALANCE x engines).
+        """
+        if not expected_times:
+            return [[p] for p in pairs]
+        n_engines = max(
+            1, len(getattr(self.view, "targets", None) or self.view.client.ids)
+        )
+        # A candidate without a figure is assumed long: it goes alone.
+        cost = [expected_times.get(c, math.inf) for c, _ in pairs]
+        remaining = sum(t for t in cost if math.isfinite(t))
+        chunks: list[list[tuple[int, int]]] = []
+        i = 0
+        while i < len(pairs):
+            budget = min(CHUNK_SECONDS, remaining / (BALANCE * n_engines))
+            chunk, seconds = [pairs[i]], cost[i]
+            i += 1
+            while (
+                i < len(pairs)
+                and len(chunk) < MAX_CHUNK
+                and seconds + cost[i] <= budget
+            ):
+                chunk.append(pairs[i])
+                seconds += cost[i]
+                i += 1
+            if math.isfinite(seconds):
+                remaining -= seconds
+            # One engine runs them in turn: in fold order, its one-fold
+            # cache (runtime.worker) maps each fold once per message.
+            chunks.append(sorted(chunk, key=lambda p: p[1]))
+        return chunks
+
+    def _fold_ref(self, k: int) -> str:
+        path = self.split.fold_path(k)
+        # Relative only when the split directory sits in a workdir's splits/
+        # folder, the layout every host shares.
+        if path.parent.parent.name == "splits":
+            return self.split.relative(k)
+        return str(path.resolve())
+
+    def _task_kwargs(self, c: int, k: int) -> dict:
+        """Arguments of `evaluate` for one (candidate, fold)."""
+        return {
+            **self.task_args(c),
+            "fold_ref": self._fold_ref(k),
+            "candidate": c,
+            "fold": k,
+        }
+
+    def _submit(self, pairs: list[tuple[int, int]], attempt: int) -> None:
+        """One message for `pairs` (one pair, or several short ones, see `_chunks`)."""
+        ar = self.view.apply_async(
+            evaluate_many,
+            tasks=[self._task_kwargs(c, k) for c, k in pairs],
+            **self.common,
+        )
+        with self._lock:
+            self.n_messages += 1
+            self._pending[ar.msg_ids[0]] = (ar, pairs, attempt)
+            if self._submitted is not None:
+                # No fsync: a lost line only leaves a task for the cluster
+                # to finish for nobody, as before this list existed.
+                self._submitted.write(ar.msg_ids[0] + "\n")
+                self._submitted.flush()
+        ar.add_done_callback(lambda f, p=pairs, a=attempt: self._queue.put((f, p, a)))
+
+    # ---------------------------------------------------------------- collect
+    def _collect(self) -> None:
+        try:
+            self._collect_loop()
+        except BaseException as exc:  # noqa: BLE001 - a dead collector must not leave wait() hanging
+            self.fatal = f"the result collector failed: {type(exc).__name__}: {exc}"
+
+    def _collect_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            ar, pairs, attempt = item
+            recs: list[dict] = []
+            try:
+                res = get_result(ar)
+            except TaskAborted:
+                pass
+            except EngineError as exc:
+                # The client forgets a dead engine's id as soon as it hears of
+                # the loss; the uuid in the reply's metadata stays.
+                eid = ar.metadata.get("engine_uuid") or getattr(ar, "engine_id", None)
+                with self._lock:
+                    if eid is not None and eid not in self._dead_engines:
+                        self._dead_engines.add(eid)
+                        self.counters["lost engines"] += 1
+                with self._lock:
+                    # Under the lock: abort() snapshots _pending under it too,
+                    # so a retry is either cancelled by it or never submitted.
+                    retry = attempt < self.max_retries and not self._aborting
+                    if retry:
+                        self.counters["retried tasks"] += len(pairs)
+                        # One message each: the retries spread over the
+                        # engines left rather than queue on one.
+                        for p in pairs:
+                            self._submit([p], attempt + 1)
+                if not retry:
+                    recs = [
+                        self._error_record(c, k, attempt, ar, f"engine lost: {exc}")
+                        for c, k in pairs
+                    ]
+            except Exception as exc:  # noqa: BLE001 - any remote error is recorded, not raised here
+                error = _remote_traceback(exc)
+                recs = [self._error_record(c, k, attempt, ar, error) for c, k in pairs]
+                if self.error_score == "raise":
+                    self.fatal = f"a fit raised and error_score is 'raise':\n{error}"
+                    self.abort(wait=False)
+            else:
+                for r in res:
+                    # The tasks of one message share its id.
+                    recs.append(
+                        record.stamp(
+                            r,
+                            engine=getattr(ar, "engine_id", None),
+                            message=ar.msg_ids[0],
+                            attempt=attempt,
+                        )
+                    )
+            with self._lock:
+                for rec in recs:
+                    # Journal before the task leaves _pending: close() closes
+                    # the journal only once nothing is pending.
+                    if self._journal is not None:
+                        self._journal.append(rec)
+                    self.records.append(rec)
+                    if record.is_finished(rec):
+                        self._done.add((rec["candidate"], rec["fold"]))
+                    else:
+                        self.counters["task errors"] += 1
+                if self._waiting_folds and len(self._pending) == 1:
+                    # This was the current fold's last task: start the next
+                    # fold before the task leaves _pending, so wait() never
+                    # sees nothing pending while folds still wait.
+                    self._next_fold()
+                self._pending.pop(ar.msg_ids[0], None)
+
+    def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
+        return record.stamp(
+            record.error_record(
+                candidate=c, fold=k, params=self.task_args(c).get("params"), error=error
+            ),
+            engine=getattr(ar, "engine_id", None),
+            message=ar.msg_ids[0],
+            attempt=attempt,
+        )
+
+    # ------------------------------------------------------------ wait/abort
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = False,
+        report_every: float = REPORT_EVERY,
+        postfix: Callable[[], str] = str,
+        report: Callable[[], str] = str,
+        desc: str = "search",
+    ) -> bool:
+        """Block until every task is accounted for, the run cannot go on, or `timeout`.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds; None waits until the end.
+        progress : bool
+            Show a progress bar on stderr (`postfix()` beside it) and
+            `report()` every `report_every` seconds.
+        report_every : float
+            Seconds between two reports under the bar.
+        postfix, report : callable
+            The job's short summary and its text report, asked as the bar
+            moves.
+        desc : str
+            The bar's label.
+
+        Returns
+        -------
+        bool
+            False when `timeout` passed first. Otherwise True: nothing is
+            pending, `status` says finished or incomplete, or `fatal` says
+            why the run stopped (every engine gone, a fit raised with
+            error_score="raise").
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _progress_bar(self.n_tasks, self.n_done, desc) if progress else None
+        last_report = time.monotonic()
+        empty_since = None
+        try:
+            while True:
+                with self._lock:
+                    outstanding = len(self._pending) + len(self._waiting_folds)
+                if bar is not None:
+                    done = self.n_done
+                    if done != bar.n:
+                        bar.set_postfix_str(postfix(), refresh=False)
+                        bar.update(done - bar.n)
+                    if time.monotonic() - last_report >= report_every:
+                        bar.write(report() + "\n")
+                        last_report = time.monotonic()
+                if outstanding == 0 or self.fatal:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                empty_since = self._check_engines(empty_since)
+                time.sleep(0.05)
+            self._drain()
+        finally:
+            if bar is not None:
+                bar.n = self.n_done
+                bar.close()
+        if self.status == "running" and not self.fatal:
+            # Tasks that ended in an error (fold missing on a host, retries
+            # used up) leave holes: say so rather than rank partial means.
+            self.status = "finished" if self.n_done == self.n_tasks else "incomplete"
+        return True
+
+    def _check_engines(self, empty_since: float | None) -> float | None:
+        client = getattr(self.view, "client", None)
+        if client is None or client.ids:
+            return None
+        now = time.monotonic()
+        if empty_since is None:
+            return now
+        if now - empty_since > NO_ENGINES_TIMEOUT:
+            self.fatal = (
+                f"every engine is gone ({self.n_done}/{self.n_tasks} tasks finished). "
+                "Start engines again and resume the run."
+            )
+            self.abort(wait=False)
+        return empty_since
+
+    def _drain(self) -> None:
+        """Let the collector catch up with callbacks already queued."""
+        for _ in range(200):
+            if self._queue.empty():
+                break
+            time.sleep(0.01)
+
+    def abort(self, wait: bool = True, grace: float = ABORT_GRACE) -> None:
+        """Cancel queued tasks; wait up to `grace` s for running ones.
+
+        Tasks that finish during the grace period are journaled; the others
+        are simply not in the journal, so a resume runs them again. The
+        caller then writes the results (`Job.abort`).
+        """
+        with self._lock:
+            self._aborting = True
+            self._waiting_folds = []
+            self.status = "aborted"
+            ars = [v[0] for v in self._pending.values()]
+        msg_ids = [m for ar in ars for m in ar.msg_ids]
+        if msg_ids:
+            try:
+                self.view.client.abort(msg_ids)
+            except Exception:  # noqa: BLE001 - aborting is best effort: tasks already gone are fine
+                pass
+        if wait:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                with self._lock:
+                    if not self._pending:
+                        break
+                time.sleep(0.05)
+            self._drain()
+
+    def close(self) -> bool:
+        """Close the journal, submitted.txt and the collector once nothing is pending.
+
+        Returns
+        -------
+        bool
+            Whether they were closed (False while tasks are still pending).
+        """
+        with self._lock:
+            idle = not self._pending
+        if not idle:
+            return False
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._submitted is not None:
+            self._submitted.close()
+            self._submitted = None
+        if self._collector is not None:
+            self._queue.put(None)
+            self._collector = None
+        return True
+
+
+def get_result(ar, timeout: float | None = 0):
+    """ar.get(timeout), raising EngineError for a task whose engine died.
+
+    The task scheduler reports such a task with an error *reply*, which the
+    client raises as a RemoteError named EngineError, not as EngineError.
+    """
+    try:
+        return ar.get(timeout)
+    except RemoteError as exc:
+        if exc.ename == "EngineError":
+            raise EngineError(exc.evalue) from exc
+        raise
+
+
+def _remote_traceback(exc: BaseException) -> str:
+    tb = getattr(exc, "traceback", None)
+    return tb if isinstance(tb, str) and tb else f"{type(exc).__name__}: {exc}"
+
+
+def _progress_bar(total: int, initial: int, desc: str):
+    # tqdm is a laptop-side package: the Python API without a bar needs none.
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="fit",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        desc=desc,
+        mininterval=0.2,
+    )

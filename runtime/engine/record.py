@@ -1,0 +1,91 @@
+"""The per-task journal record: its fields, its statuses, made in one place.
+
+Runs on the engines (the worker makes a record per task) and on the driver
+(it adds where and when the task ran, or makes the record of a task that
+never produced one). Every reader of journal.jsonl (results, reuse, timings,
+plots) goes by the names here. Plain dicts, so a record is one flat JSON
+object in the journal.
+
+Fields:
+
+- made by the worker: `candidate`, `fold`, `params`, `n_train`,
+  `test_score`, `train_score`, `fit_time`, `score_time`,
+  `train_score_time` (when train scores are computed), `error` (traceback or
+  None), `status`, `started`, `ended` (epoch seconds on the engine's host),
+  `host`, `pid`, `rss`, `peak_rss`;
+- added by the driver as a record arrives (`stamp`): `engine`, `message`
+  (the ipyparallel message id; tasks of one message share it), `attempt`,
+  `finished`;
+- added by a reuse: `reused_from` (the run it was copied from).
+"""
+
+from __future__ import annotations
+
+import time
+
+#: The task ran and its fit succeeded.
+OK = "ok"
+#: The fit raised: scored with error_score, traceback in `error`.
+FIT_FAILED = "fit_failed"
+#: The task produced no score (its fold missing, its engine lost): a hole
+#: that a resume fills.
+ERROR = "error"
+#: Statuses of a (candidate, fold) that has its scores.
+FINISHED = (OK, FIT_FAILED)
+
+
+def new_record(*, candidate, fold, params, n_train: int) -> dict:
+    """The record a worker starts from, before the fit (status ok, no scores yet)."""
+    return {
+        "candidate": candidate,
+        "fold": fold,
+        "params": params,
+        "n_train": n_train,
+        "test_score": None,
+        "train_score": None,
+        "fit_time": 0.0,
+        "score_time": 0.0,
+        "error": None,
+        "status": OK,
+    }
+
+
+def error_record(*, candidate, fold, params, error: str, **where) -> dict:
+    """The record of a task that produced no score (status error).
+
+    Parameters
+    ----------
+    candidate, fold : int
+        Which task.
+    params : dict
+        Its parameters (for the reader's sake: the task did not run them).
+    error : str
+        The traceback or the reason (e.g. "engine lost: ...").
+    **where
+        Where it failed, e.g. host and pid from the engine, or engine and
+        message from the driver.
+    """
+    return {
+        "candidate": candidate,
+        "fold": fold,
+        "params": params,
+        "status": ERROR,
+        "error": error,
+        **where,
+    }
+
+
+def stamp(record: dict, *, engine, message: str, attempt: int) -> dict:
+    """The record as the journal keeps it: with the engine, message and attempt."""
+    return {
+        **record,
+        "engine": engine,
+        "message": message,
+        "attempt": attempt,
+        "finished": time.time(),
+    }
+
+
+def is_finished(record: dict) -> bool:
+    """Whether the record holds the scores of its (candidate, fold)."""
+    return record.get("status") in FINISHED
