@@ -11,8 +11,9 @@ import pytest
 from invoke import Context, Exit
 from matplotlib.image import imread
 
-import assess_tasks
-from runtime.dispatch import curves
+import tasks
+from runtime.dispatch.lifecycle import rebuild
+from runtime.kinds import curves
 from runtime.report import plots
 from runtime.report.html import REPORT_HTML, finish_run, host_summary, write_report_html
 from runtime.rundir import journal as jn
@@ -129,7 +130,7 @@ def test_boxplot_bins_a_randomized_search(tmp_path):
         for _ in range(40)
     ]
     res = rs.build_cv_results(cands, N_FOLDS, _records(cands))
-    index, labels = plots._groups(res["param_C"])
+    index, labels = plots.value_groups(res["param_C"])
     assert len(labels) == plots.N_BINS and set(index) == set(range(plots.N_BINS))
     _check_png(plots.boxplot_parameters(res, tmp_path), plots.boxplot_figsize(2))
     _check_png(plots.heatmap(res, tmp_path), plots.FIGSIZE)
@@ -275,7 +276,8 @@ def test_plot_run_writes_the_curve_of_a_curve_run(tmp_path, kind):
     title = "Learning curve" if kind == curves.LEARNING else "Validation curve of C"
     assert title in html
     # The curve rebuilt from the journal alone, as `invoke report` would.
-    rebuilt = curves.rebuild_results(run)
+    rebuild(run)
+    rebuilt = json.loads((run / jn.RESULTS).read_text())
     assert rebuilt["n_done"] == len(recs) and rebuilt["kind"] == kind
     assert (run / jn.REPORT).read_text().startswith("Finished: 100%")
 
@@ -319,12 +321,12 @@ def test_report_html_of_a_run_with_nothing_finished(tmp_path):
 
 def test_plot_task_regenerates_plots_and_report(tmp_path, capsys):
     d = _search_run(tmp_path)
-    assess_tasks.plot(Context(), str(d))
+    tasks.plot(Context(), str(d))
     out = capsys.readouterr().out
     assert f"wrote {d / 'params_boxplot.png'}" in out
     assert f"wrote {d / REPORT_HTML}" in out
     with pytest.raises(
         Exit, match=r"not a fleetcv run directory \(no meta.json\)"
     ) as e:
-        assess_tasks.plot(Context(), str(tmp_path))
+        tasks.plot(Context(), str(tmp_path))
     assert e.value.code == 2

@@ -19,12 +19,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.kinds import kind_of
+from runtime.report.curve_plots import curve_labels
+from runtime.report.memory import MB
+from runtime.report.plots import plot_run, run_data, run_results
+from runtime.report.search_plots import param_names
 from runtime.rundir import journal as jn
+from runtime.rundir import results as rs
 
 REPORT_HTML = "report.html"
 #: Rows of the top-k table on the page (the text report shows results.TOP_K).
 HTML_TOP_K = 10
-MB = 1e6
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em;
@@ -107,9 +112,7 @@ def _table(head: list[str], rows: list[list[str]], left: int = 0) -> str:
 
 
 def _search_section(res: dict, top_k: int) -> str:
-    from runtime.rundir import results as rs
-
-    names = sorted(k[len("param_") :] for k in res if k.startswith("param_"))
+    names = param_names(res)
     order = sorted(
         (i for i, n in enumerate(res.get("n_finished_splits", [])) if n),
         key=lambda i: (res["rank_test_score"][i], i),
@@ -159,20 +162,7 @@ def _short(v) -> str:
 
 
 def _curve_section(curve: dict) -> str:
-    from runtime.dispatch.curves import LEARNING
-
-    if curve["kind"] == LEARNING:
-        title, col, labels = (
-            "Learning curve",
-            "train size",
-            [str(k) for k in curve["train_sizes_abs"]],
-        )
-    else:
-        title, col, labels = (
-            f"Validation curve of {curve['param_name']}",
-            curve["param_name"],
-            [_short(v) for v in curve["param_range"]],
-        )
+    title, col, labels = curve_labels(curve, _short)
     rows = [
         [
             _e(label),
@@ -293,7 +283,7 @@ def write_report_html(
     top_k : int
         Rows of the search's top-k table.
     data : dict, optional
-        `runtime.plots.run_data(run_dir)`, when the caller has it already.
+        `runtime.report.plots.run_data(run_dir)`, when the caller has it already.
 
     Returns
     -------
@@ -305,28 +295,25 @@ def write_report_html(
     ConfigError
         When `run_dir` is not a run directory.
     """
-    from runtime.report.plots import run_data
-
     path = Path(run_dir)
     data = data or run_data(path)
     meta, records = data["meta"], data["records"]
     if plots is None:
         plots = sorted(path.glob("*.png"))
-    kind = data["kind"]
-    if kind == "search":
-        res = data["cv_results"]
-        n_tasks = len(meta["candidates"]) * meta["n_folds"]
-        n_done = sum(res["n_finished_splits"])
+    kind = kind_of(meta)
+    res = run_results(data)
+    n_tasks = kind.n_tasks(meta, meta["n_folds"])
+    n_done = sum(res["n_finished_splits"])
+    if kind.style == "search":
         body = _search_section(res, top_k)
     else:
-        n_tasks = len(meta["candidates"]) * meta["n_folds"]
-        n_done = sum(data["curve"]["n_finished_splits"])
-        body = _curve_section(data["curve"])
+        body = _curve_section(res)
     spec_file = path / jn.SPEC_COPY
     spec_text = spec_file.read_text() if spec_file.is_file() else "(no spec.yml)"
-    title = f"fleetcv {kind.replace('_', ' ')}: {meta.get('run_id', path.name)}"
+    what = kind.name.replace("_", " ")
+    title = f"fleetcv {what}: {meta.get('run_id', path.name)}"
     summary = (
-        f"{_e(kind.replace('_', ' '))} of <b>{_e(meta.get('spec_name', '?'))}</b>, "
+        f"{_e(what)} of <b>{_e(meta.get('spec_name', '?'))}</b>, "
         f"status <b>{_e(meta.get('status', '?'))}</b>, {n_done}/{n_tasks} fits, "
         f"{_e(meta.get('n_folds', '?'))} folds (splits {_e(meta.get('split_digest', '?'))}), "
         f"created {_e(meta.get('created', '?'))}"
@@ -372,8 +359,6 @@ def finish_run(
     dict
         `plots` (list of PNG paths) and `report` (the HTML page's path).
     """
-    from runtime.report.plots import plot_run, run_data
-
     data = run_data(run_dir)
     plots = plot_run(run_dir, log=log, data=data)
     return {"plots": plots, "report": write_report_html(run_dir, plots, data=data)}
