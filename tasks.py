@@ -11,14 +11,16 @@ an invoke.yaml), then to $FLEETCV_HOSTS and ./hosts.yml.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 import shlex
 import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from ec2_tasks import ec2
+from runtime import ec2 as cloud
 from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
@@ -27,7 +29,7 @@ from runtime.errors import ConfigError, FleetcvError
 from runtime.kinds.curves import DEFAULT_TRAIN_SIZES, learning_job, validation_job
 from runtime.kinds.search import NAME as SEARCH
 from runtime.rundir.results import TOP_K
-from runtime.spec import HostsConfig, load_hosts, load_search_spec
+from runtime.spec import HOSTS_ENV, HostsConfig, load_hosts, load_search_spec
 
 DEFAULT_SPEC = "searches/digits_svc.yml"
 CURVES = ("learning_curve", "validation_curve")
@@ -513,6 +515,217 @@ def bench(c, engines=None, quick=False, out_dir="bench"):
     print("\n".join(fleet_bench.summary_lines(r, out_dir)))
 
 
+# ---------------------------------------------------------------------- ec2
+
+EC2_HELP = {
+    "cluster": f"cluster name, the value of the {cloud.TAG_CLUSTER} tag (default {cloud.DEFAULT_CLUSTER})",
+    "region": "AWS region (default: the AWS configuration's, e.g. AWS_DEFAULT_REGION)",
+    "endpoint-url": f"an EC2-compatible endpoint (default ${cloud.ENDPOINT_ENV}, else AWS)",
+    "hosts-file": f"hosts file to update (default ${HOSTS_ENV}, else hosts.yml)",
+}
+LAUNCH_HELP = {
+    "count": "number of instances to launch",
+    "max-instances": f"refuse to go past this many live instances in the cluster (default {cloud.DEFAULT_MAX_INSTANCES})",
+    "no-ssh-wait": "do not wait for SSH to answer on the new hosts",
+}
+#: The flags of ec2.up and ec2.grow that are whole numbers.
+_INT_FLAGS = ("count", "max_instances")
+
+
+def _ec2_hosts_file(c, hosts_file: str | None) -> str:
+    return (
+        _setting(c, "hosts_file", hosts_file)
+        or os.environ.get(HOSTS_ENV)
+        or "hosts.yml"
+    )
+
+
+def _whole(flag: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{flag}: expected a whole number, got {value!r}. Fix: pass e.g. {flag} 2"
+        ) from None
+
+
+def _settings(flags: dict) -> cloud.LaunchSettings:
+    """The LaunchSettings of a task's flags, given as its ``locals()``.
+
+    Invoke makes a task's flags from its parameters, which are named as
+    LaunchSettings' fields; the others (``c``, ``no_ssh_wait``) are left out.
+    """
+    names = {f.name for f in dataclasses.fields(cloud.LaunchSettings)}
+    values = {k: v for k, v in flags.items() if k in names}
+    for key in _INT_FLAGS:
+        values[key] = _whole("--" + key.replace("_", "-"), values[key])
+    return cloud.LaunchSettings(**values)
+
+
+def _require_instance_type(instance_type: str | None, hint: str = "") -> None:
+    if instance_type is None:
+        raise ConfigError(
+            f"--instance-type: required. Fix: pass e.g. --instance-type c5.xlarge{hint}"
+        )
+
+
+def _wait(no_ssh_wait: bool):
+    # Looked up at call time, so tests can replace runtime.ec2's default.
+    return None if no_ssh_wait else cloud.default_wait_reachable
+
+
+@fleet_task(
+    name="up",
+    help={
+        **EC2_HELP,
+        **LAUNCH_HELP,
+        "instance-type": "EC2 instance type, e.g. c5.xlarge (engines = its vCPUs)",
+        "spot": "launch on the spot market (cheaper; AWS may reclaim the instances at any time)",
+        "max-price": "highest spot price in USD/hour (default: the on-demand price)",
+        "ami": "image id (default: the newest Canonical Ubuntu 24.04 image)",
+        "key-name": "EC2 key pair to install for the login user",
+        "ssh-key": "local private key of that key pair, written to the host entries",
+        "subnet": "subnet id (default: the region's default VPC)",
+        "ssh-cidr": "who may SSH in, e.g. 203.0.113.7/32, or `auto` (this machine's public IP); required for a new cluster",
+        "user": f"login user of the AMI (default {cloud.DEFAULT_USER})",
+        "workdir": f"workdir on the instances' local disk (default {cloud.DEFAULT_WORKDIR})",
+    },
+)
+def ec2_up(
+    c,
+    count=None,
+    instance_type=None,
+    spot=False,
+    max_price=None,
+    ami=None,
+    key_name=None,
+    ssh_key=None,
+    region=None,
+    subnet=None,
+    cluster=cloud.DEFAULT_CLUSTER,
+    ssh_cidr=None,
+    user=cloud.DEFAULT_USER,
+    workdir=cloud.DEFAULT_WORKDIR,
+    endpoint_url=None,
+    hosts_file=None,
+    max_instances=cloud.DEFAULT_MAX_INSTANCES,
+    no_ssh_wait=False,
+):
+    """Launch an EC2 cluster (or add to it), wait for SSH, and write its hosts to the hosts file."""
+    hosts_file = _ec2_hosts_file(c, hosts_file)
+    _require_instance_type(
+        instance_type, " (invoke ec2.prices --instance-type T shows spot prices)"
+    )
+    res = cloud.launch_cluster(_settings(locals()), wait_reachable=_wait(no_ssh_wait))
+    print("\n".join(cloud.launch_lines(res, hosts_file)))
+
+
+@fleet_task(
+    name="grow",
+    help={
+        **EC2_HELP,
+        **LAUNCH_HELP,
+        "instance-type": "instance type of the new hosts (default: the cluster's)",
+    },
+)
+def ec2_grow(
+    c,
+    count=None,
+    cluster=cloud.DEFAULT_CLUSTER,
+    instance_type=None,
+    region=None,
+    endpoint_url=None,
+    hosts_file=None,
+    max_instances=cloud.DEFAULT_MAX_INSTANCES,
+    no_ssh_wait=False,
+):
+    """Add instances to a running EC2 cluster, launched like its `ec2.up`; then cluster.grow puts them to work."""
+    hosts_file = _ec2_hosts_file(c, hosts_file)
+    res = cloud.launch_cluster(
+        _settings(locals()), grow=True, wait_reachable=_wait(no_ssh_wait)
+    )
+    print("\n".join(cloud.launch_lines(res, hosts_file)))
+    print(
+        f"then: invoke cluster.grow --hosts-file {hosts_file} --only "
+        f"{','.join(h['name'] for h in res.hosts)} (a running search uses them at once)"
+    )
+
+
+@fleet_task(
+    name="status",
+    help={k: v for k, v in EC2_HELP.items() if k != "hosts-file"},
+)
+def ec2_status(c, cluster=cloud.DEFAULT_CLUSTER, region=None, endpoint_url=None):
+    """The cluster's instances: state (a reclaimed spot instance shows), market, price, uptime, cost so far."""
+    print(
+        cloud.format_status(
+            cloud.status(cluster=cluster, region=region, endpoint_url=endpoint_url)
+        )
+    )
+
+
+@fleet_task(
+    name="prices",
+    help={
+        "instance-type": "EC2 instance type, e.g. c5.xlarge",
+        "days": "how many days of history (default 7)",
+        "region": EC2_HELP["region"],
+        "endpoint-url": EC2_HELP["endpoint-url"],
+    },
+)
+def ec2_prices(c, instance_type=None, days=7, region=None, endpoint_url=None):
+    """Spot price history of an instance type: current, max and average price (like starcluster spothistory)."""
+    _require_instance_type(instance_type)
+    try:
+        days = float(days)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--days: expected a number, got {days!r}. Fix: pass e.g. --days 7"
+        ) from None
+    p = cloud.prices(instance_type, region=region, endpoint_url=endpoint_url, days=days)
+    print(cloud.format_prices(p))
+
+
+@fleet_task(
+    name="down",
+    help={
+        **EC2_HELP,
+        "no-fetch": "terminate without copying the hosts' run directories back first",
+        "fetch-path": "directory to copy back from each host; {workdir} is the host's workdir (default {workdir}/runs)",
+        "fetch-to": "where the copies go, one folder per host (default runs/ec2-<cluster>)",
+    },
+)
+def ec2_down(
+    c,
+    cluster=cloud.DEFAULT_CLUSTER,
+    region=None,
+    endpoint_url=None,
+    hosts_file=None,
+    no_fetch=False,
+    fetch_path="{workdir}/runs",
+    fetch_to=None,
+):
+    """Fetch run directories back, then terminate exactly the cluster's instances and security group."""
+    hosts_file = _ec2_hosts_file(c, hosts_file)
+    dest = fetch_to or f"runs/ec2-{cluster}"
+    fetch = (
+        None
+        if no_fetch
+        else functools.partial(REMOTE.fetch_dirs, remote=fetch_path, dest=dest)
+    )
+    before = load_hosts(hosts_file) if Path(hosts_file).is_file() else None
+    res = cloud.down(
+        cluster=cluster,
+        fetch=fetch,
+        hosts_file=hosts_file,
+        region=region,
+        endpoint_url=endpoint_url,
+    )
+    print("\n".join(cloud.down_lines(res, hosts_file)))
+    if before is not None and before.controller.tunnel:
+        print(REMOTE.close_tunnels_of(before, res.removed_hosts))
+
+
 ns = Collection()
 ns.add_collection(
     Collection(
@@ -533,5 +746,5 @@ ns.add_collection(Collection("probe", probe_memory))
 ns.add_collection(Collection("hosts", hosts_install, hosts_run))
 ns.add_collection(Collection("data", data_push))
 ns.add_collection(Collection("testcluster", testcluster_up, testcluster_down))
-ns.add_collection(ec2)
+ns.add_collection(Collection("ec2", ec2_up, ec2_grow, ec2_status, ec2_prices, ec2_down))
 ns.configure({"fleetcv": {"hosts_file": None, "runs_root": None}})

@@ -148,3 +148,56 @@ def test_a_loopback_controller_with_remote_hosts_is_refused_unless_tunneled():
     cli.check_reachable(parse_hosts(data, "cluster.yml"), cfg.hosts)  # no error
     data["controller"] = {"ip": "10.0.0.5"}
     cli.check_reachable(parse_hosts(data, "cluster.yml"), cfg.hosts)  # no error
+
+
+@pytest.mark.cluster
+def test_the_python_api_runs_the_same_lifecycle_and_equals_sklearn(
+    tmp_path, hosts_file
+):
+    import numpy as np
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from runtime import api
+    from runtime.spec import load_data, load_search_spec
+
+    search = api.search(
+        RANDOM_SPEC,
+        hosts_file=hosts_file,
+        n_iter=4,
+        runs_root=tmp_path / "runs",
+        progress=False,
+    )
+    assert search.status == "finished" and search.n_done == 4 * 5
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk["status"] == "finished" and (run_dir / "report.html").is_file()
+
+    spec = load_search_spec(RANDOM_SPEC, n_iter=4)
+    X, y = load_data(spec)
+    from scipy import stats
+
+    theirs = RandomizedSearchCV(
+        spec.estimator.build(),
+        {
+            "svc__C": stats.loguniform(1e-1, 1e2),
+            "svc__gamma": stats.loguniform(1e-4, 1),
+        },
+        n_iter=4,
+        random_state=0,
+        cv=spec.cv.splitter(),
+        scoring=spec.scoring,
+        return_train_score=True,
+    ).fit(X, y)
+    assert search.cv_results_["params"] == theirs.cv_results_["params"]
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"],
+        theirs.cv_results_["mean_test_score"],
+        rtol=0,
+        atol=1e-12,
+    )
+    assert search.best_params_ == theirs.best_params_
+    # The API started the cluster for the run, and stopped it.
+    assert (
+        "no fleetcv cluster is running"
+        in invoke("cluster.status", "--hosts-file", hosts_file).stderr
+    )

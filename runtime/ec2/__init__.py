@@ -28,9 +28,9 @@ line naming the flag, the value and the fix; failures on the EC2 side
 
 from runtime.ec2.api import ENDPOINT_ENV, Ec2Error
 from runtime.ec2.catalog import ON_DEMAND_USD_HOUR
-from runtime.ec2.down import DownResult, down
+from runtime.ec2.down import DownResult, down, down_lines
 from runtime.ec2.hostsfile import MARKER, host_entry, host_name
-from runtime.ec2.launch import UpResult, grow, launch_cluster, up
+from runtime.ec2.launch import UpResult, grow, launch_cluster, launch_lines, up
 from runtime.ec2.network import check_ssh_cidr, public_ip
 from runtime.ec2.settings import (
     DEFAULT_CLUSTER,
@@ -59,12 +59,14 @@ __all__ = [
     "check_ssh_cidr",
     "default_wait_reachable",
     "down",
+    "down_lines",
     "format_prices",
     "format_status",
     "grow",
     "host_entry",
     "host_name",
     "launch_cluster",
+    "launch_lines",
     "prices",
     "public_ip",
     "status",

@@ -156,3 +156,17 @@ def _delete_group(ec2: Ec2, group_id: str, timeout: float, poll: float) -> None:
             if exc.code != "DependencyViolation" or time.monotonic() > deadline:
                 raise
         time.sleep(poll)
+
+
+def down_lines(res: DownResult, hosts_file: str) -> list[str]:
+    """What `ec2.down` prints: what was terminated, deleted and removed from the hosts file."""
+    lines = []
+    if not res.terminated and not res.security_groups:
+        lines.append(
+            f"no EC2 cluster named {res.cluster!r} in {res.region}: nothing to do"
+        )
+    lines += [f"{i}: terminated" for i in res.terminated]
+    lines += [f"{g}: security group deleted" for g in res.security_groups]
+    if res.removed_hosts:
+        lines.append(f"removed {', '.join(res.removed_hosts)} from {hosts_file}")
+    return lines

@@ -17,6 +17,7 @@ from typing import Any
 from runtime.ec2.api import Ec2, Ec2Error, call, connect
 from runtime.ec2.catalog import find_ami, instance_type_info
 from runtime.ec2.hostsfile import (
+    MARKER,
     controller_ports,
     drop_instances,
     host_entry,
@@ -372,3 +373,24 @@ def _record_hosts(
     data["hosts"] += entries
     write_hosts_file(path, header, data)
     return pruned
+
+
+def launch_lines(res: UpResult, hosts_file: str) -> list[str]:
+    """What `ec2.up` and `ec2.grow` print: the new hosts, the pruned ones, warnings, next steps."""
+    lines = [
+        f"{h['name']}: {h['address']} ({h['engines']} engines, {h[MARKER]})"
+        for h in res.hosts
+    ]
+    lines += [
+        f"{name}: terminated (spot reclaim?), removed from {hosts_file}"
+        for name in res.pruned
+    ]
+    lines.append(f"wrote {hosts_file} (security group {res.security_group_id})")
+    lines += [f"warning: {w}" for w in res.warnings]
+    names = ",".join(h["name"] for h in res.hosts)
+    lines.append(
+        f"next: invoke hosts.install --hosts-file {hosts_file} --only {names}\n"
+        f"These instances are billed until: invoke ec2.down --cluster {res.cluster} "
+        f"--region {res.region}"
+    )
+    return lines

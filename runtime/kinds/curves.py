@@ -22,7 +22,6 @@ import ast
 import json
 import math
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from runtime.kinds.search import SEARCH
 from runtime.rundir import journal as jn
 from runtime.rundir import results as rs
 from runtime.rundir.run import latest_run, read_meta
-from runtime.spec import GRID_FUNCS, ConfigError, SearchSpec
+from runtime.spec import GRID_FUNCS, ConfigError, SearchSpec, grid_values
 
 LEARNING = "learning_curve"
 VALIDATION = "validation_curve"
@@ -43,7 +42,6 @@ KINDS = (LEARNING, VALIDATION)
 DEFAULT_TRAIN_SIZES = (0.1, 0.325, 0.55, 0.775, 1.0)
 #: The candidate key a learning-curve row is known by in cv_results/journal.
 TRAIN_SIZE_KEY = "train_size"
-_EXPR = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 
 
 # ------------------------------------------------------------------ parsing
@@ -134,15 +132,11 @@ def parse_param_range(text: str) -> list:
         When the text is neither.
     """
     fix = "Fix: pass e.g. --range 'logspace(-4, 0, 5)' or --range '[0.1, 1, 10]'"
-    m = _EXPR.match(str(text))
-    if m and m.group(1) in GRID_FUNCS:
-        try:
-            args = ast.literal_eval(f"({m.group(2)},)") if m.group(2).strip() else ()
-            values = getattr(np, m.group(1))(*args)
-        except (ValueError, SyntaxError, TypeError) as exc:
-            raise ConfigError(f"--range: cannot read {text!r} ({exc}). {fix}") from exc
-        values = [v.item() if isinstance(v, np.generic) else v for v in values]
-    else:
+    try:
+        values = grid_values(text)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise ConfigError(f"--range: cannot read {text!r} ({exc}). {fix}") from exc
+    if values is None:
         try:
             values = json.loads(text)
         except ValueError:

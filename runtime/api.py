@@ -1,0 +1,136 @@
+"""The run lifecycle from Python: what `invoke search` and `invoke curves.*` do, as functions.
+
+Runs on the driver (a script or a notebook). Each function goes through the
+same lifecycle as the command line (`runtime.dispatch.lifecycle`): validate,
+persist the folds, create or resume the run directory, start or reuse the
+cluster, push, warm, submit and collect, write results and the report, and
+returns the ended job (`job.status` says finished, incomplete or aborted;
+`job.results_`, and a search's `cv_results_` and `best_params_`)::
+
+    from runtime import api
+    search = api.search("searches/digits_svc.yml")
+    search.best_params_
+
+For remote hosts, pass the remote layer (`import fabfile; api.search(...,
+remote=fabfile)`): runtime/ never imports Fabric itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+from runtime.dispatch import lifecycle as lc
+from runtime.dispatch.job import Job
+from runtime.errors import ConfigError, RunStopped
+from runtime.kinds.curves import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from runtime.spec import HostsConfig, load_hosts, load_search_spec
+
+
+def search(
+    spec: str | os.PathLike,
+    *,
+    hosts_file: str | os.PathLike | None = None,
+    n_iter: int | None = None,
+    run_dir: str | os.PathLike | None = None,
+    runs_root: str | os.PathLike = lc.DEFAULT_RUNS_ROOT,
+    resume: str | os.PathLike | None = None,
+    remote=None,
+    **options,
+) -> Job:
+    """Run (or, with `resume`, finish) the grid or randomized search of a spec file.
+
+    Parameters
+    ----------
+    spec : path
+        The search spec (YAML).
+    hosts_file : path, optional
+        The cluster; default as on the command line ($FLEETCV_HOSTS,
+        ./hosts.yml, else this machine alone).
+    n_iter : int, optional
+        Candidates to draw (randomized search; on a grid, a random subset).
+    run_dir, runs_root : path, optional
+        Where the run directory goes.
+    resume : path, optional
+        A run directory to finish instead of starting a new run.
+    remote : module, optional
+        The remote layer (fabfile) when the hosts file has remote hosts.
+    **options
+        `runtime.dispatch.lifecycle.RunOptions` fields: engines,
+        max_retries, progress, keep_cluster, reuse.
+
+    Returns
+    -------
+    Job
+        A `DistributedSearch`-like job, ended.
+    """
+    cfg = _hosts(hosts_file, remote)
+    if resume:
+        plan = lc.plan_resume(resume, cfg, ("search",), n_iter=n_iter)
+    else:
+        s = load_search_spec(spec, n_iter=n_iter)
+        plan = lc.plan_new(
+            s, lc.search_job_of(s), cfg, runs_root=runs_root, run_dir=run_dir
+        )
+    return _run(cfg, plan, remote, options)
+
+
+def learning_curve(
+    spec: str | os.PathLike,
+    train_sizes: str = ",".join(map(str, DEFAULT_TRAIN_SIZES)),
+    params: str | None = None,
+    *,
+    hosts_file: str | os.PathLike | None = None,
+    runs_root: str | os.PathLike = lc.DEFAULT_RUNS_ROOT,
+    remote=None,
+    **options,
+) -> Job:
+    """A learning curve of the spec's estimator, as `invoke curves.learning`.
+
+    `train_sizes` and `params` are read as the flags are (e.g. "0.1,1.0";
+    a JSON object or "best"); the other arguments as for `search`.
+    """
+    cfg = _hosts(hosts_file, remote)
+    s = load_search_spec(spec)
+    job = learning_job(s, train_sizes, params, runs_root=runs_root)
+    return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
+
+
+def validation_curve(
+    spec: str | os.PathLike,
+    param: str,
+    param_range: str | None = None,
+    params: str | None = None,
+    *,
+    hosts_file: str | os.PathLike | None = None,
+    runs_root: str | os.PathLike = lc.DEFAULT_RUNS_ROOT,
+    remote=None,
+    **options,
+) -> Job:
+    """A validation curve of one parameter, as `invoke curves.validation`.
+
+    `param_range` and `params` are read as the flags are; the other
+    arguments as for `search`.
+    """
+    cfg = _hosts(hosts_file, remote)
+    s = load_search_spec(spec)
+    job = validation_job(s, param, param_range, params, runs_root=runs_root)
+    return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
+
+
+def _hosts(hosts_file, remote) -> HostsConfig:
+    cfg = load_hosts(hosts_file)
+    if cfg.remote_hosts and remote is None:
+        raise ConfigError(
+            f"{cfg.path}: has remote hosts ({', '.join(h.name for h in cfg.remote_hosts)}), "
+            "and no remote layer was given. Fix: import fabfile and pass remote=fabfile"
+        )
+    return cfg
+
+
+def _run(cfg: HostsConfig, plan: lc.Plan, remote, options: dict) -> Job:
+    job = lc.execute(plan, cfg, remote, lc.RunOptions(**options))
+    try:
+        lc.finish(plan, job)
+    except RunStopped:
+        pass  # job.status says how it ended; the run stays resumable
+    return job
