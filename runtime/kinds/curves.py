@@ -422,14 +422,7 @@ def format_curve_report(
     head = rs.format_report({}, n_tasks, n_done, top_k=0, status=status, extra=extra)
     lines = head.rstrip("\n").split("\n")
     n_folds = len(curve["test_scores"][0]) if curve["test_scores"] else 0
-    if curve["kind"] == LEARNING:
-        title = "Learning curve"
-        col = "train size"
-        labels = [str(k) for k in curve["train_sizes_abs"]]
-    else:
-        title = f"Validation curve of {curve['param_name']}"
-        col = curve["param_name"]
-        labels = [_short(v) for v in curve["param_range"]]
+    title, col, labels = curve_labels(curve, _short)
     fixed = f"; params {curve['params']!r}" if curve["params"] else ""
     lines += ["", f"{title}, mean (+/-std) over {n_folds} folds{fixed}"]
     width = max([len(col), *map(len, labels)])
@@ -441,6 +434,44 @@ def format_curve_report(
         note = f"  ({failed[i]} failed fits)" if i < len(failed) and failed[i] else ""
         lines.append(f" {label:>{width}}  {test:<20}  {train}{note}")
     return "\n".join(lines)
+
+
+def curve_labels(
+    curve: dict, value_text: Callable[[object], str] = str
+) -> tuple[str, str, list[str]]:
+    """A curve's title, the heading of its row column, and one label per row.
+
+    ::
+
+        ("Learning curve", "train size", ["30", "100"])
+        ("Validation curve of C", "C", ["0.1", "1"])
+
+    Parameters
+    ----------
+    curve : dict
+        A curve's results (`kind`, and `train_sizes_abs` or `param_name` and
+        `param_range`).
+    value_text : callable
+        Formats one value of a validation curve's parameter.
+
+    Returns
+    -------
+    title : str
+    column : str
+    labels : list of str
+    """
+    if curve["kind"] == LEARNING:
+        return (
+            "Learning curve",
+            "train size",
+            [str(k) for k in curve["train_sizes_abs"]],
+        )
+    name = curve["param_name"]
+    return (
+        f"Validation curve of {name}",
+        name,
+        [value_text(v) for v in curve["param_range"]],
+    )
 
 
 def _pm(mean: float, std: float) -> str:

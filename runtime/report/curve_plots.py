@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.kinds.curves import LEARNING, VALIDATION
+from runtime.kinds.curves import LEARNING, VALIDATION, curve_labels
 from runtime.report.figure import (
     FIGSIZE,
     TEST_COLOR,
@@ -34,44 +34,6 @@ VALIDATION_PNG = "validation_curve.png"
 LOG_AXIS_RATIO = 50
 #: Characters of the fixed parameters shown under a curve's title.
 PARAMS_TEXT_CHARS = 90
-
-
-def curve_labels(
-    curve: dict, value_text: Callable[[object], str] = str
-) -> tuple[str, str, list[str]]:
-    """A curve's title, the heading of its row column, and one label per row.
-
-    ::
-
-        ("Learning curve", "train size", ["30", "100"])
-        ("Validation curve of C", "C", ["0.1", "1"])
-
-    Parameters
-    ----------
-    curve : dict
-        A curve's results (`kind`, and `train_sizes_abs` or `param_name` and
-        `param_range`).
-    value_text : callable
-        Formats one value of a validation curve's parameter.
-
-    Returns
-    -------
-    title : str
-    column : str
-    labels : list of str
-    """
-    if curve["kind"] == LEARNING:
-        return (
-            "Learning curve",
-            "train size",
-            [str(k) for k in curve["train_sizes_abs"]],
-        )
-    name = curve["param_name"]
-    return (
-        f"Validation curve of {name}",
-        name,
-        [value_text(v) for v in curve["param_range"]],
-    )
 
 
 def _band(ax, x, mean, std, color: str, label: str) -> None:

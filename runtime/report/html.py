@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.kinds import kind_of
-from runtime.report.curve_plots import curve_labels
+from runtime.kinds.curves import curve_labels
 from runtime.report.memory import MB
 from runtime.report.plots import plot_run, run_data, run_results
 from runtime.report.search_plots import param_names
