@@ -146,6 +146,19 @@ def _execute(cfg: HostsConfig, plan: lc.Plan, options: lc.RunOptions) -> None:
     lc.finish(plan, lc.execute(plan, cfg, REMOTE, options))
 
 
+def _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options) -> None:
+    """A curve task: resume a curve run, or plan a new one from `job(spec, runs_root)`."""
+    cfg, root = _hosts(c, hosts_file), _runs_root(c, runs_root)
+    if resume:
+        plan = lc.plan_resume(resume, cfg, CURVES)
+    else:
+        s = load_search_spec(spec or DEFAULT_SPEC)
+        plan = lc.plan_new(
+            s, job(s, root), cfg, runs_root=root, run_dir=run_dir, command=_command()
+        )
+    _execute(cfg, plan, options)
+
+
 def _remote_hosts(cfg: HostsConfig, only) -> list:
     hosts = [h for h in cfg.only(only) if not h.local]
     if not hosts:
@@ -308,17 +321,12 @@ def curves_learning(
     hosts_file=None,
 ):
     """Learning curve: train and validation scores for growing training sets x folds, on the cluster."""
-    cfg, root = _hosts(c, hosts_file), _runs_root(c, runs_root)
     options = _options(engines, max_retries, no_progress, keep_cluster)
-    if resume:
-        plan = lc.plan_resume(resume, cfg, CURVES)
-    else:
-        s = load_search_spec(spec or DEFAULT_SPEC)
-        job = learning_job(s, train_sizes, params, from_run, root)
-        plan = lc.plan_new(
-            s, job, cfg, runs_root=root, run_dir=run_dir, command=_command()
-        )
-    _execute(cfg, plan, options)
+
+    def job(s, root):
+        return learning_job(s, train_sizes, params, from_run, root)
+
+    _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options)
 
 
 @fleet_task(
@@ -347,17 +355,12 @@ def curves_validation(
     hosts_file=None,
 ):
     """Validation curve: train and validation scores for each value of one parameter x folds, the others fixed."""
-    cfg, root = _hosts(c, hosts_file), _runs_root(c, runs_root)
     options = _options(engines, max_retries, no_progress, keep_cluster)
-    if resume:
-        plan = lc.plan_resume(resume, cfg, CURVES)
-    else:
-        s = load_search_spec(spec or DEFAULT_SPEC)
-        job = validation_job(s, param, range_, params, from_run, root)
-        plan = lc.plan_new(
-            s, job, cfg, runs_root=root, run_dir=run_dir, command=_command()
-        )
-    _execute(cfg, plan, options)
+
+    def job(s, root):
+        return validation_job(s, param, range_, params, from_run, root)
+
+    _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options)
 
 
 # ------------------------------------------------------------------ reports

@@ -131,18 +131,7 @@ class Job:
         split_dir: str | Path | SplitSet,
         expected_times: dict[int, float] | None = None,
     ) -> Job:
-        """Submit every (row, fold) not already in the journal.
-
-        Parameters
-        ----------
-        split_dir : path or SplitSet
-            The split directory (under a workdir: tasks then carry the path
-            relative to it, resolved by each engine against its own host's
-            workdir; elsewhere the absolute path is used).
-        expected_times : dict, optional
-            Seconds per task of each candidate index, e.g. from an earlier
-            run (`runtime.rundir.results.expected_times`): tasks then start
-            longest first and short ones go several to a message.
+        """Submit every (row, fold) not already in the journal (see `TaskRunner.launch`).
 
         Returns
         -------

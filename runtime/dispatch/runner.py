@@ -155,9 +155,9 @@ class TaskRunner:
             workdir; elsewhere the absolute path is used).
         expected_times : dict, optional
             Seconds per task of each candidate index, e.g. from an earlier
-            run (`runtime.results.expected_times`). Tasks then start
+            run (`runtime.rundir.results.expected_times`). Tasks then start
             longest first, which keeps one slow fit from running alone at
-            the end, and short ones go several to a message (`_chunks`);
+            the end, and short ones go several to a message (`chunks`);
             candidates without a figure go first, one task a message.
 
         Returns
@@ -260,7 +260,7 @@ class TaskRunner:
             if math.isfinite(seconds):
                 remaining -= seconds
             # One engine runs them in turn: in fold order, its one-fold
-            # cache (runtime.worker) maps each fold once per message.
+            # cache (runtime.engine.worker) maps each fold once per message.
             chunks.append(sorted(chunk, key=lambda p: p[1]))
         return chunks
 
@@ -282,7 +282,7 @@ class TaskRunner:
         }
 
     def _submit(self, pairs: list[tuple[int, int]], attempt: int) -> None:
-        """One message for `pairs` (one pair, or several short ones, see `_chunks`)."""
+        """One message for `pairs` (one pair, or several short ones, see `chunks`)."""
         ar = self.view.apply_async(
             evaluate_many,
             tasks=[self._task_kwargs(c, k) for c, k in pairs],

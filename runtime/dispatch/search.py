@@ -27,10 +27,8 @@ class DistributedSearch(Job):
 
     Parameters
     ----------
-    view : ipyparallel.LoadBalancedView
-        Where tasks go.
-    estimator : sklearn estimator
-        Cloned on the engines for every task, never mutated.
+    view, estimator
+        As for `runtime.dispatch.job.Job`.
     params : dict or list of dict, optional
         A grid (lists of values) or, with `n_iter`, distributions/lists to
         sample from (sklearn's ParameterSampler). Ignored when `candidates`
@@ -55,11 +53,7 @@ class DistributedSearch(Job):
     top_k : int
         Rows in `report()`.
     fold_by_fold : bool, optional
-        Finish every task of a fold before any task of the next starts, so
-        the engines of a host share one fold's pages instead of mapping two
-        folds (two copies of the data) at fold changes. None (default):
-        only when a fold file is at least `FOLD_BY_FOLD_BYTES`, where memory
-        matters more than the few idle seconds at each fold change.
+        One fold in flight at a time (see `runtime.dispatch.runner.TaskRunner`).
     """
 
     def __init__(

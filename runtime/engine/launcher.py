@@ -15,7 +15,7 @@ exits once the engines are running; their pids go to FILE (appended), so
 
 Engines run without ipyparallel's per-engine "nanny" process (another
 ~30 MB each): the controller notices a lost engine by its heartbeat instead,
-which `runtime.cluster` sets to a few seconds.
+which `runtime.dispatch.cluster` sets to a few seconds.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ PRELOAD = (
     "runtime.engine.worker",
 )
 #: What this module's processes have on their command line: fabfile.py and
-#: `runtime.cluster` check it before killing a recorded pid (pids get reused).
+#: `runtime.dispatch.cluster` check it before killing a recorded pid (pids get reused).
 CMDLINE_MARK = "runtime.engine.launcher"
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)

@@ -354,7 +354,7 @@ def curve_results(definition: dict, n_folds: int, records) -> dict:
     n_folds : int
         Number of CV splits.
     records : iterable of dict
-        Journal records (see `runtime.worker.evaluate`).
+        Journal records (see `runtime.engine.record`).
 
     Returns
     -------

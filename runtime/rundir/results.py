@@ -54,7 +54,7 @@ def build_cv_results(
     n_folds : int
         Number of CV splits.
     records : iterable of dict
-        Journal records (see `runtime.worker.evaluate`).
+        Journal records (see `runtime.engine.record`).
     return_train_score : bool
         Include the train-score keys.
 

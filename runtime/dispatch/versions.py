@@ -1,0 +1,124 @@
+"""Refuse engines that run another fleetcv than this driver.
+
+Runs on the driver, once the engines have registered and before anything is
+pushed to them or submitted. Hosts import the fleetcv wheel installed in
+their venv (`invoke hosts.install`), so a host installed from an older
+checkout would evaluate tasks with older code: its results would not be the
+results of this driver's version. Asking each engine costs one tiny task.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from runtime.engine import __version__, engine_version
+from runtime.errors import EngineVersionError, HostError
+
+#: Seconds to wait for every engine to say its version: idle engines answer
+#: at once, so this only bounds a wait on an engine that hangs.
+VERSION_TIMEOUT = 30.0
+#: What stands for the version of an engine that could not run
+#: `engine_version` at all (a fleetcv from before it existed, or none).
+UNKNOWN = "unknown (older than 0.4.0, or not installed)"
+
+
+def _ids(eids: list[int]) -> str:
+    return f"engine{'s' if len(eids) > 1 else ''} {', '.join(map(str, eids))}"
+
+
+def check_engine_versions(
+    client,
+    timeout: float = VERSION_TIMEOUT,
+    hosts_file: str | None = None,
+    expected: str = __version__,
+) -> dict[int, str]:
+    """Check that every engine runs this driver's fleetcv version.
+
+    One `apply_async` per engine (`runtime.engine.engine_version`), all sent
+    at once, then a wait of at most `timeout` seconds for all of them. An
+    engine that dies meanwhile is left out: losing engines is the task
+    runner's business, not a version mismatch.
+
+    Parameters
+    ----------
+    client : ipyparallel.Client
+        A client connected to the cluster, its engines registered.
+    timeout : float
+        Seconds to wait for all the answers together.
+    hosts_file : str, optional
+        The hosts file, named in the fix (default: none, i.e. ./hosts.yml or
+        FLEETCV_HOSTS, as every task reads).
+    expected : str
+        The version the engines must run: this driver's.
+
+    Returns
+    -------
+    dict of int to str
+        The version of each engine that answered (all equal to `expected`).
+
+    Raises
+    ------
+    EngineVersionError
+        If an engine runs another version, or cannot say which; the message
+        names each host, its engines and their version, this driver's
+        version, and the fix (`invoke hosts.install`, then restart the
+        engines).
+    HostError
+        If an engine neither answers nor dies within `timeout` seconds.
+    """
+    import os
+
+    from ipyparallel.error import EngineError, RemoteError
+
+    ids = sorted(client.ids)
+    ars = {eid: client[eid].apply_async(engine_version) for eid in ids}
+    versions: dict[int, str] = {}
+    hosts: dict[int, str] = {}
+    older: list[int] = []
+    client.wait(list(ars.values()), timeout=timeout)
+    silent = [eid for eid, ar in ars.items() if not ar.ready()]
+    if silent:
+        raise HostError(
+            f"{_ids(silent)} did not say their fleetcv version within {timeout:g} s. "
+            "Fix: check them with invoke cluster.status, restart them with "
+            "invoke cluster.stop and invoke cluster.start"
+        )
+    for eid, ar in ars.items():
+        try:
+            info = ar.get(0)
+        except EngineError:
+            continue
+        except RemoteError:
+            # Its fleetcv has no runtime.engine.engine_version: ask where it
+            # runs with a function every Python has.
+            older.append(eid)
+            continue
+        versions[eid] = info.get("fleetcv") or UNKNOWN
+        hosts[eid] = info.get("host") or f"engine {eid}"
+    if older:
+        named = {
+            eid: client[eid].apply_async(os.getenv, "FLEETCV_HOST") for eid in older
+        }
+        for eid, ar in named.items():
+            try:
+                hosts[eid] = ar.get(timeout) or f"engine {eid}"
+            except Exception:  # noqa: BLE001 - the version is the error to report
+                hosts[eid] = f"engine {eid}"
+            versions[eid] = UNKNOWN
+    wrong: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for eid, version in sorted(versions.items()):
+        if version != expected:
+            wrong[(hosts[eid], version)].append(eid)
+    if wrong:
+        parts = [
+            f"engines on {host} ({_ids(eids)}) run fleetcv {version}"
+            for (host, version), eids in sorted(wrong.items())
+        ]
+        names = ",".join(sorted({host for host, _ in wrong}))
+        hf = f" --hosts-file {hosts_file}" if hosts_file else ""
+        raise EngineVersionError(
+            f"{'; '.join(parts)}, this driver is {expected}. Fix: invoke "
+            f"hosts.install{hf} --only {names}, then invoke cluster.stop{hf} and "
+            f"invoke cluster.start{hf}"
+        )
+    return versions
