@@ -23,9 +23,9 @@ from sklearn.svm import SVC
 import tasks
 from runtime.dispatch import cluster as cl
 from runtime.dispatch import curves as curve_jobs
-from runtime.kinds import curves
 from runtime.engine.folds import persist_splits
 from runtime.engine.worker import evaluate
+from runtime.kinds import curves
 from runtime.rundir import journal as jn
 from runtime.spec import ConfigError, load_data, load_search_spec
 
