@@ -18,11 +18,14 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,24 +44,20 @@ from runtime.spec import HostsConfig, HostSpec
 CONNECT_TIMEOUT = 10
 #: Files under a host's workdir.
 PIDS_FILE = "engines.pids"
-CODE_DIR = "code"
+#: Where fleetcv < 0.4 rsynced its source tree; removed by an install, so no
+#: engine can import a stale copy instead of the installed wheel.
+OLD_CODE_DIR = "code"
 VENV_DIR = "venv"
 WHEELS_DIR = "wheelhouse"
 SECURITY_DIR = "security"
 LOG_DIR = "logs"
 REQ_HASH_FILE = ".fleetcv-requirements.sha256"
 REPO = Path(__file__).resolve().parent
-#: What an engine host needs: the runtime requirements minus the laptop's tools.
-LAPTOP_ONLY = {
-    "fabric",
-    "invoke",
-    "paramiko",
-    "tqdm",
-    "matplotlib",
-    "boto3",
-    "botocore",
-    "s3transfer",
-}
+#: What goes into the fleetcv wheel's build: the package and its metadata.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "runtime")
+#: The wheelhouse's list of the dependency pins, also the sign that its
+#: dependency wheels are complete.
+WHEELHOUSE_REQS = "requirements.txt"
 
 
 @dataclass
@@ -276,99 +275,248 @@ def host_memory(
 
 
 def engine_requirements() -> list[str]:
-    """Pinned requirements an engine host needs (requirements.txt minus laptop tools)."""
-    out = []
-    for line in (REPO / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if (
-            line
-            and re.split(r"[=<>!~ ]", line, maxsplit=1)[0].lower() not in LAPTOP_ONLY
-        ):
-            out.append(line)
-    return out
+    """The pinned requirements an engine host needs.
+
+    Returns
+    -------
+    list of str
+        pyproject.toml's ``[project] dependencies``: the package's own needs,
+        without the ``laptop`` extra (Fabric, Invoke, plots, EC2).
+    """
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def _pip(*args: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise RemoteError(
+            f"pip {args[0]} failed on this machine (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-500:]}"
+        )
+
+
+def build_fleetcv_wheel(dest: str | os.PathLike) -> Path:
+    """Build this checkout's fleetcv wheel into `dest`, replacing any other fleetcv wheel there.
+
+    Built from a temporary copy of the package sources, so the build leaves
+    nothing (build/, egg-info) in the checkout and packs nothing but them.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike
+        The wheelhouse folder.
+
+    Returns
+    -------
+    Path
+        The new wheel.
+
+    Raises
+    ------
+    RemoteError
+        If pip cannot build the wheel.
+    """
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(prefix="fleetcv-wheel-") as tmp:
+        src, out = Path(tmp) / "src", Path(tmp) / "out"
+        src.mkdir()
+        for name in WHEEL_SOURCES:
+            if (REPO / name).is_dir():
+                shutil.copytree(
+                    REPO / name,
+                    src / name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                )
+            else:
+                shutil.copy2(REPO / name, src / name)
+        # --no-deps: the dependencies come from the wheelhouse's own pins.
+        _pip("wheel", "--no-deps", "-w", str(out), str(src))
+        (wheel,) = out.glob("fleetcv-*.whl")
+        for old in dest.glob("fleetcv-*.whl"):
+            old.unlink()
+        return Path(shutil.move(wheel, dest / wheel.name))
+
+
+def fleetcv_wheel(wheelhouse: str | os.PathLike) -> Path:
+    """The one fleetcv wheel in a wheelhouse.
+
+    Parameters
+    ----------
+    wheelhouse : str or os.PathLike
+        A folder of wheels (`build_wheelhouse`, or one given to hosts.install).
+
+    Returns
+    -------
+    Path
+        Its ``fleetcv-*.whl``.
+
+    Raises
+    ------
+    RemoteError
+        If it holds none or several (which one to install would be a guess).
+    """
+    wheels = sorted(Path(wheelhouse).glob("fleetcv-*.whl"))
+    if len(wheels) != 1:
+        found = ", ".join(w.name for w in wheels) or "none"
+        raise RemoteError(
+            f"{wheelhouse}: expected exactly one fleetcv wheel, found {found}. Fix: "
+            "invoke hosts.install without --wheelhouse (builds one), or keep one "
+            f"wheel built with `pip wheel --no-deps -w {wheelhouse} .`"
+        )
+    return wheels[0]
+
+
+def wheel_version(wheel: str | os.PathLike) -> str:
+    """The version in a wheel's file name (``fleetcv-0.4.0-py3-none-any.whl`` -> ``0.4.0``)."""
+    return Path(wheel).name.split("-")[1]
+
+
+def wheelhouse_digest(wheelhouse: str | os.PathLike) -> str:
+    """What a host's venv must match to be up to date: the pins and the fleetcv wheel.
+
+    The wheel counts by its RECORD (the sha256 of every file in it) rather
+    than by its bytes, which change with the build's timestamps: the same
+    code makes the same digest, any change to it (a new version or not)
+    makes a new one, so hosts.install reinstalls exactly when needed.
+
+    Parameters
+    ----------
+    wheelhouse : str or os.PathLike
+        The wheelhouse.
+
+    Returns
+    -------
+    str
+        A sha256 hex digest.
+    """
+    wheel = fleetcv_wheel(wheelhouse)
+    with zipfile.ZipFile(wheel) as z:
+        (record,) = [n for n in z.namelist() if n.endswith(".dist-info/RECORD")]
+        record_bytes = z.read(record)
+    h = hashlib.sha256((Path(wheelhouse) / WHEELHOUSE_REQS).read_bytes())
+    h.update(wheel.name.encode() + b"\0" + record_bytes)
+    return h.hexdigest()
 
 
 def build_wheelhouse(dest: str | os.PathLike | None = None) -> Path:
-    """`pip wheel` the engine requirements into a local folder (reused when complete)."""
+    """Build the wheels an engine host installs: the pinned dependencies and fleetcv itself.
+
+    The dependency wheels are reused when the folder already holds them for
+    the same pins; the fleetcv wheel is rebuilt every time from this checkout
+    (a second or two), since its code changes without the pins changing.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike, optional
+        The folder; default ``~/.cache/fleetcv/wheelhouse-<digest of the pins>``.
+
+    Returns
+    -------
+    Path
+        The wheelhouse: the wheels, `WHEELHOUSE_REQS` and one fleetcv wheel.
+
+    Raises
+    ------
+    RemoteError
+        If pip cannot build a wheel.
+    """
     reqs = engine_requirements()
     digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
     path = Path(dest or os.path.expanduser(f"~/.cache/fleetcv/wheelhouse-{digest}"))
-    marker = path / "requirements.txt"
-    if marker.exists() and marker.read_text().splitlines() == reqs:
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write("\n".join(reqs) + "\n")
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "-q",
-                "--disable-pip-version-check",
-                "-w",
-                str(path),
-                "-r",
-                f.name,
-            ],
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        os.unlink(f.name)
-    if proc.returncode:
-        raise RemoteError(
-            f"pip wheel failed on this machine (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
-        )
-    marker.write_text("\n".join(reqs) + "\n")
+    marker = path / WHEELHOUSE_REQS
+    if not (marker.exists() and marker.read_text().splitlines() == reqs):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("\n".join(reqs) + "\n")
+        try:
+            _pip("wheel", "-w", str(path), "-r", f.name)
+        finally:
+            os.unlink(f.name)
+        marker.write_text("\n".join(reqs) + "\n")
+    build_fleetcv_wheel(path)
     return path
 
 
 def install_host(
     conn: Connection, host: HostSpec, cfg: HostsConfig | None, wheelhouse: Path
 ) -> str:
-    """Create the host's venv and install the wheelhouse into it, offline; skip when up to date."""
+    """Create the host's venv and install fleetcv's wheel and its dependencies in it, offline.
+
+    Nothing is installed when the venv already holds this wheelhouse's pins
+    and fleetcv wheel (`wheelhouse_digest`).
+
+    Parameters
+    ----------
+    conn : Connection
+        The host's Fabric connection.
+    host : HostSpec
+        The host (its workdir and python).
+    cfg : HostsConfig or None
+        The cluster (its ssh_config, for rsync).
+    wheelhouse : Path
+        The local wheelhouse (`build_wheelhouse`).
+
+    Returns
+    -------
+    str
+        What was done, one line.
+    """
     wd = host.workdir
-    want = hashlib.sha256((wheelhouse / "requirements.txt").read_bytes()).hexdigest()
+    wheel = fleetcv_wheel(wheelhouse)
+    version = wheel_version(wheel)
+    want = wheelhouse_digest(wheelhouse)
     conn.run(f"mkdir -p {rpath(wd)}")
     have = conn.run(
         f"cat {rjoin(wd, VENV_DIR, REQ_HASH_FILE)} 2>/dev/null || true"
     ).stdout.strip()
     if have == want:
-        return "venv up to date (same requirements), nothing installed"
+        return (
+            f"venv up to date (same requirements), nothing installed: fleetcv {version}"
+        )
+    # --delete: the host's wheelhouse mirrors this one, so no older fleetcv
+    # wheel lingers beside the new one.
     sent = rsync_to(
-        host, wheelhouse, f"{wd.rstrip('/')}/{WHEELS_DIR}", ssh_config=_ssh_cfg(cfg)
+        host,
+        wheelhouse,
+        f"{wd.rstrip('/')}/{WHEELS_DIR}",
+        delete=True,
+        ssh_config=_ssh_cfg(cfg),
     )
     venv, wheels = rjoin(wd, VENV_DIR), rjoin(wd, WHEELS_DIR)
+    pip = (
+        f"{venv}/bin/python -m pip install -q --disable-pip-version-check "
+        f"--no-index --find-links {wheels}"
+    )
+    remote_wheel = rjoin(wd, WHEELS_DIR, wheel.name)
+    # The second pip run reinstalls fleetcv even at the same version: its
+    # code may have changed (the digest says it did), and pip alone would
+    # call the installed one satisfied. The old rsynced source tree goes, so
+    # nothing but the installed package can be imported.
     conn.run(
         f"{shlex.quote(host.python)} -m venv {venv} && "
-        f"{venv}/bin/python -m pip install -q --disable-pip-version-check --no-index "
-        f"--find-links {wheels} -r {wheels}/requirements.txt && "
+        f"{pip} -r {wheels}/{WHEELHOUSE_REQS} {remote_wheel} && "
+        f"{pip} --no-deps --force-reinstall {remote_wheel} && "
+        f"rm -rf {rjoin(wd, OLD_CODE_DIR)} && "
         f"echo {want} > {rjoin(wd, VENV_DIR, REQ_HASH_FILE)}"
     )
-    return f"installed into {wd}/{VENV_DIR} offline from the wheelhouse ({sent / 1e6:.1f} MB sent)"
+    return (
+        f"installed into {wd}/{VENV_DIR} offline from the wheelhouse "
+        f"(fleetcv {version}, {sent / 1e6:.1f} MB sent)"
+    )
 
 
 def install(cfg: HostsConfig, hosts, wheelhouse: Path | None = None) -> HostResults:
-    """Install fleetcv's engine requirements on every host, from a local wheelhouse."""
+    """Install fleetcv (its wheel and the engine requirements) on every host, from a local wheelhouse."""
     wheelhouse = wheelhouse or build_wheelhouse()
     return on_hosts(hosts, install_host, wheelhouse, cfg=cfg)
 
 
 # ------------------------------------------------------------------ engines
-
-
-def ship_code(host: HostSpec, cfg: HostsConfig | None = None) -> None:
-    """Rsync the runtime package: engines import runtime.worker from there."""
-    rsync_to(
-        host,
-        REPO / "runtime",
-        f"{host.workdir.rstrip('/')}/{CODE_DIR}/runtime",
-        delete=True,
-        ssh_config=_ssh_cfg(cfg),
-    )
 
 
 def _engine_python(conn: Connection, host: HostSpec) -> str:
@@ -387,9 +535,8 @@ def start_host_engines(
         n = int(conn.run("nproc").stdout.strip() or 1)
     wd = host.workdir
     conn.run(
-        f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} {rjoin(wd, CODE_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
+        f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
     )
-    ship_code(host, cfg)
     conn_file = f"{wd.rstrip('/')}/{SECURITY_DIR}/ipcontroller-engine.json"
     # The file holds the HMAC (and curve) keys: create it 0600 before writing.
     conn.run(f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)}")
@@ -402,12 +549,21 @@ def start_host_engines(
     py = _engine_python(conn, host)
     if cfg.controller.tunnel:
         open_tunnel(conn, host, cfg, py, info)
-    env = cl.engine_env(host, "__WD__", code_root="__CODE__")
+    env = cl.engine_env(host, "__WD__")
+    # The engines import the fleetcv installed in their venv (hosts.install),
+    # never a source tree: no PYTHONPATH, and PYTHONSAFEPATH keeps the
+    # workdir (the launcher's cwd) off sys.path, so nothing there can shadow it.
+    env.pop("PYTHONPATH", None)
+    env["PYTHONSAFEPATH"] = "1"
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
     exports = " ".join(
-        f"{k}={rjoin(wd) if v == '__WD__' else rjoin(wd, CODE_DIR) if v == '__CODE__' else shlex.quote(v)}"
-        for k, v in env.items()
+        f"{k}={rjoin(wd) if v == '__WD__' else shlex.quote(v)}" for k, v in env.items()
+    )
+    only = f" --hosts-file {shlex.quote(cfg.path)}" if cfg.path else ""
+    not_installed = shlex.quote(
+        f"fleetcv is not installed for {py} on {host.name}. "
+        f"Fix: invoke hosts.install{only} --only {host.name}"
     )
     # One launcher forks all n engines (shared imports: runtime/engine/launcher.py)
     # and appends their pids to the pids file as it goes, so a stop finds
@@ -417,7 +573,9 @@ def start_host_engines(
     try:
         conn.run(
             f"cd {rpath(wd)} || exit 1; export {exports}; "
-            f"{py} -m runtime.engines --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
+            f"{py} -c 'import runtime.engine' 2>/dev/null || "
+            f"{{ echo {not_installed} >&2; exit 3; }}; "
+            f"{py} -m runtime.engine.launcher --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
             f"--log={rjoin(wd, LOG_DIR, 'engines.log')} -- --file={rpath(conn_file)} </dev/null"
         )
     except BaseException:

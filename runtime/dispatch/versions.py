@@ -66,49 +66,11 @@ def check_engine_versions(
     HostError
         If an engine neither answers nor dies within `timeout` seconds.
     """
-    import os
-
-    from ipyparallel.error import EngineError, RemoteError
-
-    ids = sorted(client.ids)
-    ars = {eid: client[eid].apply_async(engine_version) for eid in ids}
-    versions: dict[int, str] = {}
-    hosts: dict[int, str] = {}
-    older: list[int] = []
-    client.wait(list(ars.values()), timeout=timeout)
-    silent = [eid for eid, ar in ars.items() if not ar.ready()]
-    if silent:
-        raise HostError(
-            f"{_ids(silent)} did not say their fleetcv version within {timeout:g} s. "
-            "Fix: check them with invoke cluster.status, restart them with "
-            "invoke cluster.stop and invoke cluster.start"
-        )
-    for eid, ar in ars.items():
-        try:
-            info = ar.get(0)
-        except EngineError:
-            continue
-        except RemoteError:
-            # Its fleetcv has no runtime.engine.engine_version: ask where it
-            # runs with a function every Python has.
-            older.append(eid)
-            continue
-        versions[eid] = info.get("fleetcv") or UNKNOWN
-        hosts[eid] = info.get("host") or f"engine {eid}"
-    if older:
-        named = {
-            eid: client[eid].apply_async(os.getenv, "FLEETCV_HOST") for eid in older
-        }
-        for eid, ar in named.items():
-            try:
-                hosts[eid] = ar.get(timeout) or f"engine {eid}"
-            except Exception:  # noqa: BLE001 - the version is the error to report
-                hosts[eid] = f"engine {eid}"
-            versions[eid] = UNKNOWN
+    found = _ask_engines(client, timeout)
     wrong: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for eid, version in sorted(versions.items()):
+    for eid, (host, version) in sorted(found.items()):
         if version != expected:
-            wrong[(hosts[eid], version)].append(eid)
+            wrong[(host, version)].append(eid)
     if wrong:
         parts = [
             f"engines on {host} ({_ids(eids)}) run fleetcv {version}"
@@ -121,4 +83,46 @@ def check_engine_versions(
             f"hosts.install{hf} --only {names}, then invoke cluster.stop{hf} and "
             f"invoke cluster.start{hf}"
         )
-    return versions
+    return {eid: version for eid, (_, version) in found.items()}
+
+
+def _ask_engines(client, timeout: float) -> dict[int, tuple[str, str]]:
+    """(host, fleetcv version) of every live engine, asked all at once."""
+    import os
+
+    from ipyparallel.error import EngineError, RemoteError
+
+    ars = {eid: client[eid].apply_async(engine_version) for eid in sorted(client.ids)}
+    client.wait(list(ars.values()), timeout=timeout)
+    silent = [eid for eid, ar in ars.items() if not ar.ready()]
+    if silent:
+        raise HostError(
+            f"{_ids(silent)} did not say their fleetcv version within {timeout:g} s. "
+            "Fix: check them with invoke cluster.status, restart them with "
+            "invoke cluster.stop and invoke cluster.start"
+        )
+    found: dict[int, tuple[str, str]] = {}
+    older = []
+    for eid, ar in ars.items():
+        try:
+            info = ar.get(0)
+        except EngineError:
+            continue
+        except RemoteError:
+            older.append(eid)
+            continue
+        found[eid] = (
+            info.get("host") or f"engine {eid}",
+            info.get("fleetcv") or UNKNOWN,
+        )
+    # Their fleetcv has no runtime.engine.engine_version: ask where they run
+    # with a function every Python has, so the fix can name the host.
+    named = {eid: client[eid].apply_async(os.getenv, "FLEETCV_HOST") for eid in older}
+    client.wait(list(named.values()), timeout=timeout)
+    for eid, ar in named.items():
+        try:
+            host = ar.get(0) or f"engine {eid}"
+        except Exception:  # noqa: BLE001 - the version is the error to report
+            host = f"engine {eid}"
+        found[eid] = (host, UNKNOWN)
+    return found
