@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ipyparallel.error import EngineError
-
 from runtime.dispatch.runner import get_result
 from runtime.engine.probe import engine_probe
 from runtime.engine.worker import engine_info
@@ -26,6 +24,10 @@ def engines_by_host(client) -> dict[str, list[int]]:
     controller's heartbeat drops it) is left out, so a status or a push
     still works while a host is lost.
     """
+    # ipyparallel is loaded by then (a client exists); importing it at the
+    # top would cost every command line call half a second.
+    from ipyparallel.error import EngineError
+
     ids = list(client.ids)
     ars = {eid: client[eid].apply_async(engine_info) for eid in ids}
     out: dict[str, list[int]] = defaultdict(list)

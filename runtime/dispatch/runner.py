@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ipyparallel.error import EngineError, RemoteError, TaskAborted
-
 from runtime.engine import record
 from runtime.engine.folds import SplitSet, load_split_set
 from runtime.engine.worker import evaluate_many
@@ -306,6 +304,10 @@ class TaskRunner:
             self.fatal = f"the result collector failed: {type(exc).__name__}: {exc}"
 
     def _collect_loop(self) -> None:
+        # ipyparallel takes half a second to import: the command line loads it
+        # only for the tasks that reach the cluster, not for `invoke --list`.
+        from ipyparallel.error import EngineError, TaskAborted
+
         while True:
             item = self._queue.get()
             if item is None:
@@ -531,6 +533,8 @@ def get_result(ar, timeout: float | None = 0):
     The task scheduler reports such a task with an error *reply*, which the
     client raises as a RemoteError named EngineError, not as EngineError.
     """
+    from ipyparallel.error import EngineError, RemoteError  # see _collect_loop
+
     try:
         return ar.get(timeout)
     except RemoteError as exc:

@@ -7,14 +7,14 @@ USS is the memory only that process holds; PSS splits shared pages
 
 from __future__ import annotations
 
+import os
+import socket
+
+import psutil
+
 
 def engine_probe() -> dict:
     """Memory of this engine process and of its host (runs on an engine)."""
-    import os
-    import socket
-
-    import psutil
-
     proc = psutil.Process()
     full = proc.memory_full_info()
     vm = psutil.virtual_memory()

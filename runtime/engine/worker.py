@@ -1,13 +1,25 @@
 """Functions executed on the engines: evaluate one (candidate, fold).
 
 Runs inside an ipyparallel engine, possibly on another host. Every function
-takes keyword arguments, imports what it needs in its body (it is shipped by
-value to a process that may not have imported this module), and returns a flat
-dict of plain types, the record that the driver appends to the journal.
+takes keyword arguments and returns a flat dict of plain types (for
+`evaluate`, the record of `runtime.engine.record` that the driver appends to
+the journal). ipyparallel ships a function's code, and the engine runs it with
+this module's globals (importing the module there). scikit-learn, joblib and
+psutil are imported inside the functions: the driver imports this module to
+send its functions, and the command line (`invoke --list`, `invoke report`)
+must not pay scikit-learn's second of import time for that; on an engine they
+are already loaded (the launcher imports them before it forks).
 """
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import traceback
 from typing import TYPE_CHECKING
 
 from runtime.engine.record import FIT_FAILED, error_record, new_record
@@ -28,8 +40,6 @@ _SELF: dict = {}
 
 def load_fold_cached(path: str):
     """joblib.load(path, mmap_mode="r"), reusing the last fold this process loaded."""
-    import os
-
     import joblib
 
     stat = os.stat(path)
@@ -43,9 +53,6 @@ def load_fold_cached(path: str):
 
 def engine_info() -> dict:
     """Describe the engine process this runs in: host name, pid, workdir."""
-    import os
-    import socket
-
     return {
         "host": os.environ.get("FLEETCV_HOST") or socket.gethostname(),
         "hostname": socket.gethostname(),
@@ -56,8 +63,6 @@ def engine_info() -> dict:
 
 def resolve_fold(fold_ref: str) -> str:
     """Resolve a fold's relative name against this engine's host workdir."""
-    import os
-
     if os.path.isabs(fold_ref):
         return fold_ref
     workdir = os.environ.get("FLEETCV_WORKDIR") or os.path.expanduser(
@@ -113,9 +118,6 @@ def evaluate(
         engine's host), host, pid, rss, peak_rss, error (traceback or None),
         status ("ok" or "fit_failed").
     """
-    import os
-    import time
-
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
 
@@ -147,9 +149,6 @@ def evaluate(
 
 def _fit_and_score(record, est, scorer, fold, error_score, return_train_score):
     """Fit `est` on the fold's training rows and score it, into `record` (sklearn's timings)."""
-    import time
-    import traceback
-
     X_train, y_train, X_test, y_test = fold
     start = time.perf_counter()
     try:
@@ -178,11 +177,6 @@ def _fit_and_score(record, est, scorer, fold, error_score, return_train_score):
 
 def _where_and_when(record: dict, started: float) -> dict:
     """`record` with when the task ran, on which host and process, and its memory."""
-    import os
-    import resource
-    import socket
-    import time
-
     import psutil
 
     if "proc" not in _SELF:
@@ -208,10 +202,6 @@ def warm_fold_cache(*, fold_refs: list[str]) -> dict:
     Run on one engine per host before a search, as the original notebook
     did: the other engines of the host then map the data without disk reads.
     """
-    import os
-    import socket
-    import time
-
     start = time.perf_counter()
     nbytes = 0
     for ref in fold_refs:
@@ -231,9 +221,6 @@ def warm_fold_cache(*, fold_refs: list[str]) -> dict:
 
 def pip_install(*, packages: list[str]) -> dict:
     """pip-install into this engine's own environment (one engine per host)."""
-    import subprocess
-    import sys
-
     proc = subprocess.run(
         [
             sys.executable,
@@ -270,8 +257,6 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
         of other folds, keep their results. With error_score="raise" the
         error propagates, as from `evaluate`.
     """
-    import traceback
-
     from sklearn.metrics import check_scoring
 
     # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
