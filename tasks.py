@@ -142,21 +142,29 @@ def _command() -> str:
     return shlex.join(["invoke", *sys.argv[1:]])
 
 
-def _execute(cfg: HostsConfig, plan: lc.Plan, options: lc.RunOptions) -> None:
-    lc.finish(plan, lc.execute(plan, cfg, REMOTE, options))
+def _run(c, hosts_file, kinds, job, options, where: dict, n_iter=None) -> None:
+    """A run task: resume `where["resume"]`, or plan a new run of `job(spec, runs_root)`.
 
-
-def _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options) -> None:
-    """A curve task: resume a curve run, or plan a new one from `job(spec, runs_root)`."""
-    cfg, root = _hosts(c, hosts_file), _runs_root(c, runs_root)
-    if resume:
-        plan = lc.plan_resume(resume, cfg, CURVES)
-    else:
-        s = load_search_spec(spec or DEFAULT_SPEC)
-        plan = lc.plan_new(
-            s, job(s, root), cfg, runs_root=root, run_dir=run_dir, command=_command()
+    `where` holds the flags spec, resume, run_dir and runs_root; a `--spec`
+    given with `--resume` must be the spec the run started from.
+    """
+    cfg, root = _hosts(c, hosts_file), _runs_root(c, where["runs_root"])
+    spec = where["spec"]
+    if where["resume"]:
+        plan = lc.plan_resume(
+            where["resume"], cfg, kinds, spec_file=spec, n_iter=n_iter
         )
-    _execute(cfg, plan, options)
+    else:
+        s = load_search_spec(spec or DEFAULT_SPEC, n_iter=n_iter)
+        plan = lc.plan_new(
+            s,
+            job(s, root),
+            cfg,
+            runs_root=root,
+            run_dir=where["run_dir"],
+            command=_command(),
+        )
+    lc.finish(plan, lc.execute(plan, cfg, REMOTE, options))
 
 
 def _remote_hosts(cfg: HostsConfig, only) -> list:
@@ -267,22 +275,17 @@ def search_run(
     reuse=False,
 ):
     """Run a grid or randomized search on the cluster (started for the search if none runs)."""
-    cfg, n_iter = _hosts(c, hosts_file), int_flag("--n-iter", n_iter)
     options = _options(engines, max_retries, no_progress, keep_cluster, reuse)
-    if resume:
-        plan = lc.plan_resume(resume, cfg, (SEARCH,), spec_file=spec, n_iter=n_iter)
-    else:
-        s = load_search_spec(spec or DEFAULT_SPEC, n_iter=n_iter)
-        root = _runs_root(c, runs_root)
-        plan = lc.plan_new(
-            s,
-            lc.search_job_of(s),
-            cfg,
-            runs_root=root,
-            run_dir=run_dir,
-            command=_command(),
-        )
-    _execute(cfg, plan, options)
+    where = {"spec": spec, "resume": resume, "run_dir": run_dir, "runs_root": runs_root}
+    _run(
+        c,
+        hosts_file,
+        (SEARCH,),
+        lambda s, root: lc.search_job_of(s),
+        options,
+        where,
+        int_flag("--n-iter", n_iter),
+    )
 
 
 @fleet_task(
@@ -323,10 +326,12 @@ def curves_learning(
     """Learning curve: train and validation scores for growing training sets x folds, on the cluster."""
     options = _options(engines, max_retries, no_progress, keep_cluster)
 
+    where = {"spec": spec, "resume": resume, "run_dir": run_dir, "runs_root": runs_root}
+
     def job(s, root):
         return learning_job(s, train_sizes, params, from_run, root)
 
-    _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options)
+    _run(c, hosts_file, CURVES, job, options, where)
 
 
 @fleet_task(
@@ -357,10 +362,12 @@ def curves_validation(
     """Validation curve: train and validation scores for each value of one parameter x folds, the others fixed."""
     options = _options(engines, max_retries, no_progress, keep_cluster)
 
+    where = {"spec": spec, "resume": resume, "run_dir": run_dir, "runs_root": runs_root}
+
     def job(s, root):
         return validation_job(s, param, range_, params, from_run, root)
 
-    _curve(c, spec, resume, run_dir, runs_root, hosts_file, job, options)
+    _run(c, hosts_file, CURVES, job, options, where)
 
 
 # ------------------------------------------------------------------ reports
