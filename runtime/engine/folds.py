@@ -110,40 +110,7 @@ def persist_splits(
     # half-written directory that a later run would take as complete.
     tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=final.parent))
     try:
-        folds = []
-        splits = list(splitter.split(X, y))
-        for i, (train, test) in enumerate(splits):
-            name = FOLD_NAME.format(i)
-            fold = (X[train], y[train], X[test], y[test])
-            joblib.dump(fold, tmp / name)
-            folds.append(
-                {
-                    "file": name,
-                    "sha256": sha256_file(tmp / name),
-                    "n_train": int(len(train)),
-                    "n_test": int(len(test)),
-                    "train_indices_sha256": hashlib.sha256(
-                        np.asarray(train).tobytes()
-                    ).hexdigest(),
-                }
-            )
-            if progress:
-                progress(i + 1, len(splits))
-        manifest = {
-            "format": FORMAT_VERSION,
-            "digest": digest,
-            "cv": cv,
-            "n_samples": int(X.shape[0]),
-            "n_features": int(X.shape[1]),
-            "X_dtype": X.dtype.str,
-            "y_dtype": y.dtype.str,
-            "nbytes": int(X.nbytes + y.nbytes),
-            "folds": folds,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        # The same checksums in `sha256sum -c` form: a remote host verifies
-        # its copy with coreutils alone, before any Python is installed.
-        (tmp / SUMS).write_text("".join(f"{f['sha256']}  {f['file']}\n" for f in folds))
+        _write_folds(tmp, X, y, splitter, cv, digest, progress)
         os.chmod(tmp, 0o755)
         try:
             tmp.rename(final)
@@ -154,6 +121,43 @@ def persist_splits(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_split_set(final)
+
+
+def _write_folds(tmp: Path, X, y, splitter, cv: dict, digest: str, progress) -> None:
+    """Write every fold file, the manifest and SHA256SUMS into `tmp`."""
+    folds = []
+    splits = list(splitter.split(X, y))
+    for i, (train, test) in enumerate(splits):
+        name = FOLD_NAME.format(i)
+        joblib.dump((X[train], y[train], X[test], y[test]), tmp / name)
+        folds.append(
+            {
+                "file": name,
+                "sha256": sha256_file(tmp / name),
+                "n_train": int(len(train)),
+                "n_test": int(len(test)),
+                "train_indices_sha256": hashlib.sha256(
+                    np.asarray(train).tobytes()
+                ).hexdigest(),
+            }
+        )
+        if progress:
+            progress(i + 1, len(splits))
+    manifest = {
+        "format": FORMAT_VERSION,
+        "digest": digest,
+        "cv": cv,
+        "n_samples": int(X.shape[0]),
+        "n_features": int(X.shape[1]),
+        "X_dtype": X.dtype.str,
+        "y_dtype": y.dtype.str,
+        "nbytes": int(X.nbytes + y.nbytes),
+        "folds": folds,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    # The same checksums in `sha256sum -c` form: a remote host verifies
+    # its copy with coreutils alone, before any Python is installed.
+    (tmp / SUMS).write_text("".join(f"{f['sha256']}  {f['file']}\n" for f in folds))
 
 
 def load_split_set(path: str | os.PathLike) -> SplitSet:
