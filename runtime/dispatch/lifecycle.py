@@ -9,7 +9,7 @@ and the kinds to come), a run goes:
 3. create the run directory (`plan_new`) or resume one (`plan_resume`:
    same spec, same folds, a kind the caller runs);
 4. start or reuse the cluster, push the folds (`runtime.dispatch.fleet`),
-   check the engines' fleetcv version;
+   refuse engines of another fleetcv version (`runtime.dispatch.versions`);
 5. cancel a dead driver's queued tasks, warm the page cache, submit and
    collect through the one task runner (`run_job`); Ctrl-C aborts queued
    tasks and keeps what finished;
@@ -35,6 +35,7 @@ from pathlib import Path
 from runtime.dispatch import fleet
 from runtime.dispatch.job import Job
 from runtime.dispatch.probes import engines_by_host
+from runtime.dispatch.versions import check_engine_versions
 from runtime.engine.folds import SplitSet, persist_splits
 from runtime.engine.worker import warm_fold_cache
 from runtime.errors import ConfigError, HostError, RunStopped
@@ -319,6 +320,11 @@ def execute(
     with fleet.cluster_client(
         cfg, plan.split.path, options.engines, options.keep_cluster, remote
     ) as client:
+        # Before anything is warmed or submitted: an engine of another
+        # fleetcv would compute with other code. (The built-in default
+        # hosts have no file to name in the fix.)
+        named = None if cfg.path.startswith("<") else cfg.path
+        check_engine_versions(client, hosts_file=named)
         return run_job(client, plan, options, log)
 
 
