@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,26 +103,17 @@ def _fleet_memory(client, est, split, work: Path) -> dict:
     engine_pids = with_children(
         [p["pid"] for p in client[:].apply_async(engine_probe).get()]
     )
-    baseline = sum_pss(engine_pids)
-    before = psutil.virtual_memory().available
-    with PssSampler(lambda: engine_pids) as fs:
-        t = time.perf_counter()
-        fleet_search(
+    return _sampled(
+        lambda: engine_pids,
+        lambda: fleet_search(
             client.load_balanced_view(),
             est,
             plain_grid(MEMORY_GRID),
             split,
             work / "runs",
             "memory",
-        )
-        wall = time.perf_counter() - t
-    return {
-        "peak_sum_pss": fs.peak_pss(),
-        "baseline_sum_pss": baseline,
-        "available_drop": fs.available_drop(before),
-        "wall": wall,
-        "samples": fs.samples,
-    }
+        ),
+    )
 
 
 def _loky_memory(n: int, est, splitter, X, y) -> dict:
@@ -133,18 +125,39 @@ def _loky_memory(n: int, est, splitter, X, y) -> dict:
         warnings.simplefilter("ignore", ConvergenceWarning)
         # Warm the loky pool first so its workers exist and can be baselined.
         Parallel(n_jobs=n)(delayed(time.sleep)(0.01) for _ in range(2 * n))
-        baseline = sum_pss(loky_pids())
-        before = psutil.virtual_memory().available
-        with PssSampler(loky_pids) as ls:
-            t = time.perf_counter()
-            sklearn_search(est, MEMORY_GRID, splitter, n).fit(X, y)
-            wall = time.perf_counter() - t
+        return _sampled(
+            loky_pids, lambda: sklearn_search(est, MEMORY_GRID, splitter, n).fit(X, y)
+        )
+
+
+def _sampled(pids: Callable[[], list[int]], run: Callable[[], object]) -> dict:
+    """Run `run` while sampling the summed PSS of `pids()`: one side's figures.
+
+    Parameters
+    ----------
+    pids : callable
+        The side's worker pids, asked again at every sample.
+    run : callable
+        The search, run to its end.
+
+    Returns
+    -------
+    dict
+        `peak_sum_pss`, `baseline_sum_pss` (before `run`), `available_drop`,
+        `wall` (seconds of `run`) and the `samples`.
+    """
+    baseline = sum_pss(pids())
+    before = psutil.virtual_memory().available
+    with PssSampler(pids) as sampler:
+        t = time.perf_counter()
+        run()
+        wall = time.perf_counter() - t
     return {
-        "peak_sum_pss": ls.peak_pss(),
+        "peak_sum_pss": sampler.peak_pss(),
         "baseline_sum_pss": baseline,
-        "available_drop": ls.available_drop(before),
+        "available_drop": sampler.available_drop(before),
         "wall": wall,
-        "samples": ls.samples,
+        "samples": sampler.samples,
     }
 
 
