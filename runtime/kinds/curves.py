@@ -34,6 +34,7 @@ from runtime.rundir import journal as jn
 from runtime.rundir import results as rs
 from runtime.rundir.run import latest_run, read_meta
 from runtime.spec import GRID_FUNCS, ConfigError, SearchSpec, grid_values
+from runtime.spec.common import plain
 
 LEARNING = "learning_curve"
 VALIDATION = "validation_curve"
@@ -328,9 +329,7 @@ def validation_definition(
     return {
         "kind": VALIDATION,
         "param_name": param_name,
-        "param_range": [
-            v.item() if isinstance(v, np.generic) else v for v in param_range
-        ],
+        "param_range": [plain(v) for v in param_range],
         "params": fixed,
         "scoring": scoring,
     }
