@@ -148,15 +148,9 @@ class Job:
     ) -> bool:
         """Block until every task is accounted for (or `timeout` passes), then finalize.
 
-        Parameters
-        ----------
-        timeout : float, optional
-            Seconds; None waits until the end.
-        progress : bool
-            Show a progress bar on stderr and the report every
-            `report_every` seconds.
-        report_every : float
-            Seconds between two reports under the bar.
+        The arguments are `TaskRunner.wait`'s: a timeout in seconds (None:
+        until the end), a progress bar on stderr with this job's report
+        every `report_every` seconds.
 
         Returns
         -------

@@ -41,19 +41,10 @@ class DistributedSearch(Job):
         Seed of the sampler, as RandomizedSearchCV's.
     scoring : str, optional
         sklearn scorer name; None uses the estimator's `score`.
-    error_score : float or "raise"
-        Score of a failed fit. With "raise" the search stops at the first.
     return_train_score : bool
         Also compute train scores (the notebook's report shows them).
-    run_dir : path, optional
-        Where journal.jsonl, results.json and report.txt go; None keeps
-        results in memory only.
-    max_retries : int
-        How often a task whose engine died is resubmitted.
-    top_k : int
-        Rows in `report()`.
-    fold_by_fold : bool, optional
-        One fold in flight at a time (see `runtime.dispatch.runner.TaskRunner`).
+    error_score, run_dir, max_retries, top_k, fold_by_fold
+        As for `runtime.dispatch.job.Job`.
     """
 
     def __init__(
