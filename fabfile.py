@@ -770,6 +770,93 @@ def close_tunnel(host: HostSpec, cfg: HostsConfig, grace: float = 5.0) -> bool:
     return True
 
 
+#: How long one host's run directories may take to come back.
+FETCH_TIMEOUT = 3600.0
+
+
+def rsync_fetch_command(entry: dict, remote: str, dest: str | os.PathLike) -> list[str]:
+    """The rsync command that copies `remote` of one host entry into `dest`."""
+    addr = entry["address"]
+    m = addr.rsplit(":", 1)
+    host, port = (m[0], m[1]) if len(m) == 2 and m[1].isdigit() else (addr, None)
+    ssh = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        # A fresh instance has a host key never seen before; a changed one is still refused.
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+    ]
+    if port:
+        ssh += ["-p", port]
+    if entry.get("ssh_key"):
+        ssh += ["-i", os.path.expanduser(entry["ssh_key"])]
+    src = remote.format(workdir=entry["workdir"]).rstrip("/")
+    # rsync resolves relative remote paths against $HOME, which is what ~/ means.
+    src = src[2:] if src.startswith("~/") else src
+    return [
+        "rsync",
+        "-az",
+        "--protect-args",
+        "-e",
+        " ".join(shlex.quote(p) for p in ssh),
+        f"{host}:{src}/",
+        f"{os.fspath(dest).rstrip('/')}/{entry['name']}/",
+    ]
+
+
+def fetch_dirs(entries: list[dict], remote: str, dest: str | os.PathLike) -> None:
+    """Copy every host's `remote` directory back into ``dest/<host name>/``.
+
+    A host without the directory has nothing to fetch; any other failure
+    raises, so `ec2.down` stops before it terminates anything. A host seen
+    for the first time has its key recorded; a changed key is refused.
+
+    Raises
+    ------
+    RemoteError
+        Naming every host whose copy failed.
+    """
+    failed = []
+    for entry in entries:
+        Path(dest, entry["name"]).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            rsync_fetch_command(entry, remote, dest),
+            capture_output=True,
+            text=True,
+            timeout=FETCH_TIMEOUT,
+        )
+        if proc.returncode == 0:
+            print(f"[{entry['name']}] fetched into {dest}/{entry['name']}/")
+        elif proc.returncode == 23 and "No such file or directory" in proc.stderr:
+            print(f"[{entry['name']}] nothing to fetch")
+        else:
+            failed.append(
+                f"{entry['name']}: rsync exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
+            )
+    if failed:
+        raise RemoteError(
+            f"fetching run directories failed ({'; '.join(failed)}); nothing was "
+            "terminated. Fix: check SSH to those hosts, or pass --no-fetch to "
+            "terminate without fetching"
+        )
+
+
+def close_tunnels_of(cfg: HostsConfig, names: list[str]) -> str:
+    """Close the SSH tunnels to the hosts `names` of `cfg`; say which were closed.
+
+    Their ssh would otherwise linger until its keepalives give up (e.g. after
+    `ec2.down` removed the hosts).
+    """
+    gone = set(names)
+    closed = [
+        h.name for h in cfg.remote_hosts if h.name in gone and close_tunnel(h, cfg)
+    ]
+    return f"closed the SSH tunnels to {', '.join(closed)}" if closed else ""
+
+
 def _sftp_path(conn: Connection, path: str) -> str:
     # SFTP does not expand ~: resolve it against the remote home.
     if path.startswith("~/"):

@@ -423,7 +423,9 @@ def hosts_install(c, only=None, wheelhouse=None, hosts_file=None):
     """Create a venv in each host's workdir and install fleetcv and the engine requirements offline, from a wheelhouse built here."""
     cfg = _hosts(c, hosts_file)
     hosts = _remote_hosts(cfg, only)
-    print("building the wheelhouse (pip wheel) ...")
+    print(
+        "building the wheelhouse (pip wheel of fleetcv and its engine requirements) ..."
+    )
     wh = Path(wheelhouse) if wheelhouse else REMOTE.build_wheelhouse()
     fleet.check_hosts(REMOTE.install(cfg, hosts, wh), "install", REMOTE)
 
@@ -572,6 +574,20 @@ def _settings(flags: dict) -> cloud.LaunchSettings:
     return cloud.LaunchSettings(**values)
 
 
+def _fetch(fetch_path: str, dest: str):
+    """What `ec2.down` calls with the hosts' entries before it terminates them."""
+    return functools.partial(REMOTE.fetch_dirs, remote=fetch_path, dest=dest)
+
+
+def _tunneled(hosts_file: str) -> HostsConfig | None:
+    """The hosts file before `ec2.down` when its hosts are tunneled, to close the tunnels after."""
+    try:
+        cfg = load_hosts(hosts_file)
+    except ConfigError:
+        return None  # no usable hosts file: no tunnels of its hosts to close
+    return cfg if cfg.controller.tunnel else None
+
+
 def _require_instance_type(instance_type: str | None, hint: str = "") -> None:
     if instance_type is None:
         raise ConfigError(
@@ -718,12 +734,8 @@ def ec2_down(
     """Fetch run directories back, then terminate exactly the cluster's instances and security group."""
     hosts_file = _ec2_hosts_file(c, hosts_file)
     dest = fetch_to or f"runs/ec2-{cluster}"
-    fetch = (
-        None
-        if no_fetch
-        else functools.partial(REMOTE.fetch_dirs, remote=fetch_path, dest=dest)
-    )
-    before = load_hosts(hosts_file) if Path(hosts_file).is_file() else None
+    fetch = None if no_fetch else _fetch(fetch_path, dest)
+    tunneled = _tunneled(hosts_file)
     res = cloud.down(
         cluster=cluster,
         fetch=fetch,
@@ -732,8 +744,8 @@ def ec2_down(
         endpoint_url=endpoint_url,
     )
     print("\n".join(cloud.down_lines(res, hosts_file)))
-    if before is not None and before.controller.tunnel:
-        print(REMOTE.close_tunnels_of(before, res.removed_hosts))
+    if tunneled is not None:
+        print(REMOTE.close_tunnels_of(tunneled, res.removed_hosts))
 
 
 ns = Collection()

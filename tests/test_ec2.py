@@ -1,4 +1,4 @@
-"""runtime.ec2 and ec2_tasks against moto's EC2 server on 127.0.0.1.
+"""runtime.ec2 and the ec2.* tasks against moto's EC2 server on 127.0.0.1.
 
 The server is started once per module on a free port. Instead of resetting it
 (moto rebuilds its whole EC2 catalogue after a reset, seconds per test), each
@@ -20,7 +20,8 @@ import pytest
 import yaml
 from invoke import Context, Exit
 
-import ec2_tasks
+import fabfile
+import tasks
 from runtime import ec2 as fe
 from runtime.ec2 import catalog
 from runtime.spec import ConfigError, parse_hosts
@@ -745,7 +746,7 @@ def test_tasks_up_status_prices_down(aws, name, client, tmp_path, monkeypatch, c
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("FLEETCV_HOSTS", str(tmp_path / "hosts.yml"))
     c = Context()
-    ec2_tasks.ec2_up(
+    tasks.ec2_up(
         c,
         count="2",
         instance_type="c5.xlarge",
@@ -762,14 +763,14 @@ def test_tasks_up_status_prices_down(aws, name, client, tmp_path, monkeypatch, c
         and "billed until: invoke ec2.down" in out
     )
     assert "warning: no --key-name" in out
-    ec2_tasks.ec2_grow(c, count="1", cluster=name, no_ssh_wait=True)
+    tasks.ec2_grow(c, count="1", cluster=name, no_ssh_wait=True)
     assert "invoke cluster.grow" in capsys.readouterr().out
-    ec2_tasks.ec2_status(c, cluster=name)
+    tasks.ec2_status(c, cluster=name)
     out = capsys.readouterr().out
     assert out.count(" running ") == 3 and "spot" in out
-    ec2_tasks.ec2_prices(c, instance_type="c5.xlarge")
+    tasks.ec2_prices(c, instance_type="c5.xlarge")
     assert ">>> Current price" in capsys.readouterr().out
-    ec2_tasks.ec2_down(c, cluster=name, no_fetch=True)
+    tasks.ec2_down(c, cluster=name, no_fetch=True)
     out = capsys.readouterr().out
     assert out.count(": terminated") == 3 and "security group deleted" in out
     mine = instances(client, **{"tag:fleetcv:cluster": [name]})
@@ -781,26 +782,26 @@ def test_tasks_up_status_prices_down(aws, name, client, tmp_path, monkeypatch, c
     ("task", "kwargs", "code", "message"),
     [
         (
-            ec2_tasks.ec2_up,
+            tasks.ec2_up,
             {"count": "0", "instance_type": "c5.xlarge"},
             2,
             "error: --count: expected a positive number",
         ),
         (
-            ec2_tasks.ec2_up,
+            tasks.ec2_up,
             {"count": "two", "instance_type": "c5.xlarge"},
             2,
             "error: --count: expected a whole number, got 'two'",
         ),
-        (ec2_tasks.ec2_up, {"count": "1"}, 2, "error: --instance-type: required"),
+        (tasks.ec2_up, {"count": "1"}, 2, "error: --instance-type: required"),
         (
-            ec2_tasks.ec2_grow,
+            tasks.ec2_grow,
             {"count": "1"},
             2,
             r"error: --cluster: no EC2 cluster named 't\d+'",
         ),
         (
-            ec2_tasks.ec2_prices,
+            tasks.ec2_prices,
             {"instance_type": "c5.xlarge", "region": "us-esat-1"},
             2,
             "error: --region: unknown region",
@@ -813,7 +814,7 @@ def test_task_errors_exit_with_one_line(
     monkeypatch.setenv(fe.ENDPOINT_ENV, aws)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.chdir(tmp_path)
-    if task is not ec2_tasks.ec2_prices:
+    if task is not tasks.ec2_prices:
         kwargs = {**kwargs, "cluster": name}
     with pytest.raises(Exit) as exc:
         task(Context(), **kwargs)
@@ -829,7 +830,7 @@ def test_rsync_fetch_command():
         "ssh_key": "~/.ssh/k.pem",
         fe.MARKER: "i-0abcd1234",
     }
-    cmd = ec2_tasks.rsync_fetch_command(entry, "{workdir}/runs", "runs/ec2-fleetcv")
+    cmd = fabfile.rsync_fetch_command(entry, "{workdir}/runs", "runs/ec2-fleetcv")
     assert cmd[:3] == ["rsync", "-az", "--protect-args"]
     assert cmd[-2:] == [
         "ubuntu@54.1.2.3:/mnt/fleetcv/runs/",

@@ -27,7 +27,9 @@ from runtime.spec import HostsConfig, HostSpec
 CLUSTER_ID = "fleetcv"
 #: Seconds to wait for engines to register after a start.
 ENGINE_START_TIMEOUT = 120.0
-#: The repository root: engines import `runtime.engine` from here.
+#: This checkout: engines on this machine import its `runtime` (the driver's own
+#: code, so their version is the driver's); remote hosts import the installed
+#: wheel instead (fabfile.py drops PYTHONPATH for them).
 CODE_ROOT = Path(__file__).resolve().parents[2]
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"

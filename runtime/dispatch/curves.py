@@ -1,6 +1,6 @@
 """`LearningCurve` and `ValidationCurve`: scikit-learn's curves on an ipyparallel cluster.
 
-Runs on the driver. A curve is a `Job` of a curve kind
+Runs on the driver. A curve is a `CurveJob` of a curve kind
 (`runtime.kinds.curves`): its rows are training-set sizes or values of one
 parameter, and every (row, fold) is a task of the one task runner, so abort,
 Ctrl-C and resume behave as for a search. `curve_` holds the results with
@@ -12,25 +12,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from runtime.dispatch.job import Job
+from runtime.dispatch.job import CurveJob
 from runtime.kinds.curves import curve_job, learning_definition, validation_definition
 
 
-class _CurveJob(Job):
-    """A job whose results are a curve (see `runtime.kinds.curves.curve_results`)."""
-
-    @property
-    def curve_(self) -> dict:
-        """The curve of what has finished so far."""
-        return self.results_
-
-    @property
-    def definition(self) -> dict:
-        """The curve's definition (what meta.json stores as `curve`)."""
-        return self.job["curve"]
-
-
-class LearningCurve(_CurveJob):
+class LearningCurve(CurveJob):
     """Scores for growing training-set sizes x folds on a LoadBalancedView.
 
     Each task fits on the first `k` rows of its memmapped training fold (a
@@ -80,7 +66,7 @@ class LearningCurve(_CurveJob):
         )
 
 
-class ValidationCurve(_CurveJob):
+class ValidationCurve(CurveJob):
     """Scores for each value of one parameter x folds, the others fixed.
 
     Parameters

@@ -2,10 +2,12 @@
 
 Runs on the driver. `Job` composes a `runtime.kinds.Kind` (what the tasks
 are, how their records fold into results) with a `TaskRunner` (how tasks
-travel, come back, retry, abort and reach the journal). The notebook-style
-classes (`DistributedSearch`, `LearningCurve`, `ValidationCurve`) are jobs
-with their own constructors and result properties; the lifecycle
-(`runtime.dispatch.lifecycle`) makes a `Job` straight from a run's meta.json.
+travel, come back, retry, abort and reach the journal). `SearchJob` and
+`CurveJob` add the result attributes of their style of kind (a search's
+`cv_results_` and `best_*`, a curve's `curve_`); the lifecycle
+(`runtime.dispatch.lifecycle`) makes one straight from a run's meta.json
+(`job_for`), and the notebook-style classes (`DistributedSearch`,
+`LearningCurve`, `ValidationCurve`) are them with their own constructors.
 """
 
 from __future__ import annotations
@@ -226,3 +228,67 @@ class Job:
         if self.run_dir is not None:
             write_results(self.run_dir, res, self.report(results=res), **fields)
         return {**res, **fields}
+
+
+class SearchJob(Job):
+    """A job of a search-style kind: its results are scikit-learn's `cv_results_`."""
+
+    @property
+    def cv_results_(self) -> dict:
+        """sklearn-style results of what has finished so far (dict of lists)."""
+        return self.results_
+
+    @property
+    def best_index_(self) -> int | None:
+        """Index of the best candidate (rank 1)."""
+        return rs.best(self.cv_results_, complete_only=True)[0]
+
+    @property
+    def best_params_(self) -> dict | None:
+        """Parameters of the best candidate."""
+        return rs.best(self.cv_results_, complete_only=True)[1]
+
+    @property
+    def best_score_(self) -> float | None:
+        """Mean test score of the best candidate."""
+        return rs.best(self.cv_results_, complete_only=True)[2]
+
+    def boxplot_parameters(
+        self, out_dir: str | Path | None = None, display_train: bool = True
+    ) -> Path:
+        """Per-parameter boxplots of the fold scores, as in the notebook; returns the PNG path."""
+        # matplotlib loads only when a plot is drawn, not with every search.
+        from runtime.report.plots import boxplot_parameters
+
+        return boxplot_parameters(
+            self.cv_results_,
+            out_dir or self.run_dir or ".",
+            display_train=display_train,
+        )
+
+
+class CurveJob(Job):
+    """A job of a curve-style kind (see `runtime.kinds.curves.curve_results`)."""
+
+    @property
+    def curve_(self) -> dict:
+        """The curve of what has finished so far."""
+        return self.results_
+
+    @property
+    def definition(self) -> dict:
+        """The curve's definition (what meta.json stores as `curve`)."""
+        return self.job["curve"]
+
+
+#: The job class of each report style (`Kind.style`): the result
+#: attributes a user of that style of kind expects.
+BY_STYLE = {"search": SearchJob, "curve": CurveJob}
+
+
+def job_for(view, estimator, job: dict, **options) -> Job:
+    """The job of `job`'s kind (e.g. a run's meta.json), of its style's class.
+
+    `options` are `Job`'s keyword arguments.
+    """
+    return BY_STYLE[kind_of(job).style](view, estimator, job, **options)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.dispatch import fleet
-from runtime.dispatch.job import Job
+from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
 from runtime.dispatch.versions import check_engine_versions
 from runtime.engine.folds import SplitSet, persist_splits
@@ -339,7 +339,7 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
     if options.reuse:
         rd.reuse_results(run_dir, meta, log=log)
     start_run(client, run_dir, split, meta, options.warm, log)
-    job = Job(
+    job = job_for(
         client.load_balanced_view(),
         plan.spec.estimator.build(),
         meta,

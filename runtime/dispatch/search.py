@@ -1,6 +1,6 @@
 """`DistributedSearch`: a grid or randomized search on an ipyparallel cluster.
 
-Runs on the driver (the laptop, or a notebook). A search is a `Job` of the
+Runs on the driver (the laptop, or a notebook). A search is a `SearchJob` of the
 search kind (`runtime.kinds.search`): every (candidate, fold) is a task of
 the one task runner (`runtime.dispatch.runner`). The API mirrors the
 original notebook::
@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from runtime.dispatch.job import Job
+from runtime.dispatch.job import SearchJob
 from runtime.kinds.search import search_job
 from runtime.rundir import results as rs
 
 
-class DistributedSearch(Job):
+class DistributedSearch(SearchJob):
     """Evaluate candidates x folds on a LoadBalancedView.
 
     Parameters
@@ -76,39 +76,6 @@ class DistributedSearch(Job):
             max_retries=max_retries,
             top_k=top_k,
             fold_by_fold=fold_by_fold,
-        )
-
-    @property
-    def cv_results_(self) -> dict:
-        """sklearn-style results of what has finished so far (dict of lists)."""
-        return self.results_
-
-    @property
-    def best_index_(self) -> int | None:
-        """Index of the best candidate (rank 1)."""
-        return rs.best(self.cv_results_, complete_only=True)[0]
-
-    @property
-    def best_params_(self) -> dict | None:
-        """Parameters of the best candidate."""
-        return rs.best(self.cv_results_, complete_only=True)[1]
-
-    @property
-    def best_score_(self) -> float | None:
-        """Mean test score of the best candidate."""
-        return rs.best(self.cv_results_, complete_only=True)[2]
-
-    def boxplot_parameters(
-        self, out_dir: str | Path | None = None, display_train: bool = True
-    ) -> Path:
-        """Per-parameter boxplots of the fold scores, as in the notebook; returns the PNG path."""
-        # matplotlib loads only when a plot is drawn, not with every search.
-        from runtime.report.plots import boxplot_parameters
-
-        return boxplot_parameters(
-            self.cv_results_,
-            out_dir or self.run_dir or ".",
-            display_train=display_train,
         )
 
 

@@ -1,7 +1,7 @@
 """Tearing a cluster down: fetch first, terminate, delete its group, forget its hosts.
 
 Runs on the laptop; talks only to the EC2 API (the fetch itself is the
-caller's: `ec2_tasks` rsyncs the run directories back). Only resources
+caller's: `ec2.down` rsyncs the run directories back with fabfile.fetch_dirs). Only resources
 tagged ``fleetcv:cluster=<cluster>`` are touched, and running `down` again
 after a failure finishes the job.
 """
