@@ -45,6 +45,8 @@ import sys
 import time
 from pathlib import Path
 
+from runtime.errors import HostError
+
 __all__ = ["available", "down", "hosts_yml", "main", "up"]
 
 #: Where the cluster's keys, configs, logs and disks live unless told otherwise.
@@ -845,6 +847,33 @@ def hosts_yml(
             f"    ssh_key: {_yaml_scalar(host['key'])}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def up_and_write(n_hosts: int, base_dir, write: str | os.PathLike) -> list[str]:
+    """Create the test cluster and write its hosts file (`invoke testcluster.up`).
+
+    Returns
+    -------
+    list of str
+        A line per host, then what to run next.
+
+    Raises
+    ------
+    HostError
+        When this machine cannot hold the test cluster (not root, no sshd...).
+    """
+    ok, why = available()
+    if not ok:
+        raise HostError(f"cannot create the test cluster here: {why}")
+    state = up(n_hosts, base_dir)
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    Path(write).write_text(hosts_yml(state, python=python))
+    lines = [f"{h['name']}: {h['address']} (disk {h['disk']})" for h in state["hosts"]]
+    lines.append(
+        f"wrote {write}. Next: invoke hosts.install --hosts-file {write} && "
+        f"invoke search --hosts-file {write}"
+    )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
