@@ -112,6 +112,20 @@ BAD_SPECS = [
     ({"params": {}}, r"params: expected a non-empty mapping"),
     ({"params": {"C": []}}, r"params\.C: empty list of values"),
     (
+        {"params": {"C": "linspace(0, 1, -1)"}},
+        r"params\.C: 'linspace\(0, 1, -1\)': Number of samples, -1, must be non-negative\. "
+        r"Fix: see numpy\.linspace",
+    ),
+    (
+        {"params": {"C": "arange(1, 2, 0)"}},
+        r"params\.C: 'arange\(1, 2, 0\)': .*Fix: see numpy\.arange",
+    ),
+    (
+        {"params": {"C": ["logspace(-1, 1, 3)"]}},
+        r"params\.C: the list item 'logspace\(-1, 1, 3\)' gives 3 values, and a list "
+        r"item is one value\. Fix: write C: logspace\(-1, 1, 3\) \(without the brackets\)",
+    ),
+    (
         {"params": {"C": "loguniform(1, 10)"}},
         r"params\.C: 'loguniform\(1, 10\)' is a distribution, which a grid search cannot enumerate",
     ),
@@ -342,6 +356,14 @@ BAD_HOSTS = [
     (
         {"controller": {"ip": "0.0.0.0"}, "hosts": [GOOD_HOST]},
         r"controller\.ip: 0\.0\.0\.0 listens on every interface",
+    ),
+    (
+        {
+            "controller": {"ip": "0.0.0.0", "allow_any_interface": "yes"},
+            "hosts": [GOOD_HOST],
+        },
+        r"controller\.allow_any_interface: expected true or false, got 'yes'\. "
+        r"Fix: write allow_any_interface: true or allow_any_interface: false",
     ),
     (
         {"controller": {"ports": [55000, 55005]}, "hosts": [GOOD_HOST]},

@@ -135,7 +135,7 @@ def parse_param_range(text: str) -> list:
     fix = "Fix: pass e.g. --range 'logspace(-4, 0, 5)' or --range '[0.1, 1, 10]'"
     try:
         values = grid_values(text)
-    except (ValueError, SyntaxError, TypeError) as exc:
+    except (ValueError, SyntaxError, TypeError, ZeroDivisionError) as exc:
         raise ConfigError(f"--range: cannot read {text!r} ({exc}). {fix}") from exc
     if values is None:
         try:

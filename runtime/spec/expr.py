@@ -77,7 +77,7 @@ def grid_values(text: str) -> list | None:
     ------
     ValueError, SyntaxError
         If the arguments are not Python literals.
-    TypeError, ValueError
+    TypeError, ValueError, ZeroDivisionError
         As numpy raises them for arguments it does not accept.
     """
     m = _EXPR.match(str(text))
@@ -128,8 +128,11 @@ def parse_value_expr(where: str, key: str, text: str, search: str) -> Any:
     if fname in GRID_FUNCS:
         try:
             values = grid_values(text)
-        except TypeError as exc:
-            raise err(where, key, f"{text!r}: {exc}", f"see numpy.{fname}") from exc
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
+            # numpy's own words for arguments it refuses (a negative count,
+            # a zero step).
+            problem = f"{text!r}: {str(exc).rstrip('.')}"
+            raise err(where, key, problem, f"see numpy.{fname}") from exc
         if not values:
             raise err(
                 where, key, f"{text!r} gives no values", "check the bounds and count"

@@ -287,10 +287,6 @@ def _as_str(where: str, key: str, value: Any) -> str:
     return str(value)
 
 
-def _truthy(where: str, key: str, value: Any) -> bool:
-    return bool(value)
-
-
 def _flag(where: str, key: str, value: Any) -> bool:
     name = key.rsplit(".", 1)[-1]
     return expect_bool(where, key, value, f"write {name}: true or {name}: false")
@@ -341,7 +337,7 @@ def _parse_ssh_config(where: str, ssh_config: Any) -> str | None:
 #: checks run in this order, so of several bad keys the first is reported.
 _CONTROLLER_FIELDS: dict[str, tuple[Any, _Check]] = {
     "ip": (ControllerSpec.ip, _as_str),
-    "allow_any_interface": (ControllerSpec.allow_any_interface, _truthy),
+    "allow_any_interface": (ControllerSpec.allow_any_interface, _flag),
     "ports": (list(DEFAULT_PORTS), _port_range),
     "curve": (ControllerSpec.curve, _flag),
     "tunnel": (ControllerSpec.tunnel, _flag),

@@ -369,12 +369,22 @@ def _param_values(
         )
     if not values:
         raise err(where, key, "empty list of values", "give at least one value")
-    return [
-        parse_value_expr(where, key, v, "grid")[0]
-        if isinstance(v, str) and is_call(v)
-        else v
-        for v in values
-    ]
+    return [_list_item(where, key, name, v) for v in values]
+
+
+def _list_item(where: str, key: str, name: str, v: Any) -> Any:
+    """One value of a parameter's list: as written, or an expression of one value."""
+    if not (isinstance(v, str) and is_call(v)):
+        return v
+    got = parse_value_expr(where, key, v, "grid")
+    if len(got) != 1:
+        raise err(
+            where,
+            key,
+            f"the list item {v!r} gives {len(got)} values, and a list item is one value",
+            f"write {name}: {v} (without the brackets) for all of them",
+        )
+    return got[0]
 
 
 def _parse_data(where: str, raw: Any, base: Path) -> DataSpec:
