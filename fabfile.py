@@ -560,10 +560,10 @@ def start_host_engines(
     exports = " ".join(
         f"{k}={rjoin(wd) if v == '__WD__' else shlex.quote(v)}" for k, v in env.items()
     )
-    only = f" --hosts-file {shlex.quote(cfg.path)}" if cfg.path else ""
+    hosts_flag = f" --hosts-file {shlex.quote(cfg.path)}" if cfg.path else ""
     not_installed = shlex.quote(
         f"fleetcv is not installed for {py} on {host.name}. "
-        f"Fix: invoke hosts.install{only} --only {host.name}"
+        f"Fix: invoke hosts.install{hosts_flag} --only {host.name}"
     )
     # One launcher forks all n engines (shared imports: runtime/engine/launcher.py)
     # and appends their pids to the pids file as it goes, so a stop finds
@@ -822,12 +822,16 @@ def fetch_dirs(entries: list[dict], remote: str, dest: str | os.PathLike) -> Non
     failed = []
     for entry in entries:
         Path(dest, entry["name"]).mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            rsync_fetch_command(entry, remote, dest),
-            capture_output=True,
-            text=True,
-            timeout=FETCH_TIMEOUT,
-        )
+        try:
+            proc = subprocess.run(
+                rsync_fetch_command(entry, remote, dest),
+                capture_output=True,
+                text=True,
+                timeout=FETCH_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            failed.append(f"{entry['name']}: rsync timed out after {FETCH_TIMEOUT:g} s")
+            continue
         if proc.returncode == 0:
             print(f"[{entry['name']}] fetched into {dest}/{entry['name']}/")
         elif proc.returncode == 23 and "No such file or directory" in proc.stderr:

@@ -31,13 +31,13 @@ from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.probes import format_probe, probe_cluster
 from runtime.errors import ConfigError, FleetcvError
-from runtime.kinds.curves import DEFAULT_TRAIN_SIZES, learning_job, validation_job
-from runtime.kinds.search import NAME as SEARCH
+from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from runtime.kinds.curves import KINDS as CURVES
+from runtime.kinds.search import SEARCH
 from runtime.rundir.results import TOP_K
 from runtime.spec import HOSTS_ENV, HostsConfig, load_hosts, load_search_spec
 
 DEFAULT_SPEC = "searches/digits_svc.yml"
-CURVES = ("learning_curve", "validation_curve")
 TRAIN_SIZES = ",".join(map(str, DEFAULT_TRAIN_SIZES))
 #: Help of the flags that many tasks share, written once.
 HELP = {
@@ -285,7 +285,7 @@ def search_run(
     _run(
         c,
         hosts_file,
-        (SEARCH,),
+        (SEARCH.name,),
         lambda s, root: lc.search_job_of(s),
         options,
         where,

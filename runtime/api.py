@@ -22,7 +22,8 @@ import os
 from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.job import Job
 from runtime.errors import ConfigError, RunStopped
-from runtime.kinds.curves import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from runtime.kinds.search import SEARCH
 from runtime.spec import HostsConfig, load_hosts, load_search_spec
 
 
@@ -65,7 +66,9 @@ def search(
     """
     cfg = _hosts(hosts_file, remote)
     if resume:
-        plan = lc.plan_resume(resume, cfg, ("search",), n_iter=n_iter)
+        plan = lc.plan_resume(
+            resume, cfg, (SEARCH.name,), spec_file=spec, n_iter=n_iter
+        )
     else:
         s = load_search_spec(spec, n_iter=n_iter)
         plan = lc.plan_new(
@@ -84,10 +87,12 @@ def learning_curve(
     remote=None,
     **options,
 ) -> Job:
-    """A learning curve of the spec's estimator, as `invoke curves.learning`.
+    """A new learning curve of the spec's estimator, as `invoke curves.learning`.
 
     `train_sizes` and `params` are read as the flags are (e.g. "0.1,1.0";
-    a JSON object or "best"); the other arguments as for `search`.
+    a JSON object or "best"); `hosts_file`, `runs_root`, `remote` and
+    `**options` as for `search`. A curve run is resumed with
+    `invoke curves.learning --resume RUN_DIR`.
     """
     cfg = _hosts(hosts_file, remote)
     s = load_search_spec(spec)
@@ -106,10 +111,10 @@ def validation_curve(
     remote=None,
     **options,
 ) -> Job:
-    """A validation curve of one parameter, as `invoke curves.validation`.
+    """A new validation curve of one parameter, as `invoke curves.validation`.
 
-    `param_range` and `params` are read as the flags are; the other
-    arguments as for `search`.
+    `param_range` and `params` are read as the flags are; `hosts_file`,
+    `runs_root`, `remote` and `**options` as for `search`.
     """
     cfg = _hosts(hosts_file, remote)
     s = load_search_spec(spec)

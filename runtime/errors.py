@@ -40,12 +40,18 @@ class HostError(FleetcvError, RuntimeError):
     exit_code = 1
 
 
-class ClusterError(UserError):
-    """The cluster cannot be started or reached as configured (e.g. a busy port)."""
+class ClusterError(UserError, RuntimeError):
+    """The cluster cannot be started or reached as configured (e.g. a busy port).
+
+    Also a RuntimeError, as before the hierarchy existed, for the Python API.
+    """
 
 
-class SearchError(UserError):
-    """A run cannot go on (e.g. every engine is gone): it stays resumable."""
+class SearchError(UserError, RuntimeError):
+    """A run cannot go on (e.g. every engine is gone): it stays resumable.
+
+    Also a RuntimeError, as before the hierarchy existed, for the Python API.
+    """
 
 
 class RemoteError(HostError):

@@ -25,7 +25,7 @@ from runtime.dispatch import cluster as cl
 from runtime.dispatch import curves as curve_jobs
 from runtime.engine.folds import persist_splits
 from runtime.engine.worker import evaluate
-from runtime.kinds import curves
+from runtime.kinds import curve_flags, curves
 from runtime.rundir import journal as jn
 from runtime.spec import ConfigError, load_data, load_search_spec
 
@@ -86,67 +86,70 @@ def test_train_sizes_translate_as_sklearn_does(sizes, n_max):
         # sklearn warns when it drops duplicates; the result is what counts.
         warnings.simplefilter("ignore", RuntimeWarning)
         theirs = _translate_train_sizes(np.asarray(sizes), n_max).tolist()
-    assert curves.translate_train_sizes(sizes, n_max) == theirs
+    assert curve_flags.translate_train_sizes(sizes, n_max) == theirs
 
 
 def test_train_sizes_out_of_range_are_refused():
     with pytest.raises(
         ConfigError, match=r"--train-sizes: fractions must be within \(0, 1\]"
     ):
-        curves.translate_train_sizes([0.5, 1.5], 100)
+        curve_flags.translate_train_sizes([0.5, 1.5], 100)
     with pytest.raises(
         ConfigError, match=r"--train-sizes: counts must be within \[1, 100\]"
     ):
-        curves.translate_train_sizes([50, 200], 100)
+        curve_flags.translate_train_sizes([50, 200], 100)
 
 
 def test_parse_train_sizes_reads_fractions_and_counts():
-    assert curves.parse_train_sizes("0.1, 0.5,1") == [0.1, 0.5, 1.0]
-    assert curves.parse_train_sizes("50,100") == [50, 100]
+    assert curve_flags.parse_train_sizes("0.1, 0.5,1") == [0.1, 0.5, 1.0]
+    assert curve_flags.parse_train_sizes("50,100") == [50, 100]
     with pytest.raises(ConfigError, match=r"--train-sizes: 'ten' is not a number"):
-        curves.parse_train_sizes("0.1,ten")
+        curve_flags.parse_train_sizes("0.1,ten")
     with pytest.raises(ConfigError, match="--train-sizes: empty"):
-        curves.parse_train_sizes(" , ")
+        curve_flags.parse_train_sizes(" , ")
 
 
 def test_parse_param_range_reads_json_and_numpy_expressions():
     assert (
-        curves.parse_param_range("logspace(-2, 1, 4)") == np.logspace(-2, 1, 4).tolist()
+        curve_flags.parse_param_range("logspace(-2, 1, 4)")
+        == np.logspace(-2, 1, 4).tolist()
     )
-    assert curves.parse_param_range('["rbf", "linear"]') == ["rbf", "linear"]
-    assert curves.parse_param_range("[0.1, 1, 10]") == [0.1, 1, 10]
+    assert curve_flags.parse_param_range('["rbf", "linear"]') == ["rbf", "linear"]
+    assert curve_flags.parse_param_range("[0.1, 1, 10]") == [0.1, 1, 10]
     with pytest.raises(
         ConfigError, match=r"--range: 'exp\(3\)' is neither a JSON list"
     ):
-        curves.parse_param_range("exp(3)")
+        curve_flags.parse_param_range("exp(3)")
     with pytest.raises(ConfigError, match=r"--range: '\[\]' gives no values"):
-        curves.parse_param_range("[]")
+        curve_flags.parse_param_range("[]")
 
 
 def test_params_come_from_json_or_the_best_of_a_finished_search(tmp_path):
     spec = load_search_spec(_spec_file(tmp_path))
-    assert curves.resolve_params(None, spec) == {}
-    assert curves.resolve_params('{"C": 3.0}', spec) == {"C": 3.0}
+    assert curve_flags.resolve_params(None, spec) == {}
+    assert curve_flags.resolve_params('{"C": 3.0}', spec) == {"C": 3.0}
     with pytest.raises(
         ConfigError, match=r"--params: the estimator of .* has no parameter 'Cee'"
     ):
-        curves.resolve_params('{"Cee": 3.0}', spec)
+        curve_flags.resolve_params('{"Cee": 3.0}', spec)
     with pytest.raises(ConfigError, match="--params: expected a JSON object"):
-        curves.resolve_params("[1]", spec)
+        curve_flags.resolve_params("[1]", spec)
     runs = tmp_path / "runs"
     with pytest.raises(
         ConfigError,
         match="--params best: no finished search of .* Fix: run `invoke search",
     ):
-        curves.resolve_params("best", spec, runs_root=runs, log=lambda m: None)
+        curve_flags.resolve_params("best", spec, runs_root=runs, log=lambda m: None)
     run = _finished_search(runs, spec, {"C": 10.0, "gamma": 0.001})
     seen = []
-    assert curves.resolve_params("best", spec, runs_root=runs, log=seen.append) == {
+    assert curve_flags.resolve_params(
+        "best", spec, runs_root=runs, log=seen.append
+    ) == {
         "C": 10.0,
         "gamma": 0.001,
     }
     assert str(run) in seen[0]
-    assert curves.resolve_params("best", spec, from_run=run, log=seen.append) == {
+    assert curve_flags.resolve_params("best", spec, from_run=run, log=seen.append) == {
         "C": 10.0,
         "gamma": 0.001,
     }
@@ -154,11 +157,11 @@ def test_params_come_from_json_or_the_best_of_a_finished_search(tmp_path):
 
 def test_validation_range_defaults_to_the_spec_grid(tmp_path):
     spec = load_search_spec(_spec_file(tmp_path))
-    assert curves.default_param_range(spec, "C") == [0.1, 1.0, 10.0]
+    assert curve_flags.default_param_range(spec, "C") == [0.1, 1.0, 10.0]
     with pytest.raises(
         ConfigError, match="--range: .* has no list of values for 'tol'"
     ):
-        curves.default_param_range(spec, "tol")
+        curve_flags.default_param_range(spec, "tol")
 
 
 def test_curve_results_leave_unfinished_splits_out():
@@ -255,7 +258,9 @@ def test_learning_curve_equals_sklearn(local_cluster, digits_split, tmp_path):
     _, client = local_cluster
     X, y, cv, split = digits_split
     est = SVC(gamma=0.001)
-    sizes_abs = curves.translate_train_sizes(SIZES, curves.max_train_size(split))
+    sizes_abs = curve_flags.translate_train_sizes(
+        SIZES, curve_flags.max_train_size(split)
+    )
     lc = curve_jobs.LearningCurve(
         client.load_balanced_view(), est, sizes_abs, {"C": 10.0}, run_dir=tmp_path
     )
@@ -324,8 +329,8 @@ def test_learning_curve_resumes_from_its_journal(local_cluster, digits_split, tm
     _, client = local_cluster
     _, _, _, split = digits_split
     view = client.load_balanced_view()
-    sizes_abs = curves.translate_train_sizes(
-        [0.2, 0.6, 1.0], curves.max_train_size(split)
+    sizes_abs = curve_flags.translate_train_sizes(
+        [0.2, 0.6, 1.0], curve_flags.max_train_size(split)
     )
     first = curve_jobs.LearningCurve(
         view, SVC(gamma=0.001), sizes_abs, run_dir=tmp_path

@@ -154,7 +154,7 @@ def hosts_yml(tmp_path, extra_hosts=()):
 def parse_written(path):
     """The written file through fleetcv's own validator.
 
-    Once runtime/config.py allows `ec2_instance_id`, the file parses as it is;
+    Once runtime.spec allows `ec2_instance_id`, the file parses as it is;
     until then the marker is taken out first, and everything else must pass.
     """
     data = yaml.safe_load(path.read_text())

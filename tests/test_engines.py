@@ -1,4 +1,4 @@
-"""Engines forked by runtime.engines: shared imports, no nanny, own RNG streams."""
+"""Engines forked by runtime.engine.launcher: shared imports, no nanny, own RNG streams."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from runtime.dispatch.search import DistributedSearch
 
 
 class _View:
-    """The one thing `_chunks` asks of a view: its engines."""
+    """The one thing `TaskRunner.chunks` asks of a view: its engines."""
 
     targets = [0, 1]
 

@@ -74,6 +74,12 @@ def test_resume_refuses_a_curve_run_and_new_run_refuses_a_used_dir(run, tmp_path
         match=r"this is a learning curve run, not a search\. Fix: invoke curves\.learning --resume",
     ):
         driver.plan_resume(rdir, cfg, ("search",))
+    (rdir / "meta.json").write_text(json.dumps(meta))  # a search again
+    with pytest.raises(
+        ConfigError,
+        match=r"a search run, not a curve\. Fix: resume it with invoke search --resume",
+    ):
+        driver.plan_resume(rdir, cfg, ("learning_curve", "validation_curve"))
     before = sorted(p.name for p in rdir.iterdir())
     with pytest.raises(
         ConfigError, match=r"--run-dir: .* already exists and is not empty"
@@ -150,3 +156,35 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
         spec2, tmp_path / "runs", tmp_path / "runs" / "third", split, command="x"
     )
     assert rundir.reuse_results(third, rundir.read_meta(third), log=lambda m: None) == 0
+
+
+def test_a_run_made_before_kinds_existed_reads_as_a_search(run):
+    """meta.json of fleetcv < 0.4 has no "kind": resume, report and plots take it as a search."""
+    from runtime.engine.worker import evaluate
+    from runtime.report.html import finish_run
+    from runtime.rundir import journal as jn
+
+    rdir, spec, split, cfg = run
+    meta = json.loads((rdir / "meta.json").read_text())
+    del meta["kind"]
+    # Its driver died mid-run (no live pid): `invoke report` says interrupted.
+    meta.update(status="running", driver_pid=0)
+    (rdir / "meta.json").write_text(json.dumps(meta))
+    journal = jn.Journal(rdir / jn.JOURNAL)
+    journal.append(
+        evaluate(
+            fold_ref=str(split.fold_path(0)),
+            estimator=spec.estimator.build(),
+            params=meta["candidates"][0],
+            candidate=0,
+            fold=0,
+        )
+    )
+    journal.close()
+    driver.check_kind(rdir, meta, ("search",))  # no error: a search
+    text = driver.rebuild(rdir)
+    assert text.startswith("Interrupted at: 05% (001/020)"), text
+    results = json.loads((rdir / "results.json").read_text())
+    assert results["n_finished_splits"][0] == 1 and results["best_params"] is None
+    out = finish_run(rdir)
+    assert out["report"].is_file() and out["plots"]

@@ -1,4 +1,4 @@
-"""Tests of the network-namespace SSH test cluster (testcluster.py).
+"""Tests of the network-namespace SSH test cluster (runtime/devtools/testcluster.py).
 
 Real namespaces, real sshd, real ssh and rsync: no mocks.  Needs root; skipped
 when the machine cannot host the cluster unless FLEETCV_REQUIRE_CLUSTER=1.

@@ -1,4 +1,4 @@
-"""The driver: controller and engine sets, the task runner, the job kinds, the run lifecycle.
+"""The driver: controller and engine sets, the task runner, jobs, the run lifecycle.
 
 Runs on the laptop (or a notebook, or a head node). Talks to the engines
 through ipyparallel only; anything that touches a remote host is a `remote`

@@ -4,7 +4,7 @@ Runs on the laptop (or the head host). The controller is started through
 `ipyparallel.Cluster` with a fixed profile directory and cluster id, detached
 (`shutdown_atexit=False`), so a later process reconnects with
 `Cluster.from_file` and `cluster.stop` ends it. Engines, here and on every
-other host, are forked by `python -m runtime.engines` (fabfile.py runs it on
+other host, are forked by `python -m runtime.engine.launcher` (fabfile.py runs it on
 the other hosts with the engine connection file from here); their pids go to
 a pids file, which is what `cluster.stop` kills. This module never opens an
 SSH connection.
@@ -281,7 +281,7 @@ def start_local_engines(
 ) -> int:
     """Add `n` engines on this machine to the running cluster; return the new total.
 
-    The engines are forked by `python -m runtime.engines` (shared imports,
+    The engines are forked by `python -m runtime.engine.launcher` (shared imports,
     see there), the same launcher fabfile.py runs on remote hosts.
     """
     import subprocess
@@ -381,7 +381,7 @@ def stop(cfg: HostsConfig) -> bool:
 
 def _is_local_engine(pid: int) -> bool:
     # A recorded pid may have been reused by another program since: only a
-    # process started by runtime.engines counts (a zombie has no cmdline).
+    # process started by the launcher counts (a zombie has no cmdline).
     from runtime.engine.launcher import CMDLINE_MARK
 
     try:

@@ -30,7 +30,7 @@ class LearningCurve(CurveJob):
     estimator : sklearn estimator
         Cloned on the engines, with `params` set.
     train_sizes_abs : list of int
-        Absolute sizes (see `translate_train_sizes`).
+        Absolute sizes (see `runtime.kinds.curve_flags.translate_train_sizes`).
     params : dict, optional
         Fixed parameters set on every clone.
     scoring : str, optional

@@ -82,6 +82,7 @@ class Job:
                 "error_score": error_score,
                 "return_train_score": self.return_train_score,
             },
+            worker=self.kind.worker,
             run_dir=self.run_dir,
             max_retries=max_retries,
             fold_by_fold=fold_by_fold,
@@ -165,14 +166,13 @@ class Job:
             When every engine is gone, or a fit raised with
             error_score="raise". The run directory stays resumable.
         """
-        desc = "search" if self.kind.style == "search" else self.kind.name
         ended = self.runner.wait(
             timeout,
             progress,
             report_every,
             postfix=self._postfix,
             report=self.report,
-            desc=desc.replace("_", " "),
+            desc=self.kind.name.replace("_", " "),
         )
         if not ended:
             return False

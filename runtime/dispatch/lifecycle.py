@@ -282,11 +282,16 @@ def check_kind(path: Path, meta: dict, kinds: tuple[str, ...]) -> None:
     kind = kind_of(meta)
     if kind.name in kinds:
         return
-    wanted = {KINDS[k].style for k in kinds}
-    what = "a search" if wanted == {"search"} else "a curve"
+    nouns = {KINDS[k].noun for k in kinds}
+    label = kind.name.replace("_", " ")
+    if nouns == {"search"}:
+        raise ConfigError(
+            f"--resume {path}: this is a {label} run, not a search. "
+            f"Fix: invoke {kind.command} --resume {path}"
+        )
     raise ConfigError(
-        f"--resume {path}: this is a {kind.name.replace('_', ' ')} run, not {what}. "
-        f"Fix: invoke {kind.command} --resume {path}"
+        f"--resume {path}: a {label} run, not a {'/'.join(sorted(nouns))}. Fix: resume "
+        f"it with invoke {kind.command} --resume {path}"
     )
 
 
@@ -324,7 +329,8 @@ def execute(
         # fleetcv would compute with other code. (The built-in default
         # hosts have no file to name in the fix.)
         named = None if cfg.path.startswith("<") else cfg.path
-        check_engine_versions(client, hosts_file=named)
+        local = {h.name for h in cfg.hosts if h.local}
+        check_engine_versions(client, hosts_file=named, local=local)
         return run_job(client, plan, options, log)
 
 
@@ -389,9 +395,8 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
     log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
     log(f"wrote {out['report']} and {len(out['plots'])} plots")
     if job.status != "finished":
-        what = "search" if plan.kind.style == "search" else "curve"
         raise RunStopped(
-            f"{what} {job.status}. Resume with: {plan.resume_command}",
+            f"{plan.kind.noun} {job.status}. Resume with: {plan.resume_command}",
             exit_code=130 if job.status == "aborted" else 1,
         )
 

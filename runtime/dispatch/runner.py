@@ -64,6 +64,9 @@ class TaskRunner:
     common : dict
         Worker arguments shared by every task (estimator, scoring,
         error_score, return_train_score).
+    worker : callable
+        The engine function a message runs (`Kind.worker`): called as
+        `worker(tasks=[...], **common)`, one record per task back.
     run_dir : path, optional
         Where journal.jsonl and submitted.txt go; None keeps records in
         memory only. Records already in the journal count as done.
@@ -84,6 +87,7 @@ class TaskRunner:
         n_candidates: int,
         task_args: Callable[[int], dict],
         common: dict,
+        worker: Callable[..., list[dict]] = evaluate_many,
         run_dir: str | Path | None = None,
         max_retries: int = 2,
         fold_by_fold: bool | None = None,
@@ -92,6 +96,7 @@ class TaskRunner:
         self.n_candidates = n_candidates
         self.task_args = task_args
         self.common = common
+        self.worker = worker
         self.error_score = common.get("error_score")
         self.run_dir = Path(run_dir) if run_dir else None
         self.max_retries = max_retries
@@ -282,7 +287,7 @@ class TaskRunner:
     def _submit(self, pairs: list[tuple[int, int]], attempt: int) -> None:
         """One message for `pairs` (one pair, or several short ones, see `chunks`)."""
         ar = self.view.apply_async(
-            evaluate_many,
+            self.worker,
             tasks=[self._task_kwargs(c, k) for c, k in pairs],
             **self.common,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from runtime.dispatch.runner import get_result
 from runtime.engine import __version__, engine_version
 from runtime.errors import EngineVersionError, HostError
 
@@ -31,6 +32,7 @@ def check_engine_versions(
     timeout: float = VERSION_TIMEOUT,
     hosts_file: str | None = None,
     expected: str = __version__,
+    local: frozenset[str] | set[str] = frozenset(),
 ) -> dict[int, str]:
     """Check that every engine runs this driver's fleetcv version.
 
@@ -50,6 +52,9 @@ def check_engine_versions(
         FLEETCV_HOSTS, as every task reads).
     expected : str
         The version the engines must run: this driver's.
+    local : set of str
+        Names of the hosts that are this machine: their engines run this
+        checkout once restarted, so their fix is a restart, not an install.
 
     Returns
     -------
@@ -76,20 +81,23 @@ def check_engine_versions(
             f"engines on {host} ({_ids(eids)}) run fleetcv {version}"
             for (host, version), eids in sorted(wrong.items())
         ]
-        names = ",".join(sorted({host for host, _ in wrong}))
         hf = f" --hosts-file {hosts_file}" if hosts_file else ""
+        remote = sorted({host for host, _ in wrong} - set(local))
+        install = (
+            f"invoke hosts.install{hf} --only {','.join(remote)}, then "
+            if remote
+            else ""
+        )
         raise EngineVersionError(
-            f"{'; '.join(parts)}, this driver is {expected}. Fix: invoke "
-            f"hosts.install{hf} --only {names}, then invoke cluster.stop{hf} and "
-            f"invoke cluster.start{hf}"
+            f"{'; '.join(parts)}, this driver is {expected}. Fix: {install}"
+            f"invoke cluster.stop{hf} and invoke cluster.start{hf}"
         )
     return {eid: version for eid, (_, version) in found.items()}
 
 
 def _ask_engines(client, timeout: float) -> dict[int, tuple[str, str]]:
     """(host, fleetcv version) of every live engine, asked all at once."""
-    import os
-
+    # ipyparallel is loaded by then (a client exists); see runner._collect_loop.
     from ipyparallel.error import EngineError, RemoteError
 
     ars = {eid: client[eid].apply_async(engine_version) for eid in sorted(client.ids)}
@@ -105,9 +113,9 @@ def _ask_engines(client, timeout: float) -> dict[int, tuple[str, str]]:
     older = []
     for eid, ar in ars.items():
         try:
-            info = ar.get(0)
+            info = get_result(ar)
         except EngineError:
-            continue
+            continue  # died meanwhile: the task runner's business
         except RemoteError:
             older.append(eid)
             continue
@@ -115,14 +123,26 @@ def _ask_engines(client, timeout: float) -> dict[int, tuple[str, str]]:
             info.get("host") or f"engine {eid}",
             info.get("fleetcv") or UNKNOWN,
         )
-    # Their fleetcv has no runtime.engine.engine_version: ask where they run
-    # with a function every Python has, so the fix can name the host.
-    named = {eid: client[eid].apply_async(os.getenv, "FLEETCV_HOST") for eid in older}
+    found.update(_hosts_of_older(client, older, timeout))
+    return found
+
+
+def _hosts_of_older(client, eids: list[int], timeout: float) -> dict[int, tuple]:
+    """(host, UNKNOWN) of engines whose fleetcv has no `engine_version`.
+
+    Asked with a function every Python has, so the fix can name the host;
+    an engine gone meanwhile is left out.
+    """
+    import os
+
+    live = [eid for eid in eids if eid in client.ids]
+    named = {eid: client[eid].apply_async(os.getenv, "FLEETCV_HOST") for eid in live}
     client.wait(list(named.values()), timeout=timeout)
+    out = {}
     for eid, ar in named.items():
         try:
-            host = ar.get(0) or f"engine {eid}"
+            host = get_result(ar) or f"engine {eid}"
         except Exception:  # noqa: BLE001 - the version is the error to report
             host = f"engine {eid}"
-        found[eid] = (host, UNKNOWN)
-    return found
+        out[eid] = (host, UNKNOWN)
+    return out

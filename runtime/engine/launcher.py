@@ -1,6 +1,6 @@
 """Start N ipyparallel engines on this host, forked from one warmed-up process.
 
-    python -m runtime.engines --n N --pids-file FILE --log FILE -- ENGINE_ARGS...
+    python -m runtime.engine.launcher --n N --pids-file FILE --log FILE -- ENGINE_ARGS...
 
 Runs on every host (this machine for the local engines, a remote host over
 SSH from fabfile.py). It imports what every engine needs (numpy, scipy,
@@ -50,8 +50,11 @@ PRELOAD = (
     "runtime.engine.worker",
 )
 #: What this module's processes have on their command line: fabfile.py and
-#: `runtime.dispatch.cluster` check it before killing a recorded pid (pids get reused).
-CMDLINE_MARK = "runtime.engine.launcher"
+#: `runtime.dispatch.cluster` check it before killing a recorded pid (pids get
+#: reused). A prefix of this module's name that also matches the engines of
+#: fleetcv before 0.4.0 (`-m runtime.engines`), so `cluster.stop` after an
+#: upgrade still stops a cluster started before it.
+CMDLINE_MARK = "runtime.engine"
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
 #: The BLAS/OpenMP thread variables of each engine: hosts.yml's `threads`, 1 by
@@ -199,7 +202,7 @@ def _stop_survivors(pids: list[int], dead: dict[int, int], grace: float = 5.0) -
 def main(argv: list[str] | None = None) -> int:
     """Command line: preload, fork the engines, print their pids, exit."""
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.engines", description=__doc__.splitlines()[0]
+        prog="python -m runtime.engine.launcher", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--n", type=int, required=True, help="engines to start")
     parser.add_argument("--pids-file", help="append the engine pids here")

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.engine.worker import evaluate_many
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -31,6 +33,8 @@ class Kind:
     command : str
         The invoke task that runs and resumes it (e.g. "search",
         "curves.learning").
+    noun : str
+        What a run of this kind is called in messages ("search", "curve").
     rows : str
         What one candidate is called in the log ("candidates", "sizes").
     style : str
@@ -55,10 +59,17 @@ class Kind:
         results -> the progress bar's short summary items (e.g. best=0.99).
     run_name : callable
         (spec name, job) -> the prefix of a new run directory's name.
+    worker : callable
+        The engine function one message runs: `worker(tasks=[...], **common)`
+        returns one journal record (`runtime.engine.record`) per task, in
+        order. Default `runtime.engine.worker.evaluate_many` (fit and score
+        on a fold); a kind that does other work on the engines (a refit on
+        all rows, say) names its own.
     """
 
     name: str
     command: str
+    noun: str
     rows: str
     style: str
     candidates: Callable[[dict], list[dict]]
@@ -69,6 +80,7 @@ class Kind:
     report: Callable[..., str]
     postfix: Callable[[dict], list[str]]
     run_name: Callable[[str, dict], str]
+    worker: Callable[..., list[dict]] = evaluate_many
 
     def n_tasks(self, job: dict, n_folds: int) -> int:
         """Rows x folds."""

@@ -69,6 +69,7 @@ def _postfix(results: dict) -> list[str]:
 SEARCH = Kind(
     name=NAME,
     command="search",
+    noun="search",
     rows="candidates",
     style="search",
     candidates=_candidates,

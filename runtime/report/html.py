@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.engine import record
 from runtime.kinds import kind_of
 from runtime.kinds.curves import curve_labels
 from runtime.report.memory import MB
@@ -73,7 +74,7 @@ def host_summary(records: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     peaks: dict[str, dict] = {}
     for r in records:
-        if r.get("status") not in ("ok", "fit_failed"):
+        if not record.is_finished(r):
             continue
         host = r.get("host") or "?"
         h = out.setdefault(host, {"fits": 0, "fit_time": 0.0, "pids": set()})
@@ -190,8 +191,8 @@ def _curve_section(curve: dict) -> str:
 
 
 def _failures_section(records: list[dict]) -> str:
-    failed = [r for r in records if r.get("status") == "fit_failed"]
-    errors = [r for r in records if r.get("status") == "error"]
+    failed = [r for r in records if r.get("status") == record.FIT_FAILED]
+    errors = [r for r in records if r.get("status") == record.ERROR]
     if not failed and not errors:
         return "<h2>Failures</h2><p>None: every fit succeeded.</p>"
     parts = ["<h2>Failures</h2><ul>"]

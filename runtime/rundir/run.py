@@ -24,9 +24,6 @@ from runtime.rundir.results import expected_times, latest_records
 from runtime.spec import ConfigError, SearchSpec, load_search_spec
 
 DEFAULT_RUNS_ROOT = "runs"
-#: A run's status in meta.json: made, under way, done, stopped by the user,
-#: done with holes (tasks that errored).
-STATUSES = ("created", "running", "finished", "aborted", "incomplete")
 
 
 def create_run(
@@ -118,7 +115,7 @@ def load_resume(
     """The spec and meta of a run to resume; refuses a different spec.
 
     The caller checks that the run is of a kind it resumes
-    (`runtime.dispatch.lifecycle.resume_run`).
+    (`runtime.dispatch.lifecycle.plan_resume`).
 
     Raises
     ------

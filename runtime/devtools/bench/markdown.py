@@ -28,7 +28,7 @@ def _gap_txt(ref: dict) -> str:
     sent = (
         f"{n_tasks} tasks went in a median {statistics.median(messages):.0f} messages "
         "(tasks that the warm-up's timings show short go several to a message, "
-        "runtime/dispatch/search.py), and "
+        "runtime/dispatch/runner.py), and "
         if messages
         else ""
     )
@@ -245,7 +245,7 @@ def _how_measured(ref: dict) -> list[str]:
         "available memory, so the available-memory drop understates fleetcv's file-backed pages; "
         "summed PSS counts them.",
         "- The hosts row runs the same search on network-namespace hosts of this machine "
-        "(testcluster.py: own sshd, address and disk each), engines started over SSH and folds "
+        "(runtime/devtools/testcluster.py: own sshd, address and disk each), engines started over SSH and folds "
         "pushed with rsync: it shows what going through hosts costs, on the same cores.",
     ]
 
