@@ -30,6 +30,7 @@ from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.probes import format_probe, probe_cluster
+from runtime.dispatch.wheelhouse import build_wheelhouse
 from runtime.errors import ConfigError, FleetcvError
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
 from runtime.kinds.curves import KINDS as CURVES
@@ -431,7 +432,7 @@ def hosts_install(c, only=None, wheelhouse=None, hosts_file=None):
     print(
         "building the wheelhouse (pip wheel of fleetcv and its engine requirements) ..."
     )
-    wh = Path(wheelhouse) if wheelhouse else REMOTE.build_wheelhouse()
+    wh = Path(wheelhouse) if wheelhouse else build_wheelhouse()
     fleet.check_hosts(REMOTE.install(cfg, hosts, wh), "install", REMOTE)
 
 

@@ -201,3 +201,34 @@ def test_the_python_api_runs_the_same_lifecycle_and_equals_sklearn(
         "no fleetcv cluster is running"
         in invoke("cluster.status", "--hosts-file", hosts_file).stderr
     )
+
+
+def test_shared_flags_fall_back_to_invoke_configuration(tmp_path):
+    from invoke import Config, Context, Exit
+
+    import tasks
+
+    bad = tmp_path / "from-config.yml"
+    bad.write_text(
+        yaml.safe_dump({"hosts": [{"name": "x", "local": True, "cores": 1}]})
+    )
+    c = Context(Config(overrides={"fleetcv": {"hosts_file": str(bad)}}))
+    # No --hosts-file: the configured one is read (and refused, naming it).
+    with pytest.raises(
+        Exit, match=r"from-config\.yml: hosts\[0\]\.cores: unknown key"
+    ) as e:
+        tasks.cluster_status(c)
+    assert e.value.code == 2
+    # A flag still wins over the configuration.
+    good = tmp_path / "flag.yml"
+    good.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {"state_dir": str(tmp_path / "state")},
+                "hosts": [{"name": "localhost", "local": True, "engines": 1}],
+            }
+        )
+    )
+    with pytest.raises(Exit, match="no fleetcv cluster is running") as e:
+        tasks.cluster_status(c, hosts_file=str(good))
+    assert e.value.code == 1

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import yaml
 
-import fabfile
 from runtime.dispatch import cluster as cl
+from runtime.dispatch import wheelhouse as wheels
 from runtime.dispatch.versions import check_engine_versions
 from runtime.engine import __version__, engine_version
 from runtime.errors import EngineVersionError
@@ -53,15 +53,15 @@ def build_wheel_of_version(tmp: Path, version: str) -> Path:
     """This tree's fleetcv wheel, but saying `version`: what an older checkout built."""
     src = tmp / f"src-{version}"
     src.mkdir()
-    for name in fabfile.WHEEL_SOURCES:
-        if (fabfile.REPO / name).is_dir():
+    for name in wheels.WHEEL_SOURCES:
+        if (wheels.REPO / name).is_dir():
             shutil.copytree(
-                fabfile.REPO / name,
+                wheels.REPO / name,
                 src / name,
                 ignore=shutil.ignore_patterns("__pycache__"),
             )
         else:
-            shutil.copy2(fabfile.REPO / name, src / name)
+            shutil.copy2(wheels.REPO / name, src / name)
     init = src / "runtime" / "engine" / "__init__.py"
     text, n = re.subn(
         r'^__version__ = "[^"]+"$',
@@ -144,11 +144,11 @@ def installed_version(hosts: str) -> str:
 @pytest.mark.cluster
 @pytest.mark.multihost
 def test_engines_of_an_older_wheel_are_refused_naming_both_versions_and_the_fix(host):
-    wheelhouse = fabfile.build_wheelhouse()
+    wheelhouse = wheels.build_wheelhouse()
     old = host["tmp"] / "wheelhouse-old"
     # Hard links: the same dependency wheels, only the fleetcv one differs.
     shutil.copytree(wheelhouse, old, copy_function=os.link)
-    fabfile.fleetcv_wheel(old).unlink()
+    wheels.fleetcv_wheel(old).unlink()
     shutil.copy2(build_wheel_of_version(host["tmp"], OLD_VERSION), old)
 
     name, hosts = host["name"], host["hosts"]
@@ -236,7 +236,7 @@ def test_the_current_wheel_passes_the_check_and_searches_exactly(
 
 @pytest.mark.cluster
 def test_the_wheel_holds_the_package_and_keeps_laptop_tools_in_an_extra(tmp_path):
-    wheel = fabfile.build_fleetcv_wheel(tmp_path)
+    wheel = wheels.build_fleetcv_wheel(tmp_path)
     assert wheel.name == f"fleetcv-{__version__}-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
@@ -250,6 +250,6 @@ def test_the_wheel_holds_the_package_and_keeps_laptop_tools_in_an_extra(tmp_path
     core = [r for r in requires if "extra ==" not in r]
     laptop = [r.split(";")[0].strip() for r in requires if 'extra == "laptop"' in r]
     # What hosts get is the package's own dependencies, and nothing laptop-only.
-    assert core == fabfile.engine_requirements()
+    assert core == wheels.engine_requirements()
     assert not {re.split(r"[=<>!~ ]", r)[0].lower() for r in core} & LAPTOP_ONLY
     assert {"fabric==3.2.3", "invoke==2.2.1"} <= set(laptop)
