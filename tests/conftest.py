@@ -146,3 +146,64 @@ def require_testcluster() -> None:
                 f"multi-host test cluster required (FLEETCV_REQUIRE_CLUSTER=1) but unavailable: {reason}"
             )
         pytest.skip(f"multi-host test cluster unavailable: {reason}")
+
+
+#: The Python that namespace hosts make their venv with.
+HOST_PYTHON = (
+    "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+)
+
+
+def write_namespace_hosts(
+    path: Path, state: dict, tmp: Path, ports, engines=1, names=None, extra=()
+) -> str:
+    """A hosts file for the namespace hosts of `state` (testcluster.up), at `path`.
+
+    Its controller listens on the bridge at `ports`, its state under `tmp`;
+    `names` picks some of the hosts, `extra` adds host entries as they are.
+    """
+    hosts = [
+        {
+            "name": h["name"],
+            "address": h["address"],
+            "engines": engines,
+            "workdir": h["workdir"],
+            "python": HOST_PYTHON,
+            "ssh_key": h["key"],
+        }
+        for h in state["hosts"]
+        if names is None or h["name"] in names
+    ]
+    data = {
+        "ssh_config": state["ssh_config"],
+        "controller": {
+            "ip": state["bridge_ip"],
+            "ports": list(ports),
+            "state_dir": str(tmp / "controller"),
+        },
+        "hosts": hosts + list(extra),
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def random_spec_reference(n_iter: int):
+    """RandomizedSearchCV on RANDOM_SPEC's data, folds and distributions, fitted."""
+    from scipy import stats
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from runtime.spec import load_data, load_search_spec
+
+    spec = load_search_spec(RANDOM_SPEC, n_iter=n_iter)
+    X, y = load_data(spec)
+    return RandomizedSearchCV(
+        spec.estimator.build(),
+        {
+            "svc__C": stats.loguniform(1e-1, 1e2),
+            "svc__gamma": stats.loguniform(1e-4, 1),
+        },
+        n_iter=n_iter,
+        random_state=0,
+        cv=spec.cv.splitter(),
+        n_jobs=1,
+    ).fit(X, y)

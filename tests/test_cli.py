@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import RANDOM_SPEC, run_invoke
+from tests.conftest import RANDOM_SPEC, random_spec_reference, run_invoke
 
 CLI_PORTS = [30100, 30139]
 
@@ -155,10 +155,8 @@ def test_the_python_api_runs_the_same_lifecycle_and_equals_sklearn(
     tmp_path, hosts_file
 ):
     import numpy as np
-    from sklearn.model_selection import RandomizedSearchCV
 
     from runtime import api
-    from runtime.spec import load_data, load_search_spec
 
     search = api.search(
         RANDOM_SPEC,
@@ -172,22 +170,7 @@ def test_the_python_api_runs_the_same_lifecycle_and_equals_sklearn(
     on_disk = json.loads((run_dir / "results.json").read_text())
     assert on_disk["status"] == "finished" and (run_dir / "report.html").is_file()
 
-    spec = load_search_spec(RANDOM_SPEC, n_iter=4)
-    X, y = load_data(spec)
-    from scipy import stats
-
-    theirs = RandomizedSearchCV(
-        spec.estimator.build(),
-        {
-            "svc__C": stats.loguniform(1e-1, 1e2),
-            "svc__gamma": stats.loguniform(1e-4, 1),
-        },
-        n_iter=4,
-        random_state=0,
-        cv=spec.cv.splitter(),
-        scoring=spec.scoring,
-        return_train_score=True,
-    ).fit(X, y)
+    theirs = random_spec_reference(4)
     assert search.cv_results_["params"] == theirs.cv_results_["params"]
     np.testing.assert_allclose(
         search.cv_results_["mean_test_score"],

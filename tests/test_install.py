@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from runtime.dispatch import cluster as cl
 from runtime.dispatch import wheelhouse as wheels
@@ -31,11 +30,10 @@ from runtime.dispatch.versions import check_engine_versions
 from runtime.engine import __version__, engine_version
 from runtime.errors import EngineVersionError
 from runtime.spec import load_hosts
-from tests.conftest import require_testcluster, run_invoke
+from tests.conftest import require_testcluster, run_invoke, write_namespace_hosts
 
 PREFIX, SUBNET = "fin", "10.205.0"
 PORTS = [30300, 30339]
-PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 OLD_VERSION = "0.0.1"
 LAPTOP_ONLY = {"fabric", "invoke", "paramiko", "tqdm", "matplotlib", "boto3"}
 VENV_PYTHON = "/srv/fleetcv/venv/bin/python"
@@ -90,25 +88,7 @@ def host(tmp_path_factory):
     path = tmp / "hosts.yml"
     try:
         (h,) = state["hosts"]
-        data = {
-            "ssh_config": state["ssh_config"],
-            "controller": {
-                "ip": state["bridge_ip"],
-                "ports": PORTS,
-                "state_dir": str(tmp / "controller"),
-            },
-            "hosts": [
-                {
-                    "name": h["name"],
-                    "address": h["address"],
-                    "engines": 2,
-                    "workdir": h["workdir"],
-                    "python": PYTHON,
-                    "ssh_key": h["key"],
-                }
-            ],
-        }
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        write_namespace_hosts(path, state, tmp, PORTS, engines=2)
         yield {
             "tmp": tmp,
             "hosts": str(path),

@@ -26,19 +26,20 @@ import yaml
 from runtime.dispatch import cluster as cl
 from runtime.spec import load_hosts
 from tests.conftest import (
+    HOST_PYTHON,
     REPO,
     pid_alive,
     require_testcluster,
     run_invoke,
     user_env,
     wait_gone,
+    write_namespace_hosts,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 
 PREFIX, SUBNET = "fmh", "10.204.0"
 PORTS = [30200, 30239]
-PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
 
 def invoke(*args, timeout=600, check=True):
@@ -77,29 +78,7 @@ def search_until(hosts: str, run_dir: Path, lines: int):
 
 
 def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=()):
-    hosts = [
-        {
-            "name": h["name"],
-            "address": h["address"],
-            "engines": 1,
-            "workdir": h["workdir"],
-            "python": PYTHON,
-            "ssh_key": h["key"],
-        }
-        for h in state["hosts"]
-        if names is None or h["name"] in names
-    ]
-    data = {
-        "ssh_config": state["ssh_config"],
-        "controller": {
-            "ip": state["bridge_ip"],
-            "ports": PORTS,
-            "state_dir": str(tmp / "controller"),
-        },
-        "hosts": hosts + list(extra),
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
+    return write_namespace_hosts(path, state, tmp, PORTS, names=names, extra=extra)
 
 
 @pytest.fixture(scope="module")
@@ -516,6 +495,6 @@ def write_spec_host(h: dict) -> dict:
     return {
         "address": h["address"],
         "engines": 1,
-        "python": PYTHON,
+        "python": HOST_PYTHON,
         "ssh_key": h["key"],
     }

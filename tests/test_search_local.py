@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
-from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
+from sklearn.model_selection import ShuffleSplit
 from sklearn.svm import SVC
 
 from runtime.dispatch import runner as search_mod
@@ -20,7 +20,7 @@ from runtime.engine.folds import load_split_set, persist_splits
 from runtime.rundir import journal as jn
 from runtime.rundir.results import expected_times
 from runtime.spec import load_data, load_search_spec
-from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC
+from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC, random_spec_reference
 
 pytestmark = pytest.mark.cluster
 
@@ -222,19 +222,7 @@ def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
     assert len(jn.read_journal(tmp_path / "r0" / jn.JOURNAL)) == 50
     assert a.candidates == b.candidates
     assert a.cv_results_["mean_test_score"] == b.cv_results_["mean_test_score"]
-    from scipy import stats
-
-    ref = RandomizedSearchCV(
-        spec.estimator.build(),
-        {
-            "svc__C": stats.loguniform(1e-1, 1e2),
-            "svc__gamma": stats.loguniform(1e-4, 1),
-        },
-        n_iter=10,
-        random_state=0,
-        cv=spec.cv.splitter(),
-        n_jobs=1,
-    ).fit(X, y)
+    ref = random_spec_reference(10)
     assert a.candidates == ref.cv_results_["params"]
     np.testing.assert_allclose(
         a.cv_results_["mean_test_score"],
