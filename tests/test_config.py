@@ -112,6 +112,27 @@ BAD_SPECS = [
     ({"params": {}}, r"params: expected a non-empty mapping"),
     ({"params": {"C": []}}, r"params\.C: empty list of values"),
     (
+        {"cv": {"class": "sklearn.model_selection.NoSuchSplit"}},
+        r"cv\.class: cannot import 'sklearn\.model_selection\.NoSuchSplit'",
+    ),
+    (
+        {"cv": {"class": "sklearn.svm.SVC"}},
+        r"cv\.class: sklearn\.svm\.SVC is not a cross-validation splitter",
+    ),
+    (
+        {"cv": {"class": "sklearn.model_selection.KFold", "params": {"folds": 3}}},
+        r"cv\.params: sklearn\.model_selection\.KFold refuses \{'folds': 3\}",
+    ),
+    (
+        {"cv": {"class": "sklearn.model_selection.KFold", "n_splits": 3}},
+        r"cv\.n_splits: with cv\.class the splitter's own parameters go under cv\.params",
+    ),
+    (
+        {"cv": {"class": "sklearn.model_selection.GroupKFold"}},
+        r"cv\.class: sklearn\.model_selection\.GroupKFold splits by groups, and a spec "
+        r"cannot give groups yet\. Fix: use a splitter without groups",
+    ),
+    (
         {"params": {"C": "linspace(0, 1, -1)"}},
         r"params\.C: 'linspace\(0, 1, -1\)': Number of samples, -1, must be non-negative\. "
         r"Fix: see numpy\.linspace",
@@ -485,3 +506,26 @@ def test_spec_grid_expressions_use_grid_values(tmp_path):
         ConfigError, match=r"params\.C: 'logspace\(1, 2, 3\.5\)': 'float' object"
     ):
         load_search_spec(p)
+
+
+def test_any_splitter_by_import_path(tmp_path):
+    from sklearn.model_selection import TimeSeriesSplit
+
+    p = write_spec(
+        tmp_path,
+        {
+            "cv": {
+                "class": "sklearn.model_selection.TimeSeriesSplit",
+                "params": {"n_splits": 4, "gap": 2},
+            }
+        },
+    )
+    spec = load_search_spec(p)
+    splitter = spec.cv.splitter()
+    assert isinstance(splitter, TimeSeriesSplit) and splitter.gap == 2
+    assert spec.cv.n_splits == 4
+    # The fold digest covers the class and its parameters, and only them.
+    assert spec.cv.as_dict() == {
+        "class": "sklearn.model_selection.TimeSeriesSplit",
+        "params": {"n_splits": 4, "gap": 2},
+    }

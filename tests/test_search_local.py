@@ -342,3 +342,50 @@ def test_engines_share_one_copy_of_a_memmapped_fold(local_cluster, tmp_path):
         assert sum(h["pss"] for h in held) < 1.2 * fold_bytes
     finally:
         dview.execute("del _fold", block=True)
+
+
+@pytest.mark.parametrize(
+    "cv",
+    [
+        {"class": "sklearn.model_selection.TimeSeriesSplit", "params": {"n_splits": 4}},
+        {
+            "class": "sklearn.model_selection.RepeatedStratifiedKFold",
+            "params": {"n_splits": 3, "n_repeats": 2, "random_state": 0},
+        },
+    ],
+    ids=["TimeSeriesSplit", "RepeatedStratifiedKFold"],
+)
+def test_any_splitter_by_import_path_equals_gridsearchcv(local_cluster, tmp_path, cv):
+    import yaml
+    from sklearn.model_selection import GridSearchCV
+
+    cfg, client = local_cluster
+    raw = yaml.safe_load(open(REFERENCE_SPEC))
+    raw.update(cv=cv, params={"C": [1.0, 10.0], "gamma": [0.001]})
+    path = tmp_path / "spec.yml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_search_spec(path)
+    X, y, split = _splits(spec, cfg)
+    s = _spec_search(client.load_balanced_view(), spec, tmp_path / "run")
+    s.launch(split).wait()
+    grid = GridSearchCV(
+        spec.estimator.build(),
+        {"C": [1.0, 10.0], "gamma": [0.001]},
+        cv=spec.cv.splitter(),
+        return_train_score=True,
+    ).fit(X, y)
+    assert split.n_folds == grid.n_splits_ == spec.cv.n_splits
+    for key in ("mean_test_score", "std_test_score", "mean_train_score"):
+        np.testing.assert_allclose(
+            s.cv_results_[key], grid.cv_results_[key], rtol=0, atol=1e-12, err_msg=key
+        )
+    for k in range(split.n_folds):
+        np.testing.assert_allclose(
+            s.cv_results_[f"split{k}_test_score"],
+            grid.cv_results_[f"split{k}_test_score"],
+            rtol=0,
+            atol=1e-12,
+        )
+    assert (
+        s.cv_results_["rank_test_score"] == grid.cv_results_["rank_test_score"].tolist()
+    )

@@ -24,6 +24,7 @@ from runtime.spec.common import (
     expect_bool,
     expect_optional_int,
     import_checked,
+    import_object,
     plain,
     read_yaml,
 )
@@ -58,16 +59,25 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class CVSpec:
-    """How the folds are drawn."""
+    """How the folds are drawn: shuffle or kfold settings, or any splitter class.
+
+    With `cls` (``cv.class``, an import path such as
+    sklearn.model_selection.TimeSeriesSplit) the splitter is that class made
+    with `params`; `n_splits` is then its `get_n_splits()`.
+    """
 
     kind: str = "shuffle"
     n_splits: int = 5
     test_size: float | None = 0.25
     random_state: int | None = None
     stratified: bool = False
+    cls: str | None = None
+    params: dict = field(default_factory=dict)
 
     def splitter(self):
         """The scikit-learn CV object these settings describe."""
+        if self.cls is not None:
+            return import_object(self.cls)(**self.params)
         # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
         from sklearn import model_selection as ms
 
@@ -86,6 +96,8 @@ class CVSpec:
 
     def as_dict(self) -> dict:
         """Plain-types form, part of the split digest."""
+        if self.cls is not None:
+            return {"class": self.cls, "params": dict(self.params)}
         return {
             "kind": self.kind,
             "n_splits": self.n_splits,
@@ -432,6 +444,8 @@ def _parse_cv(where: str, raw: Any) -> CVSpec:
             f"expected a mapping, got {raw!r}",
             "write cv: {n_splits: 5, test_size: 0.25, random_state: 42}",
         )
+    if "class" in raw:
+        return _parse_cv_class(where, raw)
     check_keys(
         where,
         "cv.",
@@ -462,6 +476,87 @@ def _parse_cv(where: str, raw: Any) -> CVSpec:
             raw.get("stratified", False),
             "write stratified: true",
         ),
+    )
+
+
+def _parse_cv_class(where: str, raw: dict) -> CVSpec:
+    """``cv: {class: IMPORT.PATH, params: {...}}``: any scikit-learn splitter."""
+    fix = "write cv: {class: sklearn.model_selection.TimeSeriesSplit, params: {n_splits: 5}}"
+    extra = sorted(set(raw) - {"class", "params"})
+    if extra:
+        raise err(
+            where,
+            f"cv.{extra[0]}",
+            "with cv.class the splitter's own parameters go under cv.params",
+            f"move it: cv: {{class: {raw['class']}, params: {{{extra[0]}: ...}}}}",
+        )
+    cls = import_checked(where, "cv.class", raw["class"], fix)
+    if not (
+        callable(getattr(cls, "split", None))
+        and callable(getattr(cls, "get_n_splits", None))
+    ):
+        raise err(
+            where,
+            "cv.class",
+            f"{raw['class']} is not a cross-validation splitter (no split/get_n_splits)",
+            fix,
+        )
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise err(where, "cv.params", f"expected a mapping, got {params!r}", fix)
+    try:
+        splitter = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise err(
+            where,
+            "cv.params",
+            f"{raw['class']} refuses {params!r} ({exc})",
+            f"see {raw['class']}'s parameters",
+        ) from exc
+    if _needs_groups(splitter):
+        raise err(
+            where,
+            "cv.class",
+            f"{raw['class']} splits by groups, and a spec cannot give groups yet",
+            "use a splitter without groups (KFold, StratifiedKFold, TimeSeriesSplit, "
+            "RepeatedStratifiedKFold, ...)",
+        )
+    try:
+        n_splits = int(splitter.get_n_splits())
+    except (TypeError, ValueError) as exc:
+        raise err(
+            where,
+            "cv.class",
+            f"{raw['class']} cannot say its number of splits without the data ({exc})",
+            "use a splitter with a fixed number of splits",
+        ) from exc
+    return CVSpec(
+        kind="class",
+        n_splits=n_splits,
+        test_size=None,
+        cls=raw["class"],
+        params={k: plain(v) for k, v in params.items()},
+    )
+
+
+def _needs_groups(splitter) -> bool:
+    """Whether scikit-learn's splitter routes `groups` to its split (GroupKFold...)."""
+    # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+    from sklearn.model_selection import (
+        GroupKFold,
+        GroupShuffleSplit,
+        LeaveOneGroupOut,
+        LeavePGroupsOut,
+        StratifiedGroupKFold,
+    )
+
+    return isinstance(
+        splitter,
+        GroupKFold
+        | GroupShuffleSplit
+        | LeaveOneGroupOut
+        | LeavePGroupsOut
+        | StratifiedGroupKFold,
     )
 
 
