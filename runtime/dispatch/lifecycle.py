@@ -23,7 +23,6 @@ through `plan_new`/`plan_resume`, `execute` and `finish`.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -472,11 +471,7 @@ def _latest_running(root: str | os.PathLike) -> Path:
 def running_split_dirs(cfg: HostsConfig, runs_root: str | os.PathLike) -> list[Path]:
     """Split directories of the runs under `runs_root` whose driver is alive."""
     out = []
-    for m in Path(runs_root).glob(f"*/{jn.META}"):
-        try:
-            meta = json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
+    for _, meta in rd.run_metas(runs_root):
         if meta.get("status") == "running" and rd.pid_alive(meta.get("driver_pid")):
             path = staging_workdir(cfg) / "splits" / meta["split_digest"]
             if path.is_dir() and path not in out:

@@ -217,15 +217,28 @@ def reuse_results(run_dir: Path, meta: dict, log: Callable[[str], None] = print)
     return len(taken)
 
 
-def _sibling_runs(run_dir: Path):
-    """(directory, meta) of every other readable run next to `run_dir`, by name."""
-    for m in sorted(run_dir.parent.glob(f"*/{jn.META}")):
-        if m.parent == run_dir:
-            continue
+def run_metas(root: str | os.PathLike, newest_first: bool = False):
+    """(directory, meta) of every readable run under `root`: by name, or newest first.
+
+    A run whose meta.json cannot be read (being written, damaged) is left out.
+    """
+    metas = Path(root).glob(f"*/{jn.META}")
+    if newest_first:
+        metas = sorted(metas, key=lambda p: p.stat().st_mtime, reverse=True)
+    else:
+        metas = sorted(metas)
+    for m in metas:
         try:
             yield m.parent, json.loads(m.read_text())
         except (OSError, ValueError):
             continue
+
+
+def _sibling_runs(run_dir: Path):
+    """(directory, meta) of every other readable run next to `run_dir`, by name."""
+    for path, meta in run_metas(run_dir.parent):
+        if path != run_dir:
+            yield path, meta
 
 
 def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
@@ -306,14 +319,7 @@ def write_results(
 
 def latest_run(root: str | os.PathLike, accept: Callable[[dict], bool]) -> Path | None:
     """The newest run directory under `root` whose meta.json `accept`s, or None."""
-    metas = sorted(
-        Path(root).glob(f"*/{jn.META}"), key=lambda p: p.stat().st_mtime, reverse=True
+    return next(
+        (path for path, meta in run_metas(root, newest_first=True) if accept(meta)),
+        None,
     )
-    for m in metas:
-        try:
-            meta = json.loads(m.read_text())
-        except (OSError, ValueError):
-            continue
-        if accept(meta):
-            return m.parent
-    return None
