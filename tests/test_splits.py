@@ -24,7 +24,8 @@ def test_folds_match_the_splitter_and_load_as_memmaps(tmp_path):
     manifest = json.loads((split.path / "manifest.json").read_text())
     assert manifest["n_samples"] == 200 and manifest["X_dtype"] == "<f8"
     for k, (train, test) in enumerate(cv.split(X, y)):
-        Xtr, ytr, Xte, yte = load_fold(split.fold_path(k))
+        Xtr, ytr, Xte, yte, fit_params = load_fold(split.fold_path(k))
+        assert fit_params == {}
         assert isinstance(Xtr, np.memmap) and not Xtr.flags.writeable
         np.testing.assert_array_equal(Xtr, X[train])
         np.testing.assert_array_equal(yte, y[test])

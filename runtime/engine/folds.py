@@ -2,11 +2,22 @@
 
 Runs on the driver (writing) and on the engines (reading). A split directory
 `<workdir>/splits/<digest>/` holds `fold_NNN.pkl` files, each the tuple
-`(X_train, y_train, X_test, y_test)` dumped uncompressed so that
+`(X_train, y_train, X_test, y_test, fit_params)` dumped uncompressed so that
 `joblib.load(..., mmap_mode="r")` maps the arrays straight from the page cache:
-every engine of a host then shares one copy of the data in RAM. The digest
-covers the data and the CV settings, so the same data and CV give the same
-directory and nothing is rewritten.
+every engine of a host then shares one copy of the data in RAM. It also holds
+`data.pkl`, `(X, y, fit_params)` for the whole data set, which a refit of the
+best candidate fits on. The digest covers the data, the groups, the fit
+parameters and the CV settings, so the same inputs give the same directory
+and nothing is rewritten.
+
+X may be a dense array, a pandas DataFrame, a scipy.sparse matrix or a
+sequence of strings (raw text). joblib maps every numpy array inside it (a
+DataFrame's numeric blocks, a sparse matrix's data/indices/indptr); strings
+and categoricals' labels cannot be mapped, so each engine unpickles its own
+copy of those (`shared_bytes` in the manifest says how much is shared).
+`fit_params` holds the fit parameters of the fold's training rows:
+per-sample arrays sliced as scikit-learn's `fit(X, y, **fit_params)` slices
+them, constants as they are.
 """
 
 from __future__ import annotations
@@ -25,9 +36,12 @@ import numpy as np
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 FOLD_NAME = "fold_{:03d}.pkl"
+#: The whole data set, for the refit of the best candidate.
+DATA_NAME = "data.pkl"
 SPLITS_SUBDIR = "splits"
 #: Bumped when the on-disk layout changes, so old directories are not reused.
-FORMAT_VERSION = 2
+#: 3: folds carry their fit parameters, data.pkl, any kind of X.
+FORMAT_VERSION = 3
 _CHUNK = 1 << 20
 
 
@@ -52,6 +66,14 @@ class SplitSet:
         """The fold's absolute path on this machine."""
         return self.path / self.manifest["folds"][fold]["file"]
 
+    def data_relative(self) -> str:
+        """The whole data set's file (data.pkl) relative to a workdir."""
+        return f"{SPLITS_SUBDIR}/{self.digest}/{DATA_NAME}"
+
+    def data_path(self) -> Path:
+        """The whole data set's file on this machine."""
+        return self.path / DATA_NAME
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -62,45 +84,98 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def data_digest(X: np.ndarray, y: np.ndarray, cv: dict) -> str:
-    """Digest of the data and the CV settings that decide the folds."""
+def data_digest(X, y, cv: dict, groups=None, fit_params: dict | None = None) -> str:
+    """Digest of the data, groups, fit parameters and CV settings that decide the folds."""
     h = hashlib.sha256()
     h.update(json.dumps({"v": FORMAT_VERSION, "cv": cv}, sort_keys=True).encode())
-    for a in (X, y):
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+    for a in (X, y, groups, fit_params or {}):
+        if isinstance(a, np.ndarray) and a.dtype.kind in "biufc":
+            # Plain numeric arrays (the common, large case): their bytes.
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(memoryview(a).cast("B"))
+        else:
+            # Frames, sparse matrices, text, dicts: joblib's hash of the
+            # pickle (array buffers hashed directly, so large ones stay fast).
+            h.update(joblib.hash(a).encode())
     return h.hexdigest()[:20]
 
 
+def n_samples(X) -> int:
+    """Rows of X: an array, a DataFrame, a sparse matrix or a list of strings."""
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else len(X)
+
+
+def take(X, indices):
+    """The rows `indices` of X, whatever its kind (scikit-learn's `_safe_indexing`)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[indices]
+    if isinstance(X, list | tuple):
+        return [X[i] for i in indices]
+    return X[indices]
+
+
+def head(X, n: int):
+    """The first `n` rows of X: a view where X's kind allows one (arrays, frames)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[:n]
+    return X[:n]
+
+
+def slice_fit_params(fit_params: dict, indices, n_rows: int) -> dict:
+    """The fit parameters of the rows `indices`: per-sample ones sliced, constants kept.
+
+    A value counts as per-sample when it has `n_rows` entries, as
+    scikit-learn's `_check_method_params` decides.
+    """
+    out = {}
+    for k, v in fit_params.items():
+        if hasattr(v, "__len__") and not isinstance(v, str | dict) and len(v) == n_rows:
+            out[k] = take(v, indices)
+        else:
+            out[k] = v
+    return out
+
+
 def persist_splits(
-    X: np.ndarray,
-    y: np.ndarray,
+    X,
+    y,
     splitter,
     cv: dict,
     workdir: str | os.PathLike,
     progress=None,
+    *,
+    groups=None,
+    fit_params: dict | None = None,
 ) -> SplitSet:
     """Write the folds under `<workdir>/splits/<digest>/`, or reuse them.
 
     Parameters
     ----------
-    X, y : ndarray
-        The data set.
+    X : ndarray, DataFrame, sparse matrix or sequence of str
+        The features.
+    y : ndarray
+        The target.
     splitter : sklearn CV splitter
-        Draws the folds (`splitter.split(X, y)`).
+        Draws the folds (`splitter.split(X, y, groups)`).
     cv : dict
         The plain-types description of `splitter`, part of the digest.
     workdir : path
         The local workdir.
     progress : callable, optional
         Called as progress(i, n) after each fold is written.
+    groups : array-like, optional
+        Group labels for the splitter (GroupKFold...), part of the digest.
+    fit_params : dict, optional
+        Fit parameters: per-sample arrays (sliced per fold) and constants.
 
     Returns
     -------
     SplitSet
     """
-    digest = data_digest(X, y, cv)
+    fit_params = dict(fit_params or {})
+    digest = data_digest(X, y, cv, groups, fit_params)
     final = Path(workdir) / SPLITS_SUBDIR / digest
     existing = load_split_set(final) if (final / MANIFEST).is_file() else None
     if existing is not None:
@@ -110,7 +185,8 @@ def persist_splits(
     # half-written directory that a later run would take as complete.
     tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=final.parent))
     try:
-        _write_folds(tmp, X, y, splitter, cv, digest, progress)
+        data = (X, y, groups, fit_params)
+        _write_folds(tmp, data, splitter, cv, digest, progress)
         os.chmod(tmp, 0o755)
         try:
             tmp.rename(final)
@@ -123,13 +199,22 @@ def persist_splits(
     return load_split_set(final)
 
 
-def _write_folds(tmp: Path, X, y, splitter, cv: dict, digest: str, progress) -> None:
-    """Write every fold file, the manifest and SHA256SUMS into `tmp`."""
+def _write_folds(tmp: Path, data, splitter, cv: dict, digest: str, progress) -> None:
+    """Write every fold file, data.pkl, the manifest and SHA256SUMS into `tmp`."""
+    X, y, groups, fit_params = data
+    n = n_samples(X)
     folds = []
-    splits = list(splitter.split(X, y))
+    splits = list(splitter.split(X, y, groups))
     for i, (train, test) in enumerate(splits):
         name = FOLD_NAME.format(i)
-        joblib.dump((X[train], y[train], X[test], y[test]), tmp / name)
+        fold = (
+            take(X, train),
+            y[train],
+            take(X, test),
+            y[test],
+            slice_fit_params(fit_params, train, n),
+        )
+        joblib.dump(fold, tmp / name)
         folds.append(
             {
                 "file": name,
@@ -143,21 +228,71 @@ def _write_folds(tmp: Path, X, y, splitter, cv: dict, digest: str, progress) -> 
         )
         if progress:
             progress(i + 1, len(splits))
+    joblib.dump((X, y, fit_params), tmp / DATA_NAME)
+    shared, total = mapped_bytes(X)
     manifest = {
         "format": FORMAT_VERSION,
         "digest": digest,
         "cv": cv,
-        "n_samples": int(X.shape[0]),
-        "n_features": int(X.shape[1]),
-        "X_dtype": X.dtype.str,
+        "n_samples": n,
+        "n_features": n_features(X),
+        "X_kind": x_kind(X),
+        "X_dtype": X.dtype.str
+        if isinstance(getattr(X, "dtype", None), np.dtype)
+        else "mixed",
         "y_dtype": y.dtype.str,
-        "nbytes": int(X.nbytes + y.nbytes),
+        "nbytes": int(total + y.nbytes),
+        # What joblib maps (shared by a host's engines) vs what each engine
+        # unpickles for itself (strings, categoricals' labels, objects).
+        "shared_bytes": int(shared + y.nbytes * (y.dtype.kind != "O")),
+        "fit_params": sorted(fit_params),
         "folds": folds,
+        "data": {"file": DATA_NAME, "sha256": sha256_file(tmp / DATA_NAME)},
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     # The same checksums in `sha256sum -c` form: a remote host verifies
     # its copy with coreutils alone, before any Python is installed.
-    (tmp / SUMS).write_text("".join(f"{f['sha256']}  {f['file']}\n" for f in folds))
+    sums = [(f["sha256"], f["file"]) for f in folds] + [
+        (manifest["data"]["sha256"], DATA_NAME)
+    ]
+    (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for h, name in sums))
+
+
+def x_kind(X) -> str:
+    """What X is: dense, frame, sparse or text (a sequence of strings)."""
+    if hasattr(X, "iloc"):
+        return "frame"
+    if hasattr(X, "tocsr"):
+        return "sparse"
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biufc":
+        return "dense"
+    return "text"
+
+
+def n_features(X) -> int | None:
+    """Columns of X (None for raw text)."""
+    shape = getattr(X, "shape", None)
+    return int(shape[1]) if shape is not None and len(shape) == 2 else None
+
+
+def mapped_bytes(X) -> tuple[int, int]:
+    """(bytes joblib can memory-map, all bytes) of X.
+
+    A DataFrame's numeric columns and a sparse matrix's arrays are mapped;
+    strings, categoricals and Python objects are not.
+    """
+    kind = x_kind(X)
+    if kind == "dense":
+        return int(X.nbytes), int(X.nbytes)
+    if kind == "sparse":
+        n = int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+        return n, n
+    if kind == "frame":
+        mem = X.memory_usage(index=False, deep=True)
+        numeric = [c for c in X.columns if X[c].dtype.kind in "biufcmM"]
+        return int(mem[numeric].sum()), int(mem.sum())
+    total = int(sum(len(str(s)) for s in X))
+    return 0, total
 
 
 def load_split_set(path: str | os.PathLike) -> SplitSet:
@@ -180,7 +315,8 @@ def verify_split_set(path: str | os.PathLike) -> list[str]:
     """
     split = load_split_set(path)
     problems = []
-    for fold in split.manifest["folds"]:
+    files = split.manifest["folds"] + [split.manifest["data"]]
+    for fold in files:
         p = split.path / fold["file"]
         if not p.is_file():
             problems.append(f"{p}: missing")
@@ -190,5 +326,5 @@ def verify_split_set(path: str | os.PathLike) -> list[str]:
 
 
 def load_fold(path: str | os.PathLike, mmap_mode: str | None = "r"):
-    """Load one fold as read-only memmaps: (X_train, y_train, X_test, y_test)."""
+    """Load one fold as read-only memmaps: (X_train, y_train, X_test, y_test, fit_params)."""
     return joblib.load(path, mmap_mode=mmap_mode)

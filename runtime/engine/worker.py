@@ -22,6 +22,8 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
+from runtime.engine.build import build_scorers, materialize
+from runtime.engine.folds import head, slice_fit_params
 from runtime.engine.record import FIT_FAILED, error_record, new_record
 
 if TYPE_CHECKING:
@@ -76,7 +78,7 @@ def evaluate(
     fold_ref: str,
     estimator,
     params: dict,
-    scoring: str | None = None,
+    scoring=None,
     error_score: float | str = float("nan"),
     return_train_score: bool = True,
     train_size: int | None = None,
@@ -93,86 +95,139 @@ def evaluate(
     estimator : sklearn estimator
         Cloned here, never mutated.
     params : dict
-        Set on the clone with `set_params`.
-    scoring : str or None
-        A sklearn scorer name; None uses the estimator's `score`.
+        Set on the clone with `set_params`, estimator descriptions built
+        first (`runtime.engine.build.materialize`).
+    scoring : str, list, dict or None
+        As the spec writes it (`runtime.engine.build`): one scorer, or
+        several (multi-metric); None uses the estimator's `score`.
     error_score : float or "raise"
-        The score recorded when `fit` raises; "raise" re-raises.
+        The score recorded when `fit` (or a scorer) raises; "raise" re-raises.
     return_train_score : bool
         Also score on the training rows.
     train_size : int, optional
         Fit on the first `train_size` rows of the training fold (a view of
-        the memmap, no copy), for learning curves.
+        the memmap where X's kind allows), for learning curves.
     candidate, fold : int, optional
         Echoed back in the record.
     scorer : callable, optional
-        A scorer already made from `estimator` and `scoring`
-        (`evaluate_many` makes one per message, as GridSearchCV makes one per
-        search); None makes it here.
+        `search_scorer(scoring, estimator)` made already (`evaluate_many`
+        makes one per message, as GridSearchCV makes one per search); None
+        makes it here.
 
     Returns
     -------
     dict
-        candidate, fold, params, test_score, train_score, fit_time,
-        score_time, n_train, started and ended (epoch seconds on the
-        engine's host), host, pid, rss, peak_rss, error (traceback or None),
-        status ("ok" or "fit_failed").
+        candidate, fold, params, test_score, train_score (with several
+        metrics: test_scores and train_scores, name -> score, and
+        test_score/train_score None), fit_time, score_time, n_train, started
+        and ended (epoch seconds on the engine's host), host, pid, rss,
+        peak_rss, error (traceback or None), status ("ok" or "fit_failed").
     """
     from sklearn.base import clone
-    from sklearn.metrics import check_scoring
 
     started = time.time()
     path = fold_ref if os.path.isabs(fold_ref) else resolve_fold(fold_ref)
     # A missing or unreadable fold is an infrastructure problem: let it raise
     # so the driver records the task as errored (retried on resume), instead of
     # passing it off as a failed fit with error_score.
-    X_train, y_train, X_test, y_test = load_fold_cached(path)
+    X_train, y_train, X_test, y_test, fit_params = load_fold_cached(path)
     if train_size is not None:
-        X_train, y_train = X_train[:train_size], y_train[:train_size]
+        fit_params = slice_fit_params(fit_params, range(train_size), len(y_train))
+        X_train, y_train = head(X_train, train_size), y_train[:train_size]
 
-    est = clone(estimator).set_params(**params)
+    est = clone(estimator).set_params(**materialize(params))
     if scorer is None:
-        scorer = check_scoring(estimator, scoring=scoring)
+        scorer = search_scorer(scoring, estimator)
     record = new_record(
-        candidate=candidate, fold=fold, params=params, n_train=int(len(X_train))
+        candidate=candidate, fold=fold, params=params, n_train=int(len(y_train))
     )
     _fit_and_score(
         record,
         est,
         scorer,
-        (X_train, y_train, X_test, y_test),
+        (X_train, y_train, X_test, y_test, fit_params),
         error_score,
         return_train_score,
     )
     return _where_and_when(record, started)
 
 
+def search_scorer(scoring, estimator) -> Callable:
+    """The scorer a search's tasks share: `scorer(est, X, y)` -> a float, or a dict of them.
+
+    With several metrics, scikit-learn's multi-metric scorer (one `predict`
+    for all of them), which returns a scorer's exception text in place of
+    its score instead of raising; `_fit_and_score` turns that into
+    error_score, as GridSearchCV does.
+    """
+    from sklearn.metrics import check_scoring
+
+    built = build_scorers(scoring, estimator)
+    if isinstance(built, dict):
+        return check_scoring(estimator, scoring=built, raise_exc=False)
+    return built
+
+
 def _fit_and_score(record, est, scorer, fold, error_score, return_train_score):
     """Fit `est` on the fold's training rows and score it, into `record` (sklearn's timings)."""
-    X_train, y_train, X_test, y_test = fold
+    X_train, y_train, X_test, y_test, fit_params = fold
     start = time.perf_counter()
     try:
-        est.fit(X_train, y_train)
+        est.fit(X_train, y_train, **fit_params)
     except Exception:
         if error_score == "raise":
             raise
         record["fit_time"] = time.perf_counter() - start
         record["status"] = FIT_FAILED
         record["error"] = traceback.format_exc()
-        record["test_score"] = float(error_score)
+        _put_scores(record, "test", scorer, float(error_score), error_score)
         if return_train_score:
-            record["train_score"] = float(error_score)
+            _put_scores(record, "train", scorer, float(error_score), error_score)
         return
     record["fit_time"] = time.perf_counter() - start
     start = time.perf_counter()
-    record["test_score"] = float(scorer(est, X_test, y_test))
+    scores = _score(scorer, est, X_test, y_test, error_score, record)
+    _put_scores(record, "test", scorer, scores, error_score)
     # sklearn's score_time covers the test score only; keep that meaning
     # so the figures compare, and time the train score apart.
     record["score_time"] = time.perf_counter() - start
     if return_train_score:
         start = time.perf_counter()
-        record["train_score"] = float(scorer(est, X_train, y_train))
+        scores = _score(scorer, est, X_train, y_train, error_score, record)
+        _put_scores(record, "train", scorer, scores, error_score)
         record["train_score_time"] = time.perf_counter() - start
+
+
+def _score(scorer, est, X, y, error_score, record):
+    """scorer(est, X, y); a scorer that raises scores error_score (as sklearn's `_score`)."""
+    try:
+        return scorer(est, X, y)
+    except Exception:
+        if error_score == "raise":
+            raise
+        record["score_error"] = traceback.format_exc()
+        return float(error_score)
+
+
+def _put_scores(record, which: str, scorer, scores, error_score) -> None:
+    """The scores into `record`: `<which>_score`, or `<which>_scores` by metric name."""
+    if not hasattr(scorer, "_scorers"):  # one metric
+        record[f"{which}_score"] = float(scores)
+        return
+    names = list(scorer._scorers)
+    if not isinstance(scores, dict):  # a failed fit: every metric the same
+        scores = dict.fromkeys(names, scores)
+    out = {}
+    for name in names:
+        v = scores[name]
+        if isinstance(v, str):
+            # The multi-metric scorer's text for a metric that raised.
+            if error_score == "raise":
+                raise RuntimeError(v)
+            record["score_error"] = v
+            v = error_score
+        out[name] = float(v)
+    record[f"{which}_scores"] = out
 
 
 def _where_and_when(record: dict, started: float) -> dict:
@@ -194,6 +249,40 @@ def _where_and_when(record: dict, started: float) -> dict:
         peak_rss=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, rss),
     )
     return record
+
+
+def refit(*, data_ref: str, estimator, params: dict) -> dict:
+    """Fit the best candidate on the whole data set (data.pkl), as GridSearchCV's refit.
+
+    Parameters
+    ----------
+    data_ref : str
+        The split directory's data.pkl, relative to this host's workdir.
+    estimator : sklearn estimator
+        Cloned here.
+    params : dict
+        The best candidate's parameters (descriptions built here).
+
+    Returns
+    -------
+    dict
+        ``estimator`` (fitted), ``refit_time`` (seconds of `fit`, scikit-learn's
+        `refit_time_`), ``host`` and ``pid``.
+    """
+    import joblib
+    from sklearn.base import clone
+
+    X, y, fit_params = joblib.load(resolve_fold(data_ref), mmap_mode="r")
+    est = clone(estimator).set_params(**materialize(params))
+    start = time.perf_counter()
+    est.fit(X, y, **fit_params)
+    info = engine_info()
+    return {
+        "estimator": est,
+        "refit_time": time.perf_counter() - start,
+        "host": info["host"],
+        "pid": info["pid"],
+    }
 
 
 def warm_fold_cache(*, fold_refs: list[str]) -> dict:
@@ -257,11 +346,9 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
         of other folds, keep their results. With error_score="raise" the
         error propagates, as from `evaluate`.
     """
-    from sklearn.metrics import check_scoring
-
     # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
     # a thirtieth of a tiny task).
-    scorer = check_scoring(common["estimator"], scoring=common.get("scoring"))
+    scorer = search_scorer(common.get("scoring"), common["estimator"])
     records = []
     for t in tasks:
         try:

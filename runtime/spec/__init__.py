@@ -8,12 +8,14 @@ validated dataclasses, never raw YAML.
 - `runtime.spec.search`: search specs (`load_search_spec`, `SearchSpec`),
   with `runtime.spec.estimator` for the estimator section and
   `runtime.spec.expr` for value expressions (`logspace(...)`, `grid_values`).
-- `runtime.spec.data`: the spec's data set (`load_data`).
+- `runtime.spec.source`: the `data` and `fit_params` sections (`DataSpec`);
+  `runtime.spec.scoring`: `scoring` and `refit`.
+- `runtime.spec.data`: the spec's data set (`load_dataset`, `load_data`).
 - `runtime.spec.common`: what the loaders share (YAML, keys, messages).
 """
 
 from runtime.errors import ConfigError
-from runtime.spec.data import load_data
+from runtime.spec.data import Dataset, load_data, load_dataset
 from runtime.spec.estimator import EstimatorSpec
 from runtime.spec.expr import DIST_FUNCS, GRID_FUNCS, Distribution, grid_values
 from runtime.spec.hosts import (
@@ -29,7 +31,8 @@ from runtime.spec.hosts import (
     parse_hosts,
     resolve_hosts_file,
 )
-from runtime.spec.search import CVSpec, DataSpec, SearchSpec, load_search_spec
+from runtime.spec.search import CVSpec, SearchSpec, load_search_spec
+from runtime.spec.source import DataSpec
 
 __all__ = [
     "DEFAULT_HOSTS",
@@ -43,6 +46,7 @@ __all__ = [
     "ConfigError",
     "ControllerSpec",
     "DataSpec",
+    "Dataset",
     "Distribution",
     "EstimatorSpec",
     "HostSpec",
@@ -50,6 +54,7 @@ __all__ = [
     "SearchSpec",
     "grid_values",
     "load_data",
+    "load_dataset",
     "load_hosts",
     "load_search_spec",
     "parse_hosts",

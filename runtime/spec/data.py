@@ -1,25 +1,65 @@
-"""Loading a search spec's data set: a loader function, or a .npy/.npz/.csv file.
+"""Loading a search spec's data set: a loader, or a table / array / sparse file.
 
-Runs on the driver (the laptop); the engines receive the arrays, never the
-files. `load_data` returns X and y checked for what the search needs (finite
-numbers, one target per row, enough samples for the folds, two classes for a
-classifier), so a bad data set fails before any engine is busy.
+Runs on the driver (the laptop); the engines receive the folds, never the
+files. `load_dataset` returns X, y, the group labels and the fit parameters,
+checked for what the search needs (one target per row, enough samples for
+the folds, two classes for a classifier, an estimator that takes what X
+holds), so a bad data set fails before any engine is busy.
+
+X keeps what it is: a pandas DataFrame (column names, dtypes, categoricals,
+strings and NaN unchanged), a scipy.sparse matrix (never densified), a
+sequence of strings (raw text for a vectorizer), or a numeric array (made
+float64 and C-contiguous, the layout every engine maps without a copy).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from runtime.engine.folds import n_samples, x_kind
 from runtime.errors import ConfigError
 from runtime.spec.common import err, import_object
-from runtime.spec.search import DataSpec, SearchSpec
+from runtime.spec.search import SearchSpec, needs_groups
+from runtime.spec.source import ArrayRef, DataSpec
 
 
-def load_data(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Load and check the spec's data set.
+@dataclass
+class Dataset:
+    """A search's data: features, target, group labels, fit parameters."""
+
+    X: Any
+    y: np.ndarray
+    groups: np.ndarray | None = None
+    fit_params: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        """Rows."""
+        return n_samples(self.X)
+
+    def describe(self) -> str:
+        """What X is, for the log: ``1797 x 64``, ``a frame of 891 x 7``..."""
+        kind = x_kind(self.X)
+        if kind == "text":
+            return f"{self.n_samples} texts"
+        n, m = self.X.shape
+        return {"dense": f"{n} x {m}", "frame": f"a frame of {n} x {m}"}.get(
+            kind, f"a sparse {n} x {m} ({self.X.nnz} stored values)"
+        )
+
+
+def load_data(spec: SearchSpec) -> tuple[Any, np.ndarray]:
+    """(X, y) of the spec's data set, checked (see `load_dataset`)."""
+    d = load_dataset(spec)
+    return d.X, d.y
+
+
+def load_dataset(spec: SearchSpec) -> Dataset:
+    """Load and check the spec's data set, group labels and fit parameters.
 
     Parameters
     ----------
@@ -29,43 +69,141 @@ def load_data(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float64, C-contiguous
-    y : ndarray of shape (n_samples,)
+    Dataset
 
     Raises
     ------
     ConfigError
-        If the data cannot be read, or is unfit for the search (NaN/inf,
-        non-numeric columns, X/y length mismatch, fewer samples than folds,
-        a single class for a classifier).
+        If the data cannot be read, or is unfit for the search (X/y length
+        mismatch, a missing or wrong-length group or weight column, fewer
+        samples than folds, a single class for a classifier, sparse data or
+        NaN for an estimator that refuses them).
     """
     where, d = spec.path, spec.data
     if d.loader:
-        try:
-            out = import_object(d.loader)(**d.loader_params)
-        except Exception as exc:  # noqa: BLE001 - loader errors are reported, not crashed on
-            raise err(
-                where,
-                "data.loader",
-                f"{d.loader} failed: {exc}",
-                "check the loader and its loader_params",
-            ) from exc
-        if isinstance(out, tuple) and len(out) == 2:
-            X, y = out
-        elif hasattr(out, "data") and hasattr(out, "target"):
-            X, y = out.data, out.target
-        else:
-            raise err(
-                where,
-                "data.loader",
-                f"{d.loader} returned {type(out).__name__}",
-                "use a loader that returns (X, y) or a Bunch with data and target",
-            )
+        X, y, groups = _from_loader(where, d)
         key = "data.loader"
     else:
         X, y = _read_data_file(where, d)
+        groups = None
         key = "data.path"
-    return _check_xy(where, key, X, y, spec)
+    X, columns = _pop_columns(where, X, d, spec.fit_params)
+    if d.groups is not None:
+        groups = _array(where, "data.groups", d.groups, columns)
+    fit_params = {
+        name: _array(where, f"fit_params.{name}", v, columns)
+        if isinstance(v, ArrayRef)
+        else v
+        for name, v in spec.fit_params.items()
+    }
+    X, y = _check_xy(where, key, X, y, spec)
+    _check_lengths(where, len(y), groups, fit_params, d)
+    _check_folds(where, spec, len(y), groups)
+    return Dataset(X, y, groups, fit_params)
+
+
+def _from_loader(where: str, d: DataSpec) -> tuple[Any, Any, Any]:
+    try:
+        out = import_object(d.loader)(**d.loader_params)
+    except Exception as exc:  # noqa: BLE001 - loader errors are reported, not crashed on
+        raise err(
+            where,
+            "data.loader",
+            f"{d.loader} failed: {exc}",
+            "check the loader and its loader_params",
+        ) from exc
+    if isinstance(out, tuple) and len(out) in (2, 3):
+        return (*out, None)[:3]
+    if hasattr(out, "data") and hasattr(out, "target"):
+        return out.data, out.target, getattr(out, "groups", None)
+    raise err(
+        where,
+        "data.loader",
+        f"{d.loader} returned {type(out).__name__}",
+        "use a loader that returns (X, y), (X, y, groups) or a Bunch with data and target",
+    )
+
+
+def _pop_columns(where: str, X, d: DataSpec, fit_params: dict) -> tuple[Any, dict]:
+    """X without the columns that are group labels or fit parameters, and those columns."""
+    refs = [("data.groups", d.groups)] + [
+        (f"fit_params.{n}", v) for n, v in fit_params.items() if isinstance(v, ArrayRef)
+    ]
+    wanted = {(k, r.column) for k, r in refs if r is not None and r.column is not None}
+    if not wanted:
+        return X, {}
+    if not hasattr(X, "columns"):
+        key, col = sorted(wanted, key=str)[0]
+        raise err(
+            where,
+            key,
+            f"column {col!r} asked for, but X is not a table with named columns",
+            "read a .csv/.parquet file, return a DataFrame from the loader, or give {path: FILE}",
+        )
+    columns = {}
+    for key, col in sorted(wanted, key=str):
+        if col not in X.columns:
+            raise err(
+                where,
+                key,
+                f"no column named {col!r} in the data",
+                f"use one of {[str(c) for c in X.columns]}",
+            )
+        columns[col] = X[col].to_numpy()
+    return X.drop(columns=list(columns)), columns
+
+
+def _array(where: str, key: str, ref: ArrayRef, columns: dict) -> np.ndarray:
+    """A per-sample array: a popped column, or read from its file."""
+    if ref.column is not None:
+        return columns[ref.column]
+    p = Path(ref.path)
+    if not p.is_file():
+        raise err(
+            where,
+            f"{key}.path",
+            f"{p} does not exist",
+            "check the path (relative paths are read from the spec's folder)",
+        )
+    try:
+        if p.suffix == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        else:
+            import pandas as pd
+
+            arr = pd.read_csv(p, header=None).to_numpy()
+            arr = arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
+    except (OSError, ValueError) as exc:
+        raise err(
+            where,
+            f"{key}.path",
+            f"cannot read {p}: {exc}",
+            "give a .npy array or a one-column .csv",
+        ) from exc
+    if arr.ndim != 1:
+        raise err(
+            where,
+            f"{key}.path",
+            f"{p} has shape {arr.shape}, expected one value per row",
+            "save a 1-D array",
+        )
+    return arr
+
+
+def _check_lengths(where: str, n: int, groups, fit_params: dict, d: DataSpec) -> None:
+    named = [("data.groups", groups)] + [
+        (f"fit_params.{k}", v)
+        for k, v in fit_params.items()
+        if isinstance(v, np.ndarray)
+    ]
+    for key, arr in named:
+        if arr is not None and len(arr) != n:
+            raise err(
+                where,
+                key,
+                f"has {len(arr)} values for {n} rows of X",
+                "give one value per row of the data",
+            )
 
 
 def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
@@ -79,20 +217,19 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
             "check the path (relative paths are read from the spec's folder)",
         )
     try:
+        if p.suffix in (".csv", ".parquet"):
+            return _read_table(where, d, p)
         if p.suffix == ".npz":
-            return _read_npz(where, key, p, d.target)
-        if p.suffix == ".npy":
-            arr, header = np.load(p, allow_pickle=False), None
-        else:
-            arr, header = _read_csv(p)
+            return _read_npz(where, key, p, d)
+        arr = np.load(p, allow_pickle=False)
     except ConfigError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         raise err(
             where,
             key,
             f"cannot read {p}: {exc}",
-            "check that the file is a valid .npy/.npz/.csv",
+            f"check that the file is a valid {p.suffix} file",
         ) from exc
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise err(
@@ -101,39 +238,94 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
             f"{p} has shape {arr.shape}, expected a 2-D table with features and a target column",
             "save features and target as columns of one table",
         )
-    col = _target_column(where, d.target, header, arr.shape[1], p)
+    col = _target_column(where, d.target, None, arr.shape[1], p)
     y = arr[:, col]
     X = np.delete(arr, col, axis=1)
     return X, y
 
 
-def _read_npz(where: str, key: str, p: Path, target: Any) -> tuple[Any, Any]:
-    with np.load(p, allow_pickle=False) as z:
-        names = list(z.keys())
-        xk = "X" if "X" in names else None
-        yk = target if target in names else ("y" if "y" in names else None)
-        if xk is None or yk is None:
+def _read_table(where: str, d: DataSpec, p: Path) -> tuple[Any, Any]:
+    """A .csv or .parquet table as a DataFrame; the target column taken out of it."""
+    # pandas loads only for the specs that read a table.
+    import pandas as pd
+
+    if p.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401 - pandas reads parquet through it
+        except ImportError as exc:
             raise err(
                 where,
-                key,
-                f"{p} holds arrays {names}, expected X and y",
-                "save with np.savez(path, X=X, y=y), or set data.target to the name of the target array",
-            )
-        return z[xk], z[yk]
-
-
-def _read_csv(p: Path) -> tuple[np.ndarray, list[str] | None]:
-    """The table of a CSV file, and its header if its first line is one."""
-    with open(p) as f:
-        first = f.readline()
-    cells = [c.strip() for c in first.split(",")]
-    has_header = any(not _is_number(c) for c in cells if c)
-    arr = np.genfromtxt(
-        p, delimiter=",", skip_header=1 if has_header else 0, dtype=float
+                "data.path",
+                f"{p} is a parquet file and pyarrow is not installed",
+                "pip install pyarrow (or save the table as .csv)",
+            ) from exc
+        frame = pd.read_parquet(p)
+        for col, dtype in d.dtype.items():
+            frame[col] = frame[col].astype(dtype)
+    else:
+        with open(p) as f:
+            first = f.readline()
+        cells = [c.strip() for c in first.split(",")]
+        has_header = any(not _is_number(c) for c in cells if c)
+        frame = pd.read_csv(p, header=0 if has_header else None, dtype=d.dtype or None)
+    missing = sorted(set(d.dtype) - set(map(str, frame.columns)))
+    if missing:
+        raise err(
+            where,
+            f"data.dtype.{missing[0]}",
+            f"no column named {missing[0]!r} in {p}",
+            f"use one of {[str(c) for c in frame.columns]}",
+        )
+    if frame.shape[1] < 2 and d.target_path is None:
+        raise err(
+            where,
+            "data.path",
+            f"{p} has {frame.shape[1]} column, expected features and a target column",
+            "save features and target as columns of one table",
+        )
+    if d.target_path is not None:
+        return frame, _read_target(where, d)
+    names = [str(c) for c in frame.columns]
+    col = _target_column(
+        where,
+        d.target,
+        names if isinstance(frame.columns[0], str) else None,
+        frame.shape[1],
+        p,
     )
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, len(cells))
-    return arr, (cells if has_header else None)
+    target = frame.columns[col]
+    return frame.drop(columns=[target]), frame[target].to_numpy()
+
+
+def _read_npz(where: str, key: str, p: Path, d: DataSpec) -> tuple[Any, Any]:
+    """Arrays X and y (np.savez), or a sparse matrix (scipy.sparse.save_npz) and target_path."""
+    with np.load(p, allow_pickle=False) as z:
+        names = list(z.keys())
+        if not {"format", "indptr", "indices", "data", "shape"} <= set(names):
+            xk = "X" if "X" in names else None
+            yk = d.target if d.target in names else ("y" if "y" in names else None)
+            if xk is None or yk is None:
+                raise err(
+                    where,
+                    key,
+                    f"{p} holds arrays {names}, expected X and y",
+                    "save with np.savez(path, X=X, y=y), or set data.target to the name of the target array",
+                )
+            return z[xk], z[yk]
+    if d.target_path is None:
+        raise err(
+            where,
+            "data.target_path",
+            f"{p} is a sparse matrix and holds no target",
+            "give the target's file: data: {path: X.npz, target_path: y.npy}",
+        )
+    import scipy.sparse
+
+    return scipy.sparse.load_npz(p), _read_target(where, d)
+
+
+def _read_target(where: str, d: DataSpec) -> np.ndarray:
+    return _array(where, "data.target_path", ArrayRef(path=d.target_path), {})
 
 
 def _is_number(s: str) -> bool:
@@ -172,38 +364,16 @@ def _target_column(
 
 def _check_xy(
     where: str, key: str, X: Any, y: Any, spec: SearchSpec
-) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X = np.ascontiguousarray(X, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
+) -> tuple[Any, np.ndarray]:
+    X = _normalized_x(where, key, X)
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    n = n_samples(X)
+    if y.ndim != 1 or len(y) != n:
         raise err(
             where,
             key,
-            f"X has non-numeric values ({exc})",
-            "encode categorical columns as numbers before the search",
-        ) from exc
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise err(
-            where,
-            key,
-            f"X has shape {X.shape}, expected (n_samples, n_features)",
-            "give a 2-D feature table",
-        )
-    if y.ndim != 1 or len(y) != len(X):
-        raise err(
-            where,
-            key,
-            f"X has {len(X)} rows but y has shape {y.shape}",
+            f"X has {n} rows but y has shape {y.shape}",
             "give one target value per row of X",
-        )
-    if not np.isfinite(X).all():
-        bad = int((~np.isfinite(X)).sum())
-        raise err(
-            where,
-            key,
-            f"X holds {bad} NaN or infinite values",
-            "impute or drop them before the search",
         )
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise err(
@@ -226,12 +396,127 @@ def _check_xy(
                 f"y has a single class ({np.unique(y)[0]!r})",
                 "a classifier needs at least two classes in the target",
             )
+    check_inputs(where, X, est)
+    return X, y
+
+
+def _normalized_x(where: str, key: str, X: Any) -> Any:
+    """X as the folds keep it: frames, sparse and text as they are, numbers float64 C-contiguous."""
+    kind = x_kind(X)
+    if kind in ("frame", "sparse"):
+        if len(X.shape) != 2:
+            raise err(
+                where,
+                key,
+                f"X has shape {X.shape}, expected (n_samples, n_features)",
+                "give a 2-D feature table",
+            )
+        return X
+    arr = np.asarray(X) if not isinstance(X, list) else None
+    if arr is not None and arr.dtype.kind in "biufc":
+        if arr.ndim != 2:
+            raise err(
+                where,
+                key,
+                f"X has shape {arr.shape}, expected (n_samples, n_features)",
+                "give a 2-D feature table",
+            )
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    # Raw text: a sequence of strings, for a vectorizer as the first step.
+    texts = list(X) if not isinstance(X, np.ndarray) else X
+    if (isinstance(texts, np.ndarray) and texts.ndim != 1) or not all(
+        isinstance(t, str) for t in texts
+    ):
+        raise err(
+            where,
+            key,
+            "X is neither numbers, a DataFrame, a sparse matrix nor a sequence of strings",
+            "return a numeric array, a pandas DataFrame, a scipy.sparse matrix, or a list of texts",
+        )
+    return np.asarray(texts, dtype=object)
+
+
+def check_inputs(where: str, X: Any, estimator) -> None:
+    """Refuse sparse X or NaN for the estimator (or first pipeline step) that would refuse them.
+
+    scikit-learn's own check would fail every fit (`check_array` with
+    `accept_sparse=False`, `ensure_all_finite=True`); the estimator's tags say
+    so beforehand. Steps that route columns (ColumnTransformer,
+    FeatureUnion) are not judged: their parts are.
+    """
+    from sklearn.utils import get_tags
+
+    name, step = _first_consumer(estimator)
+    if step is None:
+        return
+    tags = get_tags(step).input_tags
+    label = f"step {name!r} ({type(step).__name__})" if name else type(step).__name__
+    kind = x_kind(X)
+    if kind == "sparse" and not tags.sparse:
+        raise err(
+            where,
+            "estimator",
+            f"X is a sparse matrix and {label} requires dense input (scikit-learn would fail every fit)",
+            "use a step that takes sparse input first (e.g. sklearn.feature_extraction.text.TfidfTransformer, "
+            "StandardScaler with with_mean: false, TruncatedSVD), or an estimator that takes it",
+        )
+    n_nan = _count_nan(X)
+    if n_nan and not tags.allow_nan:
+        raise err(
+            where,
+            "estimator",
+            f"X holds {n_nan} NaN values and {label} does not accept NaN (scikit-learn would fail every fit)",
+            "impute them (e.g. a sklearn.impute.SimpleImputer step first), or use an estimator "
+            "that takes NaN such as sklearn.ensemble.HistGradientBoostingClassifier",
+        )
+
+
+def _first_consumer(est) -> tuple[str | None, Any]:
+    """The first estimator that sees X as it is: through Pipelines, not into routers."""
+    name = None
+    while hasattr(est, "steps"):
+        steps = [(n, s) for n, s in est.steps if s not in (None, "passthrough")]
+        if not steps:
+            return None, None
+        name, est = steps[0]
+    if hasattr(est, "transformers") or hasattr(est, "transformer_list"):
+        return None, None
+    return name, est
+
+
+def _count_nan(X) -> int:
+    kind = x_kind(X)
+    if kind == "dense":
+        return int(np.isnan(X).sum())
+    if kind == "sparse":
+        return int(np.isnan(X.data).sum()) if X.dtype.kind == "f" else 0
+    if kind == "frame":
+        return int(X.isna().to_numpy().sum())
+    return 0
+
+
+def _check_folds(where: str, spec: SearchSpec, n: int, groups) -> None:
+    """Enough samples (and groups) for the folds."""
+    n_splits = spec.cv.n_splits
+    if (
+        spec.cv.cls is not None
+        and groups is not None
+        and needs_groups(spec.cv.splitter())
+    ):
+        try:
+            n_splits = int(spec.cv.splitter().get_n_splits(groups=groups))
+        except ValueError as exc:
+            raise err(
+                where,
+                "data.groups",
+                f"{spec.cv.cls} cannot split these groups ({exc})",
+                "give more distinct groups, or fewer splits",
+            ) from exc
     n_test = spec.cv.test_size if spec.cv.kind == "shuffle" else None
-    if len(X) < spec.cv.n_splits or (isinstance(n_test, int) and n_test >= len(X)):
+    if n < n_splits or (isinstance(n_test, int) and n_test >= n):
         raise err(
             where,
             "cv.n_splits",
-            f"{len(X)} samples are too few for {spec.cv.n_splits} folds",
+            f"{n} samples are too few for {n_splits} folds",
             "use fewer folds or more data",
         )
-    return X, y

@@ -1,9 +1,13 @@
-"""The estimator section of a search spec: a scikit-learn class, or a Pipeline.
+"""Estimators in a search spec: a class, a Pipeline, and any nesting of them.
 
 Runs on the driver (the laptop). The spec names estimators by import path
-(``sklearn.svm.SVC``); `parse_estimator` checks that each imports, is an
-estimator, takes the given params and builds, and returns an `EstimatorSpec`
-that builds a fresh, unfitted copy whenever asked.
+(``sklearn.svm.SVC``), to any depth: a Pipeline's steps, a ColumnTransformer's
+transformers, a FeatureUnion's parts, a `base_estimator`, and estimators
+given as a parameter's values in the search space. `parse_estimator` (and
+`check_description` for a single value) checks that each one imports, is an
+estimator, takes the given params and builds, and the spec keeps the plain
+description; `runtime.engine.build` turns a description into objects, on
+the driver and on the engines alike.
 """
 
 from __future__ import annotations
@@ -11,29 +15,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.spec.common import check_keys, err, import_checked, import_object
+from runtime.engine.build import (
+    ESTIMATOR_KEYS,
+    STEP_KEYS,
+    build,
+)
+from runtime.spec.common import check_keys, err, import_checked
 
 _ESTIMATOR_FIX = "write estimator: {class: sklearn.svm.SVC, params: {}} or estimator: {pipeline: [...]}"
 
 
 @dataclass(frozen=True)
 class EstimatorSpec:
-    """The estimator: one class, or a Pipeline of named steps."""
+    """The estimator's plain description (see `runtime.engine.build`)."""
 
-    steps: tuple[tuple[str, str, dict], ...]
-    pipeline: bool = False
+    description: dict
+
+    @property
+    def pipeline(self) -> bool:
+        """Whether the top level is a Pipeline."""
+        return "pipeline" in self.description
 
     def build(self):
         """Instantiate a fresh (unfitted) estimator."""
-        objs = [
-            (name, import_object(path)(**params)) for name, path, params in self.steps
-        ]
-        if not self.pipeline:
-            return objs[0][1]
-        # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
-        from sklearn.pipeline import Pipeline
-
-        return Pipeline(objs)
+        return build(self.description)
 
 
 def parse_estimator(where: str, raw: Any) -> EstimatorSpec:
@@ -45,7 +50,8 @@ def parse_estimator(where: str, raw: Any) -> EstimatorSpec:
         The spec file, for messages.
     raw : str, dict or None
         ``sklearn.svm.SVC``, ``{class: ..., params: {...}}`` or
-        ``{pipeline: [{name: ..., class: ..., params: {...}}, ...]}``.
+        ``{pipeline: [{name: ..., class: ..., params: {...}}, ...]}``; params
+        may hold such estimators themselves.
 
     Returns
     -------
@@ -64,58 +70,91 @@ def parse_estimator(where: str, raw: Any) -> EstimatorSpec:
             where, "estimator", f"expected a mapping, got {raw!r}", _ESTIMATOR_FIX
         )
     check_keys(where, "estimator.", raw, {"class", "params", "pipeline"})
-    if "pipeline" in raw:
-        spec = EstimatorSpec(steps=_pipeline_steps(where, raw), pipeline=True)
-    else:
-        spec = EstimatorSpec(
-            steps=(("estimator", *_class_step(where, "estimator", raw)),)
-        )
-    try:
-        spec.build()
-    except Exception as exc:  # noqa: BLE001 - any constructor error is the user's to fix
-        raise err(
-            where,
-            "estimator",
-            f"cannot build the estimator ({exc})",
-            "check the class and its params",
-        ) from exc
-    return spec
-
-
-def _pipeline_steps(where: str, raw: dict) -> tuple[tuple[str, str, dict], ...]:
-    steps_raw = raw["pipeline"]
-    if "class" in raw or not isinstance(steps_raw, list) or not steps_raw:
+    if "pipeline" in raw and "class" in raw:
         raise err(
             where,
             "estimator.pipeline",
             "expected a non-empty list of steps and no class",
             "write pipeline: [{name: scale, class: sklearn.preprocessing.StandardScaler}, ...]",
         )
+    return EstimatorSpec(check_description(where, "estimator", raw))
+
+
+def check_description(where: str, key: str, raw: Any) -> dict:
+    """Validate one estimator description (to any depth) and build it once.
+
+    Parameters
+    ----------
+    where, key : str
+        The file and the key of `raw`, for messages.
+    raw : dict
+        ``{class, params}`` or ``{pipeline: [...]}``.
+
+    Returns
+    -------
+    dict
+        The description as plain data (``{"class": ..., "params": {...}}``
+        or ``{"pipeline": [...]}``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad key, or the constructor's own error.
+    """
+    desc = _description(where, key, raw)
+    try:
+        build(desc)
+    except Exception as exc:  # noqa: BLE001 - any constructor error is the user's to fix
+        raise err(
+            where,
+            key,
+            f"cannot build the estimator ({exc})",
+            "check the class and its params",
+        ) from exc
+    return desc
+
+
+def _description(where: str, key: str, raw: Any) -> dict:
+    if "pipeline" in raw:
+        return {"pipeline": _pipeline_steps(where, f"{key}.pipeline", raw["pipeline"])}
+    check_keys(where, key + ".", raw, set(ESTIMATOR_KEYS))
+    return _class_step(where, key, raw)
+
+
+def _pipeline_steps(where: str, key: str, steps_raw: Any) -> list[dict]:
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise err(
+            where,
+            key,
+            "expected a non-empty list of steps and no class",
+            "write pipeline: [{name: scale, class: sklearn.preprocessing.StandardScaler}, ...]",
+        )
     steps, names = [], set()
     for i, s in enumerate(steps_raw):
-        key = f"estimator.pipeline[{i}]"
+        skey = f"{key}[{i}]"
         if not isinstance(s, dict):
             raise err(
                 where,
-                key,
+                skey,
                 f"expected a mapping with name and class, got {s!r}",
                 "write {name: svc, class: sklearn.svm.SVC}",
             )
-        check_keys(where, key + ".", s, {"name", "class", "params"})
+        check_keys(where, skey + ".", s, set(STEP_KEYS))
         name = s.get("name")
         if not isinstance(name, str) or not name or "__" in name or name in names:
             raise err(
                 where,
-                key + ".name",
+                skey + ".name",
                 f"expected a unique step name without '__', got {name!r}",
                 "name each step, e.g. name: svc",
             )
         names.add(name)
-        steps.append((name, *_class_step(where, key, s)))
-    return tuple(steps)
+        body = {k: v for k, v in s.items() if k != "name"}
+        steps.append({"name": name, **_description(where, skey, body)})
+    return steps
 
 
-def _class_step(where: str, key: str, raw: dict) -> tuple[str, dict]:
+def _class_step(where: str, key: str, raw: dict) -> dict:
     cls = import_checked(
         where,
         f"{key}.class",
@@ -146,7 +185,21 @@ def _class_step(where: str, key: str, raw: dict) -> tuple[str, dict]:
                 f"{raw['class']} has no parameter {p!r}",
                 "use one of " + ", ".join(sorted(valid)),
             )
-    return raw["class"], dict(params)
+    return {
+        "class": raw["class"],
+        "params": {
+            p: _nested(where, f"{key}.params.{p}", v) for p, v in params.items()
+        },
+    }
+
+
+def _nested(where: str, key: str, value: Any) -> Any:
+    """A parameter's value, with the estimators it holds checked (to any depth)."""
+    if isinstance(value, dict) and ("class" in value or "pipeline" in value):
+        return _description(where, key, value)
+    if isinstance(value, list):
+        return [_nested(where, f"{key}[{i}]", v) for i, v in enumerate(value)]
+    return value
 
 
 def _no_required_args(cls) -> bool:

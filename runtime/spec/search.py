@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.engine.build import build, is_estimator_description, metric_names
 from runtime.spec.common import (
     check_keys,
     err,
@@ -28,8 +29,10 @@ from runtime.spec.common import (
     plain,
     read_yaml,
 )
-from runtime.spec.estimator import EstimatorSpec, parse_estimator
+from runtime.spec.estimator import EstimatorSpec, check_description, parse_estimator
 from runtime.spec.expr import Distribution, is_call, parse_value_expr
+from runtime.spec.scoring import parse_refit, parse_scoring, ranking_metric
+from runtime.spec.source import DataSpec, parse_data, parse_fit_params
 
 #: The top-level keys of a search spec.
 _SPEC_KEYS = {
@@ -44,17 +47,9 @@ _SPEC_KEYS = {
     "scoring",
     "error_score",
     "return_train_score",
+    "refit",
+    "fit_params",
 }
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Where the data comes from."""
-
-    loader: str | None = None
-    loader_params: dict = field(default_factory=dict)
-    path: str | None = None
-    target: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +115,22 @@ class SearchSpec:
     random_state: int | None
     data: DataSpec
     cv: CVSpec
-    scoring: str | None
+    scoring: Any
     error_score: float | str
     return_train_score: bool
     raw: dict
+    refit: bool | str = True
+    fit_params: dict = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics' names in results (``["score"]`` for one metric)."""
+        return metric_names(self.scoring)
+
+    @property
+    def ranking(self) -> str:
+        """The metric that ranks candidates (the refit one, else the first)."""
+        return ranking_metric(self.scoring, self.refit)
 
     def candidates(self) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
@@ -192,7 +199,6 @@ def load_search_spec(
     # The sections are checked in this order: of several bad ones, the first
     # is reported.
     est = parse_estimator(where, data.get("estimator"))
-    valid = set(est.build().get_params(deep=True))
     search = _parse_search(where, data.get("search", "grid"))
     if n_iter is not None:
         data = {**data, "n_iter": n_iter}
@@ -200,8 +206,10 @@ def load_search_spec(
     rs = expect_optional_int(
         where, "random_state", data.get("random_state"), "write e.g. random_state: 0"
     )
-    params = _parse_params(where, data, search, valid)
-    scoring = _parse_scoring(where, data.get("scoring"))
+    # A fresh estimator: the check sets the grid's estimator choices on it.
+    params = _parse_params(where, data, search, est.build())
+    scoring = parse_scoring(where, data.get("scoring"))
+    refit = parse_refit(where, data.get("refit", True), scoring)
     error_score = _parse_error_score(where, data.get("error_score", "nan"))
     rts = expect_bool(
         where,
@@ -218,14 +226,17 @@ def load_search_spec(
         params=params,
         n_iter=spec_n_iter,
         random_state=rs,
-        data=_parse_data(where, data.get("data"), base),
+        data=parse_data(where, data.get("data"), base),
         cv=_parse_cv(where, data.get("cv")),
         scoring=scoring,
         error_score=error_score,
         return_train_score=rts,
         raw={k: v for k, v in data.items() if k != "name"},
+        refit=refit,
+        fit_params=parse_fit_params(where, data.get("fit_params"), base),
     )
     _check_n_iter_fits_grid(where, spec)
+    _check_groups(where, spec)
     return spec
 
 
@@ -279,24 +290,6 @@ def _check_n_iter_fits_grid(where: str, spec: SearchSpec) -> None:
         )
 
 
-def _parse_scoring(where: str, scoring: Any) -> str | None:
-    if scoring is None:
-        return None
-    # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
-    from sklearn.metrics import get_scorer
-
-    try:
-        get_scorer(scoring)
-    except (ValueError, TypeError) as exc:
-        raise err(
-            where,
-            "scoring",
-            f"unknown scoring {scoring!r}",
-            "use a name from sklearn.metrics.get_scorer_names(), e.g. accuracy, or null for the estimator's score",
-        ) from exc
-    return scoring
-
-
 def _parse_error_score(where: str, error_score: Any) -> float | str:
     if error_score == "raise":
         return error_score
@@ -314,10 +307,13 @@ def _parse_error_score(where: str, error_score: Any) -> float | str:
     )
 
 
-def _parse_params(
-    where: str, data: dict, search: str, valid: set[str]
-) -> tuple[dict, ...]:
-    """The ``params`` section: one grid (a mapping) or a list of them."""
+def _parse_params(where: str, data: dict, search: str, base) -> tuple[dict, ...]:
+    """The ``params`` section: one grid (a mapping) or a list of them.
+
+    `base` is the spec's estimator, built: a grid's names must be its
+    parameters, or, where the grid chooses an estimator (a step given a list
+    of estimators), parameters of every choice.
+    """
     if "params" not in data:
         raise err(
             where,
@@ -344,32 +340,54 @@ def _parse_params(
                 f"expected a non-empty mapping of parameter name to values, got {grid!r}",
                 "write e.g. C: [0.1, 1, 10]",
             )
-        out.append(
-            {
-                name: _param_values(
-                    where, f"{gkey}.{name}", name, values, search, valid
-                )
-                for name, values in grid.items()
-            }
-        )
+        parsed = {
+            name: _param_values(where, f"{gkey}.{name}", name, values, search)
+            for name, values in grid.items()
+        }
+        _check_names(where, gkey, parsed, base)
+        out.append(parsed)
     return tuple(out)
 
 
-def _param_values(
-    where: str, key: str, name: Any, values: Any, search: str, valid: set[str]
-) -> Any:
-    """One parameter's values: a list (of values or grid expressions), or an expression."""
-    if name not in valid:
-        close = [
-            v for v in sorted(valid) if v.split("__")[-1] == str(name).split("__")[-1]
-        ]
-        hint = (
-            f"did you mean {close[0]}?"
-            if close
-            else "use one of "
-            + ", ".join(sorted(v for v in valid if v.count("__") <= 1))
-        )
-        raise err(where, key, f"the estimator has no parameter {name!r}", hint)
+def _check_names(where: str, gkey: str, grid: dict, base) -> None:
+    """Every name of `grid` is a parameter of `base`, whichever estimator the grid chooses."""
+    valid = set(base.get_params(deep=True))
+    choices = {
+        n: [v for v in vals if is_estimator_description(v)]
+        for n, vals in grid.items()
+        if isinstance(vals, list) and n in valid
+    }
+    choices = {n: opts for n, opts in choices.items() if opts}
+    for name in grid:
+        if name not in valid:
+            _no_parameter(where, f"{gkey}.{name}", name, valid, "")
+    for cname, options in choices.items():
+        for opt in options:
+            est = base.set_params(**{cname: build(opt)})
+            branch = set(est.get_params(deep=True))
+            for name in grid:
+                if name.startswith(cname + "__") and name not in branch:
+                    _no_parameter(
+                        where,
+                        f"{gkey}.{name}",
+                        name,
+                        branch,
+                        f" when {cname} is {opt['class'] if 'class' in opt else 'that pipeline'}",
+                    )
+
+
+def _no_parameter(where: str, key: str, name: str, valid: set[str], when: str):
+    close = [v for v in sorted(valid) if v.split("__")[-1] == str(name).split("__")[-1]]
+    hint = (
+        f"did you mean {close[0]}?"
+        if close
+        else "use one of " + ", ".join(sorted(v for v in valid if v.count("__") <= 1))
+    )
+    raise err(where, key, f"the estimator has no parameter {name!r}{when}", hint)
+
+
+def _param_values(where: str, key: str, name: Any, values: Any, search: str) -> Any:
+    """One parameter's values: a list (of values, grid expressions, estimators), or an expression."""
     if isinstance(values, str):
         return parse_value_expr(where, key, values, search)
     if not isinstance(values, list):
@@ -381,11 +399,13 @@ def _param_values(
         )
     if not values:
         raise err(where, key, "empty list of values", "give at least one value")
-    return [_list_item(where, key, name, v) for v in values]
+    return [_list_item(where, key, i, name, v) for i, v in enumerate(values)]
 
 
-def _list_item(where: str, key: str, name: str, v: Any) -> Any:
-    """One value of a parameter's list: as written, or an expression of one value."""
+def _list_item(where: str, key: str, i: int, name: str, v: Any) -> Any:
+    """One value of a parameter's list: as written, an estimator, or an expression of one value."""
+    if isinstance(v, dict) and ("class" in v or "pipeline" in v):
+        return check_description(where, f"{key}[{i}]", v)
     if not (isinstance(v, str) and is_call(v)):
         return v
     got = parse_value_expr(where, key, v, "grid")
@@ -397,42 +417,6 @@ def _list_item(where: str, key: str, name: str, v: Any) -> Any:
             f"write {name}: {v} (without the brackets) for all of them",
         )
     return got[0]
-
-
-def _parse_data(where: str, raw: Any, base: Path) -> DataSpec:
-    fix = "write data: {loader: sklearn.datasets.load_digits} or data: {path: train.csv, target: label}"
-    if not isinstance(raw, dict):
-        raise err(where, "data", f"expected a mapping, got {raw!r}", fix)
-    check_keys(where, "data.", raw, {"loader", "loader_params", "path", "target"})
-    if ("loader" in raw) == ("path" in raw):
-        raise err(where, "data", "give exactly one of loader or path", fix)
-    if "loader" in raw:
-        import_checked(
-            where,
-            "data.loader",
-            raw["loader"],
-            "give the import path of a loader, e.g. sklearn.datasets.load_digits",
-        )
-        lp = raw.get("loader_params") or {}
-        if not isinstance(lp, dict):
-            raise err(
-                where,
-                "data.loader_params",
-                f"expected a mapping, got {lp!r}",
-                "write loader_params: {n_class: 10}",
-            )
-        return DataSpec(loader=raw["loader"], loader_params=dict(lp))
-    p = Path(os.path.expanduser(str(raw["path"])))
-    if not p.is_absolute():
-        p = base / p
-    if p.suffix not in (".npy", ".npz", ".csv"):
-        raise err(
-            where,
-            "data.path",
-            f"unsupported file type {p.suffix!r} ({raw['path']})",
-            "use a .npy, .npz or .csv file",
-        )
-    return DataSpec(path=str(p), target=raw.get("target"))
 
 
 def _parse_cv(where: str, raw: Any) -> CVSpec:
@@ -513,23 +497,20 @@ def _parse_cv_class(where: str, raw: dict) -> CVSpec:
             f"{raw['class']} refuses {params!r} ({exc})",
             f"see {raw['class']}'s parameters",
         ) from exc
-    if _needs_groups(splitter):
-        raise err(
-            where,
-            "cv.class",
-            f"{raw['class']} splits by groups, and a spec cannot give groups yet",
-            "use a splitter without groups (KFold, StratifiedKFold, TimeSeriesSplit, "
-            "RepeatedStratifiedKFold, ...)",
-        )
     try:
         n_splits = int(splitter.get_n_splits())
     except (TypeError, ValueError) as exc:
-        raise err(
-            where,
-            "cv.class",
-            f"{raw['class']} cannot say its number of splits without the data ({exc})",
-            "use a splitter with a fixed number of splits",
-        ) from exc
+        if needs_groups(splitter):
+            # LeaveOneGroupOut & co. count their splits from the groups: the
+            # data check does it once the groups are read.
+            n_splits = 0
+        else:
+            raise err(
+                where,
+                "cv.class",
+                f"{raw['class']} cannot say its number of splits without the data ({exc})",
+                "use a splitter with a fixed number of splits",
+            ) from exc
     return CVSpec(
         kind="class",
         n_splits=n_splits,
@@ -539,7 +520,21 @@ def _parse_cv_class(where: str, raw: dict) -> CVSpec:
     )
 
 
-def _needs_groups(splitter) -> bool:
+def _check_groups(where: str, spec: SearchSpec) -> None:
+    """A splitter that splits by groups needs `data.groups`."""
+    if spec.cv.cls is None or spec.data.groups is not None:
+        return
+    if needs_groups(spec.cv.splitter()):
+        raise err(
+            where,
+            "cv.class",
+            f"{spec.cv.cls} splits by groups, and data.groups is not set",
+            "add the group labels: data: {..., groups: COLUMN} (a column of the table, "
+            "left out of X) or groups: {path: groups.npy}",
+        )
+
+
+def needs_groups(splitter) -> bool:
     """Whether scikit-learn's splitter routes `groups` to its split (GroupKFold...)."""
     # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
     from sklearn.model_selection import (
