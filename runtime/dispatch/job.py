@@ -19,6 +19,7 @@ from runtime.dispatch.runner import ABORT_GRACE, REPORT_EVERY, TaskRunner
 from runtime.engine.folds import SplitSet
 from runtime.errors import SearchError
 from runtime.kinds import kind_of
+from runtime.kinds.search import best_of
 from runtime.rundir import results as rs
 from runtime.rundir.run import write_results
 
@@ -199,13 +200,14 @@ class Job:
         return self.kind.results(self.job, n_folds, self.runner.snapshot())
 
     def _postfix(self) -> str:
-        parts = self.kind.postfix(self.results_)
+        parts = self.kind.postfix(self.job, self.results_)
         parts += [f"{k.split()[0]}={v}" for k, v in self.counters.items() if v]
         return " ".join(parts)
 
     def report(self, top_k: int | None = None, results: dict | None = None) -> str:
         """The notebook-style progress line and the kind's table (of `results`, default: now)."""
         return self.kind.report(
+            self.job,
             results if results is not None else self.results_,
             self.n_tasks,
             self.n_done,
@@ -218,7 +220,7 @@ class Job:
         """Write results.json and report.txt (when there is a run dir); return the results."""
         res = self.results_
         fields = {
-            **self.kind.summary(res),
+            **self.kind.summary(self.job, res),
             "status": self.status,
             "n_tasks": self.n_tasks,
             "n_done": self.n_done,
@@ -240,18 +242,18 @@ class SearchJob(Job):
 
     @property
     def best_index_(self) -> int | None:
-        """Index of the best candidate (rank 1)."""
-        return rs.best(self.cv_results_, complete_only=True)[0]
+        """Index of the best candidate (rank 1 by the refit metric, or the refit callable's pick)."""
+        return best_of(self.job, self.cv_results_)[0]
 
     @property
     def best_params_(self) -> dict | None:
         """Parameters of the best candidate."""
-        return rs.best(self.cv_results_, complete_only=True)[1]
+        return best_of(self.job, self.cv_results_)[1]
 
     @property
     def best_score_(self) -> float | None:
-        """Mean test score of the best candidate."""
-        return rs.best(self.cv_results_, complete_only=True)[2]
+        """Mean test score of the best candidate (None with a refit callable)."""
+        return best_of(self.job, self.cv_results_)[2]
 
     def boxplot_parameters(
         self, out_dir: str | Path | None = None, display_train: bool = True

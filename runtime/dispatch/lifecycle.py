@@ -34,6 +34,7 @@ from pathlib import Path
 from runtime.dispatch import fleet
 from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
+from runtime.dispatch.refit import refit_best
 from runtime.dispatch.versions import check_engine_versions
 from runtime.engine.folds import SplitSet, persist_splits
 from runtime.engine.worker import warm_fold_cache
@@ -42,7 +43,7 @@ from runtime.kinds import KINDS, Kind, kind_of
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
 from runtime.rundir import run as rd
-from runtime.spec import HostsConfig, SearchSpec, load_data
+from runtime.spec import HostsConfig, SearchSpec, load_dataset
 
 DEFAULT_RUNS_ROOT = rd.DEFAULT_RUNS_ROOT
 
@@ -106,12 +107,20 @@ def prepare_splits(
     spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print
 ) -> SplitSet:
     """Load the data and persist the folds (reused when the digest exists)."""
-    X, y = load_data(spec)
+    data = load_dataset(spec)
     workdir = staging_workdir(cfg)
     start = time.perf_counter()
-    split = persist_splits(X, y, spec.cv.splitter(), spec.cv.as_dict(), workdir)
+    split = persist_splits(
+        data.X,
+        data.y,
+        spec.cv.splitter(),
+        spec.cv.as_dict(),
+        workdir,
+        groups=data.groups,
+        fit_params=data.fit_params,
+    )
     log(
-        f"splits: {split.n_folds} folds of {X.shape[0]} x {X.shape[1]} in {split.path} "
+        f"splits: {split.n_folds} folds of {data.describe()} in {split.path} "
         f"({time.perf_counter() - start:.1f} s)"
     )
     return split
@@ -188,7 +197,13 @@ def start_run(
 def search_job_of(spec: SearchSpec) -> dict:
     """The job description of the spec's own search (grid or randomized)."""
     return {
-        **search_job(spec.candidates(), spec.return_train_score),
+        **search_job(
+            spec.candidates(),
+            spec.return_train_score,
+            metrics=spec.metrics,
+            ranking=spec.ranking,
+            refit=spec.refit,
+        ),
         "evaluation_key": rd.evaluation_key(spec),
         "n_iter": spec.raw.get("n_iter"),
     }
@@ -330,7 +345,10 @@ def execute(
         named = None if cfg.path.startswith("<") else cfg.path
         local = {h.name for h in cfg.hosts if h.local}
         check_engine_versions(client, hosts_file=named, local=local)
-        return run_job(client, plan, options, log)
+        job = run_job(client, plan, options, log)
+        if job.kind.style == "search":
+            refit_best(client, plan, job, log)
+        return job
 
 
 def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -> Job:
@@ -410,9 +428,9 @@ def rebuild(run_dir: str | os.PathLike, top_k: int | None = None) -> str:
     n_tasks = kind.n_tasks(meta, meta["n_folds"])
     n_done = sum(res["n_finished_splits"])
     status = rd.status_of(meta)
-    text = kind.report(res, n_tasks, n_done, status=status, top_k=top_k)
+    text = kind.report(meta, res, n_tasks, n_done, status=status, top_k=top_k)
     fields = {
-        **kind.summary(res),
+        **kind.summary(meta, res),
         "status": status,
         "n_tasks": n_tasks,
         "n_done": n_done,

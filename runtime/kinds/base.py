@@ -51,12 +51,14 @@ class Kind:
     results : callable
         (job, n_folds, records) -> the results (dict of plain types).
     summary : callable
-        results -> the top-level keys beside them in results.json (a
+        (job, results) -> the top-level keys beside them in results.json (a
         search's best_index, best_params, best_score).
     report : callable
-        (results, n_tasks, n_done, status, extra, top_k) -> the text report.
+        (job, results, n_tasks, n_done, status, extra, top_k) -> the text
+        report.
     postfix : callable
-        results -> the progress bar's short summary items (e.g. best=0.99).
+        (job, results) -> the progress bar's short summary items (e.g.
+        best=0.99).
     run_name : callable
         (spec name, job) -> the prefix of a new run directory's name.
     worker : callable
@@ -76,9 +78,9 @@ class Kind:
     task_args: Callable[[dict, int], dict]
     train_scores: Callable[[dict], bool]
     results: Callable[[dict, int, list], dict]
-    summary: Callable[[dict], dict]
+    summary: Callable[[dict, dict], dict]
     report: Callable[..., str]
-    postfix: Callable[[dict], list[str]]
+    postfix: Callable[[dict, dict], list[str]]
     run_name: Callable[[str, dict], str]
     worker: Callable[..., list[dict]] = evaluate_many
 

@@ -254,12 +254,12 @@ def _results(job: dict, n_folds: int, records) -> dict:
     return curve_results(definition_of(job), n_folds, records)
 
 
-def _report(curve, n_tasks, n_done, status="running", extra=None, top_k=None):
+def _report(job, curve, n_tasks, n_done, status="running", extra=None, top_k=None):
     # Every row shows: a curve has no top-k.
     return format_curve_report(curve, n_tasks, n_done, status=status, extra=extra)
 
 
-def _postfix(curve: dict) -> list[str]:
+def _postfix(job: dict, curve: dict) -> list[str]:
     failed = sum(curve["n_failed_fits"])
     return [f"failed={failed}"] if failed else []
 
@@ -282,7 +282,7 @@ def _curve_kind(name: str, command: str, rows: str, task_args) -> Kind:
         task_args=task_args,
         train_scores=lambda job: True,
         results=_results,
-        summary=lambda curve: {},
+        summary=lambda job, curve: {},
         report=_report,
         postfix=_postfix,
         run_name=_run_name,

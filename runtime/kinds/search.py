@@ -14,13 +14,47 @@ from runtime.rundir import results as rs
 NAME = "search"
 
 
-def search_job(candidates: list[dict], return_train_score: bool = True) -> dict:
-    """The job description of a search (what its meta.json holds)."""
+def search_job(
+    candidates: list[dict],
+    return_train_score: bool = True,
+    metrics: list[str] | None = None,
+    ranking: str = "score",
+    refit: bool | str = False,
+) -> dict:
+    """The job description of a search (what its meta.json holds).
+
+    Parameters
+    ----------
+    candidates : list of dict
+        The parameter combinations.
+    return_train_score : bool
+        Whether tasks score the training rows too.
+    metrics : list of str, optional
+        The metrics' names (default ``["score"]``: one metric).
+    ranking : str
+        The metric that ranks candidates and names the best (the refit one).
+    refit : bool or str
+        Whether the best candidate is fitted on all the data at the end: a
+        metric name or True (by `ranking`), an import path of a callable
+        cv_results -> best index (scikit-learn's refit callable), or False.
+    """
     return {
         "kind": NAME,
         "candidates": [dict(c) for c in candidates],
         "return_train_score": bool(return_train_score),
+        "metrics": list(metrics or ["score"]),
+        "ranking": ranking,
+        "refit": refit,
     }
+
+
+def _metrics(job: dict) -> list[str]:
+    # Runs from before multi-metric scoring have one metric.
+    return job.get("metrics") or ["score"]
+
+
+def _ranking(job: dict) -> str:
+    return job.get("ranking") or "score"
 
 
 def _candidates(job: dict) -> list[dict]:
@@ -37,16 +71,44 @@ def _train_scores(job: dict) -> bool:
 
 def _results(job: dict, n_folds: int, records) -> dict:
     return rs.build_cv_results(
-        job["candidates"], n_folds, records, job.get("return_train_score", True)
+        job["candidates"],
+        n_folds,
+        records,
+        job.get("return_train_score", True),
+        _metrics(job),
     )
 
 
-def _summary(results: dict) -> dict:
-    idx, params, score = rs.best(results, complete_only=True)
-    return {"best_index": idx, "best_params": params, "best_score": score}
+def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | None]:
+    """The best candidate (index, params, score), as scikit-learn's `best_*_`.
+
+    By the ranking metric among the candidates scored on every fold; with a
+    refit callable (an import path), the index it picks from the results
+    and no score (scikit-learn sets no `best_score_` then).
+    """
+    refit = job.get("refit")
+    if isinstance(refit, str) and "." in refit:
+        if rs.n_complete(results) < len(results["params"]):
+            return None, None, None  # the callable gets complete results only
+        from runtime.engine.build import import_path
+
+        idx = int(import_path(refit)(results))
+        return idx, results["params"][idx], None
+    return rs.best(results, complete_only=True, metric=_ranking(job))
 
 
-def _report(results, n_tasks, n_done, status="running", extra=None, top_k=None):
+def _summary(job: dict, results: dict) -> dict:
+    idx, params, score = best_of(job, results)
+    out = {"best_index": idx, "best_params": params, "best_score": score}
+    refitted = job.get("refitted")
+    if refitted and refitted.get("best_index") == idx:
+        # scikit-learn's refit_time_, and where the fitted model is.
+        out["refit_time"] = refitted["refit_time"]
+        out["best_estimator"] = refitted["file"]
+    return out
+
+
+def _report(job, results, n_tasks, n_done, status="running", extra=None, top_k=None):
     return rs.format_report(
         results,
         n_tasks,
@@ -54,11 +116,12 @@ def _report(results, n_tasks, n_done, status="running", extra=None, top_k=None):
         top_k=rs.TOP_K if top_k is None else top_k,
         status=status,
         extra=extra,
+        metric=_ranking(job),
     )
 
 
-def _postfix(results: dict) -> list[str]:
-    _, _, score = rs.best(results)
+def _postfix(job: dict, results: dict) -> list[str]:
+    _, _, score = rs.best(results, metric=_ranking(job))
     parts = [f"best={score:.5f}"] if score is not None else []
     failed = sum(results["n_failed_fits"])
     if failed:

@@ -306,7 +306,10 @@ def write_report_html(
     n_tasks = kind.n_tasks(meta, meta["n_folds"])
     n_done = sum(res["n_finished_splits"])
     if kind.style == "search":
-        body = _search_section(res, top_k)
+        # Several metrics: the table shows the one that ranks candidates.
+        body = _search_section(
+            rs.metric_view(res, meta.get("ranking") or "score"), top_k
+        )
     else:
         body = _curve_section(res)
     spec_file = path / jn.SPEC_COPY

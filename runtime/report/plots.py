@@ -48,6 +48,7 @@ from runtime.report.search_plots import (
     varying_params,
 )
 from runtime.rundir import journal as jn
+from runtime.rundir.results import metric_view
 from runtime.rundir.run import read_meta
 
 #: The key of `run_data`'s results, by the kind's style.
@@ -126,7 +127,8 @@ def plot_run(
     data = data or run_data(path)
     kind = kind_of(data["meta"])
     if kind.style == "search":
-        jobs = search_plots(data["cv_results"], path)
+        ranking = data["meta"].get("ranking") or "score"
+        jobs = search_plots(metric_view(data["cv_results"], ranking), path)
     else:
         what, plot = CURVE_PLOTS[kind.name]
         jobs = [(what, lambda: plot(data["curve"], path))]

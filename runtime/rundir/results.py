@@ -10,7 +10,7 @@ complete run equals GridSearchCV's numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -44,6 +44,7 @@ def build_cv_results(
     n_folds: int,
     records: Iterable[dict],
     return_train_score: bool = True,
+    metrics: Sequence[str] = ("score",),
 ) -> dict:
     """Build a `cv_results_`-style dict of lists from journal records.
 
@@ -57,22 +58,24 @@ def build_cv_results(
         Journal records (see `runtime.engine.record`).
     return_train_score : bool
         Include the train-score keys.
+    metrics : sequence of str
+        The metrics' names: ``("score",)`` for one metric (keys
+        `mean_test_score`...), else scikit-learn's multi-metric names
+        (`mean_test_<name>`, `rank_test_<name>`, `split<k>_test_<name>`...).
 
     Returns
     -------
     dict
-        sklearn's keys (`params`, `param_<name>`, `split<k>_test_score`,
-        `mean_test_score`, `std_test_score`, `rank_test_score`, train
+        sklearn's keys (`params`, `param_<name>`, `split<k>_test_<m>`,
+        `mean_test_<m>`, `std_test_<m>`, `rank_test_<m>`, train
         counterparts, fit/score time means and stds) as lists, plus
-        fleetcv's `sem_test_score`, `sem_train_score`, `n_failed_fits`,
+        fleetcv's `sem_test_<m>`, `sem_train_<m>`, `n_failed_fits`,
         `n_finished_splits`, `split<k>_host`, `split<k>_engine`. Splits not
         finished yet are None and left out of the means.
     """
     nc = len(candidates)
-    table = fold_table(records, nc, n_folds)
+    table = fold_table(records, nc, n_folds, metrics)
     present, failed = table["present"], table["failed"]
-    test, train = table["test_score"], table["train_score"]
-    fit_t, score_t = table["fit_time"], table["score_time"]
     hosts, engines = table["host"], table["engine"]
 
     results: dict = {}
@@ -80,26 +83,28 @@ def build_cv_results(
     complete = present.all(axis=1) & (n_folds > 0)
     partial = np.flatnonzero(~complete & present.any(axis=1))
 
-    for key, arr in (("fit_time", fit_t), ("score_time", score_t)):
-        m, s, _ = _stats(arr, present, complete, partial, n_folds)
+    for key in ("fit_time", "score_time"):
+        m, s, _ = _stats(table[key], present, complete, partial, n_folds)
         results[f"mean_{key}"] = m
         results[f"std_{key}"] = s
     names = sorted({k for c in candidates for k in c})
     for name in names:
         results[f"param_{name}"] = [c.get(name) for c in candidates]
     results["params"] = [dict(c) for c in candidates]
-    keys = [("test", test)] + ([("train", train)] if return_train_score else [])
-    for which, arr in keys:
-        for k in range(n_folds):
-            results[f"split{k}_{which}_score"] = [
-                float(arr[c, k]) if present[c, k] else None for c in range(nc)
-            ]
-        m, s, sem = _stats(arr, present, complete, partial, n_folds)
-        results[f"mean_{which}_score"] = m
-        results[f"std_{which}_score"] = s
-        if which == "test":
-            results["rank_test_score"] = rank(m)
-        results[f"sem_{which}_score"] = sem
+    sets = ["test"] + (["train"] if return_train_score else [])
+    for which in sets:
+        for metric in metrics:
+            arr = table[f"{which}_{metric}"]
+            for k in range(n_folds):
+                results[f"split{k}_{which}_{metric}"] = [
+                    float(arr[c, k]) if present[c, k] else None for c in range(nc)
+                ]
+            m, s, sem = _stats(arr, present, complete, partial, n_folds)
+            results[f"mean_{which}_{metric}"] = m
+            results[f"std_{which}_{metric}"] = s
+            if which == "test":
+                results[f"rank_test_{metric}"] = rank(m)
+            results[f"sem_{which}_{metric}"] = sem
     results["n_failed_fits"] = failed.tolist()
     results["n_finished_splits"] = present.sum(axis=1).tolist()
     for k in range(n_folds):
@@ -108,22 +113,37 @@ def build_cv_results(
     return results
 
 
-#: The numeric fields of a record that `fold_table` lays out as matrices.
-SCORE_FIELDS = ("test_score", "train_score", "fit_time", "score_time")
+#: The timing fields of a record that `fold_table` lays out as matrices.
+TIME_FIELDS = ("fit_time", "score_time")
 
 
-def fold_table(records: Iterable[dict], n_rows: int, n_folds: int) -> dict:
+def record_score(record: dict, which: str, metric: str = "score") -> float | None:
+    """A record's `which` ("test"/"train") score of `metric` ("score": the only one)."""
+    if metric == "score":
+        return record.get(f"{which}_score")
+    return (record.get(f"{which}_scores") or {}).get(metric)
+
+
+def fold_table(
+    records: Iterable[dict],
+    n_rows: int,
+    n_folds: int,
+    metrics: Sequence[str] = ("score",),
+) -> dict:
     """The finished records as rows x folds matrices (a search's and a curve's results alike).
 
     Returns
     -------
     dict
-        One float matrix per `SCORE_FIELDS` name (NaN where unfinished or
-        None), `present` (bool matrix), `failed` (failed fits per row),
-        `host` and `engine` (lists of lists).
+        One float matrix per score (``test_<metric>``, ``train_<metric>``)
+        and per `TIME_FIELDS` name (NaN where unfinished or None), `present`
+        (bool matrix), `failed` (failed fits per row), `host` and `engine`
+        (lists of lists).
     """
     shape = (n_rows, n_folds)
-    out: dict = {f: np.full(shape, np.nan) for f in SCORE_FIELDS}
+    scores = [(w, m) for w in ("test", "train") for m in metrics]
+    out: dict = {f: np.full(shape, np.nan) for f in TIME_FIELDS}
+    out.update({f"{w}_{m}": np.full(shape, np.nan) for w, m in scores})
     out["present"] = np.zeros(shape, dtype=bool)
     out["failed"] = np.zeros(n_rows, dtype=int)
     out["host"] = [[None] * n_folds for _ in range(n_rows)]
@@ -132,12 +152,47 @@ def fold_table(records: Iterable[dict], n_rows: int, n_folds: int) -> dict:
         if c >= n_rows or k >= n_folds:
             continue
         out["present"][c, k] = True
-        for f in SCORE_FIELDS:
+        for f in TIME_FIELDS:
             out[f][c, k] = _num(r.get(f))
+        for w, m in scores:
+            out[f"{w}_{m}"][c, k] = _num(record_score(r, w, m))
         out["failed"][c] += r.get("status") == FIT_FAILED
         out["host"][c][k] = r.get("host")
         out["engine"][c][k] = r.get("engine")
     return out
+
+
+def metric_view(results: dict, metric: str = "score") -> dict:
+    """`results` with `metric`'s keys under the one-metric names (`mean_test_score`...).
+
+    What the report, the plots and `best` read, so they serve multi-metric
+    results through the metric that ranks candidates.
+    """
+    if metric == "score":
+        return results
+    out = dict(results)
+    for key, value in results.items():
+        for part in ("test", "train"):
+            suffix = f"_{part}_{metric}"
+            if key.endswith(suffix):
+                out[key[: -len(suffix)] + f"_{part}_score"] = value
+    return out
+
+
+def n_splits(results: dict) -> int:
+    """How many folds `results` has (its `split<k>_host` columns)."""
+    return sum(1 for k in results if k.startswith("split") and k.endswith("_host"))
+
+
+def n_complete(results: dict) -> int:
+    """How many candidates are scored on every fold."""
+    n = n_splits(results)
+    return sum(1 for done in results.get("n_finished_splits", []) if done == n)
+
+
+def metrics_of(results: dict) -> list[str]:
+    """The metrics' names in `results` (``["score"]`` for one metric)."""
+    return [k[len("mean_test_") :] for k in results if k.startswith("mean_test_")]
 
 
 def _stats(
@@ -192,20 +247,19 @@ def rank(means: list[float]) -> list[int]:
 
 
 def best(
-    results: dict, complete_only: bool = False
+    results: dict, complete_only: bool = False, metric: str = "score"
 ) -> tuple[int | None, dict | None, float | None]:
-    """(index, params, mean test score) of rank 1, as GridSearchCV's best_*.
+    """(index, params, mean test score) of rank 1 by `metric`, as GridSearchCV's best_*.
 
     With `complete_only`, only candidates scored on every fold compete, so an
     incomplete run never names a winner from partial means.
     """
+    results = metric_view(results, metric)
     ranks = results.get("rank_test_score") or []
     means = results.get("mean_test_score") or []
     ok = list(range(len(ranks)))
     if complete_only and ok:
-        n_folds = sum(
-            1 for k in results if k.startswith("split") and k.endswith("_test_score")
-        )
+        n_folds = n_splits(results)
         ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
     ok = [i for i in ok if not math.isnan(means[i])]
     if not ok:
@@ -221,6 +275,7 @@ def format_report(
     top_k: int = TOP_K,
     status: str = "running",
     extra: dict | None = None,
+    metric: str = "score",
 ) -> str:
     """The report in the notebook's shape, plus fleetcv's counters.
 
@@ -230,7 +285,16 @@ def format_report(
 
         Rank 1: validation: 0.99022 (+/-0.00151) train: 0.99896 (+/-0.00038):
          {'C': 1.0, 'gamma': 0.001}
+
+    With several metrics, candidates are ranked by `metric` (the refit one)
+    and each row has one more line per other metric::
+
+        Rank 1: validation: 0.91000 (+/-0.01000) train: ...:   (f1_macro)
+          accuracy: validation: 0.93000 (+/-0.00800) train: ...
+         {'C': 1.0}
     """
+    others = [m for m in metrics_of(results) if m != metric]
+    results = metric_view(results, metric)
     pct = int(100 * n_done / n_tasks) if n_tasks else 100
     width = max(3, len(str(n_tasks)))
     head = {
@@ -253,11 +317,18 @@ def format_report(
         (i for i, n in enumerate(results.get("n_finished_splits", [])) if n),
         key=lambda i: (results["rank_test_score"][i], i),
     )
+    if others:
+        lines.append(f"Ranked by {metric}; also {', '.join(others)}:")
     for pos, i in enumerate(order[:top_k], start=1):
-        line = f"Rank {pos}: validation: {_fmt(results['mean_test_score'][i])} (+/-{_fmt(results['sem_test_score'][i])})"
+        line = f"Rank {pos}: validation: {_pm(results, 'test', 'score', i)}"
         if "mean_train_score" in results:
-            line += f" train: {_fmt(results['mean_train_score'][i])} (+/-{_fmt(results['sem_train_score'][i])})"
-        lines.append(line + ":")
+            line += f" train: {_pm(results, 'train', 'score', i)}"
+        lines.append(line + ":" + (f"   ({metric})" if others else ""))
+        for m in others:
+            line = f"  {m}: validation: {_pm(results, 'test', m, i)}"
+            if f"mean_train_{m}" in results:
+                line += f" train: {_pm(results, 'train', m, i)}"
+            lines.append(line)
         lines.append(f" {results['params'][i]!r}")
     if failed:
         total = sum(results.get("n_finished_splits", []))
@@ -268,6 +339,12 @@ def format_report(
             "raise in the spec to stop at the first one."
         )
     return "\n".join(lines)
+
+
+def _pm(results: dict, which: str, metric: str, i: int) -> str:
+    """``mean (+/-sem)`` of row i."""
+    mean = results[f"mean_{which}_{metric}"][i]
+    return f"{_fmt(mean)} (+/-{_fmt(results[f'sem_{which}_{metric}'][i])})"
 
 
 def _fmt(v) -> str:

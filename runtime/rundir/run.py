@@ -261,8 +261,13 @@ def previous_expected_times(run_dir: Path, meta: dict) -> dict[int, float]:
 
 def set_status(run_dir: Path, status: str, **extra) -> None:
     """Record the run's status (and e.g. the driver pid) in meta.json."""
+    update_meta(run_dir, status=status, **extra)
+
+
+def update_meta(run_dir: Path, **fields) -> None:
+    """Set keys of meta.json (written whole, atomically)."""
     meta = read_meta(run_dir)
-    meta.update(status=status, **extra)
+    meta.update(fields)
     jn.write_json(run_dir / jn.META, meta)
 
 

@@ -47,9 +47,9 @@ class Dataset:
         if kind == "text":
             return f"{self.n_samples} texts"
         n, m = self.X.shape
-        return {"dense": f"{n} x {m}", "frame": f"a frame of {n} x {m}"}.get(
-            kind, f"a sparse {n} x {m} ({self.X.nnz} stored values)"
-        )
+        if kind == "sparse":
+            return f"a sparse {n} x {m} ({self.X.nnz} stored values)"
+        return f"a frame of {n} x {m}" if kind == "frame" else f"{n} x {m}"
 
 
 def load_data(spec: SearchSpec) -> tuple[Any, np.ndarray]:

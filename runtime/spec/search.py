@@ -358,21 +358,26 @@ def _check_names(where: str, gkey: str, grid: dict, base) -> None:
         if isinstance(vals, list) and n in valid
     }
     choices = {n: opts for n, opts in choices.items() if opts}
+
+    def chosen(name: str) -> str | None:
+        return next((c for c in choices if name.startswith(c + "__")), None)
+
     for name in grid:
-        if name not in valid:
+        if chosen(name) is None and name not in valid:
             _no_parameter(where, f"{gkey}.{name}", name, valid, "")
     for cname, options in choices.items():
         for opt in options:
             est = base.set_params(**{cname: build(opt)})
             branch = set(est.get_params(deep=True))
             for name in grid:
-                if name.startswith(cname + "__") and name not in branch:
+                if chosen(name) == cname and name not in branch:
+                    what = opt["class"] if "class" in opt else "that pipeline"
                     _no_parameter(
                         where,
                         f"{gkey}.{name}",
                         name,
                         branch,
-                        f" when {cname} is {opt['class'] if 'class' in opt else 'that pipeline'}",
+                        f" when {cname} is {what}",
                     )
 
 
