@@ -400,6 +400,23 @@ def plot(c, run_dir):
 
 
 @fleet_task(
+    help={
+        "run-dir": "a finished search run (runs/<run-id>) whose best estimator was refit",
+        "data": "new rows: a .csv/.parquet table (its target, group and weight columns "
+        "are left out), a .npy table or a .npz file",
+        "out": "the CSV to write (default RUN_DIR/predictions.csv)",
+        "proba": "also write predict_proba's columns, proba_<class>",
+    }
+)
+def predict(c, run_dir, data, out=None, proba=False):
+    """Predict new rows with a search's best estimator (best_estimator.joblib), into a CSV."""
+    from runtime.predict import predict as write_predictions  # pandas: only here
+
+    path, n = write_predictions(run_dir, data, out, proba)
+    print(f"wrote {n} predictions to {path}")
+
+
+@fleet_task(
     name="memory", help={"hosts-file": HELP["hosts-file"], "json": "print raw JSON"}
 )
 def probe_memory(c, hosts_file=None, json_=False):
@@ -756,6 +773,7 @@ ns.add_collection(Collection("search", search_run, search_abort))
 ns.add_collection(Collection("curves", curves_learning, curves_validation))
 ns.add_task(report)
 ns.add_task(plot)
+ns.add_task(predict)
 ns.add_task(bench)
 ns.add_collection(Collection("probe", probe_memory))
 ns.add_collection(Collection("hosts", hosts_install, hosts_run))

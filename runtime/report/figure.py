@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.rundir.results import value_text
+
 #: Pixels per inch of every PNG.
 DPI = 100
 #: Width x height (inches) of the heatmap and curve plots.
@@ -105,4 +107,9 @@ def value_label(v) -> str:
     """A parameter value as a tick or title label: floats to 3 significant digits."""
     if isinstance(v, float | np.floating):
         return f"{v:.3g}"
+    if isinstance(v, dict):
+        # An estimator chosen in the search: its class name is the label.
+        return (
+            value_text(v) if len(value_text(v)) <= 30 else value_text(v).split("(")[0]
+        )
     return str(v)

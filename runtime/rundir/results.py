@@ -329,7 +329,7 @@ def format_report(
             if f"mean_train_{m}" in results:
                 line += f" train: {_pm(results, 'train', m, i)}"
             lines.append(line)
-        lines.append(f" {results['params'][i]!r}")
+        lines.append(f" {params_text(results['params'][i])}")
     if failed:
         total = sum(results.get("n_finished_splits", []))
         lines.append("")
@@ -339,6 +339,31 @@ def format_report(
             "raise in the spec to stop at the first one."
         )
     return "\n".join(lines)
+
+
+def params_text(params: dict) -> str:
+    """A candidate's params as the report prints them: estimators as ``Class(k=v)``."""
+    return "{" + ", ".join(f"{k!r}: {value_text(v)}" for k, v in params.items()) + "}"
+
+
+def value_text(v) -> str:
+    """One parameter value, an estimator description written as scikit-learn prints it."""
+    if (
+        isinstance(v, dict)
+        and isinstance(v.get("class"), str)
+        and set(v) <= {"class", "params"}
+    ):
+        args = ", ".join(
+            f"{k}={value_text(x)}" for k, x in (v.get("params") or {}).items()
+        )
+        return f"{v['class'].rpartition('.')[2]}({args})"
+    if isinstance(v, dict) and set(v) == {"pipeline"}:
+        steps = ", ".join(
+            f"({s['name']!r}, {value_text({k: x for k, x in s.items() if k != 'name'})})"
+            for s in v["pipeline"]
+        )
+        return f"Pipeline([{steps}])"
+    return repr(v)
 
 
 def _pm(results: dict, which: str, metric: str, i: int) -> str:

@@ -102,6 +102,61 @@ def load_dataset(spec: SearchSpec) -> Dataset:
     return Dataset(X, y, groups, fit_params)
 
 
+def load_features(spec: SearchSpec, path: str | Path) -> Any:
+    """The features of a new data file, read as the spec reads its data (for predictions).
+
+    A .csv/.parquet table gets the spec's `dtype` overrides, and loses the
+    target, group and fit-parameter columns when it has them; a .npy table
+    or a .npz file gives its array (a sparse matrix saved by
+    `scipy.sparse.save_npz`, or the array X). Numbers become float64, as the
+    folds had them.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``--data``, when the file is missing or unreadable.
+    """
+    p = Path(path)
+    where = "--data"
+    if not p.is_file():
+        raise ConfigError(f"--data: {p} does not exist. Fix: check the path")
+    try:
+        if p.suffix in (".csv", ".parquet"):
+            d = spec.data
+            frame, _ = _read_table(
+                where,
+                DataSpec(path=str(p), dtype=d.dtype, target_path=str(p)),
+                p,
+                features_only=True,
+            )
+            drop = [d.target] + [
+                r.column
+                for r in (d.groups, *spec.fit_params.values())
+                if isinstance(r, ArrayRef)
+            ]
+            return frame.drop(columns=[c for c in drop if c in frame.columns])
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if "X" in z:
+                    return np.ascontiguousarray(z["X"], dtype=np.float64)
+            import scipy.sparse
+
+            return scipy.sparse.load_npz(p)
+        if p.suffix == ".npy":
+            return np.ascontiguousarray(
+                np.load(p, allow_pickle=False), dtype=np.float64
+            )
+    except ConfigError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"--data: cannot read {p}: {exc}. Fix: give a valid {p.suffix} file"
+        ) from exc
+    raise ConfigError(
+        f"--data: unsupported file type {p.suffix!r} ({p}). Fix: use a .csv, .parquet, .npy or .npz file"
+    )
+
+
 def _from_loader(where: str, d: DataSpec) -> tuple[Any, Any, Any]:
     try:
         out = import_object(d.loader)(**d.loader_params)
@@ -244,8 +299,14 @@ def _read_data_file(where: str, d: DataSpec) -> tuple[Any, Any]:
     return X, y
 
 
-def _read_table(where: str, d: DataSpec, p: Path) -> tuple[Any, Any]:
-    """A .csv or .parquet table as a DataFrame; the target column taken out of it."""
+def _read_table(
+    where: str, d: DataSpec, p: Path, features_only: bool = False
+) -> tuple[Any, Any]:
+    """A .csv or .parquet table as a DataFrame; the target column taken out of it.
+
+    With `features_only`, the whole table and no target: the features of
+    new rows to predict.
+    """
     # pandas loads only for the specs that read a table.
     import pandas as pd
 
@@ -268,6 +329,8 @@ def _read_table(where: str, d: DataSpec, p: Path) -> tuple[Any, Any]:
         cells = [c.strip() for c in first.split(",")]
         has_header = any(not _is_number(c) for c in cells if c)
         frame = pd.read_csv(p, header=0 if has_header else None, dtype=d.dtype or None)
+    if features_only:
+        return frame, None
     missing = sorted(set(d.dtype) - set(map(str, frame.columns)))
     if missing:
         raise err(
