@@ -113,7 +113,20 @@ def take(X, indices):
         return X.iloc[indices]
     if isinstance(X, list | tuple):
         return [X[i] for i in indices]
-    return X[indices]
+    return canonical(X[indices])
+
+
+def canonical(X):
+    """A sparse matrix in canonical form (sorted indices, no duplicates); anything else as is.
+
+    Estimators sort a sparse matrix's indices in place when they are not
+    flagged sorted (SVC does), which fails on the read-only memmaps of a
+    fold: sorted once here, the flag travels in the pickle.
+    """
+    if hasattr(X, "sum_duplicates") and not getattr(X, "has_canonical_format", True):
+        X = X.copy()
+        X.sum_duplicates()
+    return X
 
 
 def head(X, n: int):
@@ -228,7 +241,7 @@ def _write_folds(tmp: Path, data, splitter, cv: dict, digest: str, progress) -> 
         )
         if progress:
             progress(i + 1, len(splits))
-    joblib.dump((X, y, fit_params), tmp / DATA_NAME)
+    joblib.dump((canonical(X), y, fit_params), tmp / DATA_NAME)
     shared, total = mapped_bytes(X)
     manifest = {
         "format": FORMAT_VERSION,

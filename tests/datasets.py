@@ -1,0 +1,58 @@
+"""Data sets and user code for the tests of real users' data (tests/test_real_data.py).
+
+Loaders run on the driver only (a spec's `data.loader`); the scorer object is
+imported by the engines too, which on this machine have the checkout on
+their import path.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import make_scorer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHURN_CSV = os.path.join(REPO, "searches", "data", "churn.csv")
+
+_WORDS = {
+    0: "price refund slow broken late cancel support wait bill error".split(),
+    1: "great fast love easy friendly quick helpful clean smooth value".split(),
+}
+_COMMON = "the a service app order delivery team product account day".split()
+
+
+def texts(n: int = 240, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Short reviews of two classes: raw text for a vectorizer (deterministic)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    docs = []
+    for label in y:
+        own = rng.choice(_WORDS[int(label)], size=int(rng.integers(2, 5)))
+        other = rng.choice(_WORDS[1 - int(label)], size=int(rng.integers(0, 3)))
+        common = rng.choice(_COMMON, size=int(rng.integers(3, 7)))
+        words = np.concatenate([own, other, common])
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+    return docs, y
+
+
+def churn_numeric_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    """The churn table's numeric and categorical columns, NaN kept (no strings)."""
+    frame = pd.read_csv(CHURN_CSV, dtype={"plan": "category"})
+    X = frame[
+        ["tenure_months", "monthly_charges", "total_charges", "support_calls", "plan"]
+    ]
+    return X, frame["churned"].to_numpy()
+
+
+def _cost(y_true, y_pred):
+    # A missed churner costs five times a false alarm.
+    fn = np.sum((y_true == 1) & (y_pred == 0))
+    fp = np.sum((y_true == 0) & (y_pred == 1))
+    return -(5.0 * fn + fp) / len(y_true)
+
+
+#: A user's scorer object, by import path: tests.datasets.cost_scorer.
+cost_scorer = make_scorer(_cost)

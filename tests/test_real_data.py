@@ -1,0 +1,452 @@
+"""A real user's problem end to end on real local engines, checked against scikit-learn.
+
+Data frames with strings, categoricals and NaN through a ColumnTransformer,
+HistGradientBoosting on NaN, group and time-ordered CV, sample weights,
+several metrics with a custom scorer, a choice of estimators with per-choice
+grids, sparse TF-IDF features and raw text. Each search runs through the
+same lifecycle as `invoke search` (runtime.api) on the session's cluster,
+and is compared with GridSearchCV on the same inputs: every shared key of
+`cv_results_` to 1e-12, ranks, best params, and the predictions of the
+refit model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import joblib
+import numpy as np
+import pytest
+import yaml
+from sklearn.model_selection import GridSearchCV
+
+from runtime import api
+from runtime.dispatch.refit import BEST_ESTIMATOR
+from runtime.engine.build import build, build_scorers
+from runtime.rundir import journal as jn
+from runtime.spec import load_dataset, load_search_spec
+from tests.conftest import write_local_hosts
+from tests.datasets import CHURN_CSV
+
+pytestmark = pytest.mark.cluster
+
+NUM = ["tenure_months", "monthly_charges", "total_charges", "support_calls"]
+CAT = ["plan", "payment", "region"]
+#: The churn table's preprocessing: impute + scale numbers, impute + one-hot the rest.
+PREP = {
+    "name": "prep",
+    "class": "sklearn.compose.ColumnTransformer",
+    "params": {
+        "transformers": [
+            [
+                "num",
+                {
+                    "pipeline": [
+                        {"name": "impute", "class": "sklearn.impute.SimpleImputer"},
+                        {
+                            "name": "scale",
+                            "class": "sklearn.preprocessing.StandardScaler",
+                        },
+                    ]
+                },
+                NUM,
+            ],
+            [
+                "cat",
+                {
+                    "pipeline": [
+                        {
+                            "name": "impute",
+                            "class": "sklearn.impute.SimpleImputer",
+                            "params": {"strategy": "most_frequent"},
+                        },
+                        {
+                            "name": "onehot",
+                            "class": "sklearn.preprocessing.OneHotEncoder",
+                            "params": {"handle_unknown": "ignore"},
+                        },
+                    ]
+                },
+                CAT,
+            ],
+        ]
+    },
+}
+LOGREG = {
+    "name": "clf",
+    "class": "sklearn.linear_model.LogisticRegression",
+    "params": {"max_iter": 1000},
+}
+CHURN_DATA = {"path": CHURN_CSV, "target": "churned", "dtype": {"plan": "category"}}
+STRATIFIED = {
+    "class": "sklearn.model_selection.StratifiedKFold",
+    "params": {"n_splits": 3, "shuffle": True, "random_state": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def hosts_file(local_cluster, tmp_path_factory):
+    """A hosts file naming the session's running cluster (so runs reuse it)."""
+    cfg, _ = local_cluster
+    path = tmp_path_factory.mktemp("hosts") / "hosts.yml"
+    return str(write_local_hosts(path, cfg.controller.state_path.parent))
+
+
+def run_spec(tmp_path, hosts_file, spec: dict, name="spec"):
+    """Write `spec`, run it as `invoke search` does; (spec, job, run_dir)."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump({"name": name, **spec}, sort_keys=False))
+    run_dir = tmp_path / f"run-{name}"
+    job = api.search(path, hosts_file=hosts_file, run_dir=run_dir, progress=False)
+    assert job.status == "finished", job.report()
+    return load_search_spec(path), job, run_dir
+
+
+def reference(spec, scoring=None, refit=True) -> GridSearchCV:
+    """GridSearchCV on the spec's data, folds, grid and scoring, fitted."""
+    data = load_dataset(spec)
+    grid = [{k: [build(v) for v in vals] for k, vals in g.items()} for g in spec.params]
+    return GridSearchCV(
+        spec.estimator.build(),
+        grid,
+        cv=spec.cv.splitter(),
+        scoring=scoring
+        if scoring is not None
+        else build_scorers(spec.scoring)
+        if spec.scoring
+        else None,
+        refit=refit,
+        return_train_score=spec.return_train_score,
+        error_score=spec.error_score,
+        n_jobs=1,
+    ).fit(data.X, data.y, groups=data.groups, **data.fit_params)
+
+
+def _same_value(ours, theirs) -> bool:
+    if theirs is np.ma.masked:  # a parameter this candidate's grid does not set
+        return ours is None
+    if isinstance(ours, dict) and ("class" in ours or "pipeline" in ours):
+        return repr(build(ours)) == repr(theirs)
+    return ours == theirs or (isinstance(theirs, float) and float(ours) == theirs)
+
+
+def assert_equals_reference(spec, run_dir, grid: GridSearchCV, X_new) -> dict:
+    """results.json equals grid.cv_results_ on every shared key; same best, same predictions."""
+    ours = json.loads((run_dir / jn.RESULTS).read_text())
+    theirs = grid.cv_results_
+    assert set(theirs) <= set(ours), sorted(set(theirs) - set(ours))
+    for key, value in theirs.items():
+        if key.endswith("_time"):
+            continue  # wall-clock figures, not results
+        if key.startswith("rank_"):
+            assert ours[key] == value.tolist(), key
+        elif key == "params" or key.startswith("param_"):
+            pairs = zip(
+                ours[key] if key == "params" else ours[key],
+                value,
+                strict=True,
+            )
+            for a, b in pairs:
+                if key == "params":
+                    assert a.keys() == b.keys() and all(
+                        _same_value(a[k], b[k]) for k in a
+                    ), key
+                else:
+                    assert _same_value(a, b), key
+        else:
+            np.testing.assert_allclose(
+                np.asarray(ours[key], dtype=float),
+                value,
+                rtol=0,
+                atol=1e-12,
+                err_msg=key,
+            )
+    assert ours["best_index"] == grid.best_index_
+    best = ours["best_params"]
+    assert best.keys() == grid.best_params_.keys()
+    assert all(_same_value(best[k], grid.best_params_[k]) for k in best)
+    if hasattr(grid, "best_score_"):
+        assert abs(ours["best_score"] - grid.best_score_) <= 1e-12
+    model = joblib.load(run_dir / BEST_ESTIMATOR)
+    np.testing.assert_array_equal(
+        model.predict(X_new), grid.best_estimator_.predict(X_new)
+    )
+    if hasattr(model, "predict_proba"):
+        np.testing.assert_allclose(
+            model.predict_proba(X_new),
+            grid.best_estimator_.predict_proba(X_new),
+            rtol=0,
+            atol=1e-12,
+        )
+    assert ours["refit_time"] > 0 and ours["best_estimator"] == BEST_ESTIMATOR
+    return ours
+
+
+def test_frame_with_strings_categories_and_nan_through_a_column_transformer(
+    tmp_path, hosts_file
+):
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": {
+                "clf__C": [0.1, 1.0],
+                "prep__num__impute__strategy": ["mean", "median"],
+            },
+            "data": CHURN_DATA,
+            "cv": STRATIFIED,
+            "scoring": "accuracy",
+        },
+    )
+    data = load_dataset(spec)
+    # What reached the estimator: the table itself, names, dtypes and NaN kept.
+    assert set(NUM + CAT) <= set(data.X.columns)
+    assert str(data.X["plan"].dtype) == "category" and data.X.isna().to_numpy().any()
+    manifest = json.loads((job.split.path / "manifest.json").read_text())
+    assert (
+        manifest["X_kind"] == "frame"
+        and 0 < manifest["shared_bytes"] < manifest["nbytes"]
+    )
+    assert_equals_reference(spec, run_dir, reference(spec), data.X)
+
+
+def test_hist_gradient_boosting_takes_nan_without_an_imputer(tmp_path, hosts_file):
+    spec, _, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {
+                "class": "sklearn.ensemble.HistGradientBoostingClassifier",
+                "params": {"max_iter": 20, "random_state": 0},
+            },
+            "params": {"learning_rate": [0.1, 0.3]},
+            "data": {"loader": "tests.datasets.churn_numeric_frame"},
+            "cv": {"kind": "kfold", "n_splits": 3},
+        },
+    )
+    data = load_dataset(spec)
+    assert data.X.isna().to_numpy().sum() > 100
+    assert_equals_reference(spec, run_dir, reference(spec), data.X)
+
+
+def test_group_kfold_on_a_group_column_and_sample_weight(tmp_path, hosts_file):
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": {"clf__C": [0.1, 1.0]},
+            "data": {**CHURN_DATA, "groups": "account"},
+            "fit_params": {"clf__sample_weight": {"column": "weight"}},
+            "cv": {
+                "class": "sklearn.model_selection.GroupKFold",
+                "params": {"n_splits": 3},
+            },
+        },
+    )
+    data = load_dataset(spec)
+    # The group and weight columns are labels, not features.
+    assert "account" not in data.X.columns and "weight" not in data.X.columns
+    accounts = data.groups
+    for train, test in spec.cv.splitter().split(data.X, data.y, accounts):
+        assert not set(accounts[train]) & set(accounts[test])
+    grid = reference(spec)
+    assert_equals_reference(spec, run_dir, grid, data.X)
+    # The weights changed the fits: without them the scores differ.
+    unweighted = GridSearchCV(
+        spec.estimator.build(), {"clf__C": [0.1, 1.0]}, cv=spec.cv.splitter()
+    ).fit(data.X, data.y, groups=accounts)
+    assert not np.allclose(
+        unweighted.cv_results_["mean_test_score"], grid.cv_results_["mean_test_score"]
+    )
+
+
+def test_several_metrics_refit_on_the_second_and_custom_scorers(tmp_path, hosts_file):
+    from sklearn.metrics import fbeta_score, make_scorer
+
+    from tests.datasets import cost_scorer
+
+    scoring = {
+        "accuracy": "accuracy",
+        "f1_macro": "f1_macro",
+        "neg_log_loss": "neg_log_loss",
+        "cost": "tests.datasets.cost_scorer",
+        "f2": {"metric": "sklearn.metrics.fbeta_score", "params": {"beta": 2}},
+    }
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": {"clf__C": [0.01, 0.1, 1.0]},
+            "data": CHURN_DATA,
+            "cv": STRATIFIED,
+            "scoring": scoring,
+            "refit": "f1_macro",
+        },
+    )
+    sk_scoring = {
+        "accuracy": "accuracy",
+        "f1_macro": "f1_macro",
+        "neg_log_loss": "neg_log_loss",
+        "cost": cost_scorer,
+        "f2": make_scorer(fbeta_score, beta=2),
+    }
+    grid = reference(spec, scoring=sk_scoring, refit="f1_macro")
+    ours = assert_equals_reference(spec, run_dir, grid, load_dataset(spec).X)
+    for name in scoring:
+        assert f"mean_test_{name}" in ours and f"rank_test_{name}" in ours
+    assert "mean_test_score" not in ours  # scikit-learn's multi-metric names only
+    report = (run_dir / jn.REPORT).read_text()
+    assert "Ranked by f1_macro; also accuracy, neg_log_loss, cost, f2:" in report
+    assert (
+        job.best_index_ == grid.best_index_
+        and job.best_params_["clf__C"] == grid.best_params_["clf__C"]
+    )
+
+
+def test_a_choice_of_estimators_with_their_own_grids(tmp_path, hosts_file):
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": [
+                {
+                    "clf": [
+                        {
+                            "class": "sklearn.linear_model.LogisticRegression",
+                            "params": {"max_iter": 1000},
+                        }
+                    ],
+                    "clf__C": [0.1, 1.0],
+                },
+                {
+                    "clf": [
+                        {
+                            "class": "sklearn.ensemble.RandomForestClassifier",
+                            "params": {"n_estimators": 20, "random_state": 0},
+                        }
+                    ],
+                    "clf__max_depth": [3, 6],
+                },
+            ],
+            "data": CHURN_DATA,
+            "cv": STRATIFIED,
+        },
+    )
+    ours = assert_equals_reference(spec, run_dir, reference(spec), load_dataset(spec).X)
+    # The journal and results name an estimator value readably.
+    assert ours["param_clf"][0] == {
+        "class": "sklearn.linear_model.LogisticRegression",
+        "params": {"max_iter": 1000},
+    }
+    assert (
+        "'clf': RandomForestClassifier(n_estimators=20, random_state=0)"
+        in job.report(top_k=4)
+    )
+
+
+def test_sparse_tfidf_features_from_an_npz_file(tmp_path, hosts_file):
+    import scipy.sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from tests.datasets import texts
+
+    docs, y = texts()
+    X = TfidfVectorizer().fit_transform(docs).tocsr()
+    scipy.sparse.save_npz(tmp_path / "X.npz", X)
+    np.save(tmp_path / "y.npy", y)
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {
+                "class": "sklearn.svm.SVC",
+                "params": {"kernel": "linear"},
+            },
+            "params": {"C": [0.1, 1.0, 10.0]},
+            "data": {"path": "X.npz", "target_path": "y.npy"},
+            "cv": {"kind": "kfold", "n_splits": 3, "random_state": 0},
+        },
+    )
+    data = load_dataset(spec)
+    assert scipy.sparse.issparse(data.X) and data.X.nnz == X.nnz
+    manifest = json.loads((job.split.path / "manifest.json").read_text())
+    assert (
+        manifest["X_kind"] == "sparse"
+        and manifest["shared_bytes"] == manifest["nbytes"]
+    )
+    fold = joblib.load(job.split.fold_path(0), mmap_mode="r")
+    assert scipy.sparse.issparse(fold[0]) and isinstance(fold[0].data, np.memmap)
+    assert_equals_reference(spec, run_dir, reference(spec), X)
+
+
+def test_raw_text_through_a_tfidf_pipeline(tmp_path, hosts_file):
+    from tests.datasets import texts
+
+    spec, _, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {
+                "pipeline": [
+                    {
+                        "name": "tfidf",
+                        "class": "sklearn.feature_extraction.text.TfidfVectorizer",
+                    },
+                    {"name": "clf", "class": "sklearn.linear_model.LogisticRegression"},
+                ]
+            },
+            "params": {"tfidf__min_df": [1, 3], "clf__C": [0.1, 10.0]},
+            "data": {"loader": "tests.datasets.texts"},
+            "cv": {
+                "kind": "kfold",
+                "n_splits": 3,
+                "random_state": 1,
+                "stratified": True,
+            },
+            "scoring": "roc_auc",
+        },
+    )
+    docs, _ = texts()
+    assert_equals_reference(spec, run_dir, reference(spec), docs)
+
+
+def test_sparse_input_into_a_dense_only_step_is_refused_before_anything_starts(
+    tmp_path,
+):
+    import scipy.sparse
+
+    from runtime.errors import ConfigError
+
+    scipy.sparse.save_npz(
+        tmp_path / "X.npz",
+        scipy.sparse.random(40, 5, density=0.3, format="csr", random_state=0),
+    )
+    np.save(tmp_path / "y.npy", np.arange(40) % 2)
+    path = tmp_path / "s.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "estimator": {
+                    "pipeline": [
+                        {
+                            "name": "scale",
+                            "class": "sklearn.preprocessing.StandardScaler",
+                        },
+                        {"name": "svc", "class": "sklearn.svm.SVC"},
+                    ]
+                },
+                "params": {"svc__C": [1.0]},
+                "data": {"path": "X.npz", "target_path": "y.npy"},
+            }
+        )
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"s\.yml: estimator: X is a sparse matrix and step 'scale' \(StandardScaler\) "
+        r"requires dense input \(scikit-learn would fail every fit\)\. Fix: use a step that takes sparse input",
+    ):
+        load_dataset(load_search_spec(path))
