@@ -13,6 +13,7 @@ refit model.
 from __future__ import annotations
 
 import json
+import os
 
 import joblib
 import numpy as np
@@ -450,3 +451,175 @@ def test_sparse_input_into_a_dense_only_step_is_refused_before_anything_starts(
         r"requires dense input \(scikit-learn would fail every fit\)\. Fix: use a step that takes sparse input",
     ):
         load_dataset(load_search_spec(path))
+
+
+def _held_memory(client, fold_path: str, touch: str) -> list[dict]:
+    """Per engine: memory growth while it holds the fold mapped and has read `touch`."""
+    dview = client[:]
+    dview.execute(
+        "import joblib, psutil\n"
+        "_m0 = psutil.Process().memory_full_info()\n"
+        f"_fold = joblib.load({fold_path!r}, mmap_mode='r')\n"
+        f"_touch = {touch}\n",
+        block=True,
+    )
+    # Both engines hold the mapping now; measure while they do.
+    dview.execute(
+        "_m2 = psutil.Process().memory_full_info()\n"
+        "_held = dict(uss=_m2.uss - _m0.uss, rss=_m2.rss - _m0.rss)\n",
+        block=True,
+    )
+    try:
+        return dview.pull("_held", block=True)
+    finally:
+        dview.execute("del _fold, _touch", block=True)
+
+
+def test_engines_share_a_sparse_fold_and_a_frame_fold(local_cluster):
+    import pandas as pd
+    import scipy.sparse
+    from sklearn.model_selection import ShuffleSplit
+
+    from runtime.engine.folds import persist_splits
+
+    cfg, client = local_cluster
+    cv = ShuffleSplit(1, test_size=0.25, random_state=0)
+    rng = np.random.RandomState(0)
+    # About 24 MB of arrays in the training fold: far above per-process noise.
+    X = scipy.sparse.random(200_000, 1000, density=0.013, format="csr", random_state=0)
+    y = rng.randint(0, 2, X.shape[0])
+    sparse = persist_splits(X, y, cv, {"t": "mem-sparse"}, cfg.local_host.workdir_path)
+    mapped = 0.75 * (X.data.nbytes + X.indices.nbytes)
+    held = _held_memory(
+        client,
+        str(sparse.fold_path(0)),
+        "float(_fold[0].data.sum()) + int(_fold[0].indices.sum())",
+    )
+    for h in held:
+        assert h["rss"] >= 0.9 * mapped, h  # each engine has read all of it ...
+        assert h["uss"] < 0.1 * mapped, h  # ... and none of it is its own
+
+    frame = pd.DataFrame(rng.rand(80_000, 100), columns=[f"f{i}" for i in range(100)])
+    frame["city"] = rng.choice(["paris", "lyon", "nice"], len(frame))
+    dense = persist_splits(
+        frame, y[: len(frame)], cv, {"t": "mem-frame"}, cfg.local_host.workdir_path
+    )
+    manifest = dense.manifest
+    # The numbers are mapped; the strings are each engine's own (and say so).
+    assert (
+        manifest["shared_bytes"]
+        >= frame.select_dtypes("number").memory_usage(index=False).sum()
+    )
+    assert manifest["nbytes"] > manifest["shared_bytes"]
+    numeric = 0.75 * 80_000 * 100 * 8
+    held = _held_memory(
+        client,
+        str(dense.fold_path(0)),
+        "sum(float(_fold[0][c].to_numpy().sum()) for c in _fold[0].columns if c != 'city')",
+    )
+    for h in held:
+        assert h["rss"] >= 0.9 * numeric, h
+        assert h["uss"] < 0.1 * numeric, h
+
+
+def test_the_churn_example_killed_resumed_reused_and_predicted(tmp_path, hosts_file):
+    """`invoke search` on the shipped example, its driver SIGKILLed, resumed, reused, predicted."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import REPO, run_invoke, user_env
+
+    raw = yaml.safe_load(open(os.path.join(REPO, "searches", "churn.yml")))
+    raw["params"][0]["clf__C"] = "logspace(-3, 2, 8)"  # long enough to kill mid-run
+    raw["data"]["path"] = CHURN_CSV
+    spec_file = tmp_path / "churn.yml"
+    spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_dir = tmp_path / "runs" / "killed"
+    common = ["--hosts-file", hosts_file, "--no-progress"]
+    proc = subprocess.Popen(
+        [
+            "invoke",
+            "search",
+            "--spec",
+            str(spec_file),
+            "--run-dir",
+            str(run_dir),
+            *common,
+        ],
+        cwd=REPO,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = run_dir / jn.JOURNAL
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and journal.read_bytes().count(b"\n") >= 8):
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "no journal lines"
+            )
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = len(jn.read_journal(journal))
+    n_tasks = (8 * 2 + 4) * 4
+    assert 8 <= before < n_tasks and not (run_dir / BEST_ESTIMATOR).exists()
+
+    out = run_invoke("search", "--resume", str(run_dir), *common)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"({before} already in the journal)" in out.stdout
+    records = jn.read_journal(journal)
+    pairs = [(r["candidate"], r["fold"]) for r in records if r["status"] == "ok"]
+    assert len(set(pairs)) == n_tasks
+    spec = load_search_spec(spec_file)
+    grid = reference(spec, scoring=spec.scoring, refit=spec.refit)
+    data = load_dataset(spec)
+    ours = assert_equals_reference(spec, run_dir, grid, data.X)
+    assert "Ranked by roc_auc; also accuracy, f1, neg_log_loss:" in out.stdout
+    assert "  neg_log_loss: validation: " in out.stdout
+
+    # A second resume has nothing to do, and the model is not fitted again.
+    refitted = json.loads((run_dir / jn.META).read_text())["refitted"]
+    out = run_invoke("search", "--resume", str(run_dir), *common)
+    assert out.returncode == 0 and "refit:" not in out.stdout, out.stdout
+    assert json.loads((run_dir / jn.META).read_text())["refitted"] == refitted
+
+    # --reuse: a new run of the same spec takes every fit from the first.
+    again = tmp_path / "runs" / "again"
+    out = run_invoke(
+        "search", "--spec", str(spec_file), "--run-dir", str(again), "--reuse", *common
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"reuse: {n_tasks} fits taken from earlier runs" in out.stdout
+    reused = json.loads((again / jn.RESULTS).read_text())
+    for key in grid.cv_results_:
+        if not key.endswith("_time") and key.startswith(
+            ("mean_test", "rank_test", "split")
+        ):
+            assert reused[key] == ours[key], key
+
+    out = run_invoke(
+        "predict",
+        str(run_dir),
+        "--data",
+        CHURN_CSV,
+        "--proba",
+        "--out",
+        str(tmp_path / "p.csv"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"wrote {len(data.y)} predictions to {tmp_path / 'p.csv'}" in out.stdout
+    import pandas as pd
+
+    pred = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(
+        pred["prediction"], grid.best_estimator_.predict(data.X)
+    )
+    np.testing.assert_allclose(
+        pred[["proba_0", "proba_1"]].to_numpy(),
+        grid.best_estimator_.predict_proba(data.X),
+        rtol=0,
+        atol=1e-12,
+    )

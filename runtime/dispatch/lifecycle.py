@@ -123,6 +123,13 @@ def prepare_splits(
         f"splits: {split.n_folds} folds of {data.describe()} in {split.path} "
         f"({time.perf_counter() - start:.1f} s)"
     )
+    m = split.manifest
+    own = m.get("nbytes", 0) - m.get("shared_bytes", 0)
+    if own > 0:
+        log(
+            f"note: {own / 1e6:.1f} MB of the data (strings, categories, objects) "
+            "cannot be memory-mapped: each engine holds its own copy of a fold's share"
+        )
     return split
 
 
@@ -362,11 +369,13 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
     if options.reuse:
         rd.reuse_results(run_dir, meta, log=log)
     start_run(client, run_dir, split, meta, options.warm, log)
+    search = kind_of(meta).style == "search"
     job = job_for(
         client.load_balanced_view(),
         plan.spec.estimator.build(),
         meta,
-        scoring=plan.spec.scoring,
+        # A curve plots one metric: with several, the one that ranks.
+        scoring=plan.spec.scoring if search else plan.spec.ranking_scoring,
         error_score=plan.spec.error_score,
         run_dir=run_dir,
         max_retries=options.max_retries,

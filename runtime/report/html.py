@@ -254,6 +254,24 @@ def _hosts_section(records: list[dict]) -> str:
     )
 
 
+def _data_section(data: dict) -> str:
+    """How the engines of a host hold the data: mapped once, or a copy each."""
+    if not data.get("nbytes"):
+        return ""
+    shared = data.get("shared_bytes") or 0
+    own = data["nbytes"] - shared
+    text = (
+        f"The folds hold {data.get('X_kind', '?')} data: {shared / MB:.1f} MB of arrays "
+        "memory-mapped, one copy in RAM per host shared by its engines"
+    )
+    if own > 0:
+        text += (
+            f"; {own / MB:.1f} MB of strings, categories or objects, which cannot be "
+            "mapped: each engine holds its own copy of a fold's share of them"
+        )
+    return f"<h2>Data in memory</h2><p>{_e(text)}.</p>"
+
+
 def _plots_section(plots: list[Path]) -> str:
     if not plots:
         return ""
@@ -333,6 +351,7 @@ def write_report_html(
         _plots_section(plots),
         _failures_section(records),
         _hosts_section(records),
+        _data_section(meta.get("data") or {}),
         "<h2>Spec</h2>",
         f"<pre>{_e(spec_text)}</pre>",
         f"<p class=meta>Written {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "

@@ -80,6 +80,10 @@ def create_run(
         "spec_digest": spec.digest(),
         "split_digest": split.digest,
         "n_folds": split.n_folds,
+        # What the engines of a host share (memory-mapped) and what each holds.
+        "data": {
+            k: split.manifest.get(k) for k in ("X_kind", "nbytes", "shared_bytes")
+        },
         # Relative data paths of the spec copy are read from the original folder.
         "spec_dir": str(Path(spec.path).resolve().parent),
         "command": command,

@@ -132,6 +132,15 @@ class SearchSpec:
         """The metric that ranks candidates (the refit one, else the first)."""
         return ranking_metric(self.scoring, self.refit)
 
+    @property
+    def ranking_scoring(self) -> Any:
+        """The scoring of the ranking metric alone (what a curve plots)."""
+        if self.ranking == "score":
+            return self.scoring
+        if isinstance(self.scoring, dict):
+            return self.scoring[self.ranking]
+        return self.ranking
+
     def candidates(self) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
 
