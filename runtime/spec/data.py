@@ -23,7 +23,7 @@ import numpy as np
 from runtime.engine.folds import n_samples, x_kind
 from runtime.errors import ConfigError
 from runtime.spec.common import err, import_object
-from runtime.spec.search import SearchSpec, needs_groups
+from runtime.spec.search import SearchSpec
 from runtime.spec.source import ArrayRef, DataSpec
 
 
@@ -98,7 +98,7 @@ def load_dataset(spec: SearchSpec) -> Dataset:
     }
     X, y = _check_xy(where, key, X, y, spec)
     _check_lengths(where, len(y), groups, fit_params, d)
-    _check_folds(where, spec, len(y), groups)
+    _check_folds(where, spec, X, y, groups)
     return Dataset(X, y, groups, fit_params)
 
 
@@ -558,28 +558,34 @@ def _count_nan(X) -> int:
     return 0
 
 
-def _check_folds(where: str, spec: SearchSpec, n: int, groups) -> None:
-    """Enough samples (and groups) for the folds."""
-    n_splits = spec.cv.n_splits
-    if (
-        spec.cv.cls is not None
-        and groups is not None
-        and needs_groups(spec.cv.splitter())
-    ):
-        try:
-            n_splits = int(spec.cv.splitter().get_n_splits(groups=groups))
-        except ValueError as exc:
-            raise err(
-                where,
-                "data.groups",
-                f"{spec.cv.cls} cannot split these groups ({exc})",
-                "give more distinct groups, or fewer splits",
-            ) from exc
+def _check_folds(where: str, spec: SearchSpec, X, y, groups) -> None:
+    """Enough samples (and groups, and members per class) for the folds.
+
+    The splitter draws its folds here once, as the fold writer will: what it
+    refuses (one group for LeaveOneGroupOut, fewer members of a class than
+    StratifiedKFold's splits) is reported against the spec, not as a
+    traceback.
+    """
+    n = len(y)
     n_test = spec.cv.test_size if spec.cv.kind == "shuffle" else None
-    if n < n_splits or (isinstance(n_test, int) and n_test >= n):
+    if (spec.cv.n_splits and n < spec.cv.n_splits) or (
+        isinstance(n_test, int) and n_test >= n
+    ):
         raise err(
             where,
             "cv.n_splits",
-            f"{n} samples are too few for {n_splits} folds",
+            f"{n} samples are too few for {spec.cv.n_splits} folds",
             "use fewer folds or more data",
         )
+    splitter = spec.cv.splitter()
+    try:
+        for _ in splitter.split(X, y, groups):
+            pass
+    except ValueError as exc:
+        key = "data.groups" if groups is not None else "cv"
+        raise err(
+            where,
+            key,
+            f"{type(splitter).__name__} cannot split this data ({exc})",
+            "give more distinct groups or samples per class, or fewer splits",
+        ) from exc

@@ -1,0 +1,305 @@
+"""Unit tests (no processes) of a real user's spec: frames, groups, fit params, scoring, refit.
+
+Every bad input of these keys gets one message naming the file, the key, the
+value and the fix, before anything starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.model_selection import ParameterGrid
+
+from runtime.engine.build import build
+from runtime.spec import ConfigError, load_dataset, load_search_spec
+from tests.conftest import REFERENCE_SPEC
+from tests.datasets import CHURN_CSV
+
+BASE = yaml.safe_load(open(REFERENCE_SPEC))
+LOGREG = {
+    "class": "sklearn.linear_model.LogisticRegression",
+    "params": {"max_iter": 1000},
+}
+CHURN = {
+    "estimator": {"class": "sklearn.ensemble.HistGradientBoostingClassifier"},
+    "params": {"learning_rate": [0.1]},
+    "data": {"path": CHURN_CSV, "target": "churned", "dtype": {"plan": "category"}},
+    "cv": {"kind": "kfold", "n_splits": 3},
+}
+
+
+def write(tmp_path, changes, base=BASE, name="spec.yml"):
+    spec = copy.deepcopy(base)
+    spec.update(changes)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return p
+
+
+BAD_SPECS = [
+    (
+        {"scoring": "accuracyy"},
+        r"scoring: unknown scoring 'accuracyy'\. Fix: use a name from sklearn\.metrics\.get_scorer_names\(\)",
+    ),
+    (
+        {"scoring": "sklearn.metrics.no_such_scorer"},
+        r"scoring: cannot import 'sklearn\.metrics\.no_such_scorer'",
+    ),
+    (
+        {"scoring": "sklearn.metrics.f1_score"},
+        r"scoring: sklearn\.metrics\.f1_score is not a scorer \(a callable scorer\(estimator, X, y\)\)\. "
+        r"Fix: for a metric function \(y_true, y_pred\) write \{metric: sklearn\.metrics\.f1_score\}",
+    ),
+    (
+        {"scoring": {"acc": "accuracy", "f2": {"metric": "sklearn.metrics.nope"}}},
+        r"scoring\.f2\.metric: cannot import 'sklearn\.metrics\.nope'",
+    ),
+    (
+        {
+            "scoring": {
+                "acc": "accuracy",
+                "f2": {"metric": "sklearn.metrics.fbeta_score", "beta": 2},
+            }
+        },
+        r"scoring\.f2\.beta: unknown key\. Fix: use one of greater_is_better, metric, params, response_method",
+    ),
+    (
+        {"scoring": ["accuracy", "sklearn.metrics.f1_score"]},
+        r"scoring\[1\]: a list holds scorer names, got 'sklearn\.metrics\.f1_score'",
+    ),
+    (
+        {"scoring": ["accuracy", "f1_macro"]},
+        r"refit: true is ambiguous with several metrics \(accuracy, f1_macro\)\. "
+        r"Fix: name the metric that ranks candidates, e\.g\. refit: accuracy, or refit: false",
+    ),
+    (
+        {"scoring": ["accuracy", "f1_macro"], "refit": "roc_auc"},
+        r"refit: 'roc_auc' is not one of the metrics in scoring \(accuracy, f1_macro\)\. "
+        r"Fix: write refit: accuracy \(or another of them\), or add roc_auc to scoring",
+    ),
+    (
+        {"refit": "yes please"},
+        r"refit: expected true, false, a metric of scoring or an import path",
+    ),
+    ({"refit": "mypkg.pick_best"}, r"refit: cannot import 'mypkg\.pick_best'"),
+    (
+        {
+            "estimator": {
+                "pipeline": [
+                    {"name": "scale", "class": "sklearn.preprocessing.StandardScaler"},
+                    {"name": "clf", **LOGREG},
+                ]
+            },
+            "params": [
+                {"clf": [LOGREG], "clf__C": [1.0]},
+                {
+                    "clf": [{"class": "sklearn.ensemble.RandomForestClassifier"}],
+                    "clf__C": [1.0],
+                },
+            ],
+        },
+        r"params\[1\]\.clf__C: the estimator has no parameter 'clf__C' when clf is "
+        r"sklearn\.ensemble\.RandomForestClassifier\. Fix: use one of",
+    ),
+    (
+        {"params": {"C": [1.0], "kernel": [{"class": "sklearn.svm.NoSuchKernel"}]}},
+        r"params\.kernel\[0\]\.class: cannot import 'sklearn\.svm\.NoSuchKernel'",
+    ),
+    (
+        {"data": {"loader": "sklearn.datasets.load_digits", "target": "y"}},
+        r"data\.target: goes with data\.path, not with a loader",
+    ),
+    (
+        {"data": {"path": "x.npy", "dtype": {"a": "category"}}},
+        r"data\.dtype: expected a mapping of column -> dtype for a \.csv/\.parquet table",
+    ),
+    (
+        {
+            "data": {
+                "loader": "sklearn.datasets.load_digits",
+                "groups": {"path": "g.txt"},
+            }
+        },
+        r"data\.groups\.path: unsupported file type '\.txt' \(g\.txt\)\. Fix: use a \.npy/\.csv file",
+    ),
+    (
+        {"fit_params": {"sample_weight": {"column": "w", "path": "w.npy"}}},
+        r"fit_params\.sample_weight: give exactly one of column or path",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "changes,pattern", BAD_SPECS, ids=[p[:40] for _, p in BAD_SPECS]
+)
+def test_bad_spec_is_refused_with_a_clear_message(tmp_path, changes, pattern):
+    p = write(tmp_path, changes)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        load_search_spec(p)
+    assert str(p) in str(info.value) and "Fix:" in str(info.value)
+
+
+BAD_DATA = [
+    (
+        {"data": {**CHURN["data"], "groups": "acount"}},
+        r"data\.groups: no column named 'acount' in the data\. Fix: use one of \['account'",
+    ),
+    (
+        {"fit_params": {"sample_weight": {"column": "wieght"}}},
+        r"fit_params\.sample_weight: no column named 'wieght' in the data",
+    ),
+    (
+        {"data": {**CHURN["data"], "groups": {"path": "short.npy"}}},
+        r"data\.groups: has 10 values for 1380 rows of X\. Fix: give one value per row of the data",
+    ),
+    (
+        {"fit_params": {"sample_weight": {"path": "short.npy"}}},
+        r"fit_params\.sample_weight: has 10 values for 1380 rows of X",
+    ),
+    (
+        {"data": {**CHURN["data"], "target": "churn"}},
+        r"data\.target: no column named 'churn' in .*churn\.csv",
+    ),
+    (
+        {"data": {**CHURN["data"], "dtype": {"plann": "category"}}},
+        r"data\.dtype\.plann: no column named 'plann'",
+    ),
+    (
+        {"data": {"loader": "sklearn.datasets.load_digits", "groups": "account"}},
+        r"data\.groups: column 'account' asked for, but X is not a table with named columns",
+    ),
+    (
+        {"estimator": {"class": "sklearn.svm.SVC"}, "params": {"C": [1.0]}},
+        r"estimator: X holds 241 NaN values and SVC does not accept NaN",
+    ),
+    (
+        {
+            "cv": {"class": "sklearn.model_selection.LeaveOneGroupOut"},
+            "data": {**CHURN["data"], "groups": {"path": "one.npy"}},
+        },
+        r"data\.groups: LeaveOneGroupOut cannot split this data \(The groups parameter contains fewer than 2 unique groups",
+    ),
+]
+
+
+@pytest.mark.parametrize("changes,pattern", BAD_DATA, ids=[p[:40] for _, p in BAD_DATA])
+def test_bad_data_is_refused_with_a_clear_message(tmp_path, changes, pattern):
+    np.save(tmp_path / "short.npy", np.arange(10))
+    np.save(tmp_path / "one.npy", np.zeros(1380))
+    p = write(tmp_path, changes, base=CHURN)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        load_dataset(load_search_spec(p))
+    assert "Fix:" in str(info.value)
+
+
+def test_parquet_without_pyarrow_is_one_clear_error(tmp_path, monkeypatch):
+    frame = pd.read_csv(CHURN_CSV)
+    frame.to_parquet(tmp_path / "churn.parquet")
+    p = write(
+        tmp_path, {"data": {"path": "churn.parquet", "target": "churned"}}, base=CHURN
+    )
+    spec = load_search_spec(p)
+    assert load_dataset(spec).X.shape == (1380, 9)  # with pyarrow, it reads
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.path: .*churn\.parquet is a parquet file and pyarrow is not installed\. "
+        r"Fix: pip install pyarrow \(or save the table as \.csv\)",
+    ):
+        load_dataset(spec)
+
+
+def test_a_frame_keeps_names_dtypes_and_nan_and_loses_label_columns(tmp_path):
+    p = write(
+        tmp_path,
+        {
+            "data": {**CHURN["data"], "groups": "account"},
+            "fit_params": {"sample_weight": {"column": "weight"}, "verbose": 0},
+        },
+        base=CHURN,
+    )
+    data = load_dataset(load_search_spec(p))
+    frame = pd.read_csv(CHURN_CSV, dtype={"plan": "category"})
+    expected = frame.drop(columns=["account", "weight", "churned"])
+    pd.testing.assert_frame_equal(data.X, expected)
+    assert (
+        str(data.X["plan"].dtype) == "category" and data.X["payment"].isna().sum() == 53
+    )
+    np.testing.assert_array_equal(data.groups, frame["account"].to_numpy())
+    np.testing.assert_array_equal(
+        data.fit_params["sample_weight"], frame["weight"].to_numpy()
+    )
+    assert data.fit_params["verbose"] == 0 and data.y.dtype.kind == "i"
+
+
+def test_estimator_choices_give_parameter_grids_order_and_build_on_engines(tmp_path):
+    rf = {
+        "class": "sklearn.ensemble.RandomForestClassifier",
+        "params": {"n_estimators": 5},
+    }
+    p = write(
+        tmp_path,
+        {
+            "estimator": {
+                "pipeline": [
+                    {"name": "scale", "class": "sklearn.preprocessing.StandardScaler"},
+                    {"name": "clf", **LOGREG},
+                ]
+            },
+            "params": [
+                {"clf": [LOGREG], "clf__C": [0.1, 1.0]},
+                {"clf": [rf], "clf__max_depth": [2, 4]},
+            ],
+        },
+    )
+    spec = load_search_spec(p)
+    cands = spec.candidates()
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    grid = ParameterGrid(
+        [
+            {"clf": [LogisticRegression(max_iter=1000)], "clf__C": [0.1, 1.0]},
+            {"clf": [RandomForestClassifier(n_estimators=5)], "clf__max_depth": [2, 4]},
+        ]
+    )
+    assert len(cands) == len(grid) == 4
+    for ours, theirs in zip(cands, grid, strict=True):
+        assert ours.keys() == theirs.keys()
+        assert repr(build(ours["clf"])) == repr(theirs["clf"])
+    # Candidates are plain data: they go to the journal and meta.json as JSON.
+    assert cands[2]["clf"] == rf
+    est = spec.estimator.build().set_params(
+        **{k: build(v) for k, v in cands[3].items()}
+    )
+    assert (
+        isinstance(est.named_steps["clf"], RandomForestClassifier)
+        and est.named_steps["clf"].max_depth == 4
+    )
+
+
+def test_pipelines_of_any_depth_expose_every_parameter(tmp_path):
+    churn = yaml.safe_load(open(CHURN_CSV.replace("data/churn.csv", "churn.yml")))
+    p = write(
+        tmp_path,
+        {
+            "params": {
+                "prep__num__impute__strategy": ["mean"],
+                "prep__cat__onehot__min_frequency": [5],
+            }
+        },
+        base={**churn, "data": {**CHURN["data"], "groups": "account"}},
+    )
+    spec = load_search_spec(p)
+    est = spec.estimator.build()
+    assert est.named_steps["prep"].transformers[0][0] == "num"
+    assert isinstance(est.named_steps["prep"].transformers[0], tuple)
+    assert (
+        spec.metrics == ["roc_auc", "accuracy", "f1", "neg_log_loss"]
+        and spec.ranking == "roc_auc"
+    )
