@@ -36,7 +36,14 @@ from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
 from runtime.dispatch.refit import refit_best
 from runtime.dispatch.versions import check_engine_versions
-from runtime.engine.folds import SplitSet, persist_splits
+from runtime.engine.folds import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SPLITS_SUBDIR,
+    SplitSet,
+    load_split_set,
+    persist_splits,
+)
 from runtime.engine.worker import warm_fold_cache
 from runtime.errors import ConfigError, HostError, RunStopped
 from runtime.kinds import KINDS, Kind, kind_of
@@ -291,6 +298,18 @@ def plan_resume(
     spec, meta = rd.load_resume(path, spec_file, n_iter=n_iter)
     split = prepare_splits(spec, cfg, log=log)
     if split.digest != meta["split_digest"]:
+        old = staging_workdir(cfg) / SPLITS_SUBDIR / meta["split_digest"]
+        fmt = (
+            load_split_set(old).manifest.get("format")
+            if (old / MANIFEST).is_file()
+            else None
+        )
+        if fmt is not None and fmt != FORMAT_VERSION:
+            raise ConfigError(
+                f"--resume {path}: the run was made by an older fleetcv, whose folds "
+                f"(format {fmt}) this one (format {FORMAT_VERSION}) cannot continue. Fix: "
+                f"start a new run (invoke report {path} still reads this one)"
+            )
         raise ConfigError(
             f"--resume {path}: the data or CV changed since the run started (splits "
             f"{split.digest} != {meta['split_digest']}). Fix: restore the data, or start a new run"

@@ -11,7 +11,7 @@ from __future__ import annotations
 #: fleetcv's version, the one source of it: pyproject.toml reads it for the
 #: wheel, and the driver refuses engines that report another one
 #: (runtime/dispatch/versions.py).
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 
 def engine_version() -> dict:

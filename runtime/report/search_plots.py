@@ -366,6 +366,14 @@ def heatmap(
     return save_png(fig, out_dir, filename or f"heatmap_{pair}.png")
 
 
+def _set_together(cv_results: dict, a: str, b: str) -> bool:
+    """Whether some candidate sets both parameters."""
+    return any(
+        x is not None and y is not None
+        for x, y in zip(cv_results[f"param_{a}"], cv_results[f"param_{b}"], strict=True)
+    )
+
+
 def search_plots(cv_results: dict, out_dir: str | os.PathLike) -> list[tuple]:
     """The plots of a search, not drawn yet: `(what, draw)` pairs for `plot_run`.
 
@@ -388,11 +396,14 @@ def search_plots(cv_results: dict, out_dir: str | os.PathLike) -> list[tuple]:
         ("parameter boxplots", lambda: boxplot_parameters(cv_results, out_dir))
     ]
     names = varying_params(cv_results)
-    pairs = (
-        [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-        if len(names) <= 3
-        else [(names[0], names[1])]
-    )
+    pairs = [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        # Parameters of different grids (a choice of estimators) never meet.
+        if _set_together(cv_results, a, b)
+    ]
+    pairs = pairs if len(names) <= 3 else pairs[:1]
     for x, y in pairs:
         jobs.append(
             (f"heatmap {y} x {x}", lambda x=x, y=y: heatmap(cv_results, out_dir, x, y))

@@ -475,8 +475,8 @@ def _normalized_x(where: str, key: str, X: Any) -> Any:
                 "give a 2-D feature table",
             )
         return X
-    arr = np.asarray(X) if not isinstance(X, list) else None
-    if arr is not None and arr.dtype.kind in "biufc":
+    arr = np.asarray(X)
+    if arr.dtype.kind in "biufc":
         if arr.ndim != 2:
             raise err(
                 where,
