@@ -35,14 +35,16 @@ def best_estimator(run_dir: str | os.PathLike):
     refitted = meta.get("refitted")
     model = path / (refitted or {}).get("file", "best_estimator.joblib")
     if not refitted or not model.is_file():
-        why = (
-            "its spec has refit: false"
-            if meta.get("refit") is False
-            else f"it has not finished (status {rd.status_of(meta)})"
-        )
+        if meta.get("refit") is False:
+            why, fix = (
+                "its spec has refit: false",
+                "run the search again with refit: true",
+            )
+        else:
+            why = f"it has not finished (status {rd.status_of(meta)})"
+            fix = f"finish it: invoke search --resume {path}"
         raise ConfigError(
-            f"{path}: no fitted best estimator ({model.name}): {why}. Fix: finish it "
-            f"(invoke search --resume {path}), or run the search with refit: true"
+            f"{path}: no fitted best estimator ({model.name}): {why}. Fix: {fix}"
         )
     # joblib (and scikit-learn, to unpickle the model) load only to predict.
     import joblib

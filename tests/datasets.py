@@ -56,3 +56,11 @@ def _cost(y_true, y_pred):
 
 #: A user's scorer object, by import path: tests.datasets.cost_scorer.
 cost_scorer = make_scorer(_cost)
+
+
+def simplest_of_top_three(cv_results: dict) -> int:
+    """A refit callable (scikit-learn's `refit=callable`): the smallest C among the 3 best."""
+    ranks = np.asarray(cv_results["rank_test_score"])
+    top = np.flatnonzero(ranks <= 3)
+    c = np.asarray([float(v) for v in cv_results["param_clf__C"]])
+    return int(top[np.argmin(c[top])])

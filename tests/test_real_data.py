@@ -623,3 +623,48 @@ def test_the_churn_example_killed_resumed_reused_and_predicted(tmp_path, hosts_f
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_a_refit_callable_picks_the_best_index_as_in_scikit_learn(tmp_path, hosts_file):
+    from tests.datasets import simplest_of_top_three
+
+    spec, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": {"clf__C": [0.003, 0.01, 0.03, 0.1, 1.0]},
+            "data": CHURN_DATA,
+            "cv": STRATIFIED,
+            "refit": "tests.datasets.simplest_of_top_three",
+        },
+    )
+    grid = reference(spec, refit=simplest_of_top_three)
+    assert not hasattr(grid, "best_score_")  # scikit-learn sets none with a callable
+    ours = assert_equals_reference(spec, run_dir, grid, load_dataset(spec).X)
+    assert ours["best_score"] is None and job.best_index_ == grid.best_index_
+
+
+def test_refit_false_leaves_no_model_and_predict_says_why(tmp_path, hosts_file):
+    from tests.conftest import run_invoke
+
+    _, job, run_dir = run_spec(
+        tmp_path,
+        hosts_file,
+        {
+            "estimator": {"pipeline": [PREP, LOGREG]},
+            "params": {"clf__C": [0.1, 1.0]},
+            "data": CHURN_DATA,
+            "cv": STRATIFIED,
+            "refit": False,
+        },
+    )
+    results = json.loads((run_dir / jn.RESULTS).read_text())
+    assert results["best_index"] == job.best_index_ is not None
+    assert not (run_dir / BEST_ESTIMATOR).exists() and "refit_time" not in results
+    out = run_invoke("predict", str(run_dir), "--data", CHURN_CSV)
+    assert out.returncode == 2
+    assert (
+        f"error: {run_dir}: no fitted best estimator (best_estimator.joblib): its spec has "
+        "refit: false. Fix: run the search again with refit: true" in out.stderr
+    ), out.stderr

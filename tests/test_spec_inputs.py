@@ -303,3 +303,73 @@ def test_pipelines_of_any_depth_expose_every_parameter(tmp_path):
         spec.metrics == ["roc_auc", "accuracy", "f1", "neg_log_loss"]
         and spec.ranking == "roc_auc"
     )
+
+
+def test_feature_union_and_nested_estimators_build_as_scikit_learn_writes_them(
+    tmp_path,
+):
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    p = write(
+        tmp_path,
+        {
+            "estimator": {
+                "pipeline": [
+                    {
+                        "name": "features",
+                        "class": "sklearn.pipeline.FeatureUnion",
+                        "params": {
+                            "transformer_list": [
+                                [
+                                    "pca",
+                                    {
+                                        "class": "sklearn.decomposition.PCA",
+                                        "params": {"n_components": 5},
+                                    },
+                                ],
+                                [
+                                    "best",
+                                    {
+                                        "class": "sklearn.feature_selection.SelectKBest",
+                                        "params": {"k": 3},
+                                    },
+                                ],
+                            ]
+                        },
+                    },
+                    {
+                        "name": "clf",
+                        "class": "sklearn.ensemble.BaggingClassifier",
+                        "params": {
+                            "estimator": {
+                                "class": "sklearn.tree.DecisionTreeClassifier",
+                                "params": {"max_depth": 2},
+                            }
+                        },
+                    },
+                ]
+            },
+            "params": {
+                "features__pca__n_components": [2, 4],
+                "clf__estimator__max_depth": [1, 3],
+            },
+        },
+    )
+    spec = load_search_spec(p)
+    expected = Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [("pca", PCA(n_components=5)), ("best", SelectKBest(k=3))]
+                ),
+            ),
+            ("clf", BaggingClassifier(estimator=DecisionTreeClassifier(max_depth=2))),
+        ]
+    )
+    assert repr(spec.estimator.build()) == repr(expected)
+    assert len(spec.candidates()) == 4

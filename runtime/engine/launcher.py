@@ -65,6 +65,8 @@ ENGINE_THREAD_VARS = (
     "MKL_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",  # numpy on Apple's Accelerate
 )
+#: jemalloc (pyarrow's allocator) without its background thread.
+ARROW_NO_THREAD = ("JE_ARROW_MALLOC_CONF", "background_thread:false")
 #: Seconds the launcher watches the new engines before it reports success.
 SETTLE = 0.5
 
@@ -232,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         # One BLAS thread unless the caller chose otherwise: then no BLAS
         # thread pool exists yet when the engines are forked.
         os.environ.setdefault(var, "1")
+    # pyarrow's jemalloc starts a background purging thread when it loads
+    # (scikit-learn imports pandas, pandas pyarrow): without it the launcher
+    # is still one thread when it forks, as forking safely requires.
+    os.environ.setdefault(*ARROW_NO_THREAD)
     missing = preload()
     if "ipyparallel.engine.app" in missing:
         print(
