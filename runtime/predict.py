@@ -40,9 +40,12 @@ def best_estimator(run_dir: str | os.PathLike):
                 "its spec has refit: false",
                 "run the search again with refit: true",
             )
-        else:
+        elif rd.status_of(meta) != "finished":
             why = f"it has not finished (status {rd.status_of(meta)})"
             fix = f"finish it: invoke search --resume {path}"
+        else:
+            why = "it made no refit (a curve, a run of fleetcv < 0.5, or a refit that failed)"
+            fix = f"run the search with refit: true, or resume it to refit: invoke search --resume {path}"
         raise ConfigError(
             f"{path}: no fitted best estimator ({model.name}): {why}. Fix: {fix}"
         )
@@ -50,6 +53,29 @@ def best_estimator(run_dir: str | os.PathLike):
     import joblib
 
     return joblib.load(model)
+
+
+def _as_trained(X, model, x_kind: str | None):
+    """New rows in the form the model was fitted on: its columns, or its texts."""
+    if not hasattr(X, "columns"):
+        return X
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        missing = [str(c) for c in names if c not in X.columns]
+        if missing:
+            raise ConfigError(
+                f"--data: the model was trained on columns the file lacks: {missing}. "
+                "Fix: give a table with those columns"
+            )
+        return X[list(names)]  # in training order; extra columns are left out
+    if x_kind == "text":
+        if X.shape[1] != 1:
+            raise ConfigError(
+                f"--data: the model reads texts, and the file has {X.shape[1]} columns "
+                f"besides the labels ({[str(c) for c in X.columns]}). Fix: give one text column"
+            )
+        return X.iloc[:, 0].astype(str).to_numpy(dtype=object)
+    return X
 
 
 def predict(
@@ -87,18 +113,28 @@ def predict(
 
     path = Path(run_dir)
     meta = rd.read_meta(path)
-    spec = load_search_spec(path / jn.SPEC_COPY, base_dir=meta.get("spec_dir"))
+    spec = load_search_spec(
+        path / jn.SPEC_COPY, n_iter=meta.get("n_iter"), base_dir=meta.get("spec_dir")
+    )
     model = best_estimator(path)
-    X = load_features(spec, data)
-    table = pd.DataFrame({"prediction": model.predict(X)})
-    if proba:
-        if not hasattr(model, "predict_proba"):
-            raise ConfigError(
-                f"--proba: the best estimator ({type(model).__name__}) has no "
-                "predict_proba. Fix: drop --proba"
-            )
-        for cls, col in zip(model.classes_, model.predict_proba(X).T, strict=True):
-            table[f"proba_{cls}"] = col
+    X = _as_trained(
+        load_features(spec, data), model, (meta.get("data") or {}).get("X_kind")
+    )
+    if proba and not hasattr(model, "predict_proba"):
+        raise ConfigError(
+            f"--proba: the best estimator ({type(model).__name__}) has no "
+            "predict_proba. Fix: drop --proba"
+        )
+    try:
+        table = pd.DataFrame({"prediction": model.predict(X)})
+        if proba:
+            for cls, col in zip(model.classes_, model.predict_proba(X).T, strict=True):
+                table[f"proba_{cls}"] = col
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"--data {data}: the model cannot predict these rows ({type(exc).__name__}: "
+            f"{exc}). Fix: give rows with the columns (or features) the run was trained on"
+        ) from exc
     target = Path(out) if out else path / PREDICTIONS
     table.to_csv(target, index=False)
     return target, len(table)

@@ -64,3 +64,42 @@ def simplest_of_top_three(cv_results: dict) -> int:
     top = np.flatnonzero(ranks <= 3)
     c = np.asarray([float(v) for v in cv_results["param_clf__C"]])
     return int(top[np.argmin(c[top])])
+
+
+def churn_with_groups():
+    """(X, y, groups) from a loader: the churn frame and its accounts."""
+    frame = pd.read_csv(CHURN_CSV, dtype={"plan": "category"})
+    X = frame.drop(columns=["account", "weight", "churned"])
+    return X, frame["churned"].to_numpy(), frame["account"].to_numpy()
+
+
+def coo_and_text_series():
+    """A sparse COO matrix (turned to CSR by fleetcv) and, as y, 0/1."""
+    import scipy.sparse
+
+    X = scipy.sparse.random(60, 8, density=0.3, format="coo", random_state=0)
+    return X, np.arange(60) % 2
+
+
+def text_series():
+    """Texts as a pandas Series (one column), and their labels."""
+    docs, y = texts(60)
+    return pd.Series(docs, name="review"), y
+
+
+def string_target_with_gaps():
+    """A string target with a missing label."""
+    y = np.array(["yes", "no"] * 30, dtype=object)
+    y[7] = None
+    return np.random.default_rng(0).random((60, 3)), y
+
+
+def duplicate_columns():
+    """A frame with two columns of one name."""
+    X = pd.DataFrame(np.ones((60, 2)), columns=["a", "a"])
+    return X, np.arange(60) % 2
+
+
+def returns_a_float(cv_results: dict) -> float:
+    """A wrong refit callable: a float is no index."""
+    return 1.0

@@ -128,7 +128,10 @@ BAD_SPECS = [
         r"cv\.n_splits: with cv\.class the splitter's own parameters go under cv\.params",
     ),
     (
-        {"cv": {"class": "sklearn.model_selection.GroupKFold"}},
+        {
+            "cv": {"class": "sklearn.model_selection.GroupKFold"},
+            "data": {"path": "x.csv"},
+        },
         r"cv\.class: sklearn\.model_selection\.GroupKFold splits by groups, and "
         r"data\.groups is not set\. Fix: add the group labels",
     ),

@@ -146,6 +146,14 @@ def test_bad_spec_is_refused_with_a_clear_message(tmp_path, changes, pattern):
 
 BAD_DATA = [
     (
+        {
+            "cv": {"class": "sklearn.model_selection.GroupKFold"},
+            "data": {"loader": "tests.datasets.texts"},
+        },
+        r"data\.loader: sklearn\.model_selection\.GroupKFold splits by groups, and "
+        r"tests\.datasets\.texts returned none\. Fix: return \(X, y, groups\)",
+    ),
+    (
         {"data": {**CHURN["data"], "groups": "acount"}},
         r"data\.groups: no column named 'acount' in the data\. Fix: use one of \['account'",
     ),
@@ -373,3 +381,135 @@ def test_feature_union_and_nested_estimators_build_as_scikit_learn_writes_them(
     )
     assert repr(spec.estimator.build()) == repr(expected)
     assert len(spec.candidates()) == 4
+
+
+def _loader_spec(tmp_path, loader, **changes):
+    return load_search_spec(
+        write(
+            tmp_path,
+            {"data": {"loader": f"tests.datasets.{loader}"}, **changes},
+            base=CHURN,
+        )
+    )
+
+
+def test_a_loader_may_return_groups_for_a_group_splitter(tmp_path):
+    spec = _loader_spec(
+        tmp_path,
+        "churn_with_groups",
+        cv={"class": "sklearn.model_selection.GroupKFold", "params": {"n_splits": 3}},
+    )
+    data = load_dataset(spec)
+    assert data.groups is not None and len(data.groups) == len(data.y) == 1380
+
+
+def test_coo_becomes_csr_and_a_series_of_texts_is_text(tmp_path):
+    import scipy.sparse
+
+    data = load_dataset(
+        _loader_spec(
+            tmp_path,
+            "coo_and_text_series",
+            estimator={"class": "sklearn.svm.SVC"},
+            params={"C": [1.0]},
+        )
+    )
+    assert scipy.sparse.issparse(data.X) and data.X.format == "csr"
+    spec = _loader_spec(
+        tmp_path,
+        "text_series",
+        estimator={
+            "pipeline": [
+                {
+                    "name": "tfidf",
+                    "class": "sklearn.feature_extraction.text.TfidfVectorizer",
+                },
+                {"name": "clf", **LOGREG},
+            ]
+        },
+        params={"clf__C": [1.0]},
+    )
+    data = load_dataset(spec)
+    assert data.X.dtype == object and data.X.ndim == 1 and isinstance(data.X[0], str)
+
+
+@pytest.mark.parametrize(
+    "loader,pattern",
+    [
+        (
+            "string_target_with_gaps",
+            r"data\.loader: y holds 1 missing \(NaN, None or infinite\) values\. Fix: drop the rows",
+        ),
+        (
+            "duplicate_columns",
+            r"data\.loader: X has duplicate column names \['a'\]\. Fix: give every column its own name",
+        ),
+    ],
+)
+def test_a_bad_loader_result_is_one_clear_error(tmp_path, loader, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_dataset(_loader_spec(tmp_path, loader))
+
+
+def test_nan_is_refused_only_when_every_estimator_choice_refuses_it(tmp_path):
+    hgb = {
+        "class": "sklearn.ensemble.HistGradientBoostingClassifier",
+        "params": {"max_iter": 5},
+    }
+    pipeline = {"pipeline": [{"name": "clf", **LOGREG}]}
+    data = {"loader": "tests.datasets.churn_numeric_frame"}
+    ok = write(
+        tmp_path,
+        {"estimator": pipeline, "params": {"clf": [hgb]}, "data": data},
+        base=CHURN,
+        name="ok.yml",
+    )
+    assert load_dataset(load_search_spec(ok)).X.isna().to_numpy().any()
+    bad = write(
+        tmp_path,
+        {"estimator": pipeline, "params": {"clf__C": [1.0]}, "data": data},
+        base=CHURN,
+        name="bad.yml",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"X holds 188 NaN values and step 'clf' \(LogisticRegression\) does not accept NaN",
+    ):
+        load_dataset(load_search_spec(bad))
+
+
+def test_a_later_grid_is_checked_against_the_estimator_as_written(tmp_path):
+    svc = {"class": "sklearn.svm.SVC"}
+    p = write(
+        tmp_path,
+        {
+            "estimator": {"pipeline": [{"name": "clf", **svc}]},
+            "params": [{"clf": [LOGREG], "clf__C": [1.0]}, {"clf__gamma": [0.1]}],
+        },
+    )
+    assert len(load_search_spec(p).candidates()) == 2  # GridSearchCV takes it too
+
+
+def test_a_refit_callable_gets_arrays_and_must_return_an_index():
+    from runtime.errors import SearchError
+    from runtime.kinds.search import best_of
+
+    results = {
+        "params": [{"C": 1.0}, {"C": 2.0}],
+        "rank_test_score": [2, 1],
+        "mean_test_score": [0.5, 0.7],
+        "n_finished_splits": [1, 1],
+        "split0_host": ["h", "h"],
+    }
+    job = {"refit": "tests.datasets.simplest_of_top_three"}
+    with pytest.raises(
+        SearchError,
+        match=r"refit: tests\.datasets\.simplest_of_top_three\(cv_results\) raised KeyError",
+    ):
+        best_of(job, results)  # it reads param_clf__C, which these results lack
+    results["param_clf__C"] = [1.0, 2.0]
+    assert best_of(job, results) == (0, {"C": 1.0}, None)
+    with pytest.raises(
+        SearchError, match=r"returned 1\.0, not a candidate index in \[0, 1\]"
+    ):
+        best_of({"refit": "tests.datasets.returns_a_float"}, results)

@@ -45,7 +45,7 @@ from runtime.engine.folds import (
     persist_splits,
 )
 from runtime.engine.worker import warm_fold_cache
-from runtime.errors import ConfigError, HostError, RunStopped
+from runtime.errors import ConfigError, HostError, RunStopped, SearchError
 from runtime.kinds import KINDS, Kind, kind_of
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
@@ -373,7 +373,11 @@ def execute(
         check_engine_versions(client, hosts_file=named, local=local)
         job = run_job(client, plan, options, log)
         if job.kind.style == "search":
-            refit_best(client, plan, job, log)
+            try:
+                refit_best(client, plan, job, log)
+            except SearchError as exc:
+                # The search's results stand: report them, then say it failed.
+                job.refit_error = str(exc)
         return job
 
 
@@ -439,6 +443,9 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
     out = write_report(rdir)
     log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
     log(f"wrote {out['report']} and {len(out['plots'])} plots")
+    refit_error = getattr(job, "refit_error", None)
+    if job.status == "finished" and refit_error:
+        raise RunStopped(f"{plan.kind.noun} finished, but {refit_error}", exit_code=1)
     if job.status != "finished":
         raise RunStopped(
             f"{plan.kind.noun} {job.status}. Resume with: {plan.resume_command}",

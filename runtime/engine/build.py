@@ -113,24 +113,6 @@ def materialize(params: dict) -> dict:
     return {k: build(v) for k, v in params.items()}
 
 
-def describe(obj: Any) -> Any:
-    """The plain description of an estimator (inverse of `build` for its init params).
-
-    Values that are not estimators come back as they are; used to name
-    estimator-valued parameters readably (class path and params).
-    """
-    if hasattr(obj, "get_params") and hasattr(obj, "fit") and not isinstance(obj, type):
-        params = obj.get_params(deep=False)
-        cls = type(obj)
-        return {
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "params": {k: describe(v) for k, v in params.items()},
-        }
-    if isinstance(obj, list | tuple):
-        return [describe(v) for v in obj]
-    return obj
-
-
 # ------------------------------------------------------------------ scorers
 
 

@@ -70,10 +70,6 @@ class SplitSet:
         """The whole data set's file (data.pkl) relative to a workdir."""
         return f"{SPLITS_SUBDIR}/{self.digest}/{DATA_NAME}"
 
-    def data_path(self) -> Path:
-        """The whole data set's file on this machine."""
-        return self.path / DATA_NAME
-
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -139,15 +135,14 @@ def head(X, n: int):
 def slice_fit_params(fit_params: dict, indices, n_rows: int) -> dict:
     """The fit parameters of the rows `indices`: per-sample ones sliced, constants kept.
 
-    A value counts as per-sample when it has `n_rows` entries, as
-    scikit-learn's `_check_method_params` decides.
+    Per-sample values are arrays (numpy, pandas) of `n_rows` entries, as
+    scikit-learn's `_check_method_params` decides; a spec's constants are
+    plain values (numbers, strings, lists), never sliced.
     """
     out = {}
     for k, v in fit_params.items():
-        if hasattr(v, "__len__") and not isinstance(v, str | dict) and len(v) == n_rows:
-            out[k] = take(v, indices)
-        else:
-            out[k] = v
+        per_sample = isinstance(v, np.ndarray) or hasattr(v, "iloc")
+        out[k] = take(v, indices) if per_sample and len(v) == n_rows else v
     return out
 
 
@@ -304,7 +299,7 @@ def mapped_bytes(X) -> tuple[int, int]:
         mem = X.memory_usage(index=False, deep=True)
         numeric = [c for c in X.columns if X[c].dtype.kind in "biufcmM"]
         return int(mem[numeric].sum()), int(mem.sum())
-    total = int(sum(len(str(s)) for s in X))
+    total = int(sum(len(str(s).encode()) for s in X))
     return 0, total
 
 

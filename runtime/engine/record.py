@@ -8,11 +8,14 @@ object in the journal.
 
 Fields:
 
-- made by the worker: `candidate`, `fold`, `params`, `n_train`,
-  `test_score`, `train_score`, `fit_time`, `score_time`,
-  `train_score_time` (when train scores are computed), `error` (traceback or
-  None), `status`, `started`, `ended` (epoch seconds on the engine's host),
-  `host`, `pid`, `rss`, `peak_rss`;
+- made by the worker: `candidate`, `fold`, `params` (plain data: an
+  estimator value is its description, see runtime.engine.build), `n_train`,
+  `test_score`, `train_score` (one metric), or `test_scores`,
+  `train_scores` (several: metric name -> score), `fit_time`,
+  `score_time`, `train_score_time` (when train scores are computed),
+  `error` (traceback or None), `score_error` (a scorer that raised and
+  scored error_score), `status`, `started`, `ended` (epoch seconds on the
+  engine's host), `host`, `pid`, `rss`, `peak_rss`;
 - added by the driver as a record arrives (`stamp`): `engine`, `message`
   (the ipyparallel message id; tasks of one message share it), `attempt`,
   `finished`;

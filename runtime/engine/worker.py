@@ -137,7 +137,7 @@ def evaluate(
 
     est = clone(estimator).set_params(**materialize(params))
     if scorer is None:
-        scorer = search_scorer(scoring, estimator)
+        scorer = search_scorer(scoring, estimator, error_score)
     record = new_record(
         candidate=candidate, fold=fold, params=params, n_train=int(len(y_train))
     )
@@ -152,7 +152,7 @@ def evaluate(
     return _where_and_when(record, started)
 
 
-def search_scorer(scoring, estimator) -> Callable:
+def search_scorer(scoring, estimator, error_score: float | str = "nan") -> Callable:
     """The scorer a search's tasks share: `scorer(est, X, y)` -> a float, or a dict of them.
 
     With several metrics, scikit-learn's multi-metric scorer (one `predict`
@@ -164,7 +164,7 @@ def search_scorer(scoring, estimator) -> Callable:
 
     built = build_scorers(scoring, estimator)
     if isinstance(built, dict):
-        return check_scoring(estimator, scoring=built, raise_exc=False)
+        return check_scoring(estimator, scoring=built, raise_exc=error_score == "raise")
     return built
 
 
@@ -221,9 +221,8 @@ def _put_scores(record, which: str, scorer, scores, error_score) -> None:
     for name in names:
         v = scores[name]
         if isinstance(v, str):
-            # The multi-metric scorer's text for a metric that raised.
-            if error_score == "raise":
-                raise RuntimeError(v)
+            # The multi-metric scorer's text for a metric that raised (it
+            # raises itself under error_score="raise").
             record["score_error"] = v
             v = error_score
         out[name] = float(v)
@@ -348,7 +347,9 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
     """
     # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
     # a thirtieth of a tiny task).
-    scorer = search_scorer(common.get("scoring"), common["estimator"])
+    scorer = search_scorer(
+        common.get("scoring"), common["estimator"], common.get("error_score", "nan")
+    )
     records = []
     for t in tasks:
         try:

@@ -25,9 +25,8 @@ from runtime.kinds.curves import (
     learning_definition,
     validation_definition,
 )
-from runtime.kinds.search import SEARCH
+from runtime.kinds.search import SEARCH, best_of
 from runtime.rundir import journal as jn
-from runtime.rundir import results as rs
 from runtime.rundir.run import latest_run, read_meta
 from runtime.spec import GRID_FUNCS, ConfigError, SearchSpec, grid_values
 
@@ -236,7 +235,7 @@ def best_params_of(run_dir: str | os.PathLike) -> dict:
             best = None
     if best is None:
         res = SEARCH.results(meta, meta["n_folds"], jn.read_journal(path / jn.JOURNAL))
-        best = rs.best(res)[1]
+        best = best_of(meta, res)[1]
     if best is None:
         raise ConfigError(
             f"--from-run {path}: no finished fit, so no best parameters. Fix: "

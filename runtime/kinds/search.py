@@ -8,6 +8,7 @@ scored on every fold.
 
 from __future__ import annotations
 
+from runtime.errors import SearchError
 from runtime.kinds.base import Kind
 from runtime.rundir import results as rs
 
@@ -85,20 +86,59 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
     By the ranking metric among the candidates scored on every fold; with a
     refit callable (an import path), the index it picks from the results
     and no score (scikit-learn sets no `best_score_` then).
+
+    Raises
+    ------
+    SearchError
+        When the refit callable raises or returns no valid index.
     """
     refit = job.get("refit")
     if isinstance(refit, str) and "." in refit:
         if rs.n_complete(results) < len(results["params"]):
             return None, None, None  # the callable gets complete results only
-        from runtime.engine.build import import_path
-
-        idx = int(import_path(refit)(results))
+        idx = _refit_index(refit, results)
         return idx, results["params"][idx], None
     return rs.best(results, complete_only=True, metric=_ranking(job))
 
 
+def _refit_index(refit: str, results: dict) -> int:
+    """What scikit-learn's `refit=callable` gets: cv_results_ as arrays; an index back."""
+    import numpy as np
+
+    from runtime.engine.build import import_path
+
+    arrays = {k: v if k == "params" else np.asarray(v) for k, v in results.items()}
+    try:
+        idx = import_path(refit)(arrays)
+    except Exception as exc:  # noqa: BLE001 - the user's callable: its error, named
+        raise SearchError(
+            f"refit: {refit}(cv_results) raised {type(exc).__name__}: {exc}. Fix: "
+            "correct the callable; the run's results are written, resume it to refit"
+        ) from exc
+    n = len(results["params"])
+    if (
+        isinstance(idx, bool)
+        or not isinstance(idx, int | np.integer)
+        or not 0 <= idx < n
+    ):
+        raise SearchError(
+            f"refit: {refit}(cv_results) returned {idx!r}, not a candidate index in "
+            f"[0, {n - 1}]. Fix: return an integer index, as scikit-learn's refit callable does"
+        )
+    return int(idx)
+
+
 def _summary(job: dict, results: dict) -> dict:
-    idx, params, score = best_of(job, results)
+    try:
+        idx, params, score = best_of(job, results)
+    except SearchError as exc:
+        # The results are still written; the refit step reports the error.
+        return {
+            "best_index": None,
+            "best_params": None,
+            "best_score": None,
+            "refit_error": str(exc),
+        }
     out = {"best_index": idx, "best_params": params, "best_score": score}
     refitted = job.get("refitted")
     if refitted and refitted.get("best_index") == idx:

@@ -22,6 +22,7 @@ from pathlib import Path
 from runtime.engine import record
 from runtime.kinds import kind_of
 from runtime.kinds.curves import curve_labels
+from runtime.kinds.search import best_of
 from runtime.report.memory import MB
 from runtime.report.plots import plot_run, run_data, run_results
 from runtime.report.search_plots import param_names
@@ -112,7 +113,7 @@ def _table(head: list[str], rows: list[list[str]], left: int = 0) -> str:
     return "".join(out)
 
 
-def _search_section(res: dict, top_k: int) -> str:
+def _search_section(res: dict, top_k: int, best: tuple) -> str:
     names = param_names(res)
     order = sorted(
         (i for i, n in enumerate(res.get("n_finished_splits", [])) if n),
@@ -120,12 +121,16 @@ def _search_section(res: dict, top_k: int) -> str:
     )
     if not order:
         return "<p>No fit has finished yet.</p>"
-    idx, params, score = rs.best(res)
+    idx, params, score = best
     parts = []
     if params is not None:
+        what = (
+            f"<b>{_num(score)}</b> mean validation score"
+            if score is not None
+            else f"candidate {idx} (picked by the refit callable)"
+        )
         parts.append(
-            f"<p>Best: <b>{_num(score)}</b> mean validation score with "
-            f"<code>{_e(params)}</code></p>"
+            f"<p>Best: {what} with <code>{_e(rs.params_text(params))}</code></p>"
         )
     train = "mean_train_score" in res
     head = ["rank", "validation", "+/- std", "+/- sem"]
@@ -325,9 +330,8 @@ def write_report_html(
     n_done = sum(res["n_finished_splits"])
     if kind.style == "search":
         # Several metrics: the table shows the one that ranks candidates.
-        body = _search_section(
-            rs.metric_view(res, meta.get("ranking") or "score"), top_k
-        )
+        view = rs.metric_view(res, meta.get("ranking") or "score")
+        body = _search_section(view, top_k, best_of(meta, res))
     else:
         body = _curve_section(res)
     spec_file = path / jn.SPEC_COPY

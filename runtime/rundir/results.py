@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from runtime.engine.build import is_estimator_description
 from runtime.engine.record import FIT_FAILED, is_finished
 
 #: Rows shown by default in the report, as in the notebook's top-5.
@@ -348,16 +349,12 @@ def params_text(params: dict) -> str:
 
 def value_text(v) -> str:
     """One parameter value, an estimator description written as scikit-learn prints it."""
-    if (
-        isinstance(v, dict)
-        and isinstance(v.get("class"), str)
-        and set(v) <= {"class", "params"}
-    ):
+    if is_estimator_description(v) and "class" in v:
         args = ", ".join(
             f"{k}={value_text(x)}" for k, x in (v.get("params") or {}).items()
         )
         return f"{v['class'].rpartition('.')[2]}({args})"
-    if isinstance(v, dict) and set(v) == {"pipeline"}:
+    if is_estimator_description(v):  # a pipeline
         steps = ", ".join(
             f"({s['name']!r}, {value_text({k: x for k, x in s.items() if k != 'name'})})"
             for s in v["pipeline"]

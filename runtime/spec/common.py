@@ -7,13 +7,13 @@ Every message built here has the house form
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from runtime.engine.build import import_path
 from runtime.errors import ConfigError
 
 
@@ -125,8 +125,7 @@ def expect_optional_int(where: str, key: str, value: Any, fix: str) -> int | Non
 
 def import_object(path: str) -> Any:
     """Import ``package.module.attr`` and return the attribute."""
-    mod, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
+    return import_path(path)
 
 
 def import_checked(where: str, key: str, path: Any, fix: str) -> Any:

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from runtime.engine.build import build, is_estimator_description
 from runtime.engine.folds import n_samples, x_kind
 from runtime.errors import ConfigError
 from runtime.spec.common import err, import_object
-from runtime.spec.search import SearchSpec
+from runtime.spec.search import SearchSpec, needs_groups
 from runtime.spec.source import ArrayRef, DataSpec
 
 
@@ -98,6 +99,13 @@ def load_dataset(spec: SearchSpec) -> Dataset:
     }
     X, y = _check_xy(where, key, X, y, spec)
     _check_lengths(where, len(y), groups, fit_params, d)
+    if groups is None and spec.cv.cls is not None and needs_groups(spec.cv.splitter()):
+        raise err(
+            where,
+            "data.loader",
+            f"{spec.cv.cls} splits by groups, and {d.loader} returned none",
+            "return (X, y, groups) or a Bunch with groups from the loader, or set data.groups",
+        )
     _check_folds(where, spec, X, y, groups)
     return Dataset(X, y, groups, fit_params)
 
@@ -106,10 +114,9 @@ def load_features(spec: SearchSpec, path: str | Path) -> Any:
     """The features of a new data file, read as the spec reads its data (for predictions).
 
     A .csv/.parquet table gets the spec's `dtype` overrides, and loses the
-    target, group and fit-parameter columns when it has them; a .npy table
-    or a .npz file gives its array (a sparse matrix saved by
-    `scipy.sparse.save_npz`, or the array X). Numbers become float64, as the
-    folds had them.
+    target, group and fit-parameter columns (by name) when it has them; a
+    .npy table or a .npz file gives its array as float64, as the folds had
+    it (a sparse matrix saved by `scipy.sparse.save_npz`, or the array X).
 
     Raises
     ------
@@ -124,10 +131,7 @@ def load_features(spec: SearchSpec, path: str | Path) -> Any:
         if p.suffix in (".csv", ".parquet"):
             d = spec.data
             frame, _ = _read_table(
-                where,
-                DataSpec(path=str(p), dtype=d.dtype, target_path=str(p)),
-                p,
-                features_only=True,
+                where, DataSpec(path=str(p), dtype=d.dtype), p, features_only=True
             )
             drop = [d.target] + [
                 r.column
@@ -322,7 +326,8 @@ def _read_table(
             ) from exc
         frame = pd.read_parquet(p)
         for col, dtype in d.dtype.items():
-            frame[col] = frame[col].astype(dtype)
+            if col in frame.columns:  # a missing one is reported below
+                frame[col] = frame[col].astype(dtype)
     else:
         with open(p) as f:
             first = f.readline()
@@ -438,11 +443,18 @@ def _check_xy(
             f"X has {n} rows but y has shape {y.shape}",
             "give one target value per row of X",
         )
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
+    missing = (
+        ~np.isfinite(y)
+        if y.dtype.kind == "f"
+        else _is_missing(y)
+        if y.dtype.kind == "O"
+        else None
+    )
+    if missing is not None and missing.any():
         raise err(
             where,
             key,
-            "y holds NaN or infinite values",
+            f"y holds {int(missing.sum())} missing (NaN, None or infinite) values",
             "drop the rows without a target",
         )
     est = spec.estimator.build()
@@ -459,14 +471,48 @@ def _check_xy(
                 f"y has a single class ({np.unique(y)[0]!r})",
                 "a classifier needs at least two classes in the target",
             )
-    check_inputs(where, X, est)
+    check_inputs(where, X, _first_consumers(spec))
     return X, y
 
 
+def _is_missing(y: np.ndarray) -> np.ndarray:
+    """Which entries of an object array are None or NaN (a string target's gaps)."""
+    return np.array(
+        [v is None or (isinstance(v, float) and v != v) for v in y], dtype=bool
+    )
+
+
+def _first_consumers(spec: SearchSpec) -> list:
+    """The estimators the candidates can be: the spec's, with each choice of estimator set."""
+    base = spec.estimator.build()
+    out, seen = [base], set()
+    for grid in spec.params:
+        for name, values in grid.items():
+            for v in values if isinstance(values, list) else []:
+                key = (name, repr(v))
+                if is_estimator_description(v) and key not in seen:
+                    seen.add(key)
+                    est = spec.estimator.build()
+                    out.append(est.set_params(**{name: build(v)}))
+    return out
+
+
 def _normalized_x(where: str, key: str, X: Any) -> Any:
-    """X as the folds keep it: frames, sparse and text as they are, numbers float64 C-contiguous."""
+    """X as the folds keep it: frames, CSR/CSC and text as they are, numbers float64 C-contiguous."""
+    if hasattr(X, "iloc") and not hasattr(X, "columns"):
+        X = X.to_numpy()  # a Series: one column, e.g. texts
     kind = x_kind(X)
-    if kind in ("frame", "sparse"):
+    if kind == "frame":
+        dup = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+        if dup:
+            raise err(
+                where,
+                key,
+                f"X has duplicate column names {dup}",
+                "give every column its own name",
+            )
+        return X
+    if kind == "sparse":
         if len(X.shape) != 2:
             raise err(
                 where,
@@ -474,8 +520,17 @@ def _normalized_x(where: str, key: str, X: Any) -> Any:
                 f"X has shape {X.shape}, expected (n_samples, n_features)",
                 "give a 2-D feature table",
             )
-        return X
-    arr = np.asarray(X)
+        # Folds take rows: CSR (or CSC) can, COO/DOK/LIL as CSR.
+        return X if X.format in ("csr", "csc") else X.tocsr()
+    try:
+        arr = np.asarray(X)
+    except ValueError as exc:
+        raise err(
+            where,
+            key,
+            f"X cannot be read as a table ({exc})",
+            "give rows of equal length",
+        ) from exc
     if arr.dtype.kind in "biufc":
         if arr.ndim != 2:
             raise err(
@@ -486,36 +541,47 @@ def _normalized_x(where: str, key: str, X: Any) -> Any:
             )
         return np.ascontiguousarray(arr, dtype=np.float64)
     # Raw text: a sequence of strings, for a vectorizer as the first step.
-    texts = list(X) if not isinstance(X, np.ndarray) else X
-    if (isinstance(texts, np.ndarray) and texts.ndim != 1) or not all(
-        isinstance(t, str) for t in texts
-    ):
+    if arr.ndim != 1 or not all(isinstance(t, str) for t in X):
         raise err(
             where,
             key,
             "X is neither numbers, a DataFrame, a sparse matrix nor a sequence of strings",
             "return a numeric array, a pandas DataFrame, a scipy.sparse matrix, or a list of texts",
         )
-    return np.asarray(texts, dtype=object)
+    return np.asarray(list(X), dtype=object)
 
 
-def check_inputs(where: str, X: Any, estimator) -> None:
-    """Refuse sparse X or NaN for the estimator (or first pipeline step) that would refuse them.
+def check_inputs(where: str, X: Any, estimators: list) -> None:
+    """Refuse sparse X or NaN when every estimator the candidates can be would refuse it.
 
     scikit-learn's own check would fail every fit (`check_array` with
-    `accept_sparse=False`, `ensure_all_finite=True`); the estimator's tags say
-    so beforehand. Steps that route columns (ColumnTransformer,
-    FeatureUnion) are not judged: their parts are.
+    `accept_sparse=False`, `ensure_all_finite=True`); the first estimator
+    that sees X (through Pipelines) says so beforehand by its tags. Steps that
+    route columns (ColumnTransformer, FeatureUnion) are not judged: their
+    parts are. Where only some choices refuse, their fits fail and are
+    recorded, as in scikit-learn.
     """
     from sklearn.utils import get_tags
 
-    name, step = _first_consumer(estimator)
-    if step is None:
-        return
-    tags = get_tags(step).input_tags
-    label = f"step {name!r} ({type(step).__name__})" if name else type(step).__name__
     kind = x_kind(X)
-    if kind == "sparse" and not tags.sparse:
+    n_nan = _count_nan(X)
+    problems = []
+    for est in estimators:
+        name, step = _first_consumer(est)
+        if step is None:
+            return
+        tags = get_tags(step).input_tags
+        label = (
+            f"step {name!r} ({type(step).__name__})" if name else type(step).__name__
+        )
+        if kind == "sparse" and not tags.sparse:
+            problems.append(("sparse", label))
+        elif n_nan and not tags.allow_nan:
+            problems.append(("nan", label))
+        else:
+            return
+    what, label = problems[0]
+    if what == "sparse":
         raise err(
             where,
             "estimator",
@@ -523,15 +589,13 @@ def check_inputs(where: str, X: Any, estimator) -> None:
             "use a step that takes sparse input first (e.g. sklearn.feature_extraction.text.TfidfTransformer, "
             "StandardScaler with with_mean: false, TruncatedSVD), or an estimator that takes it",
         )
-    n_nan = _count_nan(X)
-    if n_nan and not tags.allow_nan:
-        raise err(
-            where,
-            "estimator",
-            f"X holds {n_nan} NaN values and {label} does not accept NaN (scikit-learn would fail every fit)",
-            "impute them (e.g. a sklearn.impute.SimpleImputer step first), or use an estimator "
-            "that takes NaN such as sklearn.ensemble.HistGradientBoostingClassifier",
-        )
+    raise err(
+        where,
+        "estimator",
+        f"X holds {n_nan} NaN values and {label} does not accept NaN (scikit-learn would fail every fit)",
+        "impute them (e.g. a sklearn.impute.SimpleImputer step first), or use an estimator "
+        "that takes NaN such as sklearn.ensemble.HistGradientBoostingClassifier",
+    )
 
 
 def _first_consumer(est) -> tuple[str | None, Any]:

@@ -177,6 +177,8 @@ def parse_refit(where: str, refit: Any, scoring: Any) -> bool | str:
         return refit
     if isinstance(refit, str) and names and refit in names:
         return refit
+    if isinstance(refit, str) and not names and refit == scoring:
+        return True  # scikit-learn's refit="accuracy" with scoring="accuracy"
     if isinstance(refit, str) and names:
         raise err(
             where,

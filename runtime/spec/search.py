@@ -215,7 +215,6 @@ def load_search_spec(
     rs = expect_optional_int(
         where, "random_state", data.get("random_state"), "write e.g. random_state: 0"
     )
-    # A fresh estimator: the check sets the grid's estimator choices on it.
     params = _parse_params(where, data, search, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
     refit = parse_refit(where, data.get("refit", True), scoring)
@@ -360,6 +359,9 @@ def _parse_params(where: str, data: dict, search: str, base) -> tuple[dict, ...]
 
 def _check_names(where: str, gkey: str, grid: dict, base) -> None:
     """Every name of `grid` is a parameter of `base`, whichever estimator the grid chooses."""
+    # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
+    from sklearn.base import clone
+
     valid = set(base.get_params(deep=True))
     choices = {
         n: [v for v in vals if is_estimator_description(v)]
@@ -376,7 +378,8 @@ def _check_names(where: str, gkey: str, grid: dict, base) -> None:
             _no_parameter(where, f"{gkey}.{name}", name, valid, "")
     for cname, options in choices.items():
         for opt in options:
-            est = base.set_params(**{cname: build(opt)})
+            # A copy per option: the next grid is checked against `base` as written.
+            est = clone(base).set_params(**{cname: build(opt)})
             branch = set(est.get_params(deep=True))
             for name in grid:
                 if chosen(name) == cname and name not in branch:
@@ -535,8 +538,8 @@ def _parse_cv_class(where: str, raw: dict) -> CVSpec:
 
 
 def _check_groups(where: str, spec: SearchSpec) -> None:
-    """A splitter that splits by groups needs `data.groups`."""
-    if spec.cv.cls is None or spec.data.groups is not None:
+    """A splitter that splits by groups needs `data.groups` (a loader's are checked once loaded)."""
+    if spec.cv.cls is None or spec.data.groups is not None or spec.data.loader:
         return
     if needs_groups(spec.cv.splitter()):
         raise err(
