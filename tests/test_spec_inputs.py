@@ -513,3 +513,34 @@ def test_a_refit_callable_gets_arrays_and_must_return_an_index():
         SearchError, match=r"returned 1\.0, not a candidate index in \[0, 1\]"
     ):
         best_of({"refit": "tests.datasets.returns_a_float"}, results)
+
+
+def test_a_list_stands_for_a_tuple_where_scikit_learn_wants_one(tmp_path):
+    from runtime.engine.build import materialize
+
+    p = write(
+        tmp_path,
+        {
+            "estimator": {
+                "pipeline": [
+                    {
+                        "name": "tfidf",
+                        "class": "sklearn.feature_extraction.text.TfidfVectorizer",
+                        "params": {"ngram_range": [1, 2]},
+                    },
+                    {"name": "clf", **LOGREG},
+                ]
+            },
+            "params": {"tfidf__ngram_range": [[1, 1], [1, 3]], "clf__C": [1.0]},
+        },
+    )
+    spec = load_search_spec(p)
+    est = spec.estimator.build()
+    assert est.named_steps["tfidf"].ngram_range == (1, 2)
+    cand = spec.candidates()[1]
+    assert cand["tfidf__ngram_range"] == [1, 3]  # plain data in the journal
+    est.set_params(**materialize(cand, est))
+    assert est.named_steps["tfidf"].ngram_range == (1, 3)
+    assert materialize({"clf__C": [1.0]}, est) == {
+        "clf__C": [1.0]
+    }  # lists elsewhere stay lists

@@ -76,8 +76,9 @@ def build(value: Any) -> Any:
     """
     if is_estimator_description(value):
         if "class" in value:
+            cls = import_path(value["class"])
             params = {k: build(v) for k, v in (value.get("params") or {}).items()}
-            return import_path(value["class"])(**params)
+            return cls(**as_tuples(params, _defaults(cls)))
         # Deferred: the engine package loads scikit-learn only where it fits.
         from sklearn.pipeline import Pipeline
 
@@ -108,9 +109,41 @@ def _is_named_estimator_list(value: list) -> bool:
     )
 
 
-def materialize(params: dict) -> dict:
-    """`params` with every estimator description built (what `set_params` gets)."""
-    return {k: build(v) for k, v in params.items()}
+def materialize(params: dict, estimator=None) -> dict:
+    """`params` with every estimator description built (what `set_params` gets).
+
+    With `estimator`, a list stands for a tuple where the estimator's
+    current value is a tuple (`as_tuples`).
+    """
+    built = {k: build(v) for k, v in params.items()}
+    if estimator is None:
+        return built
+    return as_tuples(built, estimator.get_params(deep=True))
+
+
+def as_tuples(params: dict, current: dict) -> dict:
+    """Lists as tuples where the parameter's current or default value is a tuple.
+
+    YAML and JSON have no tuples: ``ngram_range: [1, 2]`` means scikit-learn's
+    ``(1, 2)``, which its parameter validation requires.
+    """
+    return {
+        k: tuple(v) if isinstance(v, list) and isinstance(current.get(k), tuple) else v
+        for k, v in params.items()
+    }
+
+
+def _defaults(cls) -> dict:
+    """The default value of each constructor parameter of `cls`."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+    }
 
 
 # ------------------------------------------------------------------ scorers

@@ -135,7 +135,8 @@ def evaluate(
         fit_params = slice_fit_params(fit_params, range(train_size), len(y_train))
         X_train, y_train = head(X_train, train_size), y_train[:train_size]
 
-    est = clone(estimator).set_params(**materialize(params))
+    est = clone(estimator)
+    est.set_params(**materialize(params, est))
     if scorer is None:
         scorer = search_scorer(scoring, estimator, error_score)
     record = new_record(
@@ -272,7 +273,8 @@ def refit(*, data_ref: str, estimator, params: dict) -> dict:
     from sklearn.base import clone
 
     X, y, fit_params = joblib.load(resolve_fold(data_ref), mmap_mode="r")
-    est = clone(estimator).set_params(**materialize(params))
+    est = clone(estimator)
+    est.set_params(**materialize(params, est))
     start = time.perf_counter()
     est.fit(X, y, **fit_params)
     info = engine_info()
