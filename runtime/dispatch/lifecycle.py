@@ -134,7 +134,7 @@ def prepare_splits(
     own = m.get("nbytes", 0) - m.get("shared_bytes", 0)
     if own > 0:
         log(
-            f"note: {own / 1e6:.1f} MB of the data (strings, categories, objects) "
+            f"note: {own / 1e3:,.0f} kB of the data (strings, categories, objects) "
             "cannot be memory-mapped: each engine holds its own copy of a fold's share"
         )
     return split
