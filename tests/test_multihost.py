@@ -183,6 +183,66 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     assert len(set(inodes.values())) == 3
 
 
+def test_a_frame_search_with_two_metrics_runs_and_refits_on_the_hosts(mh):
+    """A DataFrame with strings, categories and NaN, pushed, searched and refit over SSH."""
+    from runtime.spec import load_dataset, load_search_spec
+    from tests.reference import (
+        CHURN_DATA,
+        LOGREG,
+        PREP,
+        assert_equals_reference,
+        reference,
+    )
+
+    spec_file = mh["tmp"] / "frame.yml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "frame",
+                "estimator": {"pipeline": [PREP, LOGREG]},
+                "params": {"clf__C": [0.1, 1.0]},
+                "data": {**CHURN_DATA, "groups": "account"},
+                "fit_params": {"clf__sample_weight": {"column": "weight"}},
+                "cv": {
+                    "class": "sklearn.model_selection.StratifiedGroupKFold",
+                    "params": {"n_splits": 3, "shuffle": True, "random_state": 0},
+                },
+                "scoring": ["roc_auc", "accuracy"],
+                "refit": "accuracy",
+            },
+            sort_keys=False,
+        )
+    )
+    run_dir = mh["tmp"] / "runs" / "frame"
+    # The cluster of the grow test still runs: the engines of all three hosts.
+    out = invoke(
+        "search",
+        "--spec",
+        str(spec_file),
+        "--hosts-file",
+        mh["all3"],
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--keep-cluster",
+    ).stdout
+    assert "Ranked by accuracy; also roc_auc:" in out, out
+    refit_host = re.search(
+        r"refit: candidate \d+ on all the data in [\d.]+ s on (\S+),", out
+    )
+    assert refit_host and refit_host.group(1) in {"fmh1", "fmh2", "fmh3"}, out
+    res = json.loads((run_dir / "results.json").read_text())
+    hosts = {res[f"split{k}_host"][c] for k in range(3) for c in range(2)}
+    assert hosts <= {"fmh1", "fmh2", "fmh3"} and len(hosts) >= 2, hosts
+    # Each host holds the whole data set for the refit, verified with the folds.
+    digest = json.loads((run_dir / "meta.json").read_text())["split_digest"]
+    for disk in mh["disks"].values():
+        assert (disk / "splits" / digest / "data.pkl").is_file()
+    spec = load_search_spec(spec_file)
+    grid = reference(spec, scoring=spec.scoring, refit="accuracy")
+    assert_equals_reference(spec, run_dir, grid, load_dataset(spec).X)
+
+
 def test_status_then_stop_leaves_no_process(mh):
     out = invoke("cluster.status", "--hosts-file", mh["all3"]).stdout
     for name in ("fmh1", "fmh2", "fmh3"):

@@ -23,66 +23,22 @@ from sklearn.model_selection import GridSearchCV
 
 from runtime import api
 from runtime.dispatch.refit import BEST_ESTIMATOR
-from runtime.engine.build import build, build_scorers
 from runtime.rundir import journal as jn
 from runtime.spec import load_dataset, load_search_spec
 from tests.conftest import write_local_hosts
 from tests.datasets import CHURN_CSV
+from tests.reference import (
+    CAT,
+    CHURN_DATA,
+    LOGREG,
+    NUM,
+    PREP,
+    STRATIFIED,
+    assert_equals_reference,
+    reference,
+)
 
 pytestmark = pytest.mark.cluster
-
-NUM = ["tenure_months", "monthly_charges", "total_charges", "support_calls"]
-CAT = ["plan", "payment", "region"]
-#: The churn table's preprocessing: impute + scale numbers, impute + one-hot the rest.
-PREP = {
-    "name": "prep",
-    "class": "sklearn.compose.ColumnTransformer",
-    "params": {
-        "transformers": [
-            [
-                "num",
-                {
-                    "pipeline": [
-                        {"name": "impute", "class": "sklearn.impute.SimpleImputer"},
-                        {
-                            "name": "scale",
-                            "class": "sklearn.preprocessing.StandardScaler",
-                        },
-                    ]
-                },
-                NUM,
-            ],
-            [
-                "cat",
-                {
-                    "pipeline": [
-                        {
-                            "name": "impute",
-                            "class": "sklearn.impute.SimpleImputer",
-                            "params": {"strategy": "most_frequent"},
-                        },
-                        {
-                            "name": "onehot",
-                            "class": "sklearn.preprocessing.OneHotEncoder",
-                            "params": {"handle_unknown": "ignore"},
-                        },
-                    ]
-                },
-                CAT,
-            ],
-        ]
-    },
-}
-LOGREG = {
-    "name": "clf",
-    "class": "sklearn.linear_model.LogisticRegression",
-    "params": {"max_iter": 1000},
-}
-CHURN_DATA = {"path": CHURN_CSV, "target": "churned", "dtype": {"plan": "category"}}
-STRATIFIED = {
-    "class": "sklearn.model_selection.StratifiedKFold",
-    "params": {"n_splits": 3, "shuffle": True, "random_state": 0},
-}
 
 
 @pytest.fixture(scope="module")
@@ -101,91 +57,6 @@ def run_spec(tmp_path, hosts_file, spec: dict, name="spec"):
     job = api.search(path, hosts_file=hosts_file, run_dir=run_dir, progress=False)
     assert job.status == "finished", job.report()
     return load_search_spec(path), job, run_dir
-
-
-def reference(spec, scoring=None, refit=True, grid=None) -> GridSearchCV:
-    """GridSearchCV on the spec's data, folds, grid (or `grid`) and scoring, fitted."""
-    data = load_dataset(spec)
-    if grid is None:
-        grid = [
-            {k: [build(v) for v in vals] for k, vals in g.items()} for g in spec.params
-        ]
-    return GridSearchCV(
-        spec.estimator.build(),
-        grid,
-        cv=spec.cv.splitter(),
-        scoring=scoring
-        if scoring is not None
-        else build_scorers(spec.scoring)
-        if spec.scoring
-        else None,
-        refit=refit,
-        return_train_score=spec.return_train_score,
-        error_score=spec.error_score,
-        n_jobs=1,
-    ).fit(data.X, data.y, groups=data.groups, **data.fit_params)
-
-
-def _same_value(ours, theirs) -> bool:
-    if theirs is np.ma.masked:  # a parameter this candidate's grid does not set
-        return ours is None
-    if isinstance(theirs, tuple):  # JSON keeps a tuple as a list
-        return tuple(ours) == theirs
-    if isinstance(ours, dict) and ("class" in ours or "pipeline" in ours):
-        return repr(build(ours)) == repr(theirs)
-    return ours == theirs or (isinstance(theirs, float) and float(ours) == theirs)
-
-
-def assert_equals_reference(spec, run_dir, grid: GridSearchCV, X_new) -> dict:
-    """results.json equals grid.cv_results_ on every shared key; same best, same predictions."""
-    ours = json.loads((run_dir / jn.RESULTS).read_text())
-    theirs = grid.cv_results_
-    assert set(theirs) <= set(ours), sorted(set(theirs) - set(ours))
-    for key, value in theirs.items():
-        if key.endswith("_time"):
-            continue  # wall-clock figures, not results
-        if key.startswith("rank_"):
-            assert ours[key] == value.tolist(), key
-        elif key == "params" or key.startswith("param_"):
-            pairs = zip(
-                ours[key] if key == "params" else ours[key],
-                value,
-                strict=True,
-            )
-            for a, b in pairs:
-                if key == "params":
-                    assert a.keys() == b.keys() and all(
-                        _same_value(a[k], b[k]) for k in a
-                    ), key
-                else:
-                    assert _same_value(a, b), key
-        else:
-            np.testing.assert_allclose(
-                np.asarray(ours[key], dtype=float),
-                value,
-                rtol=0,
-                atol=1e-12,
-                err_msg=key,
-            )
-    assert ours["best_index"] == grid.best_index_
-    best = ours["best_params"]
-    assert best.keys() == grid.best_params_.keys()
-    assert all(_same_value(best[k], grid.best_params_[k]) for k in best)
-    if hasattr(grid, "best_score_"):
-        assert abs(ours["best_score"] - grid.best_score_) <= 1e-12
-    model = joblib.load(run_dir / BEST_ESTIMATOR)
-    np.testing.assert_array_equal(
-        model.predict(X_new), grid.best_estimator_.predict(X_new)
-    )
-    if hasattr(model, "predict_proba"):
-        np.testing.assert_allclose(
-            model.predict_proba(X_new),
-            grid.best_estimator_.predict_proba(X_new),
-            rtol=0,
-            atol=1e-12,
-        )
-    assert ours["refit_time"] > 0 and ours["best_estimator"] == BEST_ESTIMATOR
-    return ours
 
 
 def test_frame_with_strings_categories_and_nan_through_a_column_transformer(
@@ -675,3 +546,53 @@ def test_refit_false_leaves_no_model_and_predict_says_why(tmp_path, hosts_file):
         f"error: {run_dir}: no fitted best estimator (best_estimator.joblib): its spec has "
         "refit: false. Fix: run the search again with refit: true" in out.stderr
     ), out.stderr
+
+
+def test_a_learning_curve_on_a_frame_with_weights_and_several_metrics(
+    tmp_path, hosts_file
+):
+    """Prefixes of a frame fold (and of its sample weights), scored by the ranking metric."""
+    from sklearn.model_selection import learning_curve
+
+    path = tmp_path / "curve.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "curve",
+                "estimator": {"pipeline": [PREP, LOGREG]},
+                "params": {"clf__C": [1.0]},
+                "data": CHURN_DATA,
+                "fit_params": {"clf__sample_weight": {"column": "weight"}},
+                "cv": STRATIFIED,
+                "scoring": {"acc": "accuracy", "auc": "roc_auc"},
+                "refit": "auc",
+            },
+            sort_keys=False,
+        )
+    )
+    job = api.learning_curve(
+        path,
+        "0.3,0.6,1.0",
+        '{"clf__C": 0.1}',
+        hosts_file=hosts_file,
+        runs_root=tmp_path / "runs",
+        progress=False,
+    )
+    assert job.status == "finished", job.report()
+    spec = load_search_spec(path)
+    data = load_dataset(spec)
+    est = spec.estimator.build().set_params(clf__C=0.1)
+    sizes, train, test = learning_curve(
+        est,
+        data.X,
+        data.y,
+        cv=spec.cv.splitter(),
+        train_sizes=job.definition["train_sizes_abs"],
+        scoring="roc_auc",  # the ranking metric of the spec's two
+        shuffle=False,
+        params=data.fit_params,
+    )
+    ours = job.curve_
+    assert ours["train_sizes_abs"] == sizes.tolist()
+    np.testing.assert_allclose(ours["test_scores"], test, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["train_scores"], train, rtol=0, atol=1e-12)
