@@ -64,7 +64,7 @@ def search(
     Job
         A `DistributedSearch`-like job, ended.
     """
-    cfg = _hosts(hosts_file, remote)
+    cfg = hosts_config(hosts_file, remote)
     if resume:
         plan = lc.plan_resume(
             resume, cfg, (SEARCH.name,), spec_file=spec, n_iter=n_iter
@@ -94,7 +94,7 @@ def learning_curve(
     `**options` as for `search`. A curve run is resumed with
     `invoke curves.learning --resume RUN_DIR`.
     """
-    cfg = _hosts(hosts_file, remote)
+    cfg = hosts_config(hosts_file, remote)
     s = load_search_spec(spec)
     job = learning_job(s, train_sizes, params, runs_root=runs_root)
     return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
@@ -116,13 +116,20 @@ def validation_curve(
     `param_range` and `params` are read as the flags are; `hosts_file`,
     `runs_root`, `remote` and `**options` as for `search`.
     """
-    cfg = _hosts(hosts_file, remote)
+    cfg = hosts_config(hosts_file, remote)
     s = load_search_spec(spec)
     job = validation_job(s, param, param_range, params, runs_root=runs_root)
     return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
 
 
-def _hosts(hosts_file, remote) -> HostsConfig:
+def hosts_config(hosts_file, remote) -> HostsConfig:
+    """The cluster of `hosts_file` (default as the command line's), checked against `remote`.
+
+    Raises
+    ------
+    ConfigError
+        When the file has remote hosts and no remote layer is given.
+    """
     cfg = load_hosts(hosts_file)
     if cfg.remote_hosts and remote is None:
         raise ConfigError(

@@ -51,6 +51,7 @@ from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
 from runtime.rundir import run as rd
 from runtime.spec import HostsConfig, SearchSpec, load_dataset
+from runtime.spec.inline import SOURCE, InlineSpec
 
 DEFAULT_RUNS_ROOT = rd.DEFAULT_RUNS_ROOT
 
@@ -114,7 +115,7 @@ def prepare_splits(
     spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print
 ) -> SplitSet:
     """Load the data and persist the folds (reused when the digest exists)."""
-    data = load_dataset(spec)
+    data = spec.dataset() if isinstance(spec, InlineSpec) else load_dataset(spec)
     workdir = staging_workdir(cfg)
     start = time.perf_counter()
     split = persist_splits(
@@ -295,6 +296,11 @@ def plan_resume(
     """
     path = Path(run_dir)
     check_kind(path, rd.read_meta(path), kinds)
+    if rd.read_meta(path).get("source") == SOURCE:
+        raise ConfigError(
+            f"--resume {path}: this run was made in Python by FleetSearchCV. Fix: "
+            f"resume it there: FleetSearchCV(..., resume={str(path)!r}).fit(X, y)"
+        )
     spec, meta = rd.load_resume(path, spec_file, n_iter=n_iter)
     split = prepare_splits(spec, cfg, log=log)
     if split.digest != meta["split_digest"]:
@@ -313,6 +319,40 @@ def plan_resume(
         raise ConfigError(
             f"--resume {path}: the data or CV changed since the run started (splits "
             f"{split.digest} != {meta['split_digest']}). Fix: restore the data, or start a new run"
+        )
+    return Plan(spec, split, path, meta)
+
+
+def plan_resume_inline(
+    spec: InlineSpec,
+    run_dir: str | os.PathLike,
+    cfg: HostsConfig,
+    log: Callable[[str], None] = print,
+) -> Plan:
+    """Check that a FleetSearchCV run can be finished by this search, and prepare its folds.
+
+    Raises
+    ------
+    ConfigError
+        When it is not such a run, or its candidates, data or folds differ.
+    """
+    path = Path(run_dir)
+    meta = rd.read_meta(path)
+    if meta.get("source") != SOURCE:
+        raise ConfigError(
+            f"resume={str(path)!r}: not a run of FleetSearchCV. Fix: resume it with "
+            f"invoke {kind_of(meta).command} --resume {path}"
+        )
+    if meta.get("candidates") != spec.candidates():
+        raise ConfigError(
+            f"resume={str(path)!r}: the run searched other candidates (param grid, "
+            "n_iter or random_state differ). Fix: the same FleetSearchCV, or no resume"
+        )
+    split = prepare_splits(spec, cfg, log=log)
+    if split.digest != meta["split_digest"]:
+        raise ConfigError(
+            f"resume={str(path)!r}: the data or the folds changed since the run "
+            "started. Fix: fit on the same X, y and cv, or start a new run"
         )
     return Plan(spec, split, path, meta)
 

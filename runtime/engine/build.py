@@ -146,6 +146,25 @@ def _defaults(cls) -> dict:
     }
 
 
+def describe(obj: Any) -> Any:
+    """The plain description of a value: an estimator as ``{"class", "params"}`` (inverse of `build`).
+
+    Numpy scalars become Python ones and tuples lists (JSON has no tuple;
+    `as_tuples` brings them back); other values come back as they are.
+    """
+    if hasattr(obj, "get_params") and hasattr(obj, "fit") and not isinstance(obj, type):
+        cls = type(obj)
+        return {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "params": {k: describe(v) for k, v in obj.get_params(deep=False).items()},
+        }
+    if isinstance(obj, list | tuple):
+        return [describe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return obj.item()  # a numpy scalar
+    return obj
+
+
 # ------------------------------------------------------------------ scorers
 
 
@@ -169,6 +188,8 @@ def build_scorer(value: Any, estimator=None):
 
     if value is None:
         return check_scoring(estimator)
+    if callable(value):
+        return value  # a scorer object given from Python
     if isinstance(value, dict):
         opts = {k: v for k, v in value.items() if k not in ("metric", "params")}
         return make_scorer(

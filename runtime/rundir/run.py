@@ -73,7 +73,10 @@ def create_run(
         os.chmod(path, 0o700)
     else:
         path = jn.new_run_dir(runs_root, name)
-    shutil.copyfile(spec.path, path / jn.SPEC_COPY)
+    if hasattr(spec, "write_copy"):
+        spec.write_copy(path / jn.SPEC_COPY)  # a search from Python: no file to copy
+    else:
+        shutil.copyfile(spec.path, path / jn.SPEC_COPY)
     meta = {
         "run_id": path.name,
         "spec_name": spec.name,
@@ -174,6 +177,7 @@ def evaluation_key(spec: SearchSpec) -> str:
             "train": spec.return_train_score,
         },
         sort_keys=True,
+        default=repr,  # a scorer object given from Python
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

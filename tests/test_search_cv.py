@@ -1,0 +1,281 @@
+"""FleetSearchCV: scikit-learn's search interface, fitted on real local engines.
+
+Compared with GridSearchCV / RandomizedSearchCV on the same data, cv and
+scoring: `cv_results_` to 1e-12 on every shared key, `best_params_`, and the
+fitted search object's predict / predict_proba / score.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from runtime import FleetSearchCV
+from runtime.dispatch import cluster as cl
+from runtime.errors import ConfigError
+from runtime.rundir import journal as jn
+from tests.conftest import local_hosts, wait_gone, write_local_hosts
+
+pytestmark = pytest.mark.cluster
+
+X, Y = load_digits(return_X_y=True)
+X, Y = X[:600], Y[:600]
+
+
+@pytest.fixture(scope="module")
+def hosts(local_cluster, tmp_path_factory):
+    """A hosts file naming the session's running cluster."""
+    cfg, _ = local_cluster
+    path = tmp_path_factory.mktemp("hosts") / "hosts.yml"
+    return str(write_local_hosts(path, cfg.controller.state_path.parent))
+
+
+def _one(v):
+    """A parameter value to compare: an estimator by its repr, a number as a float."""
+    if hasattr(v, "get_params"):
+        return repr(v)
+    return (
+        float(v)
+        if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+        else v
+    )
+
+
+def _plain(params: dict) -> dict:
+    return {k: _one(v) for k, v in params.items()}
+
+
+def _column(arr) -> list:
+    """A masked param_<name> column: its values, None where masked."""
+    mask = np.ma.getmaskarray(arr)
+    return [
+        None if m else _one(v) for v, m in zip(np.ma.getdata(arr), mask, strict=True)
+    ]
+
+
+def assert_same_search(ours, theirs, X_new, proba=True):
+    """cv_results_ to 1e-12 on every shared key; same best; same predictions and score."""
+    assert set(theirs.cv_results_) <= set(ours.cv_results_)
+    for key, value in theirs.cv_results_.items():
+        if key.endswith("_time"):
+            continue
+        mine = ours.cv_results_[key]
+        if key == "params":
+            assert [_plain(p) for p in mine] == [_plain(p) for p in value], key
+        elif key.startswith("param_"):
+            assert _column(mine) == _column(value), key
+        elif key.startswith("rank_"):
+            np.testing.assert_array_equal(mine, value, err_msg=key)
+        else:
+            np.testing.assert_allclose(mine, value, rtol=0, atol=1e-12, err_msg=key)
+    assert ours.best_index_ == theirs.best_index_
+    assert _plain(ours.best_params_) == _plain(theirs.best_params_)
+    assert abs(ours.best_score_ - theirs.best_score_) <= 1e-12
+    assert (
+        ours.n_splits_ == theirs.n_splits_ and ours.multimetric_ == theirs.multimetric_
+    )
+    assert ours.refit_time_ > 0
+    np.testing.assert_array_equal(ours.predict(X_new), theirs.predict(X_new))
+    if proba:
+        np.testing.assert_allclose(
+            ours.predict_proba(X_new), theirs.predict_proba(X_new), rtol=0, atol=1e-12
+        )
+    assert ours.score(X_new, Y) == theirs.score(X_new, Y)
+
+
+def test_a_grid_equals_gridsearchcv_and_leaves_a_run_directory(hosts, tmp_path):
+    grid = {"C": [1.0, 10.0], "gamma": [1e-3, 1e-4]}
+    ours = FleetSearchCV(
+        SVC(probability=False),
+        grid,
+        cv=3,
+        hosts=hosts,
+        runs_root=str(tmp_path),
+        verbose=0,
+    )
+    ours.fit(X, Y)
+    theirs = GridSearchCV(SVC(), grid, cv=3).fit(X, Y)
+    assert_same_search(ours, theirs, X, proba=False)
+    for name in (
+        jn.JOURNAL,
+        jn.RESULTS,
+        jn.REPORT,
+        "best_estimator.joblib",
+        "report.html",
+    ):
+        assert (ours.run_dir_ / name).is_file(), name
+    assert json.loads((ours.run_dir_ / jn.META).read_text())["source"] == "python"
+
+
+def test_fleetsearchcv_inside_cross_val_score_equals_gridsearchcv(
+    hosts, tmp_path, local_cluster
+):
+    from sklearn.model_selection import cross_val_score
+
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=300))]
+    )
+    grid = {"clf__C": [0.1, 1.0]}
+    inner = FleetSearchCV(
+        pipe, grid, cv=3, hosts=hosts, runs_root=str(tmp_path), verbose=0
+    )
+    ours = cross_val_score(inner, X, Y, cv=3)
+    theirs = cross_val_score(GridSearchCV(pipe, grid, cv=3), X, Y, cv=3)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    # A running cluster is used and left running.
+    cfg, _ = local_cluster
+    assert cl.is_running(cfg) and len(list(tmp_path.iterdir())) == 3
+
+
+def test_several_metrics_groups_and_a_pipeline(hosts, tmp_path):
+    groups = np.arange(len(Y)) % 7
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=300))]
+    )
+    grid = {"clf__C": [0.01, 0.1, 1.0]}
+    scoring = {
+        "accuracy": "accuracy",
+        "f1_macro": "f1_macro",
+        "neg_log_loss": "neg_log_loss",
+    }
+    kw = {
+        "cv": GroupKFold(3),
+        "scoring": scoring,
+        "refit": "f1_macro",
+        "return_train_score": True,
+    }
+    ours = FleetSearchCV(
+        pipe, grid, hosts=hosts, runs_root=str(tmp_path), verbose=0, **kw
+    )
+    ours.fit(X, Y, groups=groups)
+    theirs = GridSearchCV(pipe, grid, **kw).fit(X, Y, groups=groups)
+    assert_same_search(ours, theirs, X)
+    assert set(ours.scorer_) == set(scoring)
+
+
+def test_randomized_draws_randomizedsearchcv_candidates(hosts, tmp_path):
+    dists = {"C": stats.loguniform(1e-1, 1e2), "gamma": stats.loguniform(1e-4, 1e-2)}
+    kw = {"n_iter": 5, "random_state": 0, "cv": 3}
+    ours = FleetSearchCV(
+        SVC(),
+        param_distributions=dists,
+        hosts=hosts,
+        runs_root=str(tmp_path),
+        verbose=0,
+        **kw,
+    )
+    ours.fit(X, Y)
+    theirs = RandomizedSearchCV(SVC(), dists, **kw).fit(X, Y)
+    assert_same_search(ours, theirs, X, proba=False)
+
+
+def test_a_choice_of_estimators_and_clone_and_pickle(hosts, tmp_path):
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+    grid = [
+        {"clf": [LogisticRegression(max_iter=300)], "clf__C": [0.1, 1.0]},
+        {
+            "clf": [RandomForestClassifier(n_estimators=10, random_state=0)],
+            "clf__max_depth": [4],
+        },
+    ]
+    ours = FleetSearchCV(
+        pipe, grid, cv=3, hosts=hosts, runs_root=str(tmp_path), verbose=0
+    ).fit(X, Y)
+    theirs = GridSearchCV(pipe, grid, cv=3).fit(X, Y)
+    assert_same_search(ours, theirs, X)
+    # A scikit-learn estimator: clone, get_params, pickle of the fitted object.
+    assert (
+        clone(ours).get_params(deep=False).keys() == ours.get_params(deep=False).keys()
+    )
+    again = pickle.loads(pickle.dumps(ours))
+    np.testing.assert_array_equal(again.predict(X), ours.predict(X))
+
+
+def test_resume_finishes_a_fit_from_its_journal(hosts, tmp_path):
+    grid = {"C": [1.0, 10.0], "gamma": [1e-3, 1e-4]}
+    first = FleetSearchCV(
+        SVC(), grid, cv=3, hosts=hosts, run_dir=str(tmp_path / "run"), verbose=0
+    ).fit(X, Y)
+    journal = tmp_path / "run" / jn.JOURNAL
+    lines = journal.read_text().splitlines()
+    journal.write_text(
+        "\n".join(lines[:5]) + "\n"
+    )  # as if the fit had been interrupted
+    again = FleetSearchCV(
+        SVC(), grid, cv=3, hosts=hosts, resume=str(tmp_path / "run"), verbose=0
+    ).fit(X, Y)
+    assert len(jn.read_journal(journal)) == len(lines) == 12
+    for key in ("mean_test_score", "rank_test_score"):
+        np.testing.assert_array_equal(again.cv_results_[key], first.cv_results_[key])
+    with pytest.raises(
+        ConfigError, match=r"resume=.*: the run searched other candidates"
+    ):
+        FleetSearchCV(
+            SVC(),
+            {"C": [5.0]},
+            cv=3,
+            hosts=hosts,
+            resume=str(tmp_path / "run"),
+            verbose=0,
+        ).fit(X, Y)
+    from runtime.dispatch import lifecycle as lc
+
+    with pytest.raises(
+        ConfigError,
+        match=r"this run was made in Python by FleetSearchCV\. Fix: resume it there",
+    ):
+        lc.plan_resume(tmp_path / "run", local_hosts(tmp_path), ("search",))
+
+
+def test_fit_starts_a_cluster_when_none_runs_and_stops_it(tmp_path):
+    hosts = write_local_hosts(tmp_path / "own.yml", tmp_path, ports=[30500, 30539])
+    cfg = local_hosts(tmp_path, ports=[30500, 30539])
+    assert not cl.is_running(cfg)
+    s = FleetSearchCV(
+        SVC(),
+        {"C": [1.0]},
+        cv=2,
+        hosts=str(hosts),
+        runs_root=str(tmp_path / "runs"),
+        verbose=0,
+    )
+    s.fit(X, Y)
+    assert s.best_params_ == {"C": 1.0}
+    assert not cl.is_running(cfg)
+    pids_file = cfg.controller.state_path / "engines.pids"
+    left = wait_gone(
+        [int(p) for p in pids_file.read_text().split()] if pids_file.exists() else []
+    )
+    assert not left
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (
+            {"param_grid": None},
+            r"give exactly one of param_grid and param_distributions",
+        ),
+        (
+            {"scoring": ["accuracy", "f1_macro"]},
+            r"refit=True is ambiguous with several metrics \(accuracy, f1_macro\)",
+        ),
+        ({"refit": len}, r"refit: a callable is not supported here yet"),
+    ],
+)
+def test_bad_arguments_are_one_clear_error(kwargs, pattern):
+    params = {"estimator": SVC(), "param_grid": {"C": [1.0]}, **kwargs}
+    with pytest.raises(ConfigError, match=pattern):
+        FleetSearchCV(**params).fit(X, Y)
