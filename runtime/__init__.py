@@ -1,14 +1,18 @@
 """fleetcv's runtime: what runs on the engines, plus the driver that feeds them.
 
 Importable without Fabric or Invoke; holds no SSH. The scikit-learn-style
-search estimator is `from runtime import FleetSearchCV` (loaded on first use,
-so the command line does not pay scikit-learn's import).
+search estimator and curves are `from runtime import FleetSearchCV,
+fleetcv_learning_curve, fleetcv_validation_curve` (loaded on first use, so
+the command line does not pay scikit-learn's import).
 """
+
+#: What `from runtime import ...` offers a script or a notebook.
+PUBLIC = ("FleetSearchCV", "fleetcv_learning_curve", "fleetcv_validation_curve")
 
 
 def __getattr__(name: str):
-    if name == "FleetSearchCV":
-        from runtime.search_cv import FleetSearchCV
+    if name in PUBLIC:
+        import runtime.search_cv as search_cv
 
-        return FleetSearchCV
+        return getattr(search_cv, name)
     raise AttributeError(f"module 'runtime' has no attribute {name!r}")

@@ -30,6 +30,9 @@ from runtime.engine.build import build, build_scorers, describe, is_multimetric
 from runtime.errors import ConfigError, RunStopped, SearchError
 from runtime.spec.data import Dataset
 
+#: scikit-learn's learning_curve default: five sizes from 10% to all of the training fold.
+DEFAULT_TRAIN_SIZES = np.linspace(0.1, 1.0, 5)
+
 
 class FleetSearchCV(BaseSearchCV):
     """Exhaustive or randomized search over parameters, fitted on a fleetcv cluster.
@@ -161,6 +164,7 @@ class FleetSearchCV(BaseSearchCV):
         spec = self._inline_spec(X, y, groups, fit_params)
         cfg = hosts_config(self.hosts, self.remote)
         log = print if self.verbose else _quiet
+        self._job = None
         if self.resume:
             plan = lc.plan_resume_inline(spec, self.resume, cfg, log=log)
         else:
@@ -172,26 +176,114 @@ class FleetSearchCV(BaseSearchCV):
             engines=self.engines,
             max_retries=self.max_retries,
             progress=self.verbose >= 2,
+            on_launch=self._launched,
         )
         job = lc.execute(plan, cfg, self.remote, options, log=log)
-        try:
-            lc.finish(plan, job, log=log)
-        except RunStopped as exc:
-            raise SearchError(
-                str(exc).replace("invoke search --resume", "resume=")
-            ) from None
+        resume = f"FleetSearchCV(..., resume={str(plan.run_dir)!r}).fit(X, y)"
+        _finish(lc, plan, job, log, resume)
         self._set_results(plan, job, spec)
         return self
 
+    # ----------------------------------------------------- the notebook's way
+    def fit_async(self, X, y=None, *, groups=None, **fit_params):
+        """Start `fit` in the background and return at once (the original notebook's `launch`).
+
+        While it runs, `report()`, `progress` and `boxplot_parameters()` show
+        where it is; `wait()` blocks until the end and sets the attributes,
+        `abort()` stops it and leaves a resumable run.
+
+        Returns
+        -------
+        self
+        """
+        import threading
+
+        self._job, self._error = None, None
+        self._launched_event = threading.Event()
+
+        def run():
+            try:
+                self.fit(X, y, groups=groups, **fit_params)
+            except BaseException as exc:  # noqa: BLE001 - handed to wait()
+                self._error = exc
+            finally:
+                self._launched_event.set()
+
+        self._thread = threading.Thread(target=run, name="fleetcv-fit", daemon=True)
+        self._thread.start()
+        return self
+
+    def _launched(self, job) -> None:
+        self._job = job
+        event = getattr(self, "_launched_event", None)
+        if event is not None:
+            event.set()
+
+    def _running_job(self, timeout: float = 120.0):
+        """The job of a fit_async, once its tasks are submitted (bounded wait)."""
+        event = getattr(self, "_launched_event", None)
+        if event is None:
+            raise ConfigError(
+                "FleetSearchCV: nothing was launched. Fix: search.fit_async(X, y) first"
+            )
+        if not event.wait(timeout):
+            raise SearchError(
+                f"FleetSearchCV: the fit did not start within {timeout:.0f} s"
+            )
+        if self._job is None:
+            self.wait()  # it failed before launching: raise its error
+        return self._job
+
+    def report(self, top_k: int = 5) -> str:
+        """The notebook's report of a running (or ended) fit: progress and the top candidates."""
+        return self._running_job().report(top_k=top_k)
+
+    @property
+    def progress(self) -> float:
+        """Share of the (candidate, fold) fits done, 0 to 1."""
+        job = self._running_job()
+        return job.n_done / job.n_tasks if job.n_tasks else 0.0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a fit_async ends (or `timeout` s pass); raise its error, if any.
+
+        Returns
+        -------
+        bool
+            True when it ended (the attributes are set), False on timeout.
+        """
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return True
+
+    def abort(self) -> None:
+        """Stop a fit_async: queued fits are cancelled, finished ones kept; resumable."""
+        self._running_job().abort(wait=False)
+
+    def boxplot_parameters(self, display_train: bool = True):
+        """Per-parameter boxplots of the fold scores so far (the notebook's plot).
+
+        Returns
+        -------
+        IPython.display.Image or Path
+            The figure, shown inline by a notebook (the PNG's path without IPython).
+        """
+        job = self._job
+        if job is None:
+            job = self._running_job()
+        path = job.boxplot_parameters(display_train=display_train)
+        try:
+            from IPython.display import Image
+        except ImportError:
+            return path
+        return Image(filename=str(path))
+
     def _inline_spec(self, X, y, groups, fit_params):
         """The search as the lifecycle takes it (see runtime.spec.inline)."""
-        from runtime.spec.inline import (
-            FixedCV,
-            FixedSplits,
-            InlineSpec,
-            ObjectEstimator,
-        )
-
         if callable(self.refit):
             raise ConfigError(
                 "FleetSearchCV: refit: a callable is not supported here yet. Fix: refit=True "
@@ -202,30 +294,16 @@ class FleetSearchCV(BaseSearchCV):
                 f"FleetSearchCV: refit=True is ambiguous with several metrics "
                 f"({', '.join(self.scoring)}). Fix: refit='<one of them>' or refit=False"
             )
-        splitter = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        folds = FixedSplits(tuple(splitter.split(X, y, groups)))
         candidates = tuple(self._candidates())
-        y = None if y is None else np.asarray(y)
-        return InlineSpec(
-            name=type(self.estimator).__name__,
-            estimator=ObjectEstimator(clone(self.estimator)),
-            cv=FixedCV(folds, type(splitter).__name__),
-            data=Dataset(
-                X, y, None if groups is None else np.asarray(groups), dict(fit_params)
-            ),
-            candidate_list=candidates,
+        return inline_spec(
+            self.estimator,
+            (X, y, groups, fit_params),
+            self.cv,
             scoring=self.scoring,
             refit=self.refit if isinstance(self.refit, str) else bool(self.refit),
             error_score=self.error_score,
             return_train_score=self.return_train_score,
-            description={
-                "estimator": describe(self.estimator),
-                "candidates": list(candidates),
-                "scoring": self.scoring,
-                "cv": repr(splitter),
-                "error_score": repr(self.error_score),
-                "return_train_score": self.return_train_score,
-            },
+            candidates=candidates,
         )
 
     def _candidates(self):
@@ -277,6 +355,170 @@ class FleetSearchCV(BaseSearchCV):
             self.refit_time_ = res["refit_time"]
 
 
+def inline_spec(
+    estimator,
+    data: tuple,
+    cv,
+    *,
+    scoring=None,
+    refit: bool | str = False,
+    error_score=np.nan,
+    return_train_score: bool = True,
+    candidates: tuple = (),
+):
+    """A search or curve from Python as the lifecycle takes it (`runtime.spec.inline`).
+
+    `data` is (X, y, groups, fit_params); `cv` anything `check_cv` takes.
+    """
+    from runtime.spec.inline import FixedCV, FixedSplits, InlineSpec, ObjectEstimator
+
+    X, y, groups, fit_params = data
+    splitter = check_cv(cv, y, classifier=is_classifier(estimator))
+    folds = FixedSplits(tuple(splitter.split(X, y, groups)))
+    return InlineSpec(
+        name=type(estimator).__name__,
+        estimator=ObjectEstimator(clone(estimator)),
+        cv=FixedCV(folds, type(splitter).__name__),
+        data=Dataset(
+            X,
+            None if y is None else np.asarray(y),
+            None if groups is None else np.asarray(groups),
+            dict(fit_params or {}),
+        ),
+        candidate_list=candidates,
+        scoring=scoring,
+        refit=refit,
+        error_score=error_score,
+        return_train_score=return_train_score,
+        description={
+            "estimator": describe(estimator),
+            "candidates": list(candidates),
+            "scoring": scoring,
+            "cv": repr(splitter),
+            "error_score": repr(error_score),
+            "return_train_score": return_train_score,
+        },
+    )
+
+
+def _finish(lc, plan, job, log, resume: str) -> None:
+    """Report the run; an aborted or incomplete one is a SearchError saying how to resume."""
+    try:
+        lc.finish(plan, job, log=log)
+    except RunStopped:
+        raise SearchError(
+            f"{plan.kind.noun} {job.status}; the run stays resumable: {resume}"
+        ) from None
+
+
+def fleetcv_learning_curve(
+    estimator,
+    X,
+    y=None,
+    *,
+    groups=None,
+    train_sizes=DEFAULT_TRAIN_SIZES,
+    cv=None,
+    scoring=None,
+    error_score=np.nan,
+    return_times=False,
+    params=None,
+    hosts=None,
+    engines=None,
+    runs_root="runs",
+    verbose=0,
+    remote=None,
+):
+    """scikit-learn's `learning_curve`, its fits on the cluster (same signature and returns).
+
+    Each (size, fold) is a task that fits on the first k rows of the
+    memory-mapped training fold, as `learning_curve(..., shuffle=False)`;
+    the run directory is left under `runs_root`. `hosts`, `engines`,
+    `verbose` and `remote` are FleetSearchCV's.
+
+    Returns
+    -------
+    train_sizes_abs, train_scores, test_scores[, fit_times, score_times] : ndarray
+    """
+    from runtime.kinds.curve_flags import max_train_size, translate_train_sizes
+    from runtime.kinds.curves import curve_job, learning_definition
+
+    spec = inline_spec(
+        estimator, (X, y, groups, params), cv, scoring=scoring, error_score=error_score
+    )
+    fractions = [float(v) for v in np.asarray(train_sizes)]
+
+    def job(split):
+        sizes = translate_train_sizes(np.asarray(train_sizes), max_train_size(split))
+        definition = learning_definition(sizes, {}, _plain_scoring(scoring), fractions)
+        return {**curve_job(definition), "source": "python"}
+
+    curve = _run_curve(spec, job, hosts, engines, runs_root, verbose, remote)
+    out = (
+        np.asarray(curve["train_sizes_abs"]),
+        np.asarray(curve["train_scores"]),
+        np.asarray(curve["test_scores"]),
+    )
+    if return_times:
+        out += (np.asarray(curve["fit_times"]), np.asarray(curve["score_times"]))
+    return out
+
+
+def fleetcv_validation_curve(
+    estimator,
+    X,
+    y=None,
+    *,
+    param_name,
+    param_range,
+    groups=None,
+    cv=None,
+    scoring=None,
+    error_score=np.nan,
+    params=None,
+    hosts=None,
+    engines=None,
+    runs_root="runs",
+    verbose=0,
+    remote=None,
+):
+    """scikit-learn's `validation_curve`, its fits on the cluster (same signature and returns).
+
+    Returns
+    -------
+    train_scores, test_scores : ndarray of shape (len(param_range), n_folds)
+    """
+    from runtime.kinds.curves import curve_job, validation_definition
+
+    spec = inline_spec(
+        estimator, (X, y, groups, params), cv, scoring=scoring, error_score=error_score
+    )
+    values = [describe(v) for v in param_range]
+    definition = validation_definition(param_name, values, {}, _plain_scoring(scoring))
+    job = {**curve_job(definition), "source": "python"}
+    curve = _run_curve(spec, job, hosts, engines, runs_root, verbose, remote)
+    return np.asarray(curve["train_scores"]), np.asarray(curve["test_scores"])
+
+
+def _plain_scoring(scoring):
+    """The scoring as meta.json can keep it (a scorer object by its repr)."""
+    return scoring if scoring is None or isinstance(scoring, str) else repr(scoring)
+
+
+def _run_curve(spec, job, hosts, engines, runs_root, verbose, remote) -> dict:
+    """A curve from Python through the lifecycle; its results (scikit-learn's names)."""
+    from runtime.api import hosts_config
+    from runtime.dispatch import lifecycle as lc
+
+    cfg = hosts_config(hosts, remote)
+    log = print if verbose else _quiet
+    plan = lc.plan_new(spec, job, cfg, runs_root=runs_root, log=log)
+    options = lc.RunOptions(engines=engines, progress=verbose >= 2)
+    ended = lc.execute(plan, cfg, remote, options, log=log)
+    _finish(lc, plan, ended, log, "a curve made in Python is run again, not resumed")
+    return ended.curve_
+
+
 def cv_results_arrays(results: dict) -> dict:
     """results.json's lists as scikit-learn's `cv_results_`: arrays, masked params, objects."""
     out = {}
@@ -304,4 +546,10 @@ def _quiet(*_args, **_kwargs) -> None:
     """A log that says nothing (verbose=0)."""
 
 
-__all__ = ["FleetSearchCV", "cv_results_arrays"]
+__all__ = [
+    "FleetSearchCV",
+    "cv_results_arrays",
+    "fleetcv_learning_curve",
+    "fleetcv_validation_curve",
+    "inline_spec",
+]

@@ -24,7 +24,7 @@ from sklearn.svm import SVC
 
 from runtime import FleetSearchCV
 from runtime.dispatch import cluster as cl
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, SearchError
 from runtime.rundir import journal as jn
 from tests.conftest import local_hosts, wait_gone, write_local_hosts
 
@@ -279,3 +279,57 @@ def test_bad_arguments_are_one_clear_error(kwargs, pattern):
     params = {"estimator": SVC(), "param_grid": {"C": [1.0]}, **kwargs}
     with pytest.raises(ConfigError, match=pattern):
         FleetSearchCV(**params).fit(X, Y)
+
+
+def test_curves_from_python_equal_scikit_learns(hosts, tmp_path):
+    from sklearn.model_selection import learning_curve, validation_curve
+
+    from runtime import fleetcv_learning_curve, fleetcv_validation_curve
+
+    est = SVC(gamma=1e-3)
+    kw = {"cv": 3, "hosts": hosts, "runs_root": str(tmp_path)}
+    ours = fleetcv_learning_curve(
+        est, X, Y, train_sizes=[0.3, 1.0], return_times=True, **kw
+    )
+    theirs = learning_curve(est, X, Y, cv=3, train_sizes=[0.3, 1.0], return_times=True)
+    assert len(ours) == len(theirs) == 5
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    for a, b in zip(ours[1:3], theirs[1:3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert ours[3].shape == theirs[3].shape
+    ours = fleetcv_validation_curve(
+        est, X, Y, param_name="C", param_range=[0.1, 10.0], scoring="accuracy", **kw
+    )
+    theirs = validation_curve(
+        est, X, Y, param_name="C", param_range=[0.1, 10.0], cv=3, scoring="accuracy"
+    )
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_fit_async_reports_while_running_and_abort_leaves_a_resumable_run(
+    hosts, tmp_path
+):
+    grid = {"C": [0.1, 1.0, 10.0, 100.0], "gamma": [1e-4, 1e-3, 1e-2]}
+    s = FleetSearchCV(
+        SVC(), grid, cv=5, hosts=hosts, run_dir=str(tmp_path / "run"), verbose=0
+    )
+    s.fit_async(X, Y)
+    assert 0.0 <= s.progress <= 1.0
+    assert s.report().startswith(("Progress: ", "Finished: "))
+    s.abort()
+    with pytest.raises(
+        SearchError,
+        match=r"search aborted; the run stays resumable: FleetSearchCV\(\.\.\., resume=",
+    ):
+        s.wait(120)
+    done = len(jn.read_journal(tmp_path / "run" / jn.JOURNAL))
+    again = FleetSearchCV(
+        SVC(), grid, cv=5, hosts=hosts, resume=str(tmp_path / "run"), verbose=0
+    )
+    again.fit_async(X, Y)
+    assert again.wait(300) is True
+    assert len(jn.read_journal(tmp_path / "run" / jn.JOURNAL)) == 60 >= done
+    assert again.best_params_ == GridSearchCV(SVC(), grid, cv=5).fit(X, Y).best_params_
+    image = again.boxplot_parameters()
+    assert type(image).__name__ == "Image" and image.data[:4] == b"\x89PNG"

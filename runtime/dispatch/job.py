@@ -263,7 +263,8 @@ class SearchJob(Job):
         from runtime.report.plots import boxplot_parameters
 
         return boxplot_parameters(
-            self.cv_results_,
+            # Several metrics: the one that ranks candidates.
+            rs.metric_view(self.cv_results_, self.job.get("ranking") or "score"),
             out_dir or self.run_dir or ".",
             display_train=display_train,
         )

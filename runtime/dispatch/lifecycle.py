@@ -74,6 +74,9 @@ class RunOptions:
         Take fits that earlier runs already made (searches).
     warm : bool
         Read every fold once per host before submitting.
+    on_launch : callable, optional
+        Called with the Job once its tasks are submitted: a handle on a
+        running fit for its caller (FleetSearchCV.fit_async's report()).
     """
 
     engines: int | None = None
@@ -82,6 +85,7 @@ class RunOptions:
     keep_cluster: bool = False
     reuse: bool = False
     warm: bool = True
+    on_launch: Callable[[Job], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -453,6 +457,8 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
             f"{job.n_tasks} fits on {len(client.ids)} engines"
             + (f" ({already} already in the journal)" if already else "")
         )
+        if options.on_launch is not None:
+            options.on_launch(job)
         job.wait(progress=options.progress)
     except KeyboardInterrupt:
         print(

@@ -555,7 +555,8 @@ def _remote_traceback(exc: BaseException) -> str:
 
 def _progress_bar(total: int, initial: int, desc: str):
     # tqdm is a laptop-side package: the Python API without a bar needs none.
-    from tqdm import tqdm
+    # tqdm.auto: a widget in Jupyter, the text bar in a terminal.
+    from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
