@@ -122,7 +122,11 @@ def _from_file(cfg: HostsConfig):
 
     try:
         return ipp.Cluster.from_file(
-            profile_dir=str(profile_dir(cfg)), cluster_id=CLUSTER_ID
+            profile_dir=str(profile_dir(cfg)),
+            cluster_id=CLUSTER_ID,
+            # As when started: its INFO lines ("Stopping controller") would land
+            # in a notebook's cell output.
+            log_level=logging.WARNING,
         )
     except FileNotFoundError:
         return None
@@ -323,7 +327,7 @@ def start_local_engines(
                 f"starting {n} local engines failed: {proc.stderr.strip() or proc.stdout.strip()}"
             )
         try:
-            client.wait_for_engines(before + n, timeout=timeout)
+            client.wait_for_engines(before + n, timeout=timeout, interactive=False)
         except TimeoutError as exc:
             raise ClusterError(
                 f"only {len(client.ids) - before} of {n} local engines registered within "
@@ -421,7 +425,8 @@ def stop_local_engines(cfg: HostsConfig, grace: float = 5.0) -> int:
 def wait_for_engines(client, n: int, timeout: float = ENGINE_START_TIMEOUT) -> None:
     """Block until `n` engines are registered, or raise ClusterError."""
     try:
-        client.wait_for_engines(n, timeout=timeout)
+        # Not interactive: no progress bar of ipyparallel's in a notebook's cell.
+        client.wait_for_engines(n, timeout=timeout, interactive=False)
     except TimeoutError as exc:
         raise ClusterError(
             f"only {len(client.ids)} of {n} engines registered within {timeout:.0f} s"

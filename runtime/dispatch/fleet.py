@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.dispatch import cluster as cl
@@ -47,15 +47,20 @@ def check_reachable(cfg: HostsConfig, hosts) -> None:
         )
 
 
-def start_cluster(cfg: HostsConfig, engines: int | None, remote) -> None:
-    """Start the controller, this machine's engines and every remote host's engines."""
+def start_cluster(
+    cfg: HostsConfig, engines: int | None, remote, log: Callable[[str], None] = print
+) -> None:
+    """Start the controller, this machine's engines and every remote host's engines.
+
+    `log` gets the lines saying what started (warnings go to stderr).
+    """
     check_reachable(cfg, cfg.hosts)
     info = cl.start(cfg, n_local=engines)
-    print(
+    log(
         f"controller: pid {info['controller_pid']} on {cfg.controller.ip}, profile {info['profile_dir']}"
     )
     if info["local_engines"]:
-        print(f"localhost: {info['local_engines']} engines started")
+        log(f"localhost: {info['local_engines']} engines started")
         threads = cfg.local_host.threads if cfg.local_host else 1
         cores = os.cpu_count() or 1
         if info["local_engines"] * threads > cores:
@@ -125,6 +130,7 @@ def cluster_client(
     engines: int | None,
     keep_cluster: bool,
     remote,
+    log: Callable[[str], None] = print,
 ) -> Iterator:
     """A client of the running cluster with the folds pushed; started (and then stopped) if needed.
 
@@ -141,6 +147,8 @@ def cluster_client(
     remote : module or object
         The remote layer (fabfile.py's functions); used only when the hosts
         file has remote hosts.
+    log : callable
+        Gets the lines about a cluster started here.
 
     Yields
     ------
@@ -156,7 +164,7 @@ def cluster_client(
     try:
         # Inside the try: a start that fails half-way is still stopped.
         if started:
-            start_cluster(cfg, engines, remote)
+            start_cluster(cfg, engines, remote, log)
         client = cl.connect(cfg)
         try:
             if cfg.remote_hosts:

@@ -407,7 +407,7 @@ def execute(
         Finished, incomplete, or aborted (Ctrl-C, `invoke search.abort`).
     """
     with fleet.cluster_client(
-        cfg, plan.split.path, options.engines, options.keep_cluster, remote
+        cfg, plan.split.path, options.engines, options.keep_cluster, remote, log
     ) as client:
         # Before anything is warmed or submitted: an engine of another
         # fleetcv would compute with other code. (The built-in default
