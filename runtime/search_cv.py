@@ -346,13 +346,24 @@ class FleetSearchCV(BaseSearchCV):
             self.scorer_ = dict(self.scorer_)
         self.n_splits_ = spec.cv.n_splits
         self.cv_results_ = cv_results_arrays(job.cv_results_)
-        if self.refit is not False:
+        # As BaseSearchCV: the best is named with one metric, or with a refit one.
+        if (self.refit is not False or not self.multimetric_) and res["best_params"]:
             self.best_index_ = res["best_index"]
             self.best_params_ = {k: build(v) for k, v in res["best_params"].items()}
             if res.get("best_score") is not None:
                 self.best_score_ = res["best_score"]
+        if self.refit is not False:
             self.best_estimator_ = joblib.load(self.run_dir_ / res["best_estimator"])
             self.refit_time_ = res["refit_time"]
+
+    #: What a fit in progress holds (a thread, the job on the cluster): not
+    #: part of a fitted search, so a pickle or a deepcopy leaves it out.
+    _RUNNING = ("_job", "_thread", "_launched_event", "_error")
+
+    def __getstate__(self):
+        """The fitted search without its running fit's handles (picklable)."""
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if k not in self._RUNNING}
 
 
 def inline_spec(
