@@ -25,11 +25,10 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
+from runtime import api
 from runtime import ec2 as cloud
-from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
-from runtime.dispatch.probes import format_probe, probe_cluster
 from runtime.dispatch.wheelhouse import build_wheelhouse
 from runtime.errors import ConfigError, FleetcvError
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
@@ -107,8 +106,13 @@ def _setting(c, key: str, value):
     return value if value is not None else c.config.get("fleetcv", {}).get(key)
 
 
+def _hosts_file(c, hosts_file=None) -> str | None:
+    """The --hosts-file flag, else Invoke's configuration (None: the default file)."""
+    return _setting(c, "hosts_file", hosts_file)
+
+
 def _hosts(c, hosts_file=None) -> HostsConfig:
-    return load_hosts(_setting(c, "hosts_file", hosts_file))
+    return load_hosts(_hosts_file(c, hosts_file))
 
 
 def _runs_root(c, runs_root=None) -> str:
@@ -194,20 +198,24 @@ def _remote_hosts(cfg: HostsConfig, only) -> list:
 )
 def cluster_start(c, engines=None, hosts_file=None):
     """Start the controller and the engines of every host in the hosts file."""
-    fleet.start_cluster(_hosts(c, hosts_file), int_flag("--engines", engines), REMOTE)
+    api.start_cluster(
+        _hosts_file(c, hosts_file),
+        engines=int_flag("--engines", engines),
+        remote=REMOTE,
+    )
 
 
 @fleet_task(name="stop", help={"hosts-file": HELP["hosts-file"]})
 def cluster_stop(c, hosts_file=None):
     """Stop every engine (by the pids recorded at start) and the controller."""
-    stopped = fleet.stop_cluster(_hosts(c, hosts_file), REMOTE)
+    stopped = api.stop_cluster(_hosts_file(c, hosts_file), remote=REMOTE)
     print("cluster stopped" if stopped else "no cluster was running")
 
 
 @fleet_task(name="status", help={"hosts-file": HELP["hosts-file"]})
 def cluster_status(c, hosts_file=None):
     """Show the controller and, per host, engines registered vs. running."""
-    print("\n".join(fleet.status_lines(_hosts(c, hosts_file), REMOTE)))
+    print(api.cluster_status(_hosts_file(c, hosts_file), remote=REMOTE))
 
 
 @fleet_task(
@@ -423,12 +431,10 @@ def probe_memory(c, hosts_file=None, json_=False):
     """Per-host available memory and per-engine RSS/USS/PSS of the running cluster."""
     import json
 
-    client = cl.connect(_hosts(c, hosts_file))
-    try:
-        probe = probe_cluster(client)
-    finally:
-        client.close()
-    print(json.dumps(probe, indent=1, default=str) if json_ else format_probe(probe))
+    probe = api.probe_memory(_hosts_file(c, hosts_file), remote=REMOTE)
+    print(
+        json.dumps(probe, indent=1, default=str) if json_ else api.format_probe(probe)
+    )
 
 
 # -------------------------------------------------------------------- hosts

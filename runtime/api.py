@@ -11,6 +11,13 @@ returns the ended job (`job.status` says finished, incomplete or aborted;
     search = api.search("searches/digits_svc.yml")
     search.best_params_
 
+The cluster itself, as `invoke cluster.*` and `invoke probe.memory`::
+
+    api.start_cluster(engines=2)
+    print(api.cluster_status())
+    print(api.format_probe(api.probe_memory()))
+    api.stop_cluster()
+
 For remote hosts, pass the remote layer (`import fabfile; api.search(...,
 remote=fabfile)`): runtime/ never imports Fabric itself.
 """
@@ -19,8 +26,11 @@ from __future__ import annotations
 
 import os
 
+from runtime.dispatch import cluster as cl
+from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.job import Job
+from runtime.dispatch.probes import format_probe, probe_cluster
 from runtime.errors import ConfigError, RunStopped
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
 from runtime.kinds.search import SEARCH
@@ -122,6 +132,69 @@ def validation_curve(
     return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
 
 
+def start_cluster(
+    hosts_file: str | os.PathLike | None = None,
+    *,
+    engines: int | None = None,
+    remote=None,
+    log=print,
+) -> None:
+    """Start the controller and every host's engines, as `invoke cluster.start`.
+
+    Parameters
+    ----------
+    hosts_file : path, optional
+        The cluster (default as on the command line).
+    engines : int, optional
+        Engines on this machine (default: the local host's `engines`).
+    remote : module, optional
+        The remote layer (fabfile) when the hosts file has remote hosts.
+    log : callable
+        Gets the lines saying what started.
+    """
+    fleet.start_cluster(hosts_config(hosts_file, remote), engines, remote, log=log)
+
+
+def stop_cluster(hosts_file: str | os.PathLike | None = None, *, remote=None) -> bool:
+    """Stop every engine and the controller, as `invoke cluster.stop`.
+
+    Returns
+    -------
+    bool
+        False when no cluster was running.
+    """
+    return fleet.stop_cluster(hosts_config(hosts_file, remote), remote)
+
+
+def cluster_status(hosts_file: str | os.PathLike | None = None, *, remote=None) -> str:
+    """The controller and, per host, engines registered vs. running (`invoke cluster.status`).
+
+    Raises
+    ------
+    HostError
+        When no cluster is running.
+    """
+    return "\n".join(fleet.status_lines(hosts_config(hosts_file, remote), remote))
+
+
+def probe_memory(hosts_file: str | os.PathLike | None = None, *, remote=None) -> dict:
+    """Per-host available memory and per-engine RSS/USS/PSS (`invoke probe.memory --json`).
+
+    `format_probe(probe)` gives the command line's table.
+
+    Returns
+    -------
+    dict
+        {"engines": {id: probe}, "hosts": {host: {available, total, engines,
+        sum_rss, sum_uss, sum_pss}}}, in bytes.
+    """
+    client = cl.connect(hosts_config(hosts_file, remote))
+    try:
+        return probe_cluster(client)
+    finally:
+        client.close()
+
+
 def hosts_config(hosts_file, remote) -> HostsConfig:
     """The cluster of `hosts_file` (default as the command line's), checked against `remote`.
 
@@ -146,3 +219,16 @@ def _run(cfg: HostsConfig, plan: lc.Plan, remote, options: dict) -> Job:
     except RunStopped:
         pass  # job.status says how it ended; the run stays resumable
     return job
+
+
+__all__ = [
+    "cluster_status",
+    "format_probe",
+    "hosts_config",
+    "learning_curve",
+    "probe_memory",
+    "search",
+    "start_cluster",
+    "stop_cluster",
+    "validation_curve",
+]

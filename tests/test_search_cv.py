@@ -261,6 +261,67 @@ def test_fit_starts_a_cluster_when_none_runs_and_stops_it(tmp_path):
     assert not left
 
 
+#: The cluster functions run in a fresh interpreter, to see what they import.
+CLUSTER_SCRIPT = """
+import json, os, sys
+from sklearn.datasets import load_digits
+from sklearn.svm import SVC
+from runtime import FleetSearchCV, cluster_status, format_probe, probe_memory
+from runtime import start_cluster, stop_cluster
+from runtime.dispatch import cluster as cl
+from runtime.spec import load_hosts
+
+hosts = sys.argv[1]
+cfg = load_hosts(hosts)
+lines = []
+start_cluster(hosts, engines=2, log=lines.append)
+pid = int(lines[0].split()[2])  # "controller: pid N on ..."
+status = cluster_status(hosts)
+probe = probe_memory(hosts)
+X, y = load_digits(return_X_y=True)
+s = FleetSearchCV(SVC(), {"C": [1.0]}, cv=2, hosts=hosts, runs_root=sys.argv[2], verbose=0)
+s.fit(X[:200], y[:200])
+os.kill(pid, 0)  # the controller the fit found is the one started above
+still = cl.is_running(cfg)
+print(json.dumps({
+    "status": status, "table": format_probe(probe), "engines": len(probe["engines"]),
+    "still_running": still, "best": s.best_params_,
+    "stopped": stop_cluster(hosts), "running_after_stop": cl.is_running(cfg),
+    "again": stop_cluster(hosts),
+    "loaded": sorted(m for m in ("invoke", "fabric", "paramiko") if m in sys.modules),
+}))
+"""
+
+
+def test_cluster_functions_from_python_and_a_fit_on_a_running_cluster(tmp_path):
+    """start/status/probe/stop as functions, without Invoke or Fabric; fit leaves the cluster up."""
+    import subprocess
+    import sys
+
+    hosts = write_local_hosts(tmp_path / "own.yml", tmp_path, ports=[30540, 30579])
+    cfg = local_hosts(tmp_path, ports=[30540, 30579])
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", CLUSTER_SCRIPT, str(hosts), str(tmp_path / "runs")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    finally:
+        cl.stop(cfg)  # a failed script leaves nothing running
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "localhost: 2 engines registered, 2 running" in got["status"]
+    assert got["engines"] == 2 and "localhost: available" in got["table"]
+    assert got["still_running"] is True and got["best"] == {"C": 1.0}
+    assert (got["stopped"], got["running_after_stop"], got["again"]) == (
+        True,
+        False,
+        False,
+    )
+    assert got["loaded"] == []
+
+
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
