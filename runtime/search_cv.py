@@ -54,9 +54,11 @@ class FleetSearchCV(BaseSearchCV):
         As scikit-learn's `check_cv` takes it (5: (Stratified)KFold(5)).
     scoring : str, callable, list or dict, optional
         As GridSearchCV's; None uses the estimator's `score`.
-    refit : bool or str
+    refit : bool, str or callable
         Fit the best candidate on all the data (on one engine). With several
-        metrics, the metric that names the best.
+        metrics, the metric that names the best; a callable
+        ``cv_results_ -> index`` picks it, as in scikit-learn (a top-level
+        function of a module or of the notebook; no `best_score_` then).
     error_score : float or "raise"
         The score of a failed fit.
     return_train_score : bool
@@ -284,11 +286,6 @@ class FleetSearchCV(BaseSearchCV):
 
     def _inline_spec(self, X, y, groups, fit_params):
         """The search as the lifecycle takes it (see runtime.spec.inline)."""
-        if callable(self.refit):
-            raise ConfigError(
-                "FleetSearchCV: refit: a callable is not supported here yet. Fix: refit=True "
-                "or a metric name; pick from cv_results_ afterwards"
-            )
         if is_multimetric(self.scoring) and self.refit is True:
             raise ConfigError(
                 f"FleetSearchCV: refit=True is ambiguous with several metrics "
@@ -300,7 +297,7 @@ class FleetSearchCV(BaseSearchCV):
             (X, y, groups, fit_params),
             self.cv,
             scoring=self.scoring,
-            refit=self.refit if isinstance(self.refit, str) else bool(self.refit),
+            refit=_refit_of(self.refit),
             error_score=self.error_score,
             return_train_score=self.return_train_score,
             candidates=candidates,
@@ -364,6 +361,36 @@ class FleetSearchCV(BaseSearchCV):
         """The fitted search without its running fit's handles (picklable)."""
         state = super().__getstate__()
         return {k: v for k, v in state.items() if k not in self._RUNNING}
+
+
+def _refit_of(refit) -> bool | str:
+    """`refit` as the run's job keeps it: a bool, a metric, or a callable's import path.
+
+    The driver calls the callable on the results (as BaseSearchCV does), found
+    again by its path: a function defined with `def` at the top level of a
+    module or of the notebook (its path is then ``__main__.name``).
+
+    Raises
+    ------
+    ConfigError
+        For a callable that its path does not find (a lambda, a nested function).
+    """
+    if not callable(refit):
+        return refit if isinstance(refit, str) else bool(refit)
+    from runtime.engine.build import import_path
+
+    path = f"{getattr(refit, '__module__', None)}.{getattr(refit, '__qualname__', '?')}"
+    try:
+        found = import_path(path) is refit
+    except Exception:  # noqa: BLE001 - any failure means: not found by its path
+        found = False
+    if not found:
+        raise ConfigError(
+            f"FleetSearchCV: refit={refit!r} cannot be found again by its import path "
+            f"({path}). Fix: define it with def at the top level of a module or of the "
+            "notebook"
+        )
+    return path
 
 
 def inline_spec(

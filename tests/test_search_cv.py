@@ -203,6 +203,31 @@ def test_a_choice_of_estimators_and_clone_and_pickle(hosts, tmp_path):
     np.testing.assert_array_equal(again.predict(X), ours.predict(X))
 
 
+def smallest_c_of_top_three(cv_results: dict) -> int:
+    """A refit callable: the smallest C among the three best candidates."""
+    top = np.flatnonzero(np.asarray(cv_results["rank_test_score"]) <= 3)
+    c = np.asarray([float(v) for v in cv_results["param_C"]])
+    return int(top[np.argmin(c[top])])
+
+
+def test_a_refit_callable_picks_the_best_as_in_gridsearchcv(hosts, tmp_path):
+    grid = {"C": [0.1, 1.0, 10.0, 100.0], "gamma": [1e-3, 1e-2]}
+    kw = {"cv": 3, "refit": smallest_c_of_top_three}
+    ours = FleetSearchCV(
+        SVC(), grid, hosts=hosts, runs_root=str(tmp_path), verbose=0, **kw
+    ).fit(X, Y)
+    theirs = GridSearchCV(SVC(), grid, **kw).fit(X, Y)
+    assert ours.best_index_ == theirs.best_index_
+    assert ours.best_params_ == theirs.best_params_
+    # The callable's pick is not rank 1 here, which is what the test is about.
+    assert theirs.cv_results_["rank_test_score"][theirs.best_index_] != 1
+    assert not hasattr(ours, "best_score_") and not hasattr(theirs, "best_score_")
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    meta = json.loads((ours.run_dir_ / jn.META).read_text())
+    assert meta["refit"] == "tests.test_search_cv.smallest_c_of_top_three"
+    assert meta["refitted"]["best_index"] == theirs.best_index_
+
+
 def test_resume_finishes_a_fit_from_its_journal(hosts, tmp_path):
     grid = {"C": [1.0, 10.0], "gamma": [1e-3, 1e-4]}
     first = FleetSearchCV(
@@ -333,7 +358,11 @@ def test_cluster_functions_from_python_and_a_fit_on_a_running_cluster(tmp_path):
             {"scoring": ["accuracy", "f1_macro"]},
             r"refit=True is ambiguous with several metrics \(accuracy, f1_macro\)",
         ),
-        ({"refit": len}, r"refit: a callable is not supported here yet"),
+        (
+            {"refit": lambda results: 0},
+            r"refit=<function <lambda> .*> cannot be found again by its import path "
+            r"\(tests\.test_search_cv\.<lambda>\)\. Fix: define it with def at the top",
+        ),
     ],
 )
 def test_bad_arguments_are_one_clear_error(kwargs, pattern):

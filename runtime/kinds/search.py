@@ -96,7 +96,12 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
     if isinstance(refit, str) and "." in refit:
         if rs.n_complete(results) < len(results["params"]):
             return None, None, None  # the callable gets complete results only
-        idx = _refit_index(refit, results)
+        # Once refit, the run's choice is recorded: a report made later, in a
+        # process where a notebook's callable does not import, keeps it.
+        done = job.get("refitted") or {}
+        idx = done.get("best_index")
+        if idx is None:
+            idx = _refit_index(refit, results)
         return idx, results["params"][idx], None
     return rs.best(results, complete_only=True, metric=_ranking(job))
 
