@@ -77,7 +77,9 @@ class FleetSearchCV(BaseSearchCV):
     max_retries : int
         Resubmissions of a task whose engine died.
     verbose : int
-        0: silent; 1: the log and the report; 2: also a progress bar.
+        0: silent; 1: the log, the report, and while a blocking `fit` runs a
+        progress bar and the top candidates (refreshed in place in a
+        notebook; Ctrl-C or "interrupt kernel" aborts, resumable).
     remote : module, optional
         The remote layer (fabfile) when `hosts` has remote hosts.
 
@@ -159,6 +161,9 @@ class FleetSearchCV(BaseSearchCV):
             When the search stopped before its end (aborted, incomplete):
             the run directory stays resumable with ``resume=``.
         """
+        return self._fit(X, y, groups, fit_params, progress=self.verbose >= 1)
+
+    def _fit(self, X, y, groups, fit_params, progress: bool):
         # Deferred: the lifecycle loads the cluster's modules (ipyparallel).
         from runtime.api import hosts_config
         from runtime.dispatch import lifecycle as lc
@@ -177,7 +182,7 @@ class FleetSearchCV(BaseSearchCV):
         options = lc.RunOptions(
             engines=self.engines,
             max_retries=self.max_retries,
-            progress=self.verbose >= 2,
+            progress=progress,
             on_launch=self._launched,
         )
         job = lc.execute(plan, cfg, self.remote, options, log=log)
@@ -205,7 +210,8 @@ class FleetSearchCV(BaseSearchCV):
 
         def run():
             try:
-                self.fit(X, y, groups=groups, **fit_params)
+                # No bar: the notebook asks report() and progress instead.
+                self._fit(X, y, groups, fit_params, progress=False)
             except BaseException as exc:  # noqa: BLE001 - handed to wait()
                 self._error = exc
             finally:
@@ -551,7 +557,7 @@ def _run_curve(spec, job, hosts, engines, runs_root, verbose, remote) -> dict:
     cfg = hosts_config(hosts, remote)
     log = print if verbose else _quiet
     plan = lc.plan_new(spec, job, cfg, runs_root=runs_root, log=log)
-    options = lc.RunOptions(engines=engines, progress=verbose >= 2)
+    options = lc.RunOptions(engines=engines, progress=verbose >= 1)
     ended = lc.execute(plan, cfg, remote, options, log=log)
     _finish(lc, plan, ended, log, "a curve made in Python is run again, not resumed")
     return ended.curve_

@@ -4,10 +4,14 @@ nbclient starts an ipykernel (this venv's Python), which runs
 examples/digits.ipynb as a user would: the notebook's search starts its own
 cluster (the hosts file in $FLEETCV_HOSTS, ports of its own) and stops it.
 The outputs it produced are checked: the report text, an image, the scores.
+A second test drives a kernel cell by cell (jupyter_client): a blocking fit's
+live report (one output updated in place), and "interrupt kernel" in the
+middle of a search, which leaves a run that a resumed fit finishes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -65,3 +69,125 @@ def test_the_example_notebook_runs_and_shows_its_results(tmp_path, monkeypatch):
     # Its runs are in the notebook's folder; the cluster it started is gone.
     assert len(list((tmp_path / "runs").iterdir())) == 2
     assert not cl.is_running(local_hosts(tmp_path, ports=PORTS))
+
+
+KERNEL_PORTS = [30640, 30679]
+#: Wide enough that Ctrl-C lands mid-search: 30 candidates x 5 folds.
+BIG_GRID = {"C": [0.01, 0.1, 1, 10, 100, 1000], "gamma": [1e-5, 1e-4, 1e-3, 1e-2, 0.1]}
+
+
+def _run_cell(kc, code: str, timeout: float = 300, while_running=None):
+    """Execute `code` in the kernel; (reply content, [(msg_type, content)] of its iopub).
+
+    `while_running()` is called about every 0.2 s until the cell is idle.
+    """
+    import queue
+    import time
+
+    msg_id = kc.execute(code)
+    outputs, deadline = [], time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, f"cell still running after {timeout} s"
+        if while_running is not None:
+            while_running()
+        try:
+            msg = kc.get_iopub_msg(timeout=0.2)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "status" and content["execution_state"] == "idle":
+            break
+        outputs.append((kind, content))
+    while True:
+        reply = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"], outputs
+
+
+def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_run(
+    tmp_path,
+):
+    from jupyter_client.manager import start_new_kernel
+
+    from runtime.rundir import journal as jn
+
+    hosts = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=KERNEL_PORTS)
+    run = tmp_path / "interrupted"
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        reply, _ = _run_cell(
+            kc,
+            "from sklearn.datasets import load_digits\n"
+            "from sklearn.svm import SVC\n"
+            "from runtime import FleetSearchCV, start_cluster, stop_cluster\n"
+            "X, y = load_digits(return_X_y=True)\n"
+            f"HOSTS = {str(hosts)!r}\n"
+            "start_cluster(HOSTS, engines=2, log=lambda line: None)\n",
+        )
+        assert reply["status"] == "ok", reply
+        # A blocking fit: its report is one output, refreshed in place.
+        reply, out = _run_cell(
+            kc,
+            "s = FleetSearchCV(SVC(), {'C': [0.1, 1, 10], 'gamma': [1e-3, 1e-2]}, "
+            "cv=3, hosts=HOSTS, runs_root='runs').fit(X[:600], y[:600])",
+        )
+        assert reply["status"] == "ok", reply
+        shown = [c for k, c in out if k == "display_data"]
+        updates = [c for k, c in out if k == "update_display_data"]
+        assert len(shown) == 1 and updates, [k for k, _ in out]
+        display_id = shown[0]["transient"]["display_id"]
+        assert {u["transient"]["display_id"] for u in updates} == {display_id}
+        assert shown[0]["data"]["text/plain"].startswith("Progress: ")
+        last = updates[-1]["data"]["text/plain"]
+        assert last.startswith("Finished: 100% (018/018)") and "Rank 1: " in last
+        bar = "".join(
+            c["text"] for k, c in out if k == "stream" and c["name"] == "stderr"
+        )
+        assert "18/18" in bar, bar
+        # "Interrupt kernel" mid-search: aborted, resumable.
+        journal = run / jn.JOURNAL
+        interrupted = []
+
+        def interrupt_once_started():
+            if (
+                not interrupted
+                and journal.exists()
+                and len(journal.read_text().splitlines()) >= 5
+            ):
+                km.interrupt_kernel()
+                interrupted.append(True)
+
+        reply, out = _run_cell(
+            kc,
+            f"big = FleetSearchCV(SVC(), {BIG_GRID!r}, cv=5, hosts=HOSTS, "
+            f"run_dir={str(run)!r}, verbose=0).fit(X, y)",
+            while_running=interrupt_once_started,
+        )
+        assert interrupted and reply["status"] == "error", reply
+        assert reply["ename"] == "SearchError", reply
+        assert (
+            "search aborted; the run stays resumable: FleetSearchCV(..., resume="
+            in reply["evalue"]
+        )
+        done = len(jn.read_journal(journal))
+        assert 5 <= done < 150
+        assert json.loads((run / jn.META).read_text())["status"] == "aborted"
+        reply, out = _run_cell(
+            kc,
+            f"again = FleetSearchCV(SVC(), {BIG_GRID!r}, cv=5, hosts=HOSTS, "
+            f"resume={str(run)!r}, verbose=0).fit(X, y)\n"
+            "print(len(again.cv_results_['params']), again.n_splits_)\n"
+            "print(stop_cluster(HOSTS))",
+        )
+        assert reply["status"] == "ok", reply
+        printed = "".join(
+            c["text"] for k, c in out if k == "stream" and c["name"] == "stdout"
+        )
+        assert printed.split() == ["30", "5", "True"], printed
+        assert len(jn.read_journal(journal)) == 150
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        cl.stop(local_hosts(tmp_path, ports=KERNEL_PORTS))

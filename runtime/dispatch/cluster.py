@@ -371,6 +371,9 @@ def stop(cfg: HostsConfig) -> bool:
     if cluster is None:
         return False
     running = is_running(cfg)
+    # A controller stopped by its signal exits non-zero, and ipyparallel then
+    # logs its whole output as a warning: to stdout in a notebook's cell.
+    cluster.log.setLevel(logging.ERROR)
     try:
         cluster.stop_cluster_sync()
     except Exception:  # noqa: BLE001 - a half-dead cluster must still be cleaned up

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from runtime.dispatch.runner import ABORT_GRACE, REPORT_EVERY, TaskRunner
+from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
 from runtime.engine.folds import SplitSet
 from runtime.errors import SearchError
 from runtime.kinds import kind_of
@@ -148,7 +148,7 @@ class Job:
         self,
         timeout: float | None = None,
         progress: bool = False,
-        report_every: float = REPORT_EVERY,
+        report_every: float | None = None,
     ) -> bool:
         """Block until every task is accounted for (or `timeout` passes), then finalize.
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.dispatch.live import LiveView
 from runtime.engine import record
 from runtime.engine.folds import SplitSet, load_split_set
 from runtime.engine.worker import evaluate_many
@@ -29,8 +29,6 @@ from runtime.rundir.results import latest_records
 
 #: How long Ctrl-C or abort() waits for tasks already running on engines.
 ABORT_GRACE = 10.0
-#: Seconds between two top-k tables printed under the progress bar.
-REPORT_EVERY = 10.0
 #: Tasks go several to a message when an earlier run's timings say they are
 #: short: every ipyparallel message costs an engine about 10 ms between two
 #: tasks (its kernel's reply, the scheduler's hand-over, the next request;
@@ -396,7 +394,7 @@ class TaskRunner:
         self,
         timeout: float | None = None,
         progress: bool = False,
-        report_every: float = REPORT_EVERY,
+        report_every: float | None = None,
         postfix: Callable[[], str] = str,
         report: Callable[[], str] = str,
         desc: str = "search",
@@ -409,9 +407,10 @@ class TaskRunner:
             Seconds; None waits until the end.
         progress : bool
             Show a progress bar on stderr (`postfix()` beside it) and
-            `report()` every `report_every` seconds.
-        report_every : float
-            Seconds between two reports under the bar.
+            `report()` every `report_every` seconds (`runtime.dispatch.live`:
+            under the bar, or in place in a notebook).
+        report_every : float, optional
+            Seconds between two reports (default: the live view's).
         postfix, report : callable
             The job's short summary and its text report, asked as the bar
             moves.
@@ -427,21 +426,18 @@ class TaskRunner:
             error_score="raise").
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _progress_bar(self.n_tasks, self.n_done, desc) if progress else None
-        last_report = time.monotonic()
+        view = (
+            LiveView(self.n_tasks, self.n_done, desc, report, report_every)
+            if progress
+            else None
+        )
         empty_since = None
         try:
             while True:
                 with self._lock:
                     outstanding = len(self._pending) + len(self._waiting_folds)
-                if bar is not None:
-                    done = self.n_done
-                    if done != bar.n:
-                        bar.set_postfix_str(postfix(), refresh=False)
-                        bar.update(done - bar.n)
-                    if time.monotonic() - last_report >= report_every:
-                        bar.write(report() + "\n")
-                        last_report = time.monotonic()
+                if view is not None:
+                    view.update(self.n_done, postfix)
                 if outstanding == 0 or self.fatal:
                     break
                 if deadline is not None and time.monotonic() > deadline:
@@ -450,13 +446,14 @@ class TaskRunner:
                 time.sleep(0.05)
             self._drain()
         finally:
-            if bar is not None:
-                bar.n = self.n_done
-                bar.close()
+            if view is not None:
+                view.close(self.n_done)
         if self.status == "running" and not self.fatal:
             # Tasks that ended in an error (fold missing on a host, retries
             # used up) leave holes: say so rather than rank partial means.
             self.status = "finished" if self.n_done == self.n_tasks else "incomplete"
+        if view is not None:
+            view.final()
         return True
 
     def _check_engines(self, empty_since: float | None) -> float | None:
@@ -551,19 +548,3 @@ def get_result(ar, timeout: float | None = 0):
 def _remote_traceback(exc: BaseException) -> str:
     tb = getattr(exc, "traceback", None)
     return tb if isinstance(tb, str) and tb else f"{type(exc).__name__}: {exc}"
-
-
-def _progress_bar(total: int, initial: int, desc: str):
-    # tqdm is a laptop-side package: the Python API without a bar needs none.
-    # tqdm.auto: a widget in Jupyter, the text bar in a terminal.
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="fit",
-        dynamic_ncols=True,
-        file=sys.stderr,
-        desc=desc,
-        mininterval=0.2,
-    )
