@@ -22,9 +22,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 from sklearn.model_selection._search import BaseSearchCV
+from sklearn.utils import indexable
 
 from runtime.engine.build import build, build_scorers, describe, is_multimetric
 from runtime.errors import ConfigError, RunStopped, SearchError
@@ -188,6 +190,7 @@ class FleetSearchCV(BaseSearchCV):
         job = lc.execute(plan, cfg, self.remote, options, log=log)
         resume = f"FleetSearchCV(..., resume={str(plan.run_dir)!r}).fit(X, y)"
         _finish(lc, plan, job, log, resume)
+        _raise_or_warn_about_fit_failures(plan.run_dir, self.error_score)
         self._set_results(plan, job, spec)
         return self
 
@@ -417,6 +420,10 @@ def inline_spec(
     from runtime.spec.inline import FixedCV, FixedSplits, InlineSpec, ObjectEstimator
 
     X, y, groups, fit_params = data
+    # As BaseSearchCV: lengths checked, array-likes without indexing made arrays.
+    X, y, groups = indexable(X, y, groups)
+    if sp.issparse(X) and X.format not in ("csr", "csc"):
+        X = X.tocsr()  # folds take rows: COO, DOK, LIL, ... as CSR
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
     folds = FixedSplits(tuple(splitter.split(X, y, groups)))
     return InlineSpec(
@@ -445,11 +452,72 @@ def inline_spec(
     )
 
 
+def _raise_or_warn_about_fit_failures(run_dir, error_score) -> None:
+    """As BaseSearchCV: ValueError when every fit failed, FitFailedWarning when some did.
+
+    The message is scikit-learn's, with the engines' tracebacks from the
+    journal (each distinct one once, with its count).
+    """
+    import warnings
+    from collections import Counter
+
+    from sklearn.exceptions import FitFailedWarning
+
+    from runtime.engine.record import FIT_FAILED
+    from runtime.rundir import journal as jn
+    from runtime.rundir.results import latest_records
+
+    records = latest_records(jn.read_journal(Path(run_dir) / jn.JOURNAL)).values()
+    errors = [r.get("error") or "" for r in records if r["status"] == FIT_FAILED]
+    if not errors:
+        return
+    summary = "\n".join(
+        f"\n{'-' * 80}\n{n} fits failed with the following error:\n{error}"
+        for error, n in Counter(errors).items()
+    )
+    if len(errors) == len(records):
+        raise ValueError(
+            f"\nAll the {len(errors)} fits failed.\nIt is very likely that your model "
+            "is misconfigured.\nYou can try to debug the error by setting "
+            f"error_score='raise'.\n\nBelow are more details about the failures:\n{summary}"
+        )
+    warnings.warn(
+        f"\n{len(errors)} fits failed out of a total of {len(records)}.\nThe score on "
+        f"these train-test partitions for these parameters will be set to {error_score}."
+        "\nIf these failures are not expected, you can try to debug them by setting "
+        f"error_score='raise'.\n\nBelow are more details about the failures:\n{summary}",
+        FitFailedWarning,
+        stacklevel=3,
+    )
+
+
+def _estimator_error(error: Exception) -> Exception:
+    """A failed refit as BaseSearchCV's raises it: the estimator's exception type.
+
+    The engine's error (its cause, an ipyparallel RemoteError) names the
+    type; a built-in one (ValueError, TypeError, ...) is raised as such with
+    fleetcv's message and the engine's traceback, anything else as SearchError.
+    """
+    import builtins
+
+    ename = getattr(error.__cause__, "ename", None)
+    cls = getattr(builtins, ename, None) if isinstance(ename, str) else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(str(error))
+        except TypeError:  # a built-in that takes other arguments (UnicodeError)
+            pass
+    return SearchError(str(error))
+
+
 def _finish(lc, plan, job, log, resume: str) -> None:
     """Report the run; an aborted or incomplete one is a SearchError saying how to resume."""
     try:
         lc.finish(plan, job, log=log)
     except RunStopped:
+        refit_error = getattr(job, "refit_error", None)
+        if job.status == "finished" and refit_error:
+            raise _estimator_error(refit_error) from None
         raise SearchError(
             f"{plan.kind.noun} {job.status}; the run stays resumable: {resume}"
         ) from None

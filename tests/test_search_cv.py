@@ -423,3 +423,74 @@ def test_fit_async_reports_while_running_and_abort_leaves_a_resumable_run(
     assert again.best_params_ == GridSearchCV(SVC(), grid, cv=5).fit(X, Y).best_params_
     image = again.boxplot_parameters()
     assert type(image).__name__ == "Image" and image.data[:4] == b"\x89PNG"
+
+
+#: Checks of scikit-learn's `check_estimator` that FleetSearchCV is expected
+#: to fail, with the reason: none. Every check that GridSearchCV passes here
+#: passes: data validation as BaseSearchCV's (indexable, any sparse format),
+#: "All the N fits failed" as a ValueError and FitFailedWarning for some,
+#: a failed refit raising the estimator's own exception type, and the refit's
+#: warnings (DataConversionWarning, ...) warned again on the driver.
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+#: Checks that scikit-learn itself skips on this machine, and why: the array
+#: API checks need array_api_strict, torch, cupy or dpnp and SCIPY_ARRAY_API=1,
+#: none of which fleetcv installs (its folds are NumPy memmaps).
+SKIPPED_BY_SCIKIT_LEARN = {
+    "check_array_api_input",
+    "check_array_api_mixed_inputs",
+    "check_array_api_same_namespace",
+}
+
+
+def test_scikit_learns_estimator_checks_pass(hosts, tmp_path):
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    est = FleetSearchCV(
+        LogisticRegression(),
+        {"C": [0.1, 1.0]},
+        cv=2,
+        hosts=hosts,
+        runs_root=str(tmp_path),
+        verbose=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks' own warnings
+        results = check_estimator(
+            est, on_fail=None, expected_failed_checks=EXPECTED_FAILED_CHECKS
+        )
+    failed = [
+        (r["check_name"], repr(r["exception"])[:500])
+        for r in results
+        if r["status"] not in ("passed", "skipped")
+    ]
+    assert not failed
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    assert skipped <= SKIPPED_BY_SCIKIT_LEARN, skipped
+    passed = {r["check_name"] for r in results if r["status"] == "passed"}
+    assert {
+        "check_fit2d_1sample",
+        "check_estimators_nan_inf",
+        "check_supervised_y_2d",
+    } <= passed
+    assert len(passed) >= 50, len(passed)
+
+
+def test_all_fits_failing_is_scikit_learns_error_and_some_a_warning(hosts, tmp_path):
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+
+    kw = {"cv": 2, "hosts": hosts, "runs_root": str(tmp_path), "verbose": 0}
+    # C must be positive: every fit raises, as in GridSearchCV.
+    with pytest.raises(
+        ValueError, match=r"All the 4 fits failed\.(.|\n)*InvalidParameterError"
+    ):
+        FleetSearchCV(LogisticRegression(), {"C": [-1.0, -2.0]}, **kw).fit(X, Y)
+    with pytest.warns(
+        FitFailedWarning, match=r"2 fits failed out of a total of 4"
+    ) as caught:
+        s = FleetSearchCV(LogisticRegression(max_iter=50), {"C": [-1.0, 1.0]}, **kw)
+        s.fit(X, Y)
+    assert s.best_params_ == {"C": 1.0}
+    # The refit's own warning, on its engine, is warned again here.
+    assert ConvergenceWarning in {w.category for w in caught}

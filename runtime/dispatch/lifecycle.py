@@ -420,8 +420,9 @@ def execute(
             try:
                 refit_best(client, plan, job, log)
             except SearchError as exc:
-                # The search's results stand: report them, then say it failed.
-                job.refit_error = str(exc)
+                # The search's results stand: report them, then say it failed
+                # (the error's cause is what the estimator raised on the engine).
+                job.refit_error = exc
         return job
 
 
@@ -486,7 +487,7 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
     rdir = plan.run_dir
     log("")
     log(job.report())
-    out = write_report(rdir)
+    out = write_report(rdir, log=log)
     log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
     log(f"wrote {out['report']} and {len(out['plots'])} plots")
     refit_error = getattr(job, "refit_error", None)

@@ -12,7 +12,9 @@ its end, and never again.
 from __future__ import annotations
 
 import os
+import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,7 +59,10 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
     """
     if not job.job.get("refit") or job.status != "finished":
         return None
-    idx, params, _ = best_of(job.job, job.cv_results_)
+    results = job.cv_results_
+    if sum(results.get("n_failed_fits", [])) == sum(results["n_finished_splits"]):
+        return None  # every fit failed: nothing to refit (scikit-learn raises first)
+    idx, params, _ = best_of(job.job, results)
     done = job.job.get("refitted")
     path = plan.run_dir / BEST_ESTIMATOR
     if idx is None or (done and done.get("best_index") == idx and path.is_file()):
@@ -69,6 +74,7 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
         params=params,
     )
     out = _wait(client, ar, idx)
+    _warn_again(out.get("warnings", ()))
     _dump(out["estimator"], path)
     info = {
         "best_index": idx,
@@ -84,6 +90,10 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
         f"{out['host']}, wrote {path}"
     )
     return info
+
+
+#: A terminal colour code, as IPython puts in a remote traceback.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _wait(client, ar, idx: int) -> dict:
@@ -104,11 +114,27 @@ def _wait(client, ar, idx: int) -> dict:
         return ar.get(0)
     except Exception as exc:  # noqa: BLE001 - a remote error becomes one message
         tb = getattr(exc, "traceback", None) or f"{type(exc).__name__}: {exc}"
+        # The engine's IPython colours its tracebacks: plain text in a message.
+        tb = ANSI_ESCAPE.sub("", tb)
         raise SearchError(
             f"the refit of the best candidate ({idx}) on all the data failed:\n{tb}\n"
             "Fix: the fit on all rows raised where the fits on the folds did not; "
             "the search's results are written (set refit: false to skip the refit)"
         ) from exc
+
+
+def _warn_again(said) -> None:
+    """The refit's warnings on the engine, warned here (their own category when it imports)."""
+    from runtime.engine.build import import_path
+
+    for category, message in said:
+        try:
+            cls = import_path(category)
+        except Exception:  # noqa: BLE001 - a category the driver lacks: a UserWarning
+            cls = UserWarning
+        if not (isinstance(cls, type) and issubclass(cls, Warning)):
+            cls = UserWarning
+        warnings.warn(message, cls, stacklevel=3)
 
 
 def _dump(estimator, path: Path) -> None:

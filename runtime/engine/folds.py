@@ -89,7 +89,8 @@ def data_digest(X, y, cv: dict, groups=None, fit_params: dict | None = None) -> 
             # Plain numeric arrays (the common, large case): their bytes.
             a = np.ascontiguousarray(a)
             h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
+            if a.size:  # an empty array is its dtype and shape, hashed above
+                h.update(memoryview(a).cast("B"))
         else:
             # Frames, sparse matrices, text, dicts: joblib's hash of the
             # pickle (array buffers hashed directly, so large ones stay fast).

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from typing import TYPE_CHECKING
 
 from runtime.engine.build import build_scorers, materialize
@@ -251,6 +252,10 @@ def _where_and_when(record: dict, started: float) -> dict:
     return record
 
 
+#: Distinct warnings of a refit sent back to the driver, at most.
+MAX_WARNINGS = 20
+
+
 def refit(*, data_ref: str, estimator, params: dict) -> dict:
     """Fit the best candidate on the whole data set (data.pkl), as GridSearchCV's refit.
 
@@ -267,7 +272,8 @@ def refit(*, data_ref: str, estimator, params: dict) -> dict:
     -------
     dict
         ``estimator`` (fitted), ``refit_time`` (seconds of `fit`, scikit-learn's
-        `refit_time_`), ``host`` and ``pid``.
+        `refit_time_`), ``host``, ``pid`` and ``warnings`` (the distinct
+        (category import path, message) pairs the fit warned).
     """
     import joblib
     from sklearn.base import clone
@@ -275,14 +281,24 @@ def refit(*, data_ref: str, estimator, params: dict) -> dict:
     X, y, fit_params = joblib.load(resolve_fold(data_ref), mmap_mode="r")
     est = clone(estimator)
     est.set_params(**materialize(params, est))
-    start = time.perf_counter()
-    est.fit(X, y, **fit_params)
+    # The refit's warnings go back to the driver, which warns them again:
+    # GridSearchCV's refit warns in the caller's process (a ConvergenceWarning,
+    # a DataConversionWarning), so fleetcv's does too.
+    with warnings.catch_warnings(record=True) as caught:
+        start = time.perf_counter()
+        est.fit(X, y, **fit_params)
+        refit_time = time.perf_counter() - start
     info = engine_info()
+    said = {
+        (f"{w.category.__module__}.{w.category.__qualname__}", str(w.message))
+        for w in caught
+    }
     return {
         "estimator": est,
-        "refit_time": time.perf_counter() - start,
+        "refit_time": refit_time,
         "host": info["host"],
         "pid": info["pid"],
+        "warnings": sorted(said)[:MAX_WARNINGS],
     }
 
 

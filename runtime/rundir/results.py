@@ -262,7 +262,12 @@ def best(
     if complete_only and ok:
         n_folds = n_splits(results)
         ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
-    ok = [i for i in ok if not math.isnan(means[i])]
+    finished = results.get("n_finished_splits") or [1] * len(ok)
+    ok = [i for i in ok if finished[i]]
+    # A NaN mean ranks last; when every mean is NaN (every fit or score
+    # failed), scikit-learn's best is still rank 1, the first candidate,
+    # whose refit then raises the estimator's own error.
+    ok = [i for i in ok if not math.isnan(means[i])] or ok
     if not ok:
         return None, None, None
     i = min(ok, key=lambda j: (ranks[j], j))
