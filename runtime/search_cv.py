@@ -417,8 +417,12 @@ def inline_spec(
 
     `data` is (X, y, groups, fit_params); `cv` anything `check_cv` takes.
     """
+    from runtime.dispatch.byvalue import register_user_modules
     from runtime.spec.inline import FixedCV, FixedSplits, InlineSpec, ObjectEstimator
 
+    # The user's classes and functions from uninstalled modules go to the
+    # engines by value, as a notebook's do (the hosts lack those modules).
+    register_user_modules(estimator, scoring)
     X, y, groups, fit_params = data
     # As BaseSearchCV: lengths checked, array-likes without indexing made arrays.
     X, y, groups = indexable(X, y, groups)

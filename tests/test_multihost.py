@@ -243,6 +243,17 @@ def test_a_frame_search_with_two_metrics_runs_and_refits_on_the_hosts(mh):
     assert_equals_reference(spec, run_dir, grid, load_dataset(spec).X)
 
 
+def test_a_users_own_classes_lambdas_and_modules_run_on_the_hosts(mh, tmp_path):
+    """A script's __main__ class, a lambda, its metric and an uninstalled module's scorer."""
+    from tests.test_search_cv import own_code
+
+    # The cluster of the grow test still runs: the engines of all three hosts.
+    got = own_code(mh["all3"], tmp_path, "remote")
+    assert got["max_diff"] <= 1e-12 and got["same_best"] and got["same_predictions"]
+    assert got["refit_class"] is True
+    assert set(got["hosts"]) <= {"fmh1", "fmh2", "fmh3"} and got["hosts"], got
+
+
 def test_status_then_stop_leaves_no_process(mh):
     out = invoke("cluster.status", "--hosts-file", mh["all3"]).stdout
     for name in ("fmh1", "fmh2", "fmh3"):

@@ -146,6 +146,33 @@ def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_r
             c["text"] for k, c in out if k == "stream" and c["name"] == "stderr"
         )
         assert "18/18" in bar, bar
+        # A class defined in a cell, where no engine can import it: by value.
+        reply, out = _run_cell(
+            kc,
+            "import numpy as np\n"
+            "from sklearn.base import BaseEstimator, ClassifierMixin\n"
+            "class Nearest(ClassifierMixin, BaseEstimator):\n"
+            "    def __init__(self, k=1):\n"
+            "        self.k = k\n"
+            "    def fit(self, X, y):\n"
+            "        self.X_, self.y_ = np.asarray(X), np.asarray(y)\n"
+            "        self.classes_ = np.unique(y)\n"
+            "        return self\n"
+            "    def predict(self, X):\n"
+            "        d = ((np.asarray(X)[:, None, :] - self.X_[None]) ** 2).sum(-1)\n"
+            "        return self.y_[d.argmin(1)] if self.k == 1 else self.y_[d.argsort(1)[:, 0]]\n"
+            "from sklearn.model_selection import GridSearchCV\n"
+            "own = FleetSearchCV(Nearest(), {'k': [1, 3]}, cv=3, hosts=HOSTS, "
+            "runs_root='runs', verbose=0).fit(X[:300], y[:300])\n"
+            "ref = GridSearchCV(Nearest(), {'k': [1, 3]}, cv=3).fit(X[:300], y[:300])\n"
+            "print(np.array_equal(own.cv_results_['mean_test_score'], "
+            "ref.cv_results_['mean_test_score']), type(own.best_estimator_) is Nearest)",
+        )
+        assert reply["status"] == "ok", reply
+        printed = "".join(
+            c["text"] for k, c in out if k == "stream" and c["name"] == "stdout"
+        )
+        assert printed.split() == ["True", "True"], printed
         # "Interrupt kernel" mid-search: aborted, resumable.
         journal = run / jn.JOURNAL
         interrupted = []

@@ -494,3 +494,34 @@ def test_all_fits_failing_is_scikit_learns_error_and_some_a_warning(hosts, tmp_p
     assert s.best_params_ == {"C": 1.0}
     # The refit's own warning, on its engine, is warned again here.
     assert ConvergenceWarning in {w.category for w in caught}
+
+
+def own_code(hosts, runs_root, *remote) -> dict:
+    """tests/scripts/own_code.py run as a user's script; what it printed."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "tests", "scripts", "own_code.py"),
+            str(hosts),
+            str(runs_root),
+            *remote,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_scripts_own_classes_lambdas_and_metrics_run_on_the_engines(hosts, tmp_path):
+    got = own_code(hosts, tmp_path)
+    assert got["max_diff"] <= 1e-12 and got["same_best"] and got["same_predictions"]
+    assert got["refit_class"] is True  # the refit's class is the script's own

@@ -360,6 +360,12 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
             )
         time.sleep(0.1)
     env = {"IPP_ENABLE_CURVE": "1"} if cfg.controller.curve else {}
+    # cloudpickle for what the driver sends: a notebook's classes, lambdas
+    # and the user's uninstalled modules go by value (see runtime.dispatch.byvalue);
+    # installed ones still by reference. The engines do the same at start.
+    from ipyparallel.serialize import use_cloudpickle
+
+    use_cloudpickle()
     with _patched_environ(env):
         return ipp.Client(str(f), timeout=timeout)
 

@@ -12,6 +12,7 @@ its end, and never again.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import time
 import warnings
@@ -142,5 +143,13 @@ def _dump(estimator, path: Path) -> None:
     import joblib
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    joblib.dump(estimator, tmp)
+    try:
+        joblib.dump(estimator, tmp)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        # A lambda or a notebook's class inside: cloudpickle writes it by
+        # value, as a plain pickle that joblib.load reads all the same.
+        import cloudpickle
+
+        with open(tmp, "wb") as f:
+            cloudpickle.dump(estimator, f)
     os.replace(tmp, path)

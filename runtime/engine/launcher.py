@@ -35,6 +35,7 @@ PRELOAD = (
     "scipy.linalg",
     "scipy.special",
     "joblib",
+    "cloudpickle",
     "psutil",
     "threadpoolctl",
     "sklearn.base",
@@ -102,6 +103,12 @@ def _run_engine(engine_argv: list[str], log: str | None) -> None:
 
         np.random.seed()
         from ipyparallel.engine.app import IPEngine
+        from ipyparallel.serialize import use_cloudpickle
+
+        # As the driver (runtime.dispatch.cluster.connect): a class defined
+        # in a notebook arrives by value and its fitted instance (the refit)
+        # goes back the same way.
+        use_cloudpickle()
 
         sys.argv = ["ipengine", *ENGINE_DEFAULT_ARGS, *engine_argv]
         IPEngine.launch_instance(argv=sys.argv[1:])
