@@ -46,6 +46,7 @@ from runtime.dispatch.wheelhouse import (
 )
 from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR, SUMS
 from runtime.engine.launcher import CMDLINE_MARK
+from runtime.engine.usercode import CODE_SUBDIR
 from runtime.errors import RemoteError
 from runtime.spec import HostsConfig, HostSpec
 
@@ -764,13 +765,22 @@ def engine_status(cfg: HostsConfig, hosts) -> HostResults:
 
 
 def push_host(
-    conn: Connection, host: HostSpec, cfg: HostsConfig | None, split_path: Path
+    conn: Connection,
+    host: HostSpec,
+    cfg: HostsConfig | None,
+    split_path: Path,
+    subdir: str = SPLITS_SUBDIR,
+    marker: str = MANIFEST,
 ) -> str:
-    """Rsync a split directory to the host's workdir unless it holds the digest; verify sha256 there."""
+    """Rsync a digest-named directory (folds, or a run's code) to the host's workdir/subdir.
+
+    Skipped when the host holds that digest already (its `marker` file and
+    every checksum of SHA256SUMS); verified with sha256sum there after a push.
+    """
     digest = split_path.name
-    remote_dir = f"{host.workdir.rstrip('/')}/{SPLITS_SUBDIR}/{digest}"
+    remote_dir = f"{host.workdir.rstrip('/')}/{subdir}/{digest}"
     check = f"cd {rpath(remote_dir)} && sha256sum --quiet -c {SUMS}"
-    if conn.run(f"test -f {rpath(remote_dir)}/{MANIFEST} && {check}", warn=True).ok:
+    if conn.run(f"test -f {rpath(remote_dir)}/{marker} && {check}", warn=True).ok:
         return f"{digest}: already there and verified, 0 bytes sent"
     conn.run(f"mkdir -p {rpath(remote_dir)}")
     sent = rsync_to(host, split_path, remote_dir, ssh_config=_ssh_cfg(cfg))
@@ -785,6 +795,11 @@ def push_host(
 def push_splits(cfg: HostsConfig, split_path: str | os.PathLike, hosts) -> HostResults:
     """Push a split directory to every host's own disk."""
     return on_hosts(hosts, push_host, Path(split_path), cfg=cfg)
+
+
+def push_code(cfg: HostsConfig, code_path: str | os.PathLike, hosts) -> HostResults:
+    """Push a run's code snapshot (runtime.engine.usercode) to every host's own disk."""
+    return on_hosts(hosts, push_host, Path(code_path), CODE_SUBDIR, SUMS, cfg=cfg)
 
 
 # ------------------------------------------------------------------ fab tasks

@@ -103,22 +103,30 @@ def stop_cluster(cfg: HostsConfig, remote) -> bool:
     return stopped
 
 
-def push(cfg: HostsConfig, split_path: Path, client, remote) -> None:
-    """Push the folds to every remote host; refuse to search on a host that lacks them."""
+def push(
+    cfg: HostsConfig, split_path: Path, client, remote, code_path: Path | None = None
+) -> None:
+    """Push the folds (and the run's code) to every remote host; refuse to search on a host that lacks them."""
     fab = remote
     res = fab.push_splits(cfg, split_path, cfg.remote_hosts)
     fab.print_results(res)
-    if not res.failed:
+    failed = dict(res.failed)
+    if code_path is not None:
+        res = fab.push_code(cfg, code_path, cfg.remote_hosts)
+        fab.print_results(res)
+        failed.update(res.failed)
+    if not failed:
         return
-    with_engines = set(engines_by_host(client)) & set(res.failed)
+    what = "folds" if code_path is None else "folds or the run's code"
+    with_engines = set(engines_by_host(client)) & set(failed)
     if with_engines:
         raise HostError(
-            f"the folds could not be pushed to {', '.join(sorted(with_engines))}, which run engines: "
+            f"the {what} could not be pushed to {', '.join(sorted(with_engines))}, which run engines: "
             f"their tasks would fail. Fix the host (see above), or remove it from {cfg.path} and "
             f"restart the cluster"
         )
     print(
-        f"warning: no folds on {', '.join(sorted(res.failed))} (no engines run there)",
+        f"warning: no {what} on {', '.join(sorted(failed))} (no engines run there)",
         file=sys.stderr,
     )
 
@@ -131,6 +139,7 @@ def cluster_client(
     keep_cluster: bool,
     remote,
     log: Callable[[str], None] = print,
+    code_path: Path | None = None,
 ) -> Iterator:
     """A client of the running cluster with the folds pushed; started (and then stopped) if needed.
 
@@ -149,6 +158,8 @@ def cluster_client(
         file has remote hosts.
     log : callable
         Gets the lines about a cluster started here.
+    code_path : Path, optional
+        The run's code snapshot, pushed with the folds.
 
     Yields
     ------
@@ -168,7 +179,7 @@ def cluster_client(
         client = cl.connect(cfg)
         try:
             if cfg.remote_hosts:
-                push(cfg, split_path, client, remote)
+                push(cfg, split_path, client, remote, code_path)
             if not client.ids:
                 cl.wait_for_engines(client, 1)
             yield client

@@ -82,6 +82,9 @@ class Job:
                 "scoring": scoring,
                 "error_score": error_score,
                 "return_train_score": self.return_train_score,
+                # The run's code snapshot (its spec's code:), None without:
+                # an engine imports user code from it for this run only.
+                "code_ref": (job.get("code") or {}).get("ref"),
             },
             worker=self.kind.worker,
             run_dir=self.run_dir,

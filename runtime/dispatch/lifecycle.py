@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.dispatch import fleet
+from runtime.dispatch.byvalue import register_user_modules
 from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
 from runtime.dispatch.refit import refit_best
 from runtime.dispatch.versions import check_engine_versions
+from runtime.engine import usercode
 from runtime.engine.folds import (
     FORMAT_VERSION,
     MANIFEST,
@@ -113,6 +115,35 @@ def staging_workdir(cfg: HostsConfig) -> Path:
     local = cfg.local_host
     path = local.workdir_path if local else os.path.expanduser("~/.cache/fleetcv")
     return Path(path)
+
+
+def prepare_code(
+    spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print
+) -> dict | None:
+    """Snapshot the spec's `code:` into the local workdir; what meta.json records of it.
+
+    Returns
+    -------
+    dict or None
+        ``digest``, ``ref`` (the snapshot relative to a host's workdir, what
+        the engines import from) and ``entries``; None without code.
+    """
+    entries = getattr(spec, "code", ())
+    if not entries:
+        return None
+    snap = usercode.snapshot(list(entries), staging_workdir(cfg))
+    log(f"code: {', '.join(p.name for p in entries)} as {snap}")
+    return {
+        "digest": snap.name,
+        "ref": f"{usercode.CODE_SUBDIR}/{snap.name}",
+        "entries": [p.name for p in entries],
+    }
+
+
+def code_path(plan: Plan, cfg: HostsConfig) -> Path | None:
+    """The run's code snapshot on this machine (pushed to the hosts), if it has code."""
+    code = plan.meta.get("code")
+    return staging_workdir(cfg) / code["ref"] if code else None
 
 
 def prepare_splits(
@@ -275,6 +306,9 @@ def plan_new(
     split = prepare_splits(spec, cfg, log=log)
     if callable(job):
         job = job(split)
+    code = prepare_code(spec, cfg, log=log)
+    if code:
+        job = {**job, "code": code}
     rdir = create_run(
         spec, split, job, runs_root=runs_root, run_dir=run_dir, command=command
     )
@@ -307,6 +341,7 @@ def plan_resume(
         )
     spec, meta = rd.load_resume(path, spec_file, n_iter=n_iter)
     split = prepare_splits(spec, cfg, log=log)
+    prepare_code(spec, cfg, log=log)  # the same digest: load_resume checked it
     if split.digest != meta["split_digest"]:
         old = staging_workdir(cfg) / SPLITS_SUBDIR / meta["split_digest"]
         fmt = (
@@ -407,7 +442,13 @@ def execute(
         Finished, incomplete, or aborted (Ctrl-C, `invoke search.abort`).
     """
     with fleet.cluster_client(
-        cfg, plan.split.path, options.engines, options.keep_cluster, remote, log
+        cfg,
+        plan.split.path,
+        options.engines,
+        options.keep_cluster,
+        remote,
+        log,
+        code_path=code_path(plan, cfg),
     ) as client:
         # Before anything is warmed or submitted: an engine of another
         # fleetcv would compute with other code. (The built-in default
@@ -438,9 +479,13 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
         rd.reuse_results(run_dir, meta, log=log)
     start_run(client, run_dir, split, meta, options.warm, log)
     search = kind_of(meta).style == "search"
+    estimator = plan.spec.estimator.build()
+    # The user's classes from the spec's code (or a notebook) travel by value:
+    # an engine unpickles its task before it can import the run's code.
+    register_user_modules(estimator, plan.spec.scoring)
     job = job_for(
         client.load_balanced_view(),
-        plan.spec.estimator.build(),
+        estimator,
         meta,
         # A curve plots one metric: with several, the one that ranks.
         scoring=plan.spec.scoring if search else plan.spec.ranking_scoring,

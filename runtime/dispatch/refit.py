@@ -73,6 +73,7 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
         data_ref=plan.split.data_relative(),
         estimator=plan.spec.estimator.build(),
         params=params,
+        code_ref=(job.job.get("code") or {}).get("ref"),
     )
     out = _wait(client, ar, idx)
     _warn_again(out.get("warnings", ()))

@@ -23,6 +23,7 @@ import traceback
 import warnings
 from typing import TYPE_CHECKING
 
+from runtime.engine import usercode
 from runtime.engine.build import build_scorers, materialize
 from runtime.engine.folds import head, slice_fit_params
 from runtime.engine.record import FIT_FAILED, error_record, new_record
@@ -256,7 +257,14 @@ def _where_and_when(record: dict, started: float) -> dict:
 MAX_WARNINGS = 20
 
 
-def refit(*, data_ref: str, estimator, params: dict) -> dict:
+def use_run_code(code_ref: str | None) -> None:
+    """Import the user's code from the run's snapshot (relative to the workdir); None: none."""
+    usercode.activate(resolve_fold(code_ref) if code_ref else None)
+
+
+def refit(
+    *, data_ref: str, estimator, params: dict, code_ref: str | None = None
+) -> dict:
     """Fit the best candidate on the whole data set (data.pkl), as GridSearchCV's refit.
 
     Parameters
@@ -267,6 +275,8 @@ def refit(*, data_ref: str, estimator, params: dict) -> dict:
         Cloned here.
     params : dict
         The best candidate's parameters (descriptions built here).
+    code_ref : str, optional
+        The run's code snapshot, relative to this host's workdir.
 
     Returns
     -------
@@ -278,6 +288,7 @@ def refit(*, data_ref: str, estimator, params: dict) -> dict:
     import joblib
     from sklearn.base import clone
 
+    use_run_code(code_ref)
     X, y, fit_params = joblib.load(resolve_fold(data_ref), mmap_mode="r")
     est = clone(estimator)
     est.set_params(**materialize(params, est))
@@ -363,6 +374,8 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
         of other folds, keep their results. With error_score="raise" the
         error propagates, as from `evaluate`.
     """
+    # Before anything imports the user's modules by name (a scorer's path).
+    use_run_code(common.pop("code_ref", None))
     # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
     # a thirtieth of a tiny task).
     scorer = search_scorer(

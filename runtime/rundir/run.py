@@ -147,6 +147,13 @@ def load_resume(
     spec = load_search_spec(
         path / jn.SPEC_COPY, n_iter=n_iter, base_dir=meta.get("spec_dir")
     )
+    started_code = (meta.get("code") or {}).get("digest")
+    if started_code != spec.code_digest:
+        raise ConfigError(
+            f"{path}: the spec's code: changed since the run started (code digest "
+            f"{spec.code_digest} != {started_code}): resuming would mix results of two "
+            "versions of it. Fix: restore the code, or start a new run"
+        )
     if spec_file is not None:
         other = load_search_spec(spec_file, n_iter=n_iter)
         if other.digest() != meta["spec_digest"]:
@@ -175,6 +182,10 @@ def evaluation_key(spec: SearchSpec) -> str:
             "scoring": spec.scoring,
             "error_score": repr(spec.error_score),
             "train": spec.return_train_score,
+            # Other code, other fits (absent without code: keys stay as before).
+            **(
+                {"code": spec.code_digest} if getattr(spec, "code_digest", None) else {}
+            ),
         },
         sort_keys=True,
         default=repr,  # a scorer object given from Python

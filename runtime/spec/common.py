@@ -145,6 +145,15 @@ def import_checked(where: str, key: str, path: Any, fix: str) -> Any:
         )
     try:
         return import_object(path)
+    except ModuleNotFoundError as exc:
+        raise err(
+            where,
+            key,
+            f"cannot import {path!r} ({exc}): no installed package and nothing in "
+            "the spec's code: provides it",
+            f"{fix}; for your own module, list its folder or .py file under code: "
+            "(relative to the spec's folder)",
+        ) from exc
     except (ImportError, AttributeError) as exc:
         raise err(where, key, f"cannot import {path!r} ({exc})", fix) from exc
 

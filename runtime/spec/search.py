@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.engine.build import build, is_estimator_description, metric_names
+from runtime.spec.code import parse_code, use_code
 from runtime.spec.common import (
     check_keys,
     err,
@@ -49,6 +50,7 @@ _SPEC_KEYS = {
     "return_train_score",
     "refit",
     "fit_params",
+    "code",
 }
 
 
@@ -121,6 +123,8 @@ class SearchSpec:
     raw: dict
     refit: bool | str = True
     fit_params: dict = field(default_factory=dict)
+    code: tuple[Path, ...] = ()
+    code_digest: str | None = None
 
     @property
     def metrics(self) -> list[str]:
@@ -170,7 +174,11 @@ class SearchSpec:
 
     def digest(self) -> str:
         """Digest of everything that decides the results (not the run's name)."""
-        blob = json.dumps(self.raw, sort_keys=True, default=str)
+        raw = self.raw
+        if self.code_digest:
+            # The code's contents decide the results as much as the spec's text.
+            raw = {**raw, "code": [raw.get("code"), self.code_digest]}
+        blob = json.dumps(raw, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -205,6 +213,10 @@ def load_search_spec(
     where = str(path)
     data = read_yaml(path, "search spec")
     check_keys(where, "", data, _SPEC_KEYS)
+    base = Path(base_dir) if base_dir else path.parent
+    # The user's code first: the estimator and other import paths may be in it.
+    code = parse_code(where, data.get("code"), base)
+    code_digest = use_code(code)
     # The sections are checked in this order: of several bad ones, the first
     # is reported.
     est = parse_estimator(where, data.get("estimator"))
@@ -225,7 +237,6 @@ def load_search_spec(
         data.get("return_train_score", True),
         "write return_train_score: true",
     )
-    base = Path(base_dir) if base_dir else path.parent
     spec = SearchSpec(
         path=where,
         name=str(data.get("name") or path.stem),
@@ -242,6 +253,8 @@ def load_search_spec(
         raw={k: v for k, v in data.items() if k != "name"},
         refit=refit,
         fit_params=parse_fit_params(where, data.get("fit_params"), base),
+        code=code,
+        code_digest=code_digest,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)

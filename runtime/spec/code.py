@@ -1,0 +1,87 @@
+"""The `code` section of a search spec: the user's own modules the run needs.
+
+Runs on the driver. ``code: [myproj/, features.py]`` names folders and
+Python files of the user's project, relative to the spec's folder. They are
+snapshotted by digest (`runtime.engine.usercode`): the driver imports them
+from its snapshot to check the spec's import paths and build its estimator,
+and every engine imports them from the run's snapshot on its own host
+(shipped with the folds, `invoke search`), for that run only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from runtime.engine import usercode
+from runtime.spec.common import err
+
+#: Where the driver keeps its snapshots of specs' code (this machine's
+#: default workdir; a run also snapshots into the local host's workdir).
+DRIVER_CACHE = "~/.cache/fleetcv"
+_FIX = "list folders or .py files of your project, relative to the spec's folder: code: [myproj/, features.py]"
+
+
+def parse_code(where: str, raw: Any, base: Path) -> tuple[Path, ...]:
+    """The spec's ``code`` entries as absolute paths, checked.
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a list of paths, a path that does not exist
+        or is neither a folder nor a .py file, or two entries of one name.
+    """
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise err(where, "code", f"expected a list of paths, got {raw!r}", _FIX)
+    out, names = [], {}
+    for i, item in enumerate(raw):
+        key = f"code[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            raise err(where, key, f"expected a path, got {item!r}", _FIX)
+        path = (base / os.path.expanduser(item)).resolve()
+        if not path.exists():
+            raise err(
+                where,
+                key,
+                f"{item!r} does not exist (looked for {path})",
+                "give a folder or .py file of your project, relative to the spec's folder",
+            )
+        if not (path.is_dir() or path.suffix == ".py"):
+            raise err(
+                where,
+                key,
+                f"{item!r} is neither a folder nor a .py file",
+                "list the package folder or the module file itself",
+            )
+        if path.name in names:
+            raise err(
+                where,
+                key,
+                f"{item!r} has the same name as code[{names[path.name]}]: both "
+                f"would import as {path.stem!r}",
+                "keep one of them, or rename one",
+            )
+        names[path.name] = i
+        out.append(path)
+    return tuple(out)
+
+
+def use_code(entries: tuple[Path, ...]) -> str | None:
+    """Make the spec's code importable here (its snapshot); None and no code drop it.
+
+    Returns
+    -------
+    str or None
+        The code's digest.
+    """
+    if not entries:
+        usercode.activate(None)
+        return None
+    snap = usercode.snapshot(list(entries), Path(DRIVER_CACHE).expanduser())
+    usercode.activate(snap)
+    return snap.name
