@@ -254,6 +254,32 @@ def test_a_users_own_classes_lambdas_and_modules_run_on_the_hosts(mh, tmp_path):
     assert set(got["hosts"]) <= {"fmh1", "fmh2", "fmh3"} and got["hosts"], got
 
 
+def test_a_specs_own_code_is_pushed_and_imported_on_the_hosts(mh, tmp_path):
+    """code: [userfeat/]: a transformer and a scorer by import path, on the hosts' engines."""
+    from tests.test_user_code import check_equals_gridsearchcv, write_project
+
+    spec = write_project(tmp_path / "project", 1)
+    run_dir = tmp_path / "runs" / "code"
+    out = invoke(
+        "search",
+        "--spec",
+        str(spec),
+        "--hosts-file",
+        mh["all3"],
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--keep-cluster",
+    ).stdout
+    digest = json.loads((run_dir / "meta.json").read_text())["code"]["digest"]
+    for name, disk in mh["disks"].items():
+        assert f"[{name}] {digest}: pushed" in out, out
+        assert (disk / "code" / digest / "userfeat" / "metrics.py").is_file()
+    res = check_equals_gridsearchcv(spec, run_dir)
+    hosts = {res[f"split{k}_host"][c] for k in range(3) for c in range(4)}
+    assert hosts <= {"fmh1", "fmh2", "fmh3"} and len(hosts) >= 2, hosts
+
+
 def test_status_then_stop_leaves_no_process(mh):
     out = invoke("cluster.status", "--hosts-file", mh["all3"]).stdout
     for name in ("fmh1", "fmh2", "fmh3"):
