@@ -46,7 +46,6 @@ from runtime.dispatch.wheelhouse import (
 )
 from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR, SUMS
 from runtime.engine.launcher import CMDLINE_MARK
-from runtime.engine.usercode import CODE_SUBDIR
 from runtime.errors import RemoteError
 from runtime.spec import HostsConfig, HostSpec
 
@@ -797,9 +796,11 @@ def push_splits(cfg: HostsConfig, split_path: str | os.PathLike, hosts) -> HostR
     return on_hosts(hosts, push_host, Path(split_path), cfg=cfg)
 
 
-def push_code(cfg: HostsConfig, code_path: str | os.PathLike, hosts) -> HostResults:
-    """Push a run's code snapshot (runtime.engine.usercode) to every host's own disk."""
-    return on_hosts(hosts, push_host, Path(code_path), CODE_SUBDIR, SUMS, cfg=cfg)
+def push_run_files(
+    cfg: HostsConfig, path: str | os.PathLike, subdir: str, hosts
+) -> HostResults:
+    """Push a run's digest-named folder (its code snapshot, its requirements' wheels) to workdir/subdir."""
+    return on_hosts(hosts, push_host, Path(path), subdir, SUMS, cfg=cfg)
 
 
 # ------------------------------------------------------------------ fab tasks

@@ -84,6 +84,10 @@ class FleetSearchCV(BaseSearchCV):
         notebook; Ctrl-C or "interrupt kernel" aborts, resumable).
     remote : module, optional
         The remote layer (fabfile) when `hosts` has remote hosts.
+    requirements : list of str, optional
+        pip requirement lines (or wheels' paths) every host installs before
+        the fit, offline from a wheelhouse made here, once per host; this
+        machine must have them already.
 
     Attributes
     ----------
@@ -116,6 +120,7 @@ class FleetSearchCV(BaseSearchCV):
         max_retries=2,
         verbose=1,
         remote=None,
+        requirements=None,
     ):
         self.estimator = estimator
         self.param_grid = param_grid
@@ -135,6 +140,7 @@ class FleetSearchCV(BaseSearchCV):
         self.max_retries = max_retries
         self.verbose = verbose
         self.remote = remote
+        self.requirements = requirements
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, groups=None, **fit_params):
@@ -301,7 +307,7 @@ class FleetSearchCV(BaseSearchCV):
                 f"({', '.join(self.scoring)}). Fix: refit='<one of them>' or refit=False"
             )
         candidates = tuple(self._candidates())
-        return inline_spec(
+        spec = inline_spec(
             self.estimator,
             (X, y, groups, fit_params),
             self.cv,
@@ -311,6 +317,14 @@ class FleetSearchCV(BaseSearchCV):
             return_train_score=self.return_train_score,
             candidates=candidates,
         )
+        if self.requirements:
+            from dataclasses import replace
+
+            from runtime.spec.code import parse_requirements
+
+            lines = parse_requirements("FleetSearchCV", self.requirements, Path.cwd())
+            spec = replace(spec, requirements=lines)
+        return spec
 
     def _candidates(self):
         """The candidates as plain data, in GridSearchCV's / RandomizedSearchCV's order."""

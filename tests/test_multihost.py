@@ -280,6 +280,40 @@ def test_a_specs_own_code_is_pushed_and_imported_on_the_hosts(mh, tmp_path):
     assert hosts <= {"fmh1", "fmh2", "fmh3"} and len(hosts) >= 2, hosts
 
 
+def test_requirements_are_installed_on_the_hosts_once_and_used(mh, tmp_path):
+    """requirements: [a wheel built here]: installed offline on each host, then skipped."""
+    import subprocess
+    import sys
+
+    from tests.test_user_code import (
+        check_equals_gridsearchcv,
+        make_wheel,
+        requirements_spec,
+    )
+
+    wheel = make_wheel(tmp_path / "wheels")
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    # This machine builds the estimator, so it has the package too (removed after).
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", str(wheel)], check=True)
+    try:
+        spec = requirements_spec(tmp_path, wheel)
+        common = ("--hosts-file", mh["all3"], "--no-progress", "--keep-cluster")
+        first = tmp_path / "runs" / "reqs1"
+        out = invoke("search", "--spec", str(spec), "--run-dir", str(first), *common)
+        for name, disk in mh["disks"].items():
+            assert f"[{name}] requirements installed: {wheel.name}" in out.stdout, out
+            assert list(
+                (disk / "venv").glob("lib/python*/site-packages/fleetcv_extra_demo")
+            )
+        res = check_equals_gridsearchcv(spec, first)
+        assert {res["split0_host"][c] for c in range(2)} <= {"fmh1", "fmh2", "fmh3"}
+        second = tmp_path / "runs" / "reqs2"
+        out = invoke("search", "--spec", str(spec), "--run-dir", str(second), *common)
+        assert "requirements installed" not in out.stdout, out.stdout
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "fleetcv_extra_demo"], check=False)
+
+
 def test_status_then_stop_leaves_no_process(mh):
     out = invoke("cluster.status", "--hosts-file", mh["all3"]).stdout
     for name in ("fmh1", "fmh2", "fmh3"):

@@ -19,7 +19,7 @@ import yaml
 
 from runtime import api
 from runtime.engine import usercode
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, HostError
 from runtime.rundir import journal as jn
 from runtime.spec import load_dataset, load_hosts, load_search_spec
 from tests.conftest import write_local_hosts
@@ -219,3 +219,131 @@ def test_code_entries_are_checked(tmp_path, code, pattern):
     else:
         with pytest.raises(ConfigError, match=pattern):
             load_search_spec(spec)
+
+
+def make_wheel(
+    dest: Path, version: str = "0.1", requires_python: str | None = None
+) -> Path:
+    """A pure-Python wheel of `fleetcv_extra_demo` (a transformer, `Double`), written by hand."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name = "fleetcv_extra_demo"
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": textwrap.dedent(
+            """
+            import numpy as np
+            from sklearn.base import BaseEstimator, TransformerMixin
+
+
+            class Double(TransformerMixin, BaseEstimator):
+                def fit(self, X, y=None):
+                    return self
+
+                def transform(self, X):
+                    return 2.0 * np.asarray(X, dtype=float)
+            """
+        ),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Python: {requires_python}\n" if requires_python else ""),
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: fleetcv-tests\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest())
+        record.append(
+            f"{path},sha256={digest.rstrip(b'=').decode()},{len(text.encode())}"
+        )
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return wheel
+
+
+def requirements_spec(root: Path, wheel: Path, uses_it: bool = True) -> Path:
+    """A spec whose pipeline uses the wheel's transformer, the wheel under requirements:."""
+    first = (
+        {"name": "double", "class": "fleetcv_extra_demo.Double"}
+        if uses_it
+        else {"name": "double", "class": "sklearn.preprocessing.StandardScaler"}
+    )
+    spec = root / "reqs.yml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "reqs",
+                "requirements": [str(wheel.relative_to(root))],
+                "estimator": {
+                    "pipeline": [
+                        first,
+                        {
+                            "name": "clf",
+                            "class": "sklearn.linear_model.LogisticRegression",
+                            "params": {"max_iter": 300},
+                        },
+                    ]
+                },
+                "params": {"clf__C": [0.1, 1.0]},
+                "data": {"loader": "sklearn.datasets.load_iris"},
+                "cv": {"kind": "kfold", "n_splits": 3, "random_state": 0},
+            },
+            sort_keys=False,
+        )
+    )
+    return spec
+
+
+@pytest.mark.cluster
+def test_a_requirement_no_host_can_install_stops_the_run_before_any_task(
+    hosts_file, tmp_path
+):
+    # The wheel wants a Python no host has: every host refuses it, by name.
+    wheel = make_wheel(tmp_path / "wheels", requires_python=">=3.99")
+    spec = requirements_spec(tmp_path, wheel, uses_it=False)
+    run_dir = tmp_path / "runs" / "reqs"
+    with pytest.raises(
+        HostError,
+        match=r"requirements: pip could not install on localhost: .*requires a different "
+        r"Python.*\. Fix: a requirement these hosts can install .*no task was submitted",
+    ):
+        run(spec, hosts_file, run_dir)
+    assert not (run_dir / jn.JOURNAL).exists() or not jn.read_journal(
+        run_dir / jn.JOURNAL
+    )
+    meta = json.loads((run_dir / jn.META).read_text())
+    assert meta["requirements"]["lines"] == [wheel.name]
+
+
+def test_requirements_are_checked(tmp_path):
+    wheel = make_wheel(tmp_path / "wheels")
+    spec = requirements_spec(tmp_path, wheel, uses_it=False)
+    data = yaml.safe_load(spec.read_text())
+    for value, pattern in [
+        (["missing.whl"], r"requirements\[0\]: 'missing\.whl' does not exist"),
+        (
+            ["lightgbm==4.6.0", "=oops"],
+            r"requirements\[1\]: '=oops' is not a pip requirement",
+        ),
+        ([], r"requirements: expected a list of lines, got \[\]"),
+    ]:
+        spec.write_text(yaml.safe_dump({**data, "requirements": value}))
+        with pytest.raises(ConfigError, match=pattern):
+            load_search_spec(spec)
+
+
+def test_a_requirement_this_machine_cannot_get_stops_before_the_run(tmp_path):
+    from runtime.dispatch import requirements as reqs
+
+    with pytest.raises(
+        ConfigError,
+        match=r"requirements: pip could not get /.*/nowhere-0\.1-py3-none-any\.whl on "
+        r"this machine: .*Fix: check the names and versions",
+    ):
+        reqs.prepare((str(tmp_path / "nowhere-0.1-py3-none-any.whl"),), tmp_path)
+    assert not list((tmp_path / reqs.REQS_SUBDIR).glob("[!.]*"))

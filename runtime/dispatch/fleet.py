@@ -103,21 +103,23 @@ def stop_cluster(cfg: HostsConfig, remote) -> bool:
     return stopped
 
 
-def push(
-    cfg: HostsConfig, split_path: Path, client, remote, code_path: Path | None = None
-) -> None:
-    """Push the folds (and the run's code) to every remote host; refuse to search on a host that lacks them."""
+def push(cfg: HostsConfig, split_path: Path, client, remote, extra: tuple = ()) -> None:
+    """Push the folds (and the run's `extra` folders) to every remote host; refuse to search on a host that lacks them.
+
+    `extra` holds (path, workdir subfolder) pairs: the run's code snapshot,
+    its requirements' wheelhouse.
+    """
     fab = remote
     res = fab.push_splits(cfg, split_path, cfg.remote_hosts)
     fab.print_results(res)
     failed = dict(res.failed)
-    if code_path is not None:
-        res = fab.push_code(cfg, code_path, cfg.remote_hosts)
+    for path, subdir in extra:
+        res = fab.push_run_files(cfg, path, subdir, cfg.remote_hosts)
         fab.print_results(res)
         failed.update(res.failed)
     if not failed:
         return
-    what = "folds" if code_path is None else "folds or the run's code"
+    what = "folds" if not extra else "folds or the run's files"
     with_engines = set(engines_by_host(client)) & set(failed)
     if with_engines:
         raise HostError(
@@ -139,7 +141,7 @@ def cluster_client(
     keep_cluster: bool,
     remote,
     log: Callable[[str], None] = print,
-    code_path: Path | None = None,
+    extra: tuple = (),
 ) -> Iterator:
     """A client of the running cluster with the folds pushed; started (and then stopped) if needed.
 
@@ -158,8 +160,9 @@ def cluster_client(
         file has remote hosts.
     log : callable
         Gets the lines about a cluster started here.
-    code_path : Path, optional
-        The run's code snapshot, pushed with the folds.
+    extra : tuple of (Path, str)
+        The run's other folders pushed with the folds, and the workdir
+        subfolder each goes to (its code, its requirements' wheels).
 
     Yields
     ------
@@ -179,7 +182,7 @@ def cluster_client(
         client = cl.connect(cfg)
         try:
             if cfg.remote_hosts:
-                push(cfg, split_path, client, remote, code_path)
+                push(cfg, split_path, client, remote, extra)
             if not client.ids:
                 cl.wait_for_engines(client, 1)
             yield client

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.dispatch import fleet
+from runtime.dispatch import requirements as reqs
 from runtime.dispatch.byvalue import register_user_modules
 from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
@@ -140,10 +141,39 @@ def prepare_code(
     }
 
 
-def code_path(plan: Plan, cfg: HostsConfig) -> Path | None:
-    """The run's code snapshot on this machine (pushed to the hosts), if it has code."""
-    code = plan.meta.get("code")
-    return staging_workdir(cfg) / code["ref"] if code else None
+def prepare_requirements(
+    spec: SearchSpec, cfg: HostsConfig, log: Callable[[str], None] = print
+) -> dict | None:
+    """The wheelhouse of the spec's `requirements:` in the local workdir; what meta.json records.
+
+    Returns
+    -------
+    dict or None
+        ``digest``, ``ref`` (relative to a host's workdir) and ``lines``;
+        None without requirements.
+    """
+    lines = tuple(getattr(spec, "requirements", ()))
+    if not lines:
+        return None
+    wheels = reqs.prepare(lines, staging_workdir(cfg), log=log)
+    return {
+        "digest": wheels.name,
+        "ref": f"{reqs.REQS_SUBDIR}/{wheels.name}",
+        "lines": [Path(x).name if x.endswith(".whl") else x for x in lines],
+    }
+
+
+def run_files(plan: Plan, cfg: HostsConfig) -> tuple:
+    """The run's folders pushed with its folds: (path here, workdir subfolder) pairs."""
+    out = []
+    for key, subdir in (
+        ("code", usercode.CODE_SUBDIR),
+        ("requirements", reqs.REQS_SUBDIR),
+    ):
+        entry = plan.meta.get(key)
+        if entry:
+            out.append((staging_workdir(cfg) / entry["ref"], subdir))
+    return tuple(out)
 
 
 def prepare_splits(
@@ -306,9 +336,12 @@ def plan_new(
     split = prepare_splits(spec, cfg, log=log)
     if callable(job):
         job = job(split)
-    code = prepare_code(spec, cfg, log=log)
-    if code:
-        job = {**job, "code": code}
+    for key, prepared in (
+        ("code", prepare_code(spec, cfg, log=log)),
+        ("requirements", prepare_requirements(spec, cfg, log=log)),
+    ):
+        if prepared:
+            job = {**job, key: prepared}
     rdir = create_run(
         spec, split, job, runs_root=runs_root, run_dir=run_dir, command=command
     )
@@ -342,6 +375,7 @@ def plan_resume(
     spec, meta = rd.load_resume(path, spec_file, n_iter=n_iter)
     split = prepare_splits(spec, cfg, log=log)
     prepare_code(spec, cfg, log=log)  # the same digest: load_resume checked it
+    prepare_requirements(spec, cfg, log=log)
     if split.digest != meta["split_digest"]:
         old = staging_workdir(cfg) / SPLITS_SUBDIR / meta["split_digest"]
         fmt = (
@@ -448,7 +482,7 @@ def execute(
         options.keep_cluster,
         remote,
         log,
-        code_path=code_path(plan, cfg),
+        extra=run_files(plan, cfg),
     ) as client:
         # Before anything is warmed or submitted: an engine of another
         # fleetcv would compute with other code. (The built-in default
@@ -456,6 +490,8 @@ def execute(
         named = None if cfg.path.startswith("<") else cfg.path
         local = {h.name for h in cfg.hosts if h.local}
         check_engine_versions(client, hosts_file=named, local=local)
+        # Before any task: a host that cannot install them stops the run here.
+        reqs.install(client, plan.meta, log=log)
         job = run_job(client, plan, options, log)
         if job.kind.style == "search":
             try:

@@ -353,6 +353,56 @@ def pip_install(*, packages: list[str]) -> dict:
     return {"returncode": proc.returncode, "output": proc.stdout + proc.stderr}
 
 
+#: The list of what a requirements wheelhouse installs (runtime.dispatch.requirements).
+REQUIREMENTS_FILE = "requirements.txt"
+
+
+def install_requirements(*, reqs_ref: str, digest: str) -> dict:
+    """Install a run's requirements offline from their wheelhouse, once per environment.
+
+    One engine per host runs it (the host's engines share one venv). A
+    marker under the environment's prefix, named by the requirements'
+    digest, makes the next run with the same requirements skip pip.
+
+    Returns
+    -------
+    dict
+        ``returncode``, ``output`` (pip's) and ``skipped``.
+    """
+    marker = os.path.join(sys.prefix, "fleetcv-requirements", digest)
+    if os.path.exists(marker):
+        return {"returncode": 0, "output": "", "skipped": True}
+    wheels = resolve_fold(reqs_ref)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-color",
+            "--no-index",
+            "--find-links",
+            wheels,
+            "-r",
+            REQUIREMENTS_FILE,
+        ],
+        # A wheel's line is its file name: relative to the wheelhouse.
+        cwd=wheels,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode == 0:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as f:
+            f.write(reqs_ref + "\n")
+    return {
+        "returncode": proc.returncode,
+        "output": proc.stdout + proc.stderr,
+        "skipped": False,
+    }
+
+
 def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
     """`evaluate` for several (candidate, fold) pairs sent in one message.
 

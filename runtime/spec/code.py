@@ -1,4 +1,4 @@
-"""The `code` section of a search spec: the user's own modules the run needs.
+"""The `code` and `requirements` sections of a search spec: the user's own code and packages.
 
 Runs on the driver. ``code: [myproj/, features.py]`` names folders and
 Python files of the user's project, relative to the spec's folder. They are
@@ -6,11 +6,15 @@ snapshotted by digest (`runtime.engine.usercode`): the driver imports them
 from its snapshot to check the spec's import paths and build its estimator,
 and every engine imports them from the run's snapshot on its own host
 (shipped with the folds, `invoke search`), for that run only.
+``requirements:`` are pip requirement lines (or wheels' paths) that every
+host installs before the run (`runtime.dispatch.requirements`); this
+machine must have them already, as it builds the estimator.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +89,52 @@ def use_code(entries: tuple[Path, ...]) -> str | None:
     snap = usercode.snapshot(list(entries), Path(DRIVER_CACHE).expanduser())
     usercode.activate(snap)
     return snap.name
+
+
+#: A requirement line starts with a project name (pip checks the rest).
+_REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*([<>=!~;@ ].*)?$"
+)
+_REQ_FIX = "write pip requirement lines, e.g. requirements: [lightgbm==4.6.0], or the path of a wheel"
+
+
+def parse_requirements(where: str, raw: Any, base: Path) -> tuple[str, ...]:
+    """The spec's ``requirements``: pip requirement lines, a wheel's path made absolute.
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a list of lines, a line that is not a
+        requirement, or a wheel file that does not exist.
+    """
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise err(
+            where, "requirements", f"expected a list of lines, got {raw!r}", _REQ_FIX
+        )
+    out = []
+    for i, line in enumerate(raw):
+        key = f"requirements[{i}]"
+        if not isinstance(line, str) or not line.strip():
+            raise err(
+                where, key, f"expected a requirement line, got {line!r}", _REQ_FIX
+            )
+        line = line.strip()
+        if line.endswith(".whl"):
+            path = (base / os.path.expanduser(line)).resolve()
+            if not path.is_file():
+                raise err(
+                    where,
+                    key,
+                    f"{line!r} does not exist (looked for {path})",
+                    "give the wheel's path relative to the spec's folder",
+                )
+            out.append(str(path))
+        elif _REQUIREMENT.match(line):
+            out.append(line)
+        else:
+            raise err(where, key, f"{line!r} is not a pip requirement", _REQ_FIX)
+    return tuple(out)

@@ -96,6 +96,7 @@ class InlineSpec:
     return_train_score: bool
     description: dict = field(default_factory=dict)
     path: str = "FleetSearchCV"
+    requirements: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict)
 
     @property

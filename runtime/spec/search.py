@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.engine.build import build, is_estimator_description, metric_names
-from runtime.spec.code import parse_code, use_code
+from runtime.spec.code import parse_code, parse_requirements, use_code
 from runtime.spec.common import (
     check_keys,
     err,
@@ -51,6 +51,7 @@ _SPEC_KEYS = {
     "refit",
     "fit_params",
     "code",
+    "requirements",
 }
 
 
@@ -125,6 +126,7 @@ class SearchSpec:
     fit_params: dict = field(default_factory=dict)
     code: tuple[Path, ...] = ()
     code_digest: str | None = None
+    requirements: tuple[str, ...] = ()
 
     @property
     def metrics(self) -> list[str]:
@@ -216,6 +218,7 @@ def load_search_spec(
     base = Path(base_dir) if base_dir else path.parent
     # The user's code first: the estimator and other import paths may be in it.
     code = parse_code(where, data.get("code"), base)
+    requirements = parse_requirements(where, data.get("requirements"), base)
     code_digest = use_code(code)
     # The sections are checked in this order: of several bad ones, the first
     # is reported.
@@ -255,6 +258,7 @@ def load_search_spec(
         fit_params=parse_fit_params(where, data.get("fit_params"), base),
         code=code,
         code_digest=code_digest,
+        requirements=requirements,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)

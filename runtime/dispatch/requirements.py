@@ -1,0 +1,140 @@
+"""A run's extra packages (a spec's `requirements:`), installed on every host before it.
+
+Runs on the driver. `prepare` makes a wheelhouse of the requirement lines on
+this machine (`pip wheel`, dependencies included, so the hosts install
+offline, as `invoke hosts.install` does) under ``<workdir>/reqs/<digest>/``,
+once per set of requirements; the run pushes it with its folds; `install`
+has one engine per host pip-install from it, offline, once per host and
+digest (a marker in the host's environment). A requirement that this
+machine cannot get, or that a host cannot install, stops the run before
+any task is submitted, naming the requirement or the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.engine.folds import SUMS
+from runtime.engine.worker import REQUIREMENTS_FILE
+from runtime.engine.worker import install_requirements as install_on_engine
+from runtime.errors import ConfigError, HostError
+
+#: The wheelhouses' folder under a host's workdir.
+REQS_SUBDIR = "reqs"
+#: How long pip may take, here (download and build) and on a host.
+PIP_TIMEOUT = 900.0
+
+
+def requirements_digest(lines: tuple[str, ...]) -> str:
+    """The digest of the lines (and of the bytes of the wheels they name)."""
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode() + b"\n")
+        if line.endswith(".whl") and Path(line).is_file():
+            h.update(hashlib.sha256(Path(line).read_bytes()).hexdigest().encode())
+    return h.hexdigest()[:16]
+
+
+def prepare(lines: tuple[str, ...], workdir: str | os.PathLike, log=print) -> Path:
+    """The wheelhouse of `lines` under ``<workdir>/reqs/<digest>/`` (made once).
+
+    Raises
+    ------
+    ConfigError
+        When pip cannot get a requirement on this machine (its message).
+    """
+    digest = requirements_digest(lines)
+    dest = Path(workdir, REQS_SUBDIR, digest)
+    if (dest / SUMS).is_file():
+        return dest
+    tmp = dest.with_name(f".{digest}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log(f"requirements: pip wheel {' '.join(Path(x).name for x in lines)}")
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "--no-color",
+                "-q",
+            ]
+            # The hosts' Python decides what they can install, not this one's.
+            + ["--ignore-requires-python", "--wheel-dir", str(tmp), *lines],
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode:
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = "timed out" if proc is None else _tail(proc.stdout + proc.stderr)
+        raise ConfigError(
+            f"requirements: pip could not get {', '.join(lines)} on this machine: {why}. "
+            "Fix: check the names and versions (this machine needs them too: pip "
+            "install them here first)"
+        )
+    # What the hosts install: the lines, a wheel's path as its file name here.
+    wanted = [Path(x).name if x.endswith(".whl") else x for x in lines]
+    (tmp / REQUIREMENTS_FILE).write_text("\n".join(wanted) + "\n")
+    sums = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+        for p in sorted(tmp.iterdir())
+    ]
+    (tmp / SUMS).write_text("".join(sums))
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another run made it first
+    return dest
+
+
+def install(client, meta: dict, log: Callable[[str], None] = print) -> None:
+    """Install the run's requirements on every host of the cluster (one engine each).
+
+    Raises
+    ------
+    HostError
+        Naming each host where pip failed, with pip's last lines.
+    """
+    from runtime.dispatch.probes import engines_by_host
+
+    reqs = meta.get("requirements")
+    if not reqs:
+        return
+    by_host = engines_by_host(client)
+    ars = {
+        h: client[eids[0]].apply_async(
+            install_on_engine, reqs_ref=reqs["ref"], digest=reqs["digest"]
+        )
+        for h, eids in by_host.items()
+    }
+    failed = {}
+    for host, ar in sorted(ars.items()):
+        out = ar.get(timeout=PIP_TIMEOUT)
+        if out["returncode"]:
+            failed[host] = _tail(out["output"])
+        elif not out["skipped"]:
+            log(f"[{host}] requirements installed: {', '.join(reqs['lines'])}")
+    if failed:
+        raise HostError(
+            "requirements: pip could not install "
+            + "; ".join(f"on {h}: {why}" for h, why in failed.items())
+            + ". Fix: a requirement these hosts can install (their Python, platform), "
+            "or fewer hosts; no task was submitted"
+        )
+
+
+def _tail(output: str, n: int = 3) -> str:
+    lines = [x for x in output.strip().splitlines() if x.strip()]
+    return " | ".join(lines[-n:]) or "no output"
