@@ -6,7 +6,9 @@ cluster (the hosts file in $FLEETCV_HOSTS, ports of its own) and stops it.
 The outputs it produced are checked: the report text, an image, the scores.
 A second test drives a kernel cell by cell (jupyter_client): a blocking fit's
 live report (one output updated in place), and "interrupt kernel" in the
-middle of a search, which leaves a run that a resumed fit finishes.
+middle of a search, which leaves a run that a resumed fit finishes. A third
+runs a notebook whose estimator class is defined in a cell (nbclient): it
+reaches the engines by value and gives GridSearchCV's results.
 """
 
 from __future__ import annotations
@@ -146,33 +148,6 @@ def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_r
             c["text"] for k, c in out if k == "stream" and c["name"] == "stderr"
         )
         assert "18/18" in bar, bar
-        # A class defined in a cell, where no engine can import it: by value.
-        reply, out = _run_cell(
-            kc,
-            "import numpy as np\n"
-            "from sklearn.base import BaseEstimator, ClassifierMixin\n"
-            "class Nearest(ClassifierMixin, BaseEstimator):\n"
-            "    def __init__(self, k=1):\n"
-            "        self.k = k\n"
-            "    def fit(self, X, y):\n"
-            "        self.X_, self.y_ = np.asarray(X), np.asarray(y)\n"
-            "        self.classes_ = np.unique(y)\n"
-            "        return self\n"
-            "    def predict(self, X):\n"
-            "        d = ((np.asarray(X)[:, None, :] - self.X_[None]) ** 2).sum(-1)\n"
-            "        return self.y_[d.argmin(1)] if self.k == 1 else self.y_[d.argsort(1)[:, 0]]\n"
-            "from sklearn.model_selection import GridSearchCV\n"
-            "own = FleetSearchCV(Nearest(), {'k': [1, 3]}, cv=3, hosts=HOSTS, "
-            "runs_root='runs', verbose=0).fit(X[:300], y[:300])\n"
-            "ref = GridSearchCV(Nearest(), {'k': [1, 3]}, cv=3).fit(X[:300], y[:300])\n"
-            "print(np.array_equal(own.cv_results_['mean_test_score'], "
-            "ref.cv_results_['mean_test_score']), type(own.best_estimator_) is Nearest)",
-        )
-        assert reply["status"] == "ok", reply
-        printed = "".join(
-            c["text"] for k, c in out if k == "stream" and c["name"] == "stdout"
-        )
-        assert printed.split() == ["True", "True"], printed
         # "Interrupt kernel" mid-search: aborted, resumable.
         journal = run / jn.JOURNAL
         interrupted = []
@@ -218,3 +193,54 @@ def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_r
         kc.stop_channels()
         km.shutdown_kernel(now=True)
         cl.stop(local_hosts(tmp_path, ports=KERNEL_PORTS))
+
+
+CELL_PORTS = [30680, 30719]
+#: A notebook whose estimator class is defined in a cell (the kernel's
+#: __main__, where no engine can import it): it travels by value.
+OWN_CLASS_CELLS = [
+    "import numpy as np\n"
+    "from sklearn.base import BaseEstimator, ClassifierMixin\n"
+    "from sklearn.datasets import load_digits\n"
+    "from sklearn.model_selection import GridSearchCV\n"
+    "from runtime import FleetSearchCV, start_cluster, stop_cluster\n"
+    "X, y = load_digits(return_X_y=True)\n"
+    "X, y = X[:300], y[:300]\n"
+    "start_cluster(HOSTS, engines=2, log=lambda line: None)",
+    "class Centroids(ClassifierMixin, BaseEstimator):\n"
+    "    def __init__(self, shrink=0.0):\n"
+    "        self.shrink = shrink\n"
+    "    def fit(self, X, y):\n"
+    "        self.classes_ = np.unique(y)\n"
+    "        means = np.array([X[y == c].mean(0) for c in self.classes_])\n"
+    "        self.centroids_ = (1 - self.shrink) * means + self.shrink * X.mean(0)\n"
+    "        return self\n"
+    "    def predict(self, X):\n"
+    "        d = ((np.asarray(X)[:, None] - self.centroids_[None]) ** 2).sum(-1)\n"
+    "        return self.classes_[d.argmin(1)]",
+    "grid = {'shrink': [0.0, 0.5, 0.9]}\n"
+    "ours = FleetSearchCV(Centroids(), grid, cv=3, hosts=HOSTS, verbose=0).fit(X, y)\n"
+    "theirs = GridSearchCV(Centroids(), grid, cv=3).fit(X, y)\n"
+    "print(np.array_equal(ours.cv_results_['mean_test_score'], "
+    "theirs.cv_results_['mean_test_score']), ours.best_params_ == theirs.best_params_, "
+    "type(ours.best_estimator_) is Centroids)\n"
+    "print(stop_cluster(HOSTS))",
+]
+
+
+def test_a_class_defined_in_a_notebook_cell_runs_on_the_engines(tmp_path):
+    hosts = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=CELL_PORTS)
+    cells = [f"HOSTS = {str(hosts)!r}", *OWN_CLASS_CELLS]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    try:
+        NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(tmp_path)}},
+        ).execute()
+    finally:
+        cl.stop(local_hosts(tmp_path, ports=CELL_PORTS))
+    assert _text(nb.cells[-1]).split() == ["True", "True", "True", "True"], _text(
+        nb.cells[-1]
+    )

@@ -136,6 +136,7 @@ def test_a_specs_own_code_runs_on_the_engines_and_new_code_replaces_old(
     assert max(v1["mean_test_score"]) <= 1.0  # WEIGHT = 1
     meta = json.loads((first / jn.META).read_text())
     assert meta["code"]["entries"] == ["userfeat"]
+    assert v1["code"] == meta["code"]  # results.json says what code ran
     digest1 = meta["code"]["digest"]
     workdir = load_hosts(hosts_file).local_host.workdir_path
     local = Path(workdir) / usercode.CODE_SUBDIR / digest1

@@ -145,6 +145,8 @@ def _summary(job: dict, results: dict) -> dict:
             "refit_error": str(exc),
         }
     out = {"best_index": idx, "best_params": params, "best_score": score}
+    # What user code ran: the code: snapshot's digest, the requirements.
+    out.update({key: job[key] for key in ("code", "requirements") if job.get(key)})
     refitted = job.get("refitted")
     if refitted and refitted.get("best_index") == idx:
         # scikit-learn's refit_time_, and where the fitted model is.
