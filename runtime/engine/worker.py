@@ -338,15 +338,14 @@ def warm_fold_cache(*, fold_refs: list[str]) -> dict:
 
 def pip_install(*, packages: list[str]) -> dict:
     """pip-install into this engine's own environment (one engine per host)."""
+    return _pip_install(list(packages))
+
+
+def _pip_install(args: list[str], cwd: str | None = None) -> dict:
+    """`pip install ARGS` with this engine's Python: its exit status and output."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            *packages,
-        ],
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
     )
@@ -373,34 +372,16 @@ def install_requirements(*, reqs_ref: str, digest: str) -> dict:
     if os.path.exists(marker):
         return {"returncode": 0, "output": "", "skipped": True}
     wheels = resolve_fold(reqs_ref)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-color",
-            "--no-index",
-            "--find-links",
-            wheels,
-            "-r",
-            REQUIREMENTS_FILE,
-        ],
+    out = _pip_install(
+        ["--no-color", "--no-index", "--find-links", wheels, "-r", REQUIREMENTS_FILE],
         # A wheel's line is its file name: relative to the wheelhouse.
         cwd=wheels,
-        capture_output=True,
-        text=True,
     )
-    if proc.returncode == 0:
+    if out["returncode"] == 0:
         os.makedirs(os.path.dirname(marker), exist_ok=True)
         with open(marker, "w") as f:
             f.write(reqs_ref + "\n")
-    return {
-        "returncode": proc.returncode,
-        "output": proc.stdout + proc.stderr,
-        "skipped": False,
-    }
+    return {**out, "skipped": False}
 
 
 def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:

@@ -36,17 +36,8 @@ def parse_code(where: str, raw: Any, base: Path) -> tuple[Path, ...]:
         For a value that is not a list of paths, a path that does not exist
         or is neither a folder nor a .py file, or two entries of one name.
     """
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise err(where, "code", f"expected a list of paths, got {raw!r}", _FIX)
     out, names = [], {}
-    for i, item in enumerate(raw):
-        key = f"code[{i}]"
-        if not isinstance(item, str) or not item.strip():
-            raise err(where, key, f"expected a path, got {item!r}", _FIX)
+    for i, (key, item) in enumerate(_lines(where, "code", raw, "path", _FIX)):
         path = (base / os.path.expanduser(item)).resolve()
         if not path.exists():
             raise err(
@@ -107,22 +98,8 @@ def parse_requirements(where: str, raw: Any, base: Path) -> tuple[str, ...]:
         For a value that is not a list of lines, a line that is not a
         requirement, or a wheel file that does not exist.
     """
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise err(
-            where, "requirements", f"expected a list of lines, got {raw!r}", _REQ_FIX
-        )
     out = []
-    for i, line in enumerate(raw):
-        key = f"requirements[{i}]"
-        if not isinstance(line, str) or not line.strip():
-            raise err(
-                where, key, f"expected a requirement line, got {line!r}", _REQ_FIX
-            )
-        line = line.strip()
+    for key, line in _lines(where, "requirements", raw, "line", _REQ_FIX):
         if line.endswith(".whl"):
             path = (base / os.path.expanduser(line)).resolve()
             if not path.is_file():
@@ -138,3 +115,21 @@ def parse_requirements(where: str, raw: Any, base: Path) -> tuple[str, ...]:
         else:
             raise err(where, key, f"{line!r} is not a pip requirement", _REQ_FIX)
     return tuple(out)
+
+
+def _lines(
+    where: str, key: str, raw: Any, what: str, fix: str
+) -> list[tuple[str, str]]:
+    """A section's list of strings (one string: a list of one) as (key[i], stripped value)."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise err(where, key, f"expected a list of {what}s, got {raw!r}", fix)
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str) or not item.strip():
+            raise err(where, f"{key}[{i}]", f"expected a {what}, got {item!r}", fix)
+        out.append((f"{key}[{i}]", item.strip()))
+    return out

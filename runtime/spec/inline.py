@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.engine.build import metric_names
 from runtime.spec.data import Dataset
-from runtime.spec.scoring import ranking_metric
+from runtime.spec.scoring import ScoredSpec
 
 #: What a run directory's spec.yml says for a search made in Python.
 SOURCE = "python"
@@ -82,7 +81,7 @@ class ObjectEstimator:
 
 
 @dataclass(frozen=True)
-class InlineSpec:
+class InlineSpec(ScoredSpec):
     """A search from Python: what the lifecycle needs of a spec (see the module docstring)."""
 
     name: str
@@ -98,27 +97,6 @@ class InlineSpec:
     path: str = "FleetSearchCV"
     requirements: tuple[str, ...] = ()
     raw: dict = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> list[str]:
-        """The metrics' names in results (``["score"]`` for one metric)."""
-        return metric_names(self.scoring)
-
-    @property
-    def ranking(self) -> str:
-        """The metric that ranks candidates."""
-        return ranking_metric(self.scoring, self.refit)
-
-    @property
-    def ranking_scoring(self) -> Any:
-        """The ranking metric's scorer alone."""
-        if self.ranking == "score":
-            return self.scoring
-        return (
-            self.scoring[self.ranking]
-            if isinstance(self.scoring, dict)
-            else self.ranking
-        )
 
     def candidates(self) -> list[dict]:
         """The candidates, plain data, in scikit-learn's order."""

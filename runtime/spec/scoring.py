@@ -16,7 +16,7 @@ import inspect
 import re
 from typing import Any
 
-from runtime.engine.build import METRIC_KEYS, build_scorer, is_multimetric
+from runtime.engine.build import METRIC_KEYS, build_scorer, is_multimetric, metric_names
 from runtime.spec.common import check_keys, err, import_checked
 
 _SCORING_FIX = (
@@ -204,3 +204,29 @@ def ranking_metric(scoring: Any, refit: Any) -> str:
     if isinstance(refit, str) and refit in scoring:
         return refit
     return list(scoring)[0]
+
+
+class ScoredSpec:
+    """The metric properties of a spec with `scoring` and `refit` (a file's or Python's)."""
+
+    scoring: Any
+    refit: Any
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics' names in results (``["score"]`` for one metric)."""
+        return metric_names(self.scoring)
+
+    @property
+    def ranking(self) -> str:
+        """The metric that ranks candidates (the refit one, else the first)."""
+        return ranking_metric(self.scoring, self.refit)
+
+    @property
+    def ranking_scoring(self) -> Any:
+        """The scoring of the ranking metric alone (what a curve plots)."""
+        if self.ranking == "score":
+            return self.scoring
+        if isinstance(self.scoring, dict):
+            return self.scoring[self.ranking]
+        return self.ranking

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.engine.build import build, is_estimator_description, metric_names
+from runtime.engine.build import build, is_estimator_description
 from runtime.spec.code import parse_code, parse_requirements, use_code
 from runtime.spec.common import (
     check_keys,
@@ -32,7 +32,7 @@ from runtime.spec.common import (
 )
 from runtime.spec.estimator import EstimatorSpec, check_description, parse_estimator
 from runtime.spec.expr import Distribution, is_call, parse_value_expr
-from runtime.spec.scoring import parse_refit, parse_scoring, ranking_metric
+from runtime.spec.scoring import ScoredSpec, parse_refit, parse_scoring
 from runtime.spec.source import DataSpec, parse_data, parse_fit_params
 
 #: The top-level keys of a search spec.
@@ -106,7 +106,7 @@ class CVSpec:
 
 
 @dataclass(frozen=True)
-class SearchSpec:
+class SearchSpec(ScoredSpec):
     """A validated search spec."""
 
     path: str
@@ -127,25 +127,6 @@ class SearchSpec:
     code: tuple[Path, ...] = ()
     code_digest: str | None = None
     requirements: tuple[str, ...] = ()
-
-    @property
-    def metrics(self) -> list[str]:
-        """The metrics' names in results (``["score"]`` for one metric)."""
-        return metric_names(self.scoring)
-
-    @property
-    def ranking(self) -> str:
-        """The metric that ranks candidates (the refit one, else the first)."""
-        return ranking_metric(self.scoring, self.refit)
-
-    @property
-    def ranking_scoring(self) -> Any:
-        """The scoring of the ranking metric alone (what a curve plots)."""
-        if self.ranking == "score":
-            return self.scoring
-        if isinstance(self.scoring, dict):
-            return self.scoring[self.ranking]
-        return self.ranking
 
     def candidates(self) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
