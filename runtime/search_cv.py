@@ -88,6 +88,10 @@ class FleetSearchCV(BaseSearchCV):
         pip requirement lines (or wheels' paths) every host installs before
         the fit, offline from a wheelhouse made here, once per host; this
         machine must have them already.
+    code : list of str, optional
+        Your own modules (folders, .py files) that parameter values name:
+        snapshotted, pushed to every host and imported there for this fit,
+        as a spec's ``code:``.
 
     Attributes
     ----------
@@ -121,6 +125,7 @@ class FleetSearchCV(BaseSearchCV):
         verbose=1,
         remote=None,
         requirements=None,
+        code=None,
     ):
         self.estimator = estimator
         self.param_grid = param_grid
@@ -141,6 +146,7 @@ class FleetSearchCV(BaseSearchCV):
         self.verbose = verbose
         self.remote = remote
         self.requirements = requirements
+        self.code = code
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, groups=None, **fit_params):
@@ -317,13 +323,17 @@ class FleetSearchCV(BaseSearchCV):
             return_train_score=self.return_train_score,
             candidates=candidates,
         )
-        if self.requirements:
+        if self.requirements or self.code:
             from dataclasses import replace
 
-            from runtime.spec.code import parse_requirements
+            from runtime.spec.code import parse_code, parse_requirements
 
-            lines = parse_requirements("FleetSearchCV", self.requirements, Path.cwd())
-            spec = replace(spec, requirements=lines)
+            where, here = "FleetSearchCV", Path.cwd()
+            spec = replace(
+                spec,
+                requirements=parse_requirements(where, self.requirements, here),
+                code=parse_code(where, self.code, here),
+            )
         return spec
 
     def _candidates(self):
@@ -342,6 +352,7 @@ class FleetSearchCV(BaseSearchCV):
                 random_state=self.random_state,
             )
         for cand in draw:
+            _check_importable_values(cand)
             plain = {k: describe(v) for k, v in cand.items()}
             try:
                 json.dumps(plain)
@@ -384,6 +395,31 @@ class FleetSearchCV(BaseSearchCV):
         """The fitted search without its running fit's handles (picklable)."""
         state = super().__getstate__()
         return {k: v for k, v in state.items() if k not in self._RUNNING}
+
+
+def _check_importable_values(candidate: dict) -> None:
+    """Refuse a parameter value whose class only this process has (a notebook's).
+
+    Values go to the journal as plain data and the engines rebuild them by
+    import path, which a class defined in ``__main__`` does not have there.
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter and the class.
+    """
+    for name, value in candidate.items():
+        cls = value if isinstance(value, type) else type(value)
+        if getattr(cls, "__module__", None) == "__main__" and hasattr(
+            value, "get_params"
+        ):
+            raise ConfigError(
+                f"FleetSearchCV: the value {value!r} of {name!r} is of a class defined in "
+                "the notebook or script (__main__), which the engines cannot rebuild "
+                "from the journal. Fix: move the class to a module of your own, import "
+                "it from there and pass that module with code=['mymodule.py'], or make "
+                "it the estimator and search over its parameters"
+            )
 
 
 def _refit_of(refit) -> bool | str:

@@ -525,3 +525,61 @@ def test_a_scripts_own_classes_lambdas_and_metrics_run_on_the_engines(hosts, tmp
     got = own_code(hosts, tmp_path)
     assert got["max_diff"] <= 1e-12 and got["same_best"] and got["same_predictions"]
     assert got["refit_class"] is True  # the refit's class is the script's own
+
+
+def test_a_parameter_value_from_the_users_module_travels_with_code(hosts, tmp_path):
+    """A class of the user's own module as a grid value: code= ships the module."""
+    import importlib
+    import sys
+    import textwrap
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    module = tmp_path / "my_models.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            from sklearn.neighbors import KNeighborsClassifier
+
+
+            class FewNeighbors(KNeighborsClassifier):
+                def __init__(self, n_neighbors=3, weights="uniform"):
+                    super().__init__(n_neighbors=n_neighbors, weights=weights)
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mine = importlib.import_module("my_models").FewNeighbors
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+        grid = {"clf": [mine(), KNeighborsClassifier()], "scale__with_mean": [True]}
+        ours = FleetSearchCV(
+            pipe,
+            grid,
+            cv=3,
+            hosts=hosts,
+            runs_root=str(tmp_path / "runs"),
+            verbose=0,
+            code=[str(module)],
+        ).fit(X, Y)
+        theirs = GridSearchCV(pipe, grid, cv=3).fit(X, Y)
+        assert_same_search(ours, theirs, X)
+        meta = json.loads((ours.run_dir_ / jn.META).read_text())
+        assert meta["code"]["entries"] == ["my_models.py"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_models", None)
+
+
+def test_a_notebook_class_as_a_parameter_value_is_one_clear_error():
+    class Local(LogisticRegression):
+        pass
+
+    Local.__module__ = "__main__"  # as a class defined in a notebook cell
+    pipe = Pipeline([("clf", LogisticRegression())])
+    with pytest.raises(
+        ConfigError,
+        match=r"the value Local\(\) of 'clf' is of a class defined in the notebook or "
+        r"script \(__main__\).*Fix: move the class to a module of your own",
+    ):
+        FleetSearchCV(pipe, {"clf": [Local()]}).fit(X, Y)

@@ -427,6 +427,14 @@ def plan_resume_inline(
             f"resume={str(path)!r}: the data or the folds changed since the run "
             "started. Fix: fit on the same X, y and cv, or start a new run"
         )
+    code = prepare_code(spec, cfg, log=log)
+    if (code or {}).get("digest") != (meta.get("code") or {}).get("digest"):
+        raise ConfigError(
+            f"resume={str(path)!r}: the code= modules changed since the run started: "
+            "resuming would mix results of two versions of them. Fix: restore them, "
+            "or start a new run"
+        )
+    prepare_requirements(spec, cfg, log=log)
     return Plan(spec, split, path, meta)
 
 

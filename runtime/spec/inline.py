@@ -96,6 +96,7 @@ class InlineSpec(ScoredSpec):
     description: dict = field(default_factory=dict)
     path: str = "FleetSearchCV"
     requirements: tuple[str, ...] = ()
+    code: tuple = ()
     raw: dict = field(default_factory=dict)
 
     def candidates(self) -> list[dict]:
