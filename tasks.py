@@ -231,8 +231,10 @@ def cluster_grow(c, engines=None, only=None, hosts_file=None, runs_root=None):
     """Add engines (or new hosts of the hosts file) to a running cluster; a running search uses them at once."""
     cfg = _hosts(c, hosts_file)
     n = int_flag("--engines", engines if engines is not None else 1)
-    splits = lc.running_split_dirs(cfg, _runs_root(c, runs_root))
-    fleet.grow(cfg, cfg.only(only), n, splits, REMOTE)
+    root = _runs_root(c, runs_root)
+    splits = lc.running_split_dirs(cfg, root)
+    code = lc.running_code_dirs(cfg, root)
+    fleet.grow(cfg, cfg.only(only), n, splits, REMOTE, extra=code)
 
 
 @fleet_task(

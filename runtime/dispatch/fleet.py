@@ -257,18 +257,25 @@ def check_hosts(res, what: str, remote) -> None:
         raise HostError(f"{what} failed on {', '.join(sorted(res.failed))}")
 
 
-def grow(cfg: HostsConfig, hosts, n: int, split_paths, remote, log=print) -> None:
+def grow(
+    cfg: HostsConfig, hosts, n: int, split_paths, remote, log=print, extra=()
+) -> None:
     """Add `n` engines on each of `hosts` to the running cluster.
 
     A new remote host first gets the folds of `split_paths` (the searches
-    running now), or every task the view hands it would fail; a host that
-    cannot take them gets no engines.
+    running now) and their `extra` folders (code snapshots: (path, workdir
+    subfolder) pairs), or the tasks the view hands it would fail; a host
+    that cannot take them gets no engines.
     """
     local = [h for h in hosts if h.local]
     others = [h for h in hosts if not h.local]
     check_reachable(cfg, others)
     for split_path in split_paths if others else []:
         res = remote.push_splits(cfg, split_path, others)
+        remote.print_results(res)
+        others = [h for h in others if h.name not in res.failed]
+    for path, subdir in extra if others else []:
+        res = remote.push_run_files(cfg, path, subdir, others)
         remote.print_results(res)
         others = [h for h in others if h.name not in res.failed]
     if local:

@@ -660,9 +660,31 @@ def _latest_running(root: str | os.PathLike) -> Path:
 def running_split_dirs(cfg: HostsConfig, runs_root: str | os.PathLike) -> list[Path]:
     """Split directories of the runs under `runs_root` whose driver is alive."""
     out = []
-    for _, meta in rd.run_metas(runs_root):
-        if meta.get("status") == "running" and rd.pid_alive(meta.get("driver_pid")):
-            path = staging_workdir(cfg) / "splits" / meta["split_digest"]
-            if path.is_dir() and path not in out:
-                out.append(path)
+    for meta in _running_metas(runs_root):
+        path = staging_workdir(cfg) / "splits" / meta["split_digest"]
+        if path.is_dir() and path not in out:
+            out.append(path)
     return out
+
+
+def running_code_dirs(cfg: HostsConfig, runs_root: str | os.PathLike) -> list[tuple]:
+    """The code snapshots of those runs: (path here, workdir subfolder) pairs."""
+    out = []
+    for meta in _running_metas(runs_root):
+        code = meta.get("code")
+        path = staging_workdir(cfg) / code["ref"] if code else None
+        if (
+            path is not None
+            and path.is_dir()
+            and (path, usercode.CODE_SUBDIR) not in out
+        ):
+            out.append((path, usercode.CODE_SUBDIR))
+    return out
+
+
+def _running_metas(runs_root: str | os.PathLike) -> list[dict]:
+    return [
+        meta
+        for _, meta in rd.run_metas(runs_root)
+        if meta.get("status") == "running" and rd.pid_alive(meta.get("driver_pid"))
+    ]
