@@ -116,6 +116,7 @@ def predict(
     spec = load_search_spec(
         path / jn.SPEC_COPY, n_iter=meta.get("n_iter"), base_dir=meta.get("spec_dir")
     )
+    _use_the_runs_code(path, meta, spec)
     model = best_estimator(path)
     X = _as_trained(
         load_features(spec, data), model, (meta.get("data") or {}).get("X_kind")
@@ -138,3 +139,27 @@ def predict(
     target = Path(out) if out else path / PREDICTIONS
     table.to_csv(target, index=False)
     return target, len(table)
+
+
+def _use_the_runs_code(path: Path, meta: dict, spec) -> None:
+    """Import the user's code as the run had it: its snapshot, not today's files.
+
+    Raises
+    ------
+    ConfigError
+        When the code changed since the run and its snapshot is gone.
+    """
+    from runtime.engine import usercode
+    from runtime.spec.code import DRIVER_CACHE
+
+    digest = (meta.get("code") or {}).get("digest")
+    if digest is None or digest == spec.code_digest:
+        return
+    snap = Path(DRIVER_CACHE).expanduser() / usercode.CODE_SUBDIR / digest
+    if not (snap / usercode.SUMS).is_file():
+        raise ConfigError(
+            f"{path}: the spec's code: changed since the run (code digest "
+            f"{spec.code_digest} != {digest}) and the run's snapshot {snap} is gone. "
+            "Fix: restore the code the model was made with"
+        )
+    usercode.activate(snap)

@@ -16,18 +16,28 @@ by reference: the hosts have them.
 
 from __future__ import annotations
 
+import site
 import sys
 import sysconfig
 import types
 from pathlib import Path
 from typing import Any
 
-#: Where installed code lives: what is under these goes by reference.
-_INSTALLED = tuple(
-    Path(p).resolve()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib")
-    if (p := sysconfig.get_paths().get(key))
-)
+
+def _installed_roots() -> tuple[Path, ...]:
+    """Where installed code lives: the stdlib, site-packages, user and dist-packages."""
+    roots = [
+        p
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    ]
+    roots += site.getsitepackages() + [site.getusersitepackages()]
+    roots += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    return tuple(dict.fromkeys(Path(p).resolve() for p in roots))
+
+
+#: What is under these goes by reference: the hosts have it installed.
+_INSTALLED = _installed_roots()
 #: fleetcv's own package: on every host by its wheel.
 _OWN = ("runtime",)
 

@@ -378,8 +378,9 @@ def stop(cfg: HostsConfig) -> bool:
         return False
     running = is_running(cfg)
     # A controller stopped by its signal exits non-zero, and ipyparallel then
-    # logs its whole output as a warning: to stdout in a notebook's cell.
-    cluster.log.setLevel(logging.ERROR)
+    # logs its whole output as a warning (and a race over its log file as an
+    # error): to stdout in a notebook's cell. What matters is checked below.
+    cluster.log.setLevel(logging.CRITICAL)
     try:
         cluster.stop_cluster_sync()
     except Exception:  # noqa: BLE001 - a half-dead cluster must still be cleaned up

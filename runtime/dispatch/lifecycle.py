@@ -133,6 +133,13 @@ def prepare_code(
     if not entries:
         return None
     snap = usercode.snapshot(list(entries), staging_workdir(cfg))
+    loaded = getattr(spec, "code_digest", None)
+    if loaded is not None and snap.name != loaded:
+        # Edited between the spec's load (its digest) and now: which is it?
+        raise ConfigError(
+            f"{spec.path}: code: changed while the run was being prepared (digest "
+            f"{loaded}, now {snap.name}). Fix: run it again once the files are saved"
+        )
     log(f"code: {', '.join(p.name for p in entries)} as {snap}")
     return {
         "digest": snap.name,

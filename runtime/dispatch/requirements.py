@@ -4,8 +4,8 @@ Runs on the driver. `prepare` makes a wheelhouse of the requirement lines on
 this machine (`pip wheel`, dependencies included, so the hosts install
 offline, as `invoke hosts.install` does) under ``<workdir>/reqs/<digest>/``,
 once per set of requirements; the run pushes it with its folds; `install`
-has one engine per host pip-install from it, offline, once per host and
-digest (a marker in the host's environment). A requirement that this
+has one engine per host pip-install from it, offline, constrained by
+fleetcv's own pins (pip installs nothing when all is there). A requirement that this
 machine cannot get, or that a host cannot install, stops the run before
 any task is submitted, naming the requirement or the host.
 """
@@ -17,11 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from runtime.engine.folds import SUMS
-from runtime.engine.worker import REQUIREMENTS_FILE
+from runtime.engine.worker import CONSTRAINTS_FILE, REQUIREMENTS_FILE
 from runtime.engine.worker import install_requirements as install_on_engine
 from runtime.errors import ConfigError, HostError
 
@@ -87,6 +88,11 @@ def prepare(lines: tuple[str, ...], workdir: str | os.PathLike, log=print) -> Pa
     # What the hosts install: the lines, a wheel's path as its file name here.
     wanted = [Path(x).name if x.endswith(".whl") else x for x in lines]
     (tmp / REQUIREMENTS_FILE).write_text("\n".join(wanted) + "\n")
+    # fleetcv's pins constrain the install: a requirement that needs other
+    # versions of them fails on the host instead of changing its numbers.
+    from runtime.dispatch.wheelhouse import engine_requirements
+
+    (tmp / CONSTRAINTS_FILE).write_text("\n".join(engine_requirements()) + "\n")
     sums = [
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
         for p in sorted(tmp.iterdir())
@@ -114,17 +120,20 @@ def install(client, meta: dict, log: Callable[[str], None] = print) -> None:
         return
     by_host = engines_by_host(client)
     ars = {
-        h: client[eids[0]].apply_async(
-            install_on_engine, reqs_ref=reqs["ref"], digest=reqs["digest"]
-        )
+        h: client[eids[0]].apply_async(install_on_engine, reqs_ref=reqs["ref"])
         for h, eids in by_host.items()
     }
     failed = {}
+    deadline = time.monotonic() + PIP_TIMEOUT  # the hosts install at once
     for host, ar in sorted(ars.items()):
-        out = ar.get(timeout=PIP_TIMEOUT)
+        try:
+            out = ar.get(timeout=max(1.0, deadline - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - a lost engine or a timeout: named
+            failed[host] = f"{type(exc).__name__}: {exc}"
+            continue
         if out["returncode"]:
             failed[host] = _tail(out["output"])
-        elif not out["skipped"]:
+        elif out["installed"]:
             log(f"[{host}] requirements installed: {', '.join(reqs['lines'])}")
     if failed:
         raise HostError(

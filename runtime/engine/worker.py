@@ -258,8 +258,18 @@ MAX_WARNINGS = 20
 
 
 def use_run_code(code_ref: str | None) -> None:
-    """Import the user's code from the run's snapshot (relative to the workdir); None: none."""
-    usercode.activate(resolve_fold(code_ref) if code_ref else None)
+    """Import the user's code from the run's snapshot (relative to the workdir); None: none.
+
+    Raises
+    ------
+    FileNotFoundError
+        When this host lacks the snapshot (as a missing fold: the task fails
+        here, and is retried elsewhere or left for a resume).
+    """
+    path = resolve_fold(code_ref) if code_ref else None
+    if path is not None and not os.path.isdir(path):
+        raise FileNotFoundError(f"the run's code snapshot {path} is not on this host")
+    usercode.activate(path)
 
 
 def refit(
@@ -354,34 +364,31 @@ def _pip_install(args: list[str], cwd: str | None = None) -> dict:
 
 #: The list of what a requirements wheelhouse installs (runtime.dispatch.requirements).
 REQUIREMENTS_FILE = "requirements.txt"
+#: fleetcv's own pins, which the requirements may not move.
+CONSTRAINTS_FILE = "constraints.txt"
 
 
-def install_requirements(*, reqs_ref: str, digest: str) -> dict:
-    """Install a run's requirements offline from their wheelhouse, once per environment.
+def install_requirements(*, reqs_ref: str) -> dict:
+    """Install a run's requirements offline from their wheelhouse (one engine per host).
 
-    One engine per host runs it (the host's engines share one venv). A
-    marker under the environment's prefix, named by the requirements'
-    digest, makes the next run with the same requirements skip pip.
+    Every run asks pip (offline, quick when all is there): a marker could not
+    tell that another run installed other versions since. fleetcv's own pins
+    constrain pip, so a requirement never moves numpy or scikit-learn.
 
     Returns
     -------
     dict
-        ``returncode``, ``output`` (pip's) and ``skipped``.
+        ``returncode``, ``output`` (pip's) and ``installed`` (pip installed
+        something).
     """
-    marker = os.path.join(sys.prefix, "fleetcv-requirements", digest)
-    if os.path.exists(marker):
-        return {"returncode": 0, "output": "", "skipped": True}
     wheels = resolve_fold(reqs_ref)
     out = _pip_install(
-        ["--no-color", "--no-index", "--find-links", wheels, "-r", REQUIREMENTS_FILE],
+        ["--no-color", "--no-index", "--find-links", wheels, "-r", REQUIREMENTS_FILE]
+        + ["-c", CONSTRAINTS_FILE],
         # A wheel's line is its file name: relative to the wheelhouse.
         cwd=wheels,
     )
-    if out["returncode"] == 0:
-        os.makedirs(os.path.dirname(marker), exist_ok=True)
-        with open(marker, "w") as f:
-            f.write(reqs_ref + "\n")
-    return {**out, "skipped": False}
+    return {**out, "installed": "Successfully installed" in out["output"]}
 
 
 def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:

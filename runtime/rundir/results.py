@@ -264,9 +264,11 @@ def best(
         ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
     finished = results.get("n_finished_splits") or [1] * len(ok)
     ok = [i for i in ok if finished[i]]
-    # A NaN mean ranks last; when every mean is NaN (every fit or score
-    # failed), scikit-learn's best is still rank 1, the first candidate,
-    # whose refit then raises the estimator's own error.
+    if sum(results.get("n_failed_fits") or [0]) >= sum(finished[i] for i in ok):
+        return None, None, None  # every fit failed: no best (scikit-learn raises)
+    # A NaN mean ranks last; when every mean is NaN (the fits worked, their
+    # scores failed), scikit-learn's best is still rank 1, the first
+    # candidate, whose refit then raises the estimator's own error.
     ok = [i for i in ok if not math.isnan(means[i])] or ok
     if not ok:
         return None, None, None

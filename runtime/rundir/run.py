@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.engine.folds import SplitSet
+from runtime.engine.usercode import code_digest
 from runtime.rundir import journal as jn
 from runtime.rundir.results import expected_times, latest_records
 from runtime.spec import ConfigError, SearchSpec, load_search_spec
+from runtime.spec.code import parse_code
+from runtime.spec.common import read_yaml
 
 DEFAULT_RUNS_ROOT = "runs"
 
@@ -144,16 +147,10 @@ def load_resume(
             f"resume without --n-iter"
         )
     n_iter = meta.get("n_iter", n_iter)
+    _check_code_unchanged(path, meta)
     spec = load_search_spec(
         path / jn.SPEC_COPY, n_iter=n_iter, base_dir=meta.get("spec_dir")
     )
-    started_code = (meta.get("code") or {}).get("digest")
-    if started_code != spec.code_digest:
-        raise ConfigError(
-            f"{path}: the spec's code: changed since the run started (code digest "
-            f"{spec.code_digest} != {started_code}): resuming would mix results of two "
-            "versions of it. Fix: restore the code, or start a new run"
-        )
     if spec_file is not None:
         other = load_search_spec(spec_file, n_iter=n_iter)
         if other.digest() != meta["spec_digest"]:
@@ -168,6 +165,28 @@ def load_resume(
             f"{spec.digest()} != {meta['spec_digest']}). Fix: restore it, or start a new run"
         )
     return spec, meta
+
+
+def _check_code_unchanged(path: Path, meta: dict) -> None:
+    """Refuse, before importing any of it, a run whose spec's code: changed since it started.
+
+    Raises
+    ------
+    ConfigError
+        Naming both digests.
+    """
+    started = (meta.get("code") or {}).get("digest")
+    if started is None:
+        return
+    raw = read_yaml(path / jn.SPEC_COPY, "search spec")
+    base = Path(meta.get("spec_dir") or path)
+    now = code_digest(list(parse_code(str(path / jn.SPEC_COPY), raw.get("code"), base)))
+    if now != started:
+        raise ConfigError(
+            f"{path}: the spec's code: changed since the run started (code digest "
+            f"{now} != {started}): resuming would mix results of two versions of it. "
+            "Fix: restore the code, or start a new run"
+        )
 
 
 def evaluation_key(spec: SearchSpec) -> str:
