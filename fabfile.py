@@ -44,7 +44,8 @@ from runtime.dispatch.wheelhouse import (
     wheel_version,
     wheelhouse_digest,
 )
-from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR, SUMS
+from runtime.engine.digestdir import SUMS
+from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR
 from runtime.engine.launcher import CMDLINE_MARK
 from runtime.errors import RemoteError
 from runtime.spec import HostsConfig, HostSpec

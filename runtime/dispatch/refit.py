@@ -60,10 +60,8 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
     """
     if not job.job.get("refit") or job.status != "finished":
         return None
-    results = job.cv_results_
-    if sum(results.get("n_failed_fits", [])) == sum(results["n_finished_splits"]):
-        return None  # every fit failed: nothing to refit (scikit-learn raises first)
-    idx, params, _ = best_of(job.job, results)
+    # None when every fit failed (best_of): nothing to refit.
+    idx, params, _ = best_of(job.job, job.cv_results_)
     done = job.job.get("refitted")
     path = plan.run_dir / BEST_ESTIMATOR
     if idx is None or (done and done.get("best_index") == idx and path.is_file()):

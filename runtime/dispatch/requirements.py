@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.engine.folds import SUMS
+from runtime.engine.digestdir import SUMS, publish, sha256_file, write_sums
 from runtime.engine.worker import CONSTRAINTS_FILE, REQUIREMENTS_FILE
 from runtime.engine.worker import install_requirements as install_on_engine
 from runtime.errors import ConfigError, HostError
@@ -38,7 +37,7 @@ def requirements_digest(lines: tuple[str, ...]) -> str:
     for line in lines:
         h.update(line.encode() + b"\n")
         if line.endswith(".whl") and Path(line).is_file():
-            h.update(hashlib.sha256(Path(line).read_bytes()).hexdigest().encode())
+            h.update(sha256_file(line).encode())
     return h.hexdigest()[:16]
 
 
@@ -50,14 +49,15 @@ def prepare(lines: tuple[str, ...], workdir: str | os.PathLike, log=print) -> Pa
     ConfigError
         When pip cannot get a requirement on this machine (its message).
     """
-    digest = requirements_digest(lines)
-    dest = Path(workdir, REQS_SUBDIR, digest)
+    dest = Path(workdir, REQS_SUBDIR, requirements_digest(lines))
     if (dest / SUMS).is_file():
         return dest
-    tmp = dest.with_name(f".{digest}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     log(f"requirements: pip wheel {' '.join(Path(x).name for x in lines)}")
+    return publish(dest, lambda tmp: _fill_wheelhouse(tmp, lines))
+
+
+def _fill_wheelhouse(tmp: Path, lines: tuple[str, ...]) -> None:
+    """The wheels of `lines` (and their dependencies), what to install, the pins, the sums."""
     try:
         proc = subprocess.run(
             [
@@ -78,7 +78,6 @@ def prepare(lines: tuple[str, ...], workdir: str | os.PathLike, log=print) -> Pa
     except subprocess.TimeoutExpired:
         proc = None
     if proc is None or proc.returncode:
-        shutil.rmtree(tmp, ignore_errors=True)
         why = "timed out" if proc is None else _tail(proc.stdout + proc.stderr)
         raise ConfigError(
             f"requirements: pip could not get {', '.join(lines)} on this machine: {why}. "
@@ -93,16 +92,7 @@ def prepare(lines: tuple[str, ...], workdir: str | os.PathLike, log=print) -> Pa
     from runtime.dispatch.wheelhouse import engine_requirements
 
     (tmp / CONSTRAINTS_FILE).write_text("\n".join(engine_requirements()) + "\n")
-    sums = [
-        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-        for p in sorted(tmp.iterdir())
-    ]
-    (tmp / SUMS).write_text("".join(sums))
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another run made it first
-    return dest
+    write_sums(tmp, [(sha256_file(p), p.name) for p in sorted(tmp.iterdir())])
 
 
 def install(client, meta: dict, log: Callable[[str], None] = print) -> None:

@@ -25,16 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
 import numpy as np
 
+from runtime.engine.digestdir import publish, sha256_file, write_sums
+
 MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
 FOLD_NAME = "fold_{:03d}.pkl"
 #: The whole data set, for the refit of the best candidate.
 DATA_NAME = "data.pkl"
@@ -42,7 +41,6 @@ SPLITS_SUBDIR = "splits"
 #: Bumped when the on-disk layout changes, so old directories are not reused.
 #: 3: folds carry their fit parameters, data.pkl, any kind of X.
 FORMAT_VERSION = 3
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -69,15 +67,6 @@ class SplitSet:
     def data_relative(self) -> str:
         """The whole data set's file (data.pkl) relative to a workdir."""
         return f"{SPLITS_SUBDIR}/{self.digest}/{DATA_NAME}"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_digest(X, y, cv: dict, groups=None, fit_params: dict | None = None) -> str:
@@ -189,22 +178,8 @@ def persist_splits(
     existing = load_split_set(final) if (final / MANIFEST).is_file() else None
     if existing is not None:
         return existing
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Write into a sibling temp dir and rename, so a crash never leaves a
-    # half-written directory that a later run would take as complete.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=final.parent))
-    try:
-        data = (X, y, groups, fit_params)
-        _write_folds(tmp, data, splitter, cv, digest, progress)
-        os.chmod(tmp, 0o755)
-        try:
-            tmp.rename(final)
-        except OSError:
-            # Another process finished the same digest first: use theirs.
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    data = (X, y, groups, fit_params)
+    publish(final, lambda tmp: _write_folds(tmp, data, splitter, cv, digest, progress))
     return load_split_set(final)
 
 
@@ -264,7 +239,7 @@ def _write_folds(tmp: Path, data, splitter, cv: dict, digest: str, progress) -> 
     sums = [(f["sha256"], f["file"]) for f in folds] + [
         (manifest["data"]["sha256"], DATA_NAME)
     ]
-    (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for h, name in sums))
+    write_sums(tmp, sums)
 
 
 def x_kind(X) -> str:

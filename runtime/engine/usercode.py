@@ -24,10 +24,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from runtime.engine.digestdir import SUMS, publish, sha256_file, write_sums
+
 #: The snapshots' folder under a host's workdir.
 CODE_SUBDIR = "code"
-#: The snapshot's checksums, in `sha256sum -c` format (relative paths).
-SUMS = "SHA256SUMS"
 #: What is not code: caches and hidden files are left out of a snapshot.
 _SKIPPED_DIRS = {"__pycache__"}
 
@@ -54,45 +54,48 @@ def files_of(entries: list[Path]) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
+def _hashed(entries: list[Path]) -> list[tuple[str, Path, str]]:
+    """Every file of the entries as (name in the snapshot, path, hex sha256), read once."""
+    return [(name, path, sha256_file(path)) for name, path in files_of(entries)]
+
+
+def _digest_of(files: list[tuple[str, Path, str]]) -> str:
+    h = hashlib.sha256()
+    for name, _, sha in files:
+        h.update(name.encode() + b"\0")
+        h.update(sha.encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
 def code_digest(entries: list[Path]) -> str:
     """The digest of the entries' names and bytes: equal code, equal digest."""
-    h = hashlib.sha256()
-    for name, path in files_of(entries):
-        h.update(name.encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).hexdigest().encode() + b"\n")
-    return h.hexdigest()[:16]
+    return _digest_of(_hashed(entries))
 
 
 def snapshot(entries: list[Path], workdir: str | os.PathLike) -> Path:
     """The entries copied to ``<workdir>/code/<digest>/`` (once per digest).
 
-    Written to a temporary name and renamed, so a snapshot is whole or
-    absent; the SHA256SUMS file lists every file.
+    Published whole or not at all (`runtime.engine.digestdir`); its
+    SHA256SUMS lists every file, with the checksums the digest was made of.
 
     Returns
     -------
     Path
         The snapshot directory.
     """
-    digest = code_digest(entries)
-    dest = Path(workdir, CODE_SUBDIR, digest)
+    files = _hashed(entries)
+    dest = Path(workdir, CODE_SUBDIR, _digest_of(files))
     if (dest / SUMS).is_file():
         return dest
-    tmp = dest.with_name(f".{digest}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    sums = []
-    for name, path in files_of(entries):
-        target = tmp / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        sums.append(f"{hashlib.sha256(target.read_bytes()).hexdigest()}  {name}\n")
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / SUMS).write_text("".join(sums))
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another process made it first
-    return dest
+
+    def fill(tmp: Path) -> None:
+        for name, path, _ in files:
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        write_sums(tmp, [(sha, name) for name, _, sha in files])
+
+    return publish(dest, fill)
 
 
 def activate(path: str | os.PathLike | None) -> None:

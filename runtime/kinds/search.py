@@ -92,6 +92,8 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
     SearchError
         When the refit callable raises or returns no valid index.
     """
+    if rs.every_fit_failed(results):
+        return None, None, None  # no best, no refit: scikit-learn raises
     refit = job.get("refit")
     if isinstance(refit, str) and "." in refit:
         if rs.n_complete(results) < len(results["params"]):

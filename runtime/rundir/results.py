@@ -247,6 +247,12 @@ def rank(means: list[float]) -> list[int]:
     return rankdata(-arr, method="min").astype(int).tolist()
 
 
+def every_fit_failed(results: dict) -> bool:
+    """Whether every (candidate, fold) scored so far is a failed fit (and there is one)."""
+    done = sum(results.get("n_finished_splits") or [])
+    return done > 0 and sum(results.get("n_failed_fits") or []) >= done
+
+
 def best(
     results: dict, complete_only: bool = False, metric: str = "score"
 ) -> tuple[int | None, dict | None, float | None]:
@@ -255,6 +261,8 @@ def best(
     With `complete_only`, only candidates scored on every fold compete, so an
     incomplete run never names a winner from partial means.
     """
+    if every_fit_failed(results):
+        return None, None, None  # no best: scikit-learn raises
     results = metric_view(results, metric)
     ranks = results.get("rank_test_score") or []
     means = results.get("mean_test_score") or []
@@ -264,8 +272,6 @@ def best(
         ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
     finished = results.get("n_finished_splits") or [1] * len(ok)
     ok = [i for i in ok if finished[i]]
-    if sum(results.get("n_failed_fits") or [0]) >= sum(finished[i] for i in ok):
-        return None, None, None  # every fit failed: no best (scikit-learn raises)
     # A NaN mean ranks last; when every mean is NaN (the fits worked, their
     # scores failed), scikit-learn's best is still rank 1, the first
     # candidate, whose refit then raises the estimator's own error.
