@@ -37,6 +37,7 @@ from fabric import Config, Connection, ThreadingGroup, task
 from fabric.exceptions import GroupException
 
 from runtime.dispatch import cluster as cl
+from runtime.dispatch import hostkeys
 from runtime.dispatch.wheelhouse import (
     WHEELHOUSE_REQS,
     build_wheelhouse,
@@ -111,7 +112,7 @@ def connection(host: HostSpec, cfg: HostsConfig | None = None) -> Connection:
         banner_timeout=CONNECT_TIMEOUT,
         auth_timeout=CONNECT_TIMEOUT,
     )
-    return Connection(
+    conn = Connection(
         host=host.host,
         user=host.user,
         port=host.port,
@@ -119,6 +120,9 @@ def connection(host: HostSpec, cfg: HostsConfig | None = None) -> Connection:
         connect_kwargs=kwargs,
         config=_fabric_config(cfg),
     )
+    # Fabric would accept any key and read no known_hosts: replace its policy.
+    hostkeys.guard(conn.client, cfg, host)
+    return conn
 
 
 def _fabric_config(cfg: HostsConfig | None) -> Config:
@@ -129,17 +133,20 @@ def _fabric_config(cfg: HostsConfig | None) -> Config:
     return Config(overrides=overrides)
 
 
-def _describe(exc: BaseException, host: HostSpec) -> str:
+def _describe(exc: BaseException, host: HostSpec, cfg: HostsConfig | None) -> str:
     """The cause of a failure in one line a user can act on."""
     from invoke.exceptions import UnexpectedExit
     from paramiko.ssh_exception import (
         AuthenticationException,
+        BadHostKeyException,
         NoValidConnectionsError,
         SSHException,
     )
 
     if isinstance(exc, RemoteError):
         return str(exc)
+    if isinstance(exc, BadHostKeyException):
+        return hostkeys.describe_bad_key(exc, cfg, host)
     if isinstance(exc, UnexpectedExit):
         r = exc.result
         tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
@@ -173,14 +180,15 @@ def on_hosts(hosts, fn, *args, cfg: HostsConfig | None = None, **kwargs) -> Host
             try:
                 res.ok[name] = fut.result()
             except Exception as exc:  # noqa: BLE001 - each host's failure is reported, none stops the others
-                res.failed[name] = _describe(exc, h)
+                res.failed[name] = _describe(exc, h, cfg)
     return res
 
 
-def _ssh_command(host: HostSpec, ssh_config: str | None = None) -> str:
+def _ssh_command(host: HostSpec, cfg: HostsConfig | None) -> str:
     parts = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
-    if ssh_config:
-        parts += ["-F", ssh_config]
+    parts += hostkeys.openssh_options(cfg, host)
+    if cfg is not None and cfg.ssh_config:
+        parts += ["-F", cfg.ssh_config]
     if host.port:
         parts += ["-p", str(host.port)]
     if host.ssh_key:
@@ -193,16 +201,12 @@ def _ssh_target(host: HostSpec) -> str:
     return f"{host.user + '@' if host.user else ''}{host.host}"
 
 
-def _ssh_cfg(cfg: HostsConfig | None) -> str | None:
-    return cfg.ssh_config if cfg is not None else None
-
-
 def rsync_to(
     host: HostSpec,
     src: str | os.PathLike,
     dest: str,
     delete: bool = False,
-    ssh_config: str | None = None,
+    cfg: HostsConfig | None = None,
 ) -> int:
     """Rsync a local directory's content to `dest` on `host`; return bytes transferred."""
     target = _ssh_target(host)
@@ -214,7 +218,7 @@ def rsync_to(
         "--stats",
         "--exclude=__pycache__",
         "-e",
-        _ssh_command(host, ssh_config),
+        _ssh_command(host, cfg),
     ]
     if delete:
         cmd.append("--delete")
@@ -223,6 +227,9 @@ def rsync_to(
     cmd.insert(1, "--protect-args")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
+        keys = hostkeys.describe_openssh_failure(proc.stderr, cfg, host)
+        if keys:
+            raise hostkeys.HostKeyError(keys)
         raise RemoteError(
             f"rsync to {host.name}:{dest} failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
         )
@@ -250,7 +257,7 @@ def run_command(cfg: HostsConfig, command: str, hosts) -> HostResults:
     for conn, r in results.items():
         name = by_conn[id(conn)]
         if isinstance(r, BaseException):
-            res.failed[name] = _describe(r, spec[name])
+            res.failed[name] = _describe(r, spec[name], cfg)
         elif r.exited:
             res.failed[name] = (
                 f"exit {r.exited}: {(r.stderr.strip() or r.stdout.strip())[-300:]}"
@@ -321,7 +328,7 @@ def install_host(
         wheelhouse,
         f"{wd.rstrip('/')}/{WHEELS_DIR}",
         delete=True,
-        ssh_config=_ssh_cfg(cfg),
+        cfg=cfg,
     )
     venv, wheels = rjoin(wd, VENV_DIR), rjoin(wd, WHEELS_DIR)
     pip = (
@@ -461,7 +468,7 @@ def _tunnel_files(host: HostSpec, cfg: HostsConfig) -> tuple[Path, Path]:
 
 
 def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[str]:
-    cmd = shlex.split(_ssh_command(host, _ssh_cfg(cfg)))
+    cmd = shlex.split(_ssh_command(host, cfg))
     # -N: forwarding only, no remote command. A forward that cannot bind on
     # the host (port taken) ends ssh rather than leaving a half tunnel, and
     # keepalives end it when the host is gone, like any lost host. Never a
@@ -541,6 +548,8 @@ def open_tunnel(
         close_tunnel(host, cfg)
     pid_file, log = _tunnel_files(host, cfg)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
+    # The log is appended to: only what this ssh writes explains its end.
+    log_start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -565,7 +574,13 @@ def open_tunnel(
                 if proc.poll() is None:
                     return proc.pid
             if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-2:]
+                with open(log, "rb") as fh:
+                    fh.seek(log_start)
+                    text = fh.read().decode(errors="replace")
+                keys = hostkeys.describe_openssh_failure(text, cfg, host)
+                if keys:
+                    raise hostkeys.HostKeyError(keys)
+                tail = text.strip().splitlines()[-2:]
                 raise RemoteError(
                     f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
                     f"{' | '.join(tail) or 'no message'} (log: {log}). A controller port "
@@ -783,7 +798,7 @@ def push_host(
     if conn.run(f"test -f {rpath(remote_dir)}/{marker} && {check}", warn=True).ok:
         return f"{digest}: already there and verified, 0 bytes sent"
     conn.run(f"mkdir -p {rpath(remote_dir)}")
-    sent = rsync_to(host, split_path, remote_dir, ssh_config=_ssh_cfg(cfg))
+    sent = rsync_to(host, split_path, remote_dir, cfg=cfg)
     r = conn.run(check, warn=True)
     if not r.ok:
         raise RemoteError(

@@ -155,12 +155,20 @@ HOST_PYTHON = (
 
 
 def write_namespace_hosts(
-    path: Path, state: dict, tmp: Path, ports, engines=1, names=None, extra=()
+    path: Path,
+    state: dict,
+    tmp: Path,
+    ports,
+    engines=1,
+    names=None,
+    extra=(),
+    top=None,
 ) -> str:
     """A hosts file for the namespace hosts of `state` (testcluster.up), at `path`.
 
     Its controller listens on the bridge at `ports`, its state under `tmp`;
-    `names` picks some of the hosts, `extra` adds host entries as they are.
+    `names` picks some of the hosts, `extra` adds host entries as they are,
+    `top` adds top-level keys (host_keys, known_hosts).
     """
     hosts = [
         {
@@ -182,6 +190,7 @@ def write_namespace_hosts(
             "state_dir": str(tmp / "controller"),
         },
         "hosts": hosts + list(extra),
+        **(top or {}),
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -406,6 +407,63 @@ BAD_HOSTS = [
         {"hosts": [{"name": "a", "local": True}, {"name": "b", "local": True}]},
         r"hosts: more than one host has local: true",
     ),
+    # Every spelling of "any interface" is caught; strings are no booleans.
+    *[
+        (
+            {"controller": {"ip": ip}, "hosts": [GOOD_HOST]},
+            rf"controller\.ip: {shown} listens on every interface",
+        )
+        for ip, shown in [
+            ("::0", "::"),
+            ("0:0:0:0:0:0:0:0", "::"),
+            ("*", r"\*"),
+            ("0.0.0.0", r"0\.0\.0\.0"),
+        ]
+    ],
+    *[
+        (
+            {"controller": {"ip": ip}, "hosts": [GOOD_HOST]},
+            rf"controller\.ip: expected an IP address of this machine, got {shown}\. "
+            r"Fix: write the address the engines connect to",
+        )
+        for ip, shown in [(0, "0"), ("0", "'0'"), ("my laptop", "'my laptop'")]
+    ],
+    (
+        {
+            "controller": {"ip": "0.0.0.0", "allow_any_interface": "false"},
+            "hosts": [GOOD_HOST],
+        },
+        r"controller\.allow_any_interface: expected true or false, got 'false'",
+    ),
+    (
+        {"hosts": [{"name": "a", "local": "false", "address": "h"}]},
+        r"hosts\[0\]\.local: expected true or false, got 'false'\. "
+        r"Fix: write local: true or local: false",
+    ),
+    *[
+        (
+            {"hosts": [{**GOOD_HOST, "address": address}]},
+            rf"hosts\[0\]\.address: {pattern}",
+        )
+        for address, pattern in [
+            ("-oProxyCommand=sh", r"the host '-oProxyCommand=sh' is neither an IP"),
+            ("root@-h", r"the host '-h' is neither an IP address nor a DNS name"),
+            ("$(reboot)@10.0.0.1", r"the user '\$\(reboot\)' is not a login name"),
+            ("-l@10.0.0.1", r"the user '-l' is not a login name"),
+            ("root@a;b", r"the host 'a;b' is neither"),
+            ("root@h:0", r"port 0 is outside 1-65535"),
+            ("root@h:99999", r"port 99999 is outside 1-65535"),
+        ]
+    ],
+    (
+        {"host_keys": "no", "hosts": [GOOD_HOST]},
+        r"host_keys: expected one of accept-new, strict, got 'no'\. "
+        r"Fix: write host_keys: accept-new",
+    ),
+    (
+        {"known_hosts": 3, "hosts": [GOOD_HOST]},
+        r"known_hosts: expected a file path, got 3",
+    ),
 ]
 
 
@@ -427,6 +485,46 @@ def test_any_interface_allowed_when_asked():
         "h",
     )
     assert cfg.controller.ip == "0.0.0.0"
+
+
+def test_host_key_policy_and_known_hosts(tmp_path):
+    from runtime.dispatch import hostkeys
+
+    default = parse_hosts({"hosts": [GOOD_HOST]}, "h")
+    assert (default.host_keys, default.known_hosts) == ("accept-new", None)
+    host = default.hosts[0]
+    # No ssh_config entry: OpenSSH's own default file.
+    conf = tmp_path / "ssh_config"
+    conf.write_text(
+        "Host other\n    UserKnownHostsFile /nowhere\n"
+        f"Host {host.host}\n    UserKnownHostsFile {tmp_path}/a {tmp_path}/b\n"
+    )
+    with_conf = parse_hosts({"ssh_config": str(conf), "hosts": [GOOD_HOST]}, "h")
+    assert hostkeys.known_hosts_files(with_conf, host) == [
+        f"{tmp_path}/a",
+        f"{tmp_path}/b",
+    ]
+    assert hostkeys.openssh_options(with_conf, host) == [
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        f"UserKnownHostsFile={tmp_path}/a {tmp_path}/b",
+    ]
+    strict = parse_hosts(
+        {
+            "ssh_config": str(conf),
+            "host_keys": "strict",
+            "known_hosts": "~/kh",
+            "hosts": [GOOD_HOST],
+        },
+        "h",
+    )
+    assert hostkeys.openssh_options(strict, host) == [
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={os.path.expanduser('~/kh')}",
+    ]
 
 
 def test_threads_and_heartbeat_defaults_and_settings():

@@ -77,8 +77,10 @@ def search_until(hosts: str, run_dir: Path, lines: int):
     return search, journal
 
 
-def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=()):
-    return write_namespace_hosts(path, state, tmp, PORTS, names=names, extra=extra)
+def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=(), top=None):
+    return write_namespace_hosts(
+        path, state, tmp, PORTS, names=names, extra=extra, top=top
+    )
 
 
 @pytest.fixture(scope="module")
@@ -570,6 +572,7 @@ def test_failures_name_the_host_and_the_others_complete(mh):
         yaml.safe_dump(
             {
                 "controller": {"ip": state["bridge_ip"], "ports": PORTS},
+                "known_hosts": state["known_hosts"],
                 "hosts": [
                     {
                         "name": "wrongkey",
@@ -629,3 +632,93 @@ def write_spec_host(h: dict) -> dict:
         "python": HOST_PYTHON,
         "ssh_key": h["key"],
     }
+
+
+def test_host_keys_are_recorded_on_first_contact_and_a_changed_one_is_refused(mh):
+    """accept-new records a new host; strict refuses it; a changed key stops that host only."""
+    from runtime.devtools import testcluster
+
+    state, tmp = mh["state"], mh["tmp"]
+    # host -> "type base64" (the cluster's lines also carry a comment)
+    known = {
+        line.split()[0]: " ".join(line.split()[1:3])
+        for line in Path(state["known_hosts"]).read_text().splitlines()
+    }
+    fmh = {h["name"]: h for h in state["hosts"]}
+    two = {"fmh1", "fmh2"}
+
+    # accept-new (the default): a known_hosts that does not exist yet.
+    tofu = tmp / "keys" / "tofu_known_hosts"
+    hosts = write_hosts(
+        tmp / "tofu.yml", state, tmp, names=two, top={"known_hosts": str(tofu)}
+    )
+    proc = invoke("hosts.run", "echo hello", "--hosts-file", hosts)
+    assert proc.stderr.count("fleetcv: recorded the host key of") == 2, proc.stderr
+    recorded = dict(line.split(None, 1) for line in tofu.read_text().splitlines())
+    assert recorded == {fmh[n]["ip"]: known[fmh[n]["ip"]] for n in two}
+    proc = invoke("hosts.run", "echo hello", "--hosts-file", hosts)
+    assert "recorded the host key" not in proc.stderr
+    assert len(tofu.read_text().splitlines()) == 2
+
+    # strict: a host not in known_hosts is refused, nothing recorded.
+    empty = tmp / "keys" / "empty_known_hosts"
+    empty.write_text("")
+    hosts = write_hosts(
+        tmp / "strict.yml",
+        state,
+        tmp,
+        names={"fmh1"},
+        top={"known_hosts": str(empty), "host_keys": "strict"},
+    )
+    proc = invoke("hosts.run", "echo hello", "--hosts-file", hosts, check=False)
+    assert proc.returncode == 1
+    assert re.search(
+        rf"\[fmh1\] FAILED: the host key of {fmh['fmh1']['ip']} \(ssh-ed25519 "
+        rf"SHA256:\S+\) is not in {empty}, and hosts.yml says host_keys: strict",
+        proc.stdout,
+    ), proc.stdout
+    assert empty.read_text() == ""
+
+    # fmh2 is reinstalled: a new host key between two commands.
+    marker = "/srv/fleetcv/rekey-marker"
+    for name in two:
+        (mh["disks"][name] / "rekey-marker").unlink(missing_ok=True)
+    new_line = testcluster.rekey(state, "fmh2")
+    try:
+        hosts = write_hosts(
+            tmp / "tofu.yml", state, tmp, names=two, top={"known_hosts": str(tofu)}
+        )
+        proc = invoke(
+            "hosts.run", f"touch {marker}", "--hosts-file", hosts, check=False
+        )
+        assert proc.returncode == 1
+        ip = fmh["fmh2"]["ip"]
+        old_fp = subprocess.run(
+            ["ssh-keygen", "-lf", "-"],
+            input=f"{ip} {known[ip]}\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[1]
+        assert (
+            f"[fmh2] FAILED: HOST KEY CHANGED for {ip}: {tofu} has ssh-ed25519 {old_fp}, "
+            "the host offered ssh-ed25519 SHA256:" in proc.stdout
+        ), proc.stdout
+        assert f"ssh-keygen -R '{ip}' -f {tofu}" in proc.stdout
+        # Nothing was sent to fmh2; fmh1 ran the command; the old key stays.
+        assert (mh["disks"]["fmh1"] / "rekey-marker").exists()
+        assert not (mh["disks"]["fmh2"] / "rekey-marker").exists()
+        assert tofu.read_text().count(ip) == 1 and known[ip] in tofu.read_text()
+        # rsync (OpenSSH) under the same policy is refused too.
+        proc = invoke("data.push", "--hosts-file", hosts, check=False)
+        assert proc.returncode == 1 and "[fmh2] FAILED: HOST KEY CHANGED" in proc.stdout
+    finally:
+        # The rest of the module knows the host by its new key.
+        lines = Path(state["known_hosts"]).read_text().splitlines()
+        Path(state["known_hosts"]).write_text(
+            "\n".join(
+                new_line if ln.startswith(f"{fmh['fmh2']['ip']} ") else ln
+                for ln in lines
+            )
+            + "\n"
+        )

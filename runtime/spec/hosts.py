@@ -9,6 +9,7 @@ already in memory (runtime/ec2 and the bench build theirs). Everything downstrea
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -99,6 +100,10 @@ class HostsConfig:
     controller: ControllerSpec
     hosts: tuple[HostSpec, ...]
     ssh_config: str | None = None
+    #: How SSH host keys are checked: accept-new (trust on first use) or strict.
+    host_keys: str = "accept-new"
+    #: The known_hosts file; None: ssh_config's UserKnownHostsFile, else ~/.ssh/known_hosts.
+    known_hosts: str | None = None
 
     @property
     def local_host(self) -> HostSpec | None:
@@ -145,10 +150,14 @@ DEFAULT_HOSTS = {
 
 #: Every host's name: short, and safe in file names and shell commands.
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-#: A remote host's address: [user@]host[:port].
+#: A remote host's address: [user@]host[:port]. The parts are checked
+#: further (`_host_address`): nothing here may start an ssh option or carry
+#: shell syntax, since the address goes into ssh and rsync command lines.
 _ADDRESS = re.compile(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?")
-#: Controller addresses that listen on every interface.
-_ANY_INTERFACE = ("0.0.0.0", "*", "::")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_DNS_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+#: hosts.yml's host_keys values (see runtime.dispatch.hostkeys).
+HOST_KEY_POLICIES = ("accept-new", "strict")
 #: The keys a host may have.
 _HOST_KEYS = {
     "name",
@@ -232,12 +241,41 @@ def parse_hosts(data: dict, where: str) -> HostsConfig:
     ConfigError
         On the first problem, naming `where`, the key, the value and the fix.
     """
-    check_keys(where, "", data, {"controller", "hosts", "ssh_config"})
+    check_keys(
+        where,
+        "",
+        data,
+        {"controller", "hosts", "ssh_config", "host_keys", "known_hosts"},
+    )
     ssh_config = _parse_ssh_config(where, data.get("ssh_config"))
+    host_keys = data.get("host_keys", HostsConfig.host_keys)
+    if host_keys not in HOST_KEY_POLICIES:
+        raise err(
+            where,
+            "host_keys",
+            f"expected one of {', '.join(HOST_KEY_POLICIES)}, got {host_keys!r}",
+            "write host_keys: accept-new (record a new host's key, refuse a changed "
+            "one) or host_keys: strict (every host already in known_hosts)",
+        )
+    known_hosts = data.get("known_hosts")
+    if known_hosts is not None and (
+        not isinstance(known_hosts, str) or not known_hosts
+    ):
+        raise err(
+            where,
+            "known_hosts",
+            f"expected a file path, got {known_hosts!r}",
+            "write e.g. known_hosts: ~/.ssh/known_hosts, or drop the key",
+        )
     controller = _parse_controller(where, data.get("controller"))
     hosts = _parse_host_list(where, data.get("hosts"))
     return HostsConfig(
-        path=where, controller=controller, hosts=hosts, ssh_config=ssh_config
+        path=where,
+        controller=controller,
+        hosts=hosts,
+        ssh_config=ssh_config,
+        host_keys=host_keys,
+        known_hosts=known_hosts,
     )
 
 
@@ -285,6 +323,22 @@ def _heartbeat_seconds(where: str, key: str, value: Any) -> float:
 
 def _as_str(where: str, key: str, value: Any) -> str:
     return str(value)
+
+
+def _controller_ip(where: str, key: str, value: Any) -> str:
+    """An IP address (any spelling, written back canonical), or "*"."""
+    if value == "*":
+        return value
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise err(
+            where,
+            key,
+            f"expected an IP address of this machine, got {value!r}",
+            "write the address the engines connect to, e.g. ip: 10.0.0.5 "
+            "(127.0.0.1 for this machine alone)",
+        ) from None
 
 
 def _flag(where: str, key: str, value: Any) -> bool:
@@ -336,7 +390,7 @@ def _parse_ssh_config(where: str, ssh_config: Any) -> str | None:
 #: controller.<key> -> (default, check), one per ControllerSpec field. The
 #: checks run in this order, so of several bad keys the first is reported.
 _CONTROLLER_FIELDS: dict[str, tuple[Any, _Check]] = {
-    "ip": (ControllerSpec.ip, _as_str),
+    "ip": (ControllerSpec.ip, _controller_ip),
     "allow_any_interface": (ControllerSpec.allow_any_interface, _flag),
     "ports": (list(DEFAULT_PORTS), _port_range),
     "curve": (ControllerSpec.curve, _flag),
@@ -355,21 +409,23 @@ def _parse_controller(where: str, raw: Any) -> ControllerSpec:
             where, "controller", f"expected a mapping, got {ctl!r}", "see README.md"
         )
     check_keys(where, "controller.", ctl, set(_CONTROLLER_FIELDS))
-    # The one rule that ties two keys, checked before the others as ever.
-    ip = str(ctl.get("ip", ControllerSpec.ip))
-    if ip in _ANY_INTERFACE and not ctl.get("allow_any_interface", False):
-        raise err(
-            where,
-            "controller.ip",
-            f"{ip} listens on every interface, so anyone who can reach this machine "
-            "can reach the controller",
-            "use the address engines connect to, or set "
-            "controller.allow_any_interface: true if you really mean it",
-        )
     values = {
         name: check(where, f"controller.{name}", ctl.get(name, default))
         for name, (default, check) in _CONTROLLER_FIELDS.items()
     }
+    # The one rule that ties two keys, on the parsed values: "false" is no
+    # true, and 0, "::0" or "0:0::0" are all of 0.0.0.0 or ::.
+    ip = values["ip"]
+    if ip == "*" or ipaddress.ip_address(ip).is_unspecified:
+        if not values["allow_any_interface"]:
+            raise err(
+                where,
+                "controller.ip",
+                f"{ip} listens on every interface, so anyone who can reach this "
+                "machine can reach the controller",
+                "use the address engines connect to, or set "
+                "controller.allow_any_interface: true if you really mean it",
+            )
     return ControllerSpec(**values)
 
 
@@ -413,7 +469,7 @@ def _parse_host(where: str, key: str, h: Any, seen: set[str]) -> HostSpec:
             "use an SSH key or agent (ssh_key: ~/.ssh/id_ed25519)",
         )
     name = _host_name(where, f"{key}.name", h.get("name"), seen)
-    local = bool(h.get("local", False))
+    local = _flag(where, f"{key}.local", h.get("local", False))
     address = h.get("address")
     user, port = _host_address(
         where, f"{key}.address", name, local, address, h.get("user")
@@ -485,7 +541,39 @@ def _host_address(
             f"expected [user@]host[:port], got {address!r}",
             "write e.g. ubuntu@10.0.0.11:22",
         )
-    return (m.group(1) or user), (int(m.group(3)) if m.group(3) else None)
+    user = m.group(1) or user
+    if user is not None and (not isinstance(user, str) or not _USER.fullmatch(user)):
+        raise err(
+            where,
+            key,
+            f"the user {user!r} is not a login name (letters, digits, '_', '.', '-', "
+            "not starting with '-')",
+            "write e.g. ubuntu@10.0.0.11:22",
+        )
+    if not _valid_host(m.group(2)):
+        raise err(
+            where,
+            key,
+            f"the host {m.group(2)!r} is neither an IP address nor a DNS name",
+            "write e.g. ubuntu@10.0.0.11:22 or ubuntu@node1.example.org",
+        )
+    port = int(m.group(3)) if m.group(3) else None
+    if port is not None and not 1 <= port <= 65535:
+        raise err(
+            where,
+            key,
+            f"port {port} is outside 1-65535",
+            "write the host's SSH port, e.g. ubuntu@10.0.0.11:22",
+        )
+    return user, port
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_DNS_NAME.fullmatch(host))
 
 
 def _host_workdir(where: str, key: str, workdir: Any) -> str:

@@ -32,7 +32,7 @@ Dependencies: the standard library plus ``ip`` (iproute2), ``unshare``
 
 from __future__ import annotations
 
-from runtime.devtools.testcluster.build import available, up
+from runtime.devtools.testcluster.build import available, rekey, up
 from runtime.devtools.testcluster.hostsfile import hosts_yml, up_and_write
 from runtime.devtools.testcluster.settings import DEFAULT_BASE_DIR, STATE_FILE
 from runtime.devtools.testcluster.teardown import down
@@ -43,6 +43,7 @@ __all__ = [
     "available",
     "down",
     "hosts_yml",
+    "rekey",
     "up",
     "up_and_write",
 ]

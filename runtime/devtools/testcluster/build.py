@@ -5,9 +5,12 @@ Runs on the test machine, as root (see `runtime.devtools.testcluster`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from runtime.devtools.testcluster.procs import (
     _resolve_base_dir,
     _run,
     _validate,
+    _wait_dead,
     _write_private,
     _write_state,
 )
@@ -208,7 +212,7 @@ def _build(state: dict, n_hosts: int, procs: list[subprocess.Popen]) -> None:
 
         _make_netns(host, names, state["bridge"])
         known_hosts.append(_make_host_files(state, host))
-        ssh_config.append(_ssh_config_entry(host))
+        ssh_config.append(_ssh_config_entry(host, state["known_hosts"]))
         procs.append(_start_sshd(host))
         host["sshd_pid"] = procs[-1].pid
         _write_state(state)
@@ -288,15 +292,16 @@ def _make_netns(host: dict, names: dict[str, str], bridge: str) -> None:
     # and nothing else.
 
 
-def _make_host_files(state: dict, host: dict) -> str:
+def _make_host_files(state: dict, host: dict, blank_disk: bool = True) -> str:
     """The host's blank disk, host key and sshd_config; its known_hosts line."""
     host_dir = Path(host["host_dir"])
     host_dir.mkdir(parents=True, exist_ok=True)
     host_dir.chmod(0o700)
     disk = Path(host["disk"])
-    if disk.exists():
-        shutil.rmtree(disk)  # fresh cluster, blank disks
-    disk.mkdir()
+    if blank_disk:
+        if disk.exists():
+            shutil.rmtree(disk)  # fresh cluster, blank disks
+        disk.mkdir()
     host_key = host_dir / "ssh_host_ed25519_key"
     _keygen(host_key, f"fleetcv-testcluster-{host['name']}")
     _write_private(
@@ -313,8 +318,12 @@ def _make_host_files(state: dict, host: dict) -> str:
     return f"{host['ip']} {pub}"
 
 
-def _ssh_config_entry(host: dict) -> str:
-    """The ``ssh_config`` block that reaches the host by name or address."""
+def _ssh_config_entry(host: dict, known_hosts: str) -> str:
+    """The ``ssh_config`` block that reaches the host by name or address.
+
+    Host keys are checked for real, against the cluster's own known_hosts
+    (written as the hosts are made), as fleetcv reads it from here.
+    """
     ip = host["ip"]
     return (
         f"Host {host['name']} {ip}\n"
@@ -323,8 +332,8 @@ def _ssh_config_entry(host: dict) -> str:
         f"    Port {SSH_PORT}\n"
         f"    IdentityFile {host['key']}\n"
         "    IdentitiesOnly yes\n"
-        "    StrictHostKeyChecking no\n"
-        "    UserKnownHostsFile /dev/null\n"
+        "    StrictHostKeyChecking yes\n"
+        f"    UserKnownHostsFile {known_hosts}\n"
         "    LogLevel ERROR\n"
         "    BatchMode yes\n"
     )
@@ -420,3 +429,38 @@ def _wait_ready(state: dict, procs: list[subprocess.Popen]) -> None:
             )
         if pending:
             time.sleep(POLL_INTERVAL * 2)
+
+
+def rekey(state: dict, name: str, timeout: float = SSH_READY_TIMEOUT) -> str:
+    """Give host `name` a new host key, as a reinstalled machine would have.
+
+    Its sshd is stopped (by pid), the key regenerated and sshd started
+    again; established sessions (engines) are untouched. The cluster's
+    known_hosts is *not* changed: a client that knew the old key sees a
+    changed one.
+
+    Returns
+    -------
+    str
+        The host's new known_hosts line.
+    """
+    host = next(h for h in state["hosts"] if h["name"] == name)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(host["sshd_pid"], signal.SIGTERM)
+    if _wait_dead([host["sshd_pid"]], timeout):
+        raise RuntimeError(f"sshd of {name} (pid {host['sshd_pid']}) did not stop")
+    line = _make_host_files(state, host, blank_disk=False)
+    host["sshd_pid"] = _start_sshd(host).pid
+    _write_state(state)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host["ip"], SSH_PORT), 1).close()
+            return line
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"sshd of {name} did not listen again within {timeout:g} s; "
+                    f"log {host['sshd_log']}:\n{_log_tail(host['sshd_log'])}"
+                ) from None
+            time.sleep(0.1)
