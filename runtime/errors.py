@@ -54,6 +54,10 @@ class SearchError(UserError, RuntimeError):
     """
 
 
+class ClusterLost(HostError):
+    """The cluster went away under a run (its controller died): the run stays resumable."""
+
+
 class RemoteError(HostError):
     """A remote host failed over SSH (unreachable, login refused, command failed)."""
 

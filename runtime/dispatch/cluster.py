@@ -17,7 +17,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.engine.launcher import ENGINE_THREAD_VARS
@@ -33,6 +33,8 @@ ENGINE_START_TIMEOUT = 120.0
 CODE_ROOT = Path(__file__).resolve().parents[2]
 #: This machine's engine pids and output, in the controller's state folder.
 LOCAL_PIDS_FILE = "engines.pids"
+#: The controller's pid, in the controller's state folder.
+CONTROLLER_PID_FILE = "controller.pid"
 LOCAL_ENGINE_LOG = "engines.log"
 
 
@@ -147,6 +149,30 @@ def is_running(cfg: HostsConfig) -> bool:
     return True
 
 
+def controller_watch(cfg: HostsConfig) -> Callable[[], str | None]:
+    """A cheap check of this cluster's controller: None while it runs, else why not.
+
+    The controller always runs on this machine, so its pid says at once
+    whether it is there; the client's engine list would never change after
+    it died, and every wait on it would last for ever.
+    """
+    import psutil
+
+    pid = recorded_controller_pid(cfg)
+
+    def check() -> str | None:
+        if pid is None:
+            return None  # not ours to watch (started by hand)
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
+            pass
+        return f"the controller (pid {pid}) is gone"
+
+    return check
+
+
 def start(
     cfg: HostsConfig, n_local: int | None = None, timeout: float = ENGINE_START_TIMEOUT
 ) -> dict:
@@ -177,6 +203,20 @@ def start(
             f"a fleetcv cluster is already running (profile {profile_dir(cfg)}). "
             "Try: invoke cluster.status, or invoke cluster.stop first"
         )
+    # A controller that died (SIGKILL) leaves its schedulers on its ports
+    # and its engines waiting for it, holding memory.
+    old_pid = recorded_controller_pid(cfg)
+    if old_pid:
+        kill_controller_leftovers(old_pid)
+        stop_local_engines(cfg)
+    stale = _from_file(cfg)
+    if stale is not None:
+        stale.remove_cluster_file()
+    # A dead controller's connection files name its keys: a client (or an
+    # engine) reading them before the new controller rewrites them would wait
+    # on nobody.
+    for f in (engine_connection_file(cfg), client_connection_file(cfg)):
+        f.unlink(missing_ok=True)
     busy = _busy_ports(cfg.controller.ip, cfg.controller.ports)
     if busy:
         raise ClusterError(
@@ -190,9 +230,6 @@ def start(
     state = cfg.controller.state_path
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
-    stale = _from_file(cfg)
-    if stale is not None:
-        stale.remove_cluster_file()
     env = {}
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
@@ -200,6 +237,9 @@ def start(
     with _patched_environ(env):
         cluster.start_controller_sync()
     _secure_connection_files(cfg, cluster)
+    # ipyparallel forgets the pid of a controller that died (its cluster
+    # file goes): fleetcv keeps it, to clean up after it.
+    (state / CONTROLLER_PID_FILE).write_text(f"{cluster.controller.pid}\n")
     if _controller_exited(cluster):
         raise ClusterError(_controller_failure(cfg, cluster))
     if n_local:
@@ -375,7 +415,8 @@ def stop(cfg: HostsConfig) -> bool:
     cluster = _from_file(cfg)
     stop_local_engines(cfg)
     if cluster is None:
-        return False
+        pid = recorded_controller_pid(cfg)
+        return bool(pid and kill_controller_leftovers(pid))
     running = is_running(cfg)
     # A controller stopped by its signal exits non-zero, and ipyparallel then
     # logs its whole output as a warning (and a race over its log file as an
@@ -388,9 +429,53 @@ def stop(cfg: HostsConfig) -> bool:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 15)
+    pid = recorded_controller_pid(cfg)
+    if pid:
+        kill_controller_leftovers(pid)
     with contextlib.suppress(Exception):
         cluster.remove_cluster_file()
     return running
+
+
+def recorded_controller_pid(cfg: HostsConfig) -> int | None:
+    """The pid of the last controller started for `cfg`, alive or not (None if none)."""
+    try:
+        return int((cfg.controller.state_path / CONTROLLER_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def kill_controller_leftovers(pid: int, grace: float = 5.0) -> int:
+    """Stop what is left of a controller whose main process was `pid`.
+
+    ipyparallel's controller forks its schedulers; when the main process is
+    killed (SIGKILL, OOM) they live on, holding the controller's ports, and
+    no new controller can start. They share its process group (the
+    controller leads its own session); only processes of that group that
+    are ipyparallel controllers are signalled.
+
+    Returns
+    -------
+    int
+        How many were stopped.
+    """
+    import psutil
+
+    procs = []
+    for p in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(p.pid) == pid and "ipyparallel.controller" in " ".join(
+                p.info["cmdline"] or []
+            ):
+                procs.append(p)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    return len(procs)
 
 
 def _is_local_engine(pid: int) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
 from runtime.engine.folds import SplitSet
-from runtime.errors import SearchError
+from runtime.errors import ClusterLost, SearchError
 from runtime.kinds import kind_of
 from runtime.kinds.search import best_of
 from runtime.rundir import results as rs
@@ -182,8 +182,16 @@ class Job:
             return False
         self.finalize()
         if self.runner.fatal:
-            raise SearchError(self.runner.fatal)
+            error = ClusterLost if self.runner.cluster_lost else SearchError
+            raise error(self.runner.fatal + self._resume_hint())
         return True
+
+    def _resume_hint(self) -> str:
+        if self.run_dir is None:
+            return ""
+        if self.job.get("source") == "python":
+            return f" Resume with: FleetSearchCV(..., resume={str(self.run_dir)!r})"
+        return f" Resume with: invoke {self.kind.command} --resume {self.run_dir}"
 
     def abort(self, wait: bool = True, grace: float = ABORT_GRACE) -> None:
         """Cancel queued tasks; with `wait`, wait up to `grace` s for running ones and finalize.

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
 from runtime.dispatch import requirements as reqs
 from runtime.dispatch.byvalue import register_user_modules
@@ -53,6 +54,7 @@ from runtime.kinds import KINDS, Kind, kind_of
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
 from runtime.rundir import run as rd
+from runtime.rundir.lock import lock_run, unlock_run
 from runtime.spec import HostsConfig, SearchSpec, load_dataset
 from runtime.spec.inline import SOURCE, InlineSpec
 
@@ -263,6 +265,9 @@ def start_run(
     (`abort_orphans`), warms the hosts' page cache with the folds, and
     records this process in meta.json.
     """
+    # Before anything: a second driver of this run would cancel the first's
+    # tasks as orphans, submit the same pairs and overwrite its meta.json.
+    lock_run(run_dir)
     # Cancel first: the warm-up's tasks would queue behind the orphans.
     cancelled = abort_orphans(client, run_dir, meta)
     if cancelled:
@@ -507,7 +512,7 @@ def execute(
         check_engine_versions(client, hosts_file=named, local=local)
         # Before any task: a host that cannot install them stops the run here.
         reqs.install(client, plan.meta, log=log)
-        job = run_job(client, plan, options, log)
+        job = run_job(client, plan, options, log, health=[cl.controller_watch(cfg)])
         if job.kind.style == "search":
             try:
                 refit_best(client, plan, job, log)
@@ -518,12 +523,15 @@ def execute(
         return job
 
 
-def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -> Job:
+def run_job(
+    client, plan: Plan, options: RunOptions = RunOptions(), log=print, health=()
+) -> Job:
     """Run (or resume) the job of `plan.run_dir` on `client`'s engines.
 
     With `options.reuse`, fits already made by earlier runs under the same
     runs/ root (same estimator, scoring, params and fold) are copied in
-    first.
+    first. `health` are the runner's checks (`TaskRunner.health`), e.g. that
+    the controller still runs.
     """
     run_dir, meta, split = plan.run_dir, plan.meta, plan.split
     if options.reuse:
@@ -544,6 +552,7 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
         run_dir=run_dir,
         max_retries=options.max_retries,
     )
+    job.runner.health.extend(health)
     already = job.n_done
     try:
         job.launch(
@@ -565,6 +574,7 @@ def run_job(client, plan: Plan, options: RunOptions = RunOptions(), log=print) -
         job.abort()
     finally:
         rd.set_status(run_dir, job.status)
+        unlock_run(run_dir)
     return job
 
 

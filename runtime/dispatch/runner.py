@@ -45,6 +45,8 @@ BALANCE = 2
 FOLD_BY_FOLD_BYTES = 32 * 2**20
 #: An empty cluster for this long means every engine is gone.
 NO_ENGINES_TIMEOUT = 15.0
+#: Seconds between two runs of the health checks in `TaskRunner.wait`.
+WATCH_INTERVAL = 1.0
 
 
 class TaskRunner:
@@ -76,6 +78,13 @@ class TaskRunner:
         folds (two copies of the data) at fold changes. None (default):
         only when a fold file is at least `FOLD_BY_FOLD_BYTES`, where memory
         matters more than the few idle seconds at each fold change.
+
+    Attributes
+    ----------
+    health : list of callable
+        Checks run every `WATCH_INTERVAL` s while waiting: each returns None
+        while all is well, else why the run cannot go on (the controller is
+        gone), which stops it as `fatal` with a resumable run directory.
     """
 
     def __init__(
@@ -118,6 +127,9 @@ class TaskRunner:
         self._journal: jn.Journal | None = None
         self._collector: threading.Thread | None = None
         self._dead_engines: set[int | str] = set()
+        self.health: list[Callable[[], str | None]] = []
+        #: Set when a health check stopped the run (the cluster is gone).
+        self.cluster_lost = False
         if self.run_dir is not None:
             self.records = jn.read_journal(self.run_dir / jn.JOURNAL)
             self._done = set(latest_records(self.records))
@@ -432,6 +444,7 @@ class TaskRunner:
             else None
         )
         empty_since = None
+        next_watch = time.monotonic() + WATCH_INTERVAL
         try:
             while True:
                 with self._lock:
@@ -442,6 +455,11 @@ class TaskRunner:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     return False
+                if time.monotonic() >= next_watch:
+                    next_watch = time.monotonic() + WATCH_INTERVAL
+                    self._watch()
+                    if self.fatal:
+                        continue
                 empty_since = self._check_engines(empty_since)
                 time.sleep(0.05)
             self._drain()
@@ -455,6 +473,25 @@ class TaskRunner:
         if view is not None:
             view.final()
         return True
+
+    def _watch(self) -> None:
+        """Run the health checks; the first that fails stops the run."""
+        for check in self.health:
+            why = check()
+            if why:
+                self.fatal = (
+                    f"{why} ({self.n_done}/{self.n_tasks} tasks finished and "
+                    "journaled). Start the cluster again (invoke cluster.start) and "
+                    "resume the run."
+                )
+                self.cluster_lost = True
+                # Nothing to cancel on a dead controller, nothing to wait for.
+                with self._lock:
+                    self._aborting = True
+                    self._waiting_folds = []
+                    self.status = "aborted"
+                    self._pending.clear()
+                return
 
     def _check_engines(self, empty_since: float | None) -> float | None:
         client = getattr(self.view, "client", None)

@@ -363,9 +363,7 @@ def write_report_html(
         "</body></html>",
     ]
     out = path / REPORT_HTML
-    tmp = path / f".{REPORT_HTML}.tmp"
-    tmp.write_text("\n".join(page), encoding="utf-8")
-    os.replace(tmp, out)
+    jn.write_text(out, "\n".join(page))
     return out
 
 

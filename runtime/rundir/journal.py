@@ -10,8 +10,10 @@ derived from the journal and can be rebuilt at any time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,13 +26,17 @@ SPEC_COPY = "spec.yml"
 #: The ipyparallel message id of every task message the run's drivers sent,
 #: one per line: what a resume cancels if its previous driver died.
 SUBMITTED = "submitted.txt"
-#: fsync at most this often: one fsync per task would cap dispatch at the
-#: disk's sync rate, while a second of results is cheap to recompute.
+#: Every record is on disk (fsynced) at most this long after it was written:
+#: one fsync per task would cap dispatch at the disk's sync rate, while a
+#: second of results is cheap to recompute.
 FSYNC_INTERVAL = 1.0
 
 
 class Journal:
     """Append-only JSONL writer, safe to call from several threads.
+
+    A timer thread fsyncs what was appended within `FSYNC_INTERVAL`, so a
+    record never waits for the next one to reach the disk.
 
     Parameters
     ----------
@@ -51,26 +57,43 @@ class Journal:
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if needs_newline:
             self._f.write("\n")
-        self._last_sync = time.monotonic()
+        self._dirty = False
+        #: The error of the last fsync that failed (a full disk), else None.
+        self.sync_error: OSError | None = None
+        self._stop = threading.Event()
+        self._syncer = threading.Thread(
+            target=self._sync_loop, name="fleetcv-journal-fsync", daemon=True
+        )
+        self._syncer.start()
 
     def append(self, record: dict) -> None:
-        """Write one record as one line; fsync at most every FSYNC_INTERVAL."""
+        """Write one record as one line (flushed now, fsynced within FSYNC_INTERVAL)."""
         line = json.dumps(record, default=_json_default) + "\n"
         with self._lock:
             self._f.write(line)
             self._f.flush()
-            now = time.monotonic()
-            if now - self._last_sync >= FSYNC_INTERVAL:
-                os.fsync(self._f.fileno())
-                self._last_sync = now
+            self._dirty = True
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(FSYNC_INTERVAL):
+            with self._lock:
+                if self._dirty and not self._f.closed:
+                    try:
+                        os.fsync(self._f.fileno())
+                        self._dirty = False
+                    except OSError as exc:
+                        self.sync_error = exc
 
     def close(self) -> None:
         """Flush, fsync and close."""
+        self._stop.set()
         with self._lock:
             if not self._f.closed:
-                self._f.flush()
-                os.fsync(self._f.fileno())
-                self._f.close()
+                try:
+                    self._f.flush()
+                    os.fsync(self._f.fileno())
+                finally:
+                    self._f.close()
 
 
 def _json_default(o):
@@ -105,10 +128,25 @@ def read_journal(path: str | os.PathLike) -> list[dict]:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write JSON atomically (temp file + rename), so readers never see half a file."""
+    write_text(path, json.dumps(obj, indent=1, default=_json_default))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically, through a temp file of its own (0600) and a rename.
+
+    A unique temp name: two writers never share (and tear) one temp file;
+    a failed write (a full disk) leaves the old file whole and no temp.
+    """
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
-    os.replace(tmp, p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def new_run_dir(runs_root: str | os.PathLike, name: str) -> Path:

@@ -356,7 +356,7 @@ def write_results(
     path = Path(run_dir)
     out = {**results, **fields}
     jn.write_json(path / jn.RESULTS, out)
-    (path / jn.REPORT).write_text(report + "\n")
+    jn.write_text(path / jn.REPORT, report + "\n")
     return out
 
 
