@@ -381,14 +381,18 @@ def start_host_engines(
         f"mkdir -p {rjoin(wd, SECURITY_DIR)} {rjoin(wd, LOG_DIR)} && chmod 700 {rjoin(wd, SECURITY_DIR)}"
     )
     conn_file = f"{wd.rstrip('/')}/{SECURITY_DIR}/ipcontroller-engine.json"
-    # The file holds the HMAC (and curve) keys: create it 0600 before writing.
-    conn.run(f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)}")
     info = json.loads(cl.engine_connection_file(cfg).read_text())
     if cfg.controller.tunnel:
         # The engines dial their own loopback, where the tunnel's far end listens.
         info.update(interface="tcp://127.0.0.1", location="127.0.0.1")
-    conn.put(io.BytesIO(json.dumps(info).encode()), remote=_sftp_path(conn, conn_file))
-    conn.run(f"chmod 600 {rpath(conn_file)}")
+    # The file holds the HMAC (and curve) keys: created 0600 before a byte is
+    # written, and sent over the command's stdin (never in a command line,
+    # which `ps` shows; never over SFTP, which a host's sshd may not offer).
+    conn.run(
+        f"umask 077 && : > {rpath(conn_file)} && chmod 600 {rpath(conn_file)} "
+        f"&& cat > {rpath(conn_file)}",
+        in_stream=io.StringIO(json.dumps(info)),
+    )
     py = _engine_python(conn, host)
     if cfg.controller.tunnel:
         open_tunnel(conn, host, cfg, py, info)
@@ -712,14 +716,6 @@ def close_tunnels_of(cfg: HostsConfig, names: list[str]) -> str:
     return f"closed the SSH tunnels to {', '.join(closed)}" if closed else ""
 
 
-def _sftp_path(conn: Connection, path: str) -> str:
-    # SFTP does not expand ~: resolve it against the remote home.
-    if path.startswith("~/"):
-        home = conn.run('printf %s "$HOME"').stdout
-        return f"{home}/{path[2:]}"
-    return path
-
-
 def start_engines(cfg: HostsConfig, hosts, count: int | None = None) -> HostResults:
     """Start engines on every host; ok values are the number started."""
     return on_hosts(hosts, start_host_engines, count, cfg=cfg)
@@ -753,6 +749,24 @@ def stop_host_engines(
         except psutil.Error:
             closed = False  # not ours to signal: the stop's own outcome is reported
     return f"{out} engines stopped" + (", tunnel closed" if closed else "")
+
+
+def kill_host_engine(conn: Connection, host: HostSpec, cfg, pid: int) -> str:
+    """SIGKILL one engine of the host (a fit past its timeout); only if `pid` is an engine."""
+    p = int(pid)
+    out = conn.run(
+        f"p={p}; if {_IS_ENGINE}; then kill -KILL $p && echo killed; else echo gone; fi"
+    ).stdout.strip()
+    return f"engine pid {p} {'killed' if out == 'killed' else 'already gone'}"
+
+
+def replace_engine(cfg: HostsConfig, host: HostSpec, pid: int) -> str:
+    """Kill engine `pid` on a remote host and start one engine there in its place."""
+    res = on_hosts([host], kill_host_engine, pid, cfg=cfg)
+    res.raise_if_failed("stopping the engine")
+    res = start_engines(cfg, [host], count=1)
+    res.raise_if_failed("starting a replacement engine")
+    return f"[{host.name}] engine pid {pid} stopped, a new engine started"
 
 
 def stop_engines(cfg: HostsConfig, hosts) -> HostResults:

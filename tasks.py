@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import shlex
 import sys
@@ -134,9 +135,28 @@ def int_flag(flag: str, value, minimum: int = 1) -> int | None:
     return v
 
 
-def _options(engines, max_retries, no_progress, keep_cluster, reuse=False):
+def seconds_flag(flag: str, value) -> float | None:
+    """Parse a duration flag in seconds (> 0; None stays None), or a ConfigError naming it."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise ConfigError(
+            f"{flag}: expected a number of seconds > 0, got {value!r}. Fix: pass e.g. "
+            f"{flag} 600"
+        )
+    return v
+
+
+def _options(
+    engines, max_retries, no_progress, keep_cluster, reuse=False, task_timeout=None
+):
     """The RunOptions of a run task's flags, checked."""
     return lc.RunOptions(
+        task_timeout=seconds_flag("--task-timeout", task_timeout),
         engines=int_flag("--engines", engines),
         max_retries=int_flag(
             "--max-retries", 2 if max_retries is None else max_retries, 0
@@ -274,6 +294,7 @@ def cluster_install(c, packages=None, hosts_file=None):
         "n-iter": "number of candidates to draw (randomized search; on a grid: a random subset)",
         "resume": "RUN_DIR of an interrupted run: evaluate only what its journal lacks",
         "reuse": "take fits already made by earlier runs under --runs-root (same estimator, scoring, params, folds) instead of recomputing them",
+        "task-timeout": "seconds a fit may run; one that runs longer has its engine replaced and counts as a failed fit (default: the spec's task_timeout, else no limit)",
     },
 )
 def search_run(
@@ -289,9 +310,12 @@ def search_run(
     keep_cluster=False,
     hosts_file=None,
     reuse=False,
+    task_timeout=None,
 ):
     """Run a grid or randomized search on the cluster (started for the search if none runs)."""
-    options = _options(engines, max_retries, no_progress, keep_cluster, reuse)
+    options = _options(
+        engines, max_retries, no_progress, keep_cluster, reuse, task_timeout
+    )
     where = {"spec": spec, "resume": resume, "run_dir": run_dir, "runs_root": runs_root}
     _run(
         c,

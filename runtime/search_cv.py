@@ -31,6 +31,7 @@ from sklearn.utils import indexable
 from runtime.engine.build import build, build_scorers, describe, is_multimetric
 from runtime.errors import ConfigError, RunStopped, SearchError
 from runtime.spec.data import Dataset
+from runtime.spec.search import parse_task_timeout
 
 #: scikit-learn's learning_curve default: five sizes from 10% to all of the training fold.
 DEFAULT_TRAIN_SIZES = np.linspace(0.1, 1.0, 5)
@@ -92,6 +93,10 @@ class FleetSearchCV(BaseSearchCV):
         Your own modules (folders, .py files) that parameter values name:
         snapshotted, pushed to every host and imported there for this fit,
         as a spec's ``code:``.
+    task_timeout : float, optional
+        Seconds a fit may run. One that runs longer has its engine stopped
+        and replaced and is a failed fit (error_score), "timed out after N
+        s"; None: no limit.
 
     Attributes
     ----------
@@ -126,6 +131,7 @@ class FleetSearchCV(BaseSearchCV):
         remote=None,
         requirements=None,
         code=None,
+        task_timeout=None,
     ):
         self.estimator = estimator
         self.param_grid = param_grid
@@ -147,6 +153,7 @@ class FleetSearchCV(BaseSearchCV):
         self.remote = remote
         self.requirements = requirements
         self.code = code
+        self.task_timeout = task_timeout
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, groups=None, **fit_params):
@@ -198,6 +205,9 @@ class FleetSearchCV(BaseSearchCV):
             max_retries=self.max_retries,
             progress=progress,
             on_launch=self._launched,
+            task_timeout=parse_task_timeout(
+                "FleetSearchCV", "task_timeout", self.task_timeout
+            ),
         )
         job = lc.execute(plan, cfg, self.remote, options, log=log)
         resume = f"FleetSearchCV(..., resume={str(plan.run_dir)!r}).fit(X, y)"

@@ -141,3 +141,131 @@ def test_a_second_driver_of_a_run_is_refused(hosts, tmp_path, sklearn_reference)
     assert_equal_to_reference(run_dir, sklearn_reference)
     invoke("cluster.stop", "--hosts-file", hosts)
     assert not pid_alive(resume.pid)
+
+
+SLEEPY = '''
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class Sleepy(ClassifierMixin, BaseEstimator):
+    """Predicts the most frequent class; its fit sleeps `seconds` (< 0: for ever)."""
+
+    def __init__(self, seconds=0.0):
+        self.seconds = seconds
+
+    def fit(self, X, y):
+        time.sleep(10**6 if self.seconds < 0 else self.seconds)
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.top_ = self.classes_[np.argmax(counts)]
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.top_)
+'''
+
+
+def test_a_fit_that_never_returns_times_out_and_its_engine_is_replaced(hosts, tmp_path):
+    (tmp_path / "sleepy.py").write_text(SLEEPY)
+    spec = tmp_path / "sleepy.yml"
+    spec.write_text(
+        "name: sleepy\n"
+        "code: [sleepy.py]\n"
+        "estimator: {class: sleepy.Sleepy}\n"
+        "params: {seconds: [0.0, -1.0, 0.01]}\n"
+        "data: {loader: sklearn.datasets.load_iris}\n"
+        "cv: {kind: kfold, n_splits: 3, random_state: 0}\n"
+        "task_timeout: 5\n"
+    )
+    invoke("cluster.start", "--hosts-file", hosts)
+    cfg = load_hosts(hosts)
+    before = set(cl.local_engine_pids(cfg))
+    run_dir = tmp_path / "runs" / "sleepy"
+    proc = invoke(
+        "search",
+        "--spec",
+        str(spec),
+        "--hosts-file",
+        hosts,
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        timeout=300,
+    )
+    records = [
+        json.loads(line)
+        for line in (run_dir / "journal.jsonl").read_text().splitlines()
+    ]
+    assert Counter((r["candidate"], r["fold"]) for r in records) == {
+        (c, k): 1 for c in range(3) for k in range(3)
+    }, "every pair recorded exactly once, none retried"
+    timed_out = [r for r in records if r["candidate"] == 1]
+    assert {r["status"] for r in timed_out} == {"fit_failed"}
+    assert all(
+        r["error"].startswith("timed out after 5 s (task_timeout)") for r in timed_out
+    )
+    assert {r["status"] for r in records if r["candidate"] != 1} == {"ok"}
+    assert proc.stderr.count("ran past its 5 s timeout") == 3, proc.stderr
+    assert "3 failed fits" in proc.stdout and "3 timed out fits" in proc.stdout
+    # The hung engines are gone, replaced: as many engines run as before.
+    after = set(cl.local_engine_pids(cfg))
+    killed = {r["pid"] for r in timed_out}
+    # (the third hung fit may run on a replacement engine, replaced in turn)
+    assert killed & before and not any(pid_alive(p) for p in killed)
+    alive = [p for p in after if pid_alive(p)]
+    assert len(alive) == len(before) and not killed & set(alive)
+    res = json.loads((run_dir / "results.json").read_text())
+    assert np.isnan(res["mean_test_score"][1])
+    # The other candidates score as scikit-learn scores a constant predictor.
+    from sklearn.datasets import load_iris
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    ref = cross_val_score(
+        DummyClassifier(), X, y, cv=KFold(3, shuffle=True, random_state=0)
+    ).mean()
+    assert (
+        res["mean_test_score"][0]
+        == res["mean_test_score"][2]
+        == pytest.approx(ref, abs=1e-12)
+    )
+    invoke("cluster.stop", "--hosts-file", hosts)
+
+
+def test_cluster_start_fails_when_no_engine_starts_and_leaves_nothing(tmp_path):
+    import yaml
+
+    path = tmp_path / "ghosts.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {
+                    "ip": "127.0.0.1",
+                    "ports": PORTS,
+                    "tunnel": True,
+                    "state_dir": str(tmp_path / "state"),
+                },
+                "known_hosts": str(tmp_path / "known_hosts"),
+                "hosts": [
+                    {"name": "ghost1", "address": "root@127.0.0.1:1"},
+                    {"name": "ghost2", "address": "root@127.0.0.1:2"},
+                ],
+            }
+        )
+    )
+    proc = invoke("cluster.start", "--hosts-file", str(path), check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: no engine started on any host, so nothing is left running" in (
+        proc.stderr
+    ), proc.stderr
+    assert "ghost1: unreachable: cannot connect to root@127.0.0.1:1" in proc.stderr
+    assert "ghost2: unreachable: cannot connect to root@127.0.0.1:2" in proc.stderr
+    cfg = load_hosts(path)
+    assert not cl.is_running(cfg)
+    pid = cl.recorded_controller_pid(cfg)
+    assert pid and not pid_alive(pid)
+    status = invoke("cluster.status", "--hosts-file", str(path), check=False)
+    assert "Traceback" not in status.stderr and "TimeoutError" not in status.stderr

@@ -407,7 +407,14 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
 
     use_cloudpickle()
     with _patched_environ(env):
-        return ipp.Client(str(f), timeout=timeout)
+        try:
+            return ipp.Client(str(f), timeout=timeout)
+        except TimeoutError:
+            raise ClusterError(
+                f"the controller (pid {recorded_controller_pid(cfg)}) did not answer "
+                f"within {timeout:.0f} s (profile {profile_dir(cfg)}). Fix: invoke "
+                "cluster.stop, then invoke cluster.start"
+            ) from None
 
 
 def stop(cfg: HostsConfig) -> bool:
@@ -497,6 +504,18 @@ def local_engine_pids(cfg: HostsConfig) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split() if p.isdigit() and _is_local_engine(int(p))]
+
+
+def stop_local_engine(cfg: HostsConfig, pid: int, grace: float = 5.0) -> bool:
+    """SIGKILL one engine of this machine if `pid` still is one; whether it was."""
+    if not _is_local_engine(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 9)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _is_local_engine(pid):
+        time.sleep(0.05)
+    return True
 
 
 def stop_local_engines(cfg: HostsConfig, grace: float = 5.0) -> int:

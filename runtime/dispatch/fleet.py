@@ -72,8 +72,23 @@ def start_cluster(
             )
     if cfg.remote_hosts:
         fab = remote
-        res = fab.start_engines(cfg, cfg.remote_hosts)
+        try:
+            res = fab.start_engines(cfg, cfg.remote_hosts)
+        except BaseException:
+            stop_cluster(cfg, remote)  # what did start, never left running
+            raise
         fab.print_results(res)
+        if not info["local_engines"] and not res.ok:
+            # A cluster without a single engine would only make the next
+            # search wait and fail: stop it and say why each host failed.
+            with contextlib.suppress(Exception):
+                stop_cluster(cfg, remote)
+            causes = "; ".join(f"{h}: {e}" for h, e in sorted(res.failed.items()))
+            raise HostError(
+                f"no engine started on any host, so nothing is left running "
+                f"({causes}). Fix those hosts (invoke hosts.run 'true' checks SSH), "
+                "then invoke cluster.start again"
+            )
         client = cl.connect(cfg)
         try:
             cl.wait_for_engines(client, info["local_engines"] + sum(res.ok.values()))
@@ -84,6 +99,26 @@ def start_cluster(
                 f"warning: engines did not start on {', '.join(res.failed)}; the search runs without them",
                 file=sys.stderr,
             )
+
+
+def engine_replacer(cfg: HostsConfig, remote) -> Callable[[str, int], str]:
+    """``replace(host name, pid)``: stop that engine (a fit past its timeout), start another.
+
+    ipyparallel cannot interrupt a running task, so the engine goes; the
+    controller notices it gone and the task comes back as lost.
+    """
+    hosts = {h.name: h for h in cfg.hosts}
+
+    def replace(name: str, pid: int) -> str:
+        host = hosts.get(name)
+        if host is None or host.local:
+            if not cl.stop_local_engine(cfg, pid):
+                return f"[{name}] engine pid {pid} was already gone"
+            cl.start_local_engines(cfg, 1)
+            return f"[{name}] engine pid {pid} stopped, a new engine started"
+        return remote.replace_engine(cfg, host, pid)
+
+    return replace
 
 
 def stop_cluster(cfg: HostsConfig, remote) -> bool:

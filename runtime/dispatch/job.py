@@ -13,6 +13,7 @@ travel, come back, retry, abort and reach the journal). `SearchJob` and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
@@ -47,7 +48,7 @@ class Job:
         How often a task whose engine died is resubmitted.
     top_k : int
         Rows in a search's `report()`.
-    fold_by_fold : bool, optional
+    fold_by_fold, task_timeout, on_timeout
         See `runtime.dispatch.runner.TaskRunner`.
     """
 
@@ -63,6 +64,8 @@ class Job:
         max_retries: int = 2,
         top_k: int = rs.TOP_K,
         fold_by_fold: bool | None = None,
+        task_timeout: float | None = None,
+        on_timeout: Callable[[str, int], str] | None = None,
     ):
         self.kind = kind_of(job)
         self.job = job
@@ -90,6 +93,8 @@ class Job:
             run_dir=self.run_dir,
             max_retries=max_retries,
             fold_by_fold=fold_by_fold,
+            task_timeout=task_timeout,
+            on_timeout=on_timeout,
         )
 
     # ------------------------------------------------------------ the runner

@@ -79,6 +79,9 @@ class RunOptions:
         Take fits that earlier runs already made (searches).
     warm : bool
         Read every fold once per host before submitting.
+    task_timeout : float, optional
+        Seconds a fit may run (the --task-timeout flag); None: the spec's
+        task_timeout, if any.
     on_launch : callable, optional
         Called with the Job once its tasks are submitted: a handle on a
         running fit for its caller (FleetSearchCV.fit_async's report()).
@@ -91,6 +94,7 @@ class RunOptions:
     reuse: bool = False
     warm: bool = True
     on_launch: Callable[[Job], None] | None = None
+    task_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -512,7 +516,14 @@ def execute(
         check_engine_versions(client, hosts_file=named, local=local)
         # Before any task: a host that cannot install them stops the run here.
         reqs.install(client, plan.meta, log=log)
-        job = run_job(client, plan, options, log, health=[cl.controller_watch(cfg)])
+        job = run_job(
+            client,
+            plan,
+            options,
+            log,
+            health=[cl.controller_watch(cfg)],
+            on_timeout=fleet.engine_replacer(cfg, remote),
+        )
         if job.kind.style == "search":
             try:
                 refit_best(client, plan, job, log)
@@ -524,14 +535,20 @@ def execute(
 
 
 def run_job(
-    client, plan: Plan, options: RunOptions = RunOptions(), log=print, health=()
+    client,
+    plan: Plan,
+    options: RunOptions = RunOptions(),
+    log=print,
+    health=(),
+    on_timeout=None,
 ) -> Job:
     """Run (or resume) the job of `plan.run_dir` on `client`'s engines.
 
     With `options.reuse`, fits already made by earlier runs under the same
     runs/ root (same estimator, scoring, params and fold) are copied in
     first. `health` are the runner's checks (`TaskRunner.health`), e.g. that
-    the controller still runs.
+    the controller still runs; `on_timeout` replaces the engine of a fit
+    past the task timeout (`TaskRunner`).
     """
     run_dir, meta, split = plan.run_dir, plan.meta, plan.split
     if options.reuse:
@@ -551,6 +568,8 @@ def run_job(
         error_score=plan.spec.error_score,
         run_dir=run_dir,
         max_retries=options.max_retries,
+        task_timeout=options.task_timeout or getattr(plan.spec, "task_timeout", None),
+        on_timeout=on_timeout,
     )
     job.runner.health.extend(health)
     already = job.n_done

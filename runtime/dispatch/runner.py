@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,15 @@ class TaskRunner:
         only when a fold file is at least `FOLD_BY_FOLD_BYTES`, where memory
         matters more than the few idle seconds at each fold change.
 
+    task_timeout : float, optional
+        Seconds a task may run. One that runs longer has its engine stopped
+        and replaced (`on_timeout`: ipyparallel cannot interrupt a task)
+        and is recorded as a failed fit, "timed out after N s", never
+        retried; the other tasks of its message go again.
+    on_timeout : callable, optional
+        ``on_timeout(host, pid)`` stops that engine and starts another on
+        the host; returns a line saying what it did.
+
     Attributes
     ----------
     health : list of callable
@@ -98,6 +108,8 @@ class TaskRunner:
         run_dir: str | Path | None = None,
         max_retries: int = 2,
         fold_by_fold: bool | None = None,
+        task_timeout: float | None = None,
+        on_timeout: Callable[[str, int], str] | None = None,
     ):
         self.view = view
         self.n_candidates = n_candidates
@@ -117,7 +129,12 @@ class TaskRunner:
         self.status = "new"
         #: Why the run stopped before its end, or None.
         self.fatal: str | None = None
-        self.counters = {"retried tasks": 0, "task errors": 0, "lost engines": 0}
+        self.counters = {
+            "retried tasks": 0,
+            "task errors": 0,
+            "lost engines": 0,
+            "timed out fits": 0,
+        }
         self.records: list[dict] = []
         self._done: set[tuple[int, int]] = set()
         self._pending: dict[str, tuple] = {}
@@ -128,6 +145,15 @@ class TaskRunner:
         self._collector: threading.Thread | None = None
         self._dead_engines: set[int | str] = set()
         self.health: list[Callable[[], str | None]] = []
+        self.task_timeout = task_timeout
+        self.on_timeout = on_timeout
+        if task_timeout:
+            # Each task says when it starts and where (runtime.engine.worker).
+            self.common = {**common, "announce": True}
+        #: (message id, task index) -> when the driver first saw it running.
+        self._started: dict[tuple[str, int], float] = {}
+        #: message id -> (task index, host, pid) of a task past its timeout.
+        self._timed_out: dict[str, tuple[int, str, int]] = {}
         #: Set when a health check stopped the run (the cluster is gone).
         self.cluster_lost = False
         if self.run_dir is not None:
@@ -334,6 +360,13 @@ class TaskRunner:
             except TaskAborted:
                 pass
             except EngineError as exc:
+                if ar.msg_ids[0] in self._timed_out:
+                    with self._lock:
+                        recs = self._timed_out_records(
+                            ar.msg_ids[0], pairs, attempt, ar
+                        )
+                    self._journal_records(ar, recs)
+                    continue
                 # The client forgets a dead engine's id as soon as it hears of
                 # the loss; the uuid in the reply's metadata stays.
                 eid = ar.metadata.get("engine_uuid") or getattr(ar, "engine_id", None)
@@ -373,23 +406,28 @@ class TaskRunner:
                             attempt=attempt,
                         )
                     )
-            with self._lock:
-                for rec in recs:
-                    # Journal before the task leaves _pending: close() closes
-                    # the journal only once nothing is pending.
-                    if self._journal is not None:
-                        self._journal.append(rec)
-                    self.records.append(rec)
-                    if record.is_finished(rec):
-                        self._done.add((rec["candidate"], rec["fold"]))
-                    else:
-                        self.counters["task errors"] += 1
-                if self._waiting_folds and len(self._pending) == 1:
-                    # This was the current fold's last task: start the next
-                    # fold before the task leaves _pending, so wait() never
-                    # sees nothing pending while folds still wait.
-                    self._next_fold()
-                self._pending.pop(ar.msg_ids[0], None)
+            self._journal_records(ar, recs)
+
+    def _journal_records(self, ar, recs: list[dict]) -> None:
+        """Journal a message's records, then let the message leave `_pending`."""
+        with self._lock:
+            self._timed_out.pop(ar.msg_ids[0], None)
+            for rec in recs:
+                # Journal before the task leaves _pending: close() closes
+                # the journal only once nothing is pending.
+                if self._journal is not None:
+                    self._journal.append(rec)
+                self.records.append(rec)
+                if record.is_finished(rec):
+                    self._done.add((rec["candidate"], rec["fold"]))
+                else:
+                    self.counters["task errors"] += 1
+            if self._waiting_folds and len(self._pending) == 1:
+                # This was the current fold's last task: start the next
+                # fold before the task leaves _pending, so wait() never
+                # sees nothing pending while folds still wait.
+                self._next_fold()
+            self._pending.pop(ar.msg_ids[0], None)
 
     def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
         return record.stamp(
@@ -458,6 +496,7 @@ class TaskRunner:
                 if time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_INTERVAL
                     self._watch()
+                    self._check_timeouts()
                     if self.fatal:
                         continue
                 empty_since = self._check_engines(empty_since)
@@ -492,6 +531,79 @@ class TaskRunner:
                     self.status = "aborted"
                     self._pending.clear()
                 return
+
+    def _check_timeouts(self) -> None:
+        """Stop the engine of every task running past `task_timeout` (see there)."""
+        if not self.task_timeout:
+            return
+        from runtime.engine.worker import RUNNING_KEY
+
+        metadata = self.view.client.metadata
+        now = time.monotonic()
+        with self._lock:
+            pending = list(self._pending.items())
+        for msg_id, (_, pairs, _) in pending:
+            md = metadata.get(msg_id)
+            running = (md or {}).get("data", {}).get(RUNNING_KEY)
+            if not running or msg_id in self._timed_out:
+                continue
+            index, host, pid = running
+            started = self._started.setdefault((msg_id, index), now)
+            if now - started <= self.task_timeout:
+                continue
+            with self._lock:
+                self._timed_out[msg_id] = (index, host, pid)
+                self.counters["timed out fits"] += 1
+            c, k = pairs[index]
+            _say(
+                f"fit of candidate {c} on fold {k} ran past its {self.task_timeout:g} s "
+                f"timeout on {host} (engine pid {pid}): stopping and replacing that engine"
+            )
+            # SSH to a host takes a while: the results keep coming meanwhile.
+            threading.Thread(
+                target=self._replace_engine, args=(host, pid), daemon=True
+            ).start()
+
+    def _replace_engine(self, host: str, pid: int) -> None:
+        if self.on_timeout is None:
+            _say(f"cannot stop engine pid {pid} on {host}: no way to reach it here")
+            return
+        try:
+            _say(self.on_timeout(host, pid))
+        except Exception as exc:  # noqa: BLE001 - reported; the run goes on without it
+            _say(f"replacing the engine pid {pid} on {host} failed: {exc}")
+
+    def _timed_out_records(self, msg_id: str, pairs, attempt: int, ar) -> list[dict]:
+        """Records for a message whose engine was stopped for a timeout; resubmit the rest."""
+        from runtime.engine.build import is_multimetric, metric_names
+
+        index, host, pid = self._timed_out.pop(msg_id)
+        c, k = pairs[index]
+        scoring = self.common.get("scoring")
+        rec = record.timed_out_record(
+            candidate=c,
+            fold=k,
+            params=self.task_args(c).get("params"),
+            seconds=self.task_timeout,
+            error_score=math.nan if self.error_score == "raise" else self.error_score,
+            metrics=metric_names(scoring) if is_multimetric(scoring) else None,
+            return_train_score=bool(self.common.get("return_train_score")),
+            host=host,
+            pid=pid,
+        )
+        if self.error_score == "raise":
+            self.fatal = (
+                f"the fit of candidate {c} on fold {k} timed out after "
+                f"{self.task_timeout:g} s and error_score is 'raise'"
+            )
+            self.abort(wait=False)
+        elif not self._aborting:
+            # The message's other tasks (done but unreported, or not begun)
+            # go again; they did nothing wrong, so it is no retry.
+            for p in pairs:
+                if p != (c, k):
+                    self._submit([p], attempt)
+        return [record.stamp(rec, engine=None, message=msg_id, attempt=attempt)]
 
     def _check_engines(self, empty_since: float | None) -> float | None:
         client = getattr(self.view, "client", None)
@@ -564,6 +676,11 @@ class TaskRunner:
             self._queue.put(None)
             self._collector = None
         return True
+
+
+def _say(line: str) -> None:
+    """A line for the user while the run goes on (beside the progress bar)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def get_result(ar, timeout: float | None = 0):

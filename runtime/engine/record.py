@@ -92,3 +92,48 @@ def stamp(record: dict, *, engine, message: str, attempt: int) -> dict:
 def is_finished(record: dict) -> bool:
     """Whether the record holds the scores of its (candidate, fold)."""
     return record.get("status") in FINISHED
+
+
+def timed_out_record(
+    *,
+    candidate,
+    fold,
+    params,
+    seconds: float,
+    error_score: float,
+    metrics: list[str] | None,
+    return_train_score: bool,
+    **where,
+) -> dict:
+    """The record of a fit stopped by the task timeout: a failed fit, scored error_score.
+
+    Parameters
+    ----------
+    candidate, fold, params
+        Which task.
+    seconds : float
+        The timeout it ran past.
+    error_score : float
+        Its score, as for a fit that raised.
+    metrics : list of str or None
+        The metric names of a multi-metric search; None for one metric.
+    return_train_score : bool
+        Whether train scores are recorded too.
+    **where
+        Where it ran (host, pid).
+    """
+    rec = {
+        **new_record(candidate=candidate, fold=fold, params=params, n_train=0),
+        "status": FIT_FAILED,
+        "fit_time": float(seconds),
+        "error": f"timed out after {seconds:g} s (task_timeout): the engine was "
+        "stopped and replaced",
+        **where,
+    }
+    # The shape of a failed fit's record from the worker (`_put_scores`).
+    for which in ("test", "train") if return_train_score else ("test",):
+        if metrics is None:
+            rec[f"{which}_score"] = error_score
+        else:
+            rec[f"{which}_scores"] = dict.fromkeys(metrics, error_score)
+    return rec

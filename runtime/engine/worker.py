@@ -155,6 +155,26 @@ def evaluate(
     return _where_and_when(record, started)
 
 
+#: The key of the data an engine publishes when a task starts (`announce_task`).
+RUNNING_KEY = "fleetcv_running"
+
+
+def announce_task(index: int) -> None:
+    """Tell the driver that task `index` of this message starts, here (host, pid).
+
+    Sent on the engine's IOPub channel (ipyparallel's `publish_data`): the
+    driver times each task from it and knows which engine to stop when one
+    runs past its timeout. Outside an engine (a direct call) it does nothing.
+    """
+    try:
+        from ipyparallel.datapub import publish_data
+
+        info = engine_info()
+        publish_data({RUNNING_KEY: [index, info["host"], info["pid"]]})
+    except Exception:  # noqa: BLE001 - no kernel here: nobody to tell
+        pass
+
+
 def search_scorer(scoring, estimator, error_score: float | str = "nan") -> Callable:
     """The scorer a search's tasks share: `scorer(est, X, y)` -> a float, or a dict of them.
 
@@ -414,13 +434,17 @@ def evaluate_many(*, tasks: list[dict], **common) -> list[dict]:
     """
     # Before anything imports the user's modules by name (a scorer's path).
     use_run_code(common.pop("code_ref", None))
+    # Under a task timeout the driver must see which task runs where.
+    announce = common.pop("announce", False)
     # Once per message, as GridSearchCV makes one per search (about 0.1 ms,
     # a thirtieth of a tiny task).
     scorer = search_scorer(
         common.get("scoring"), common["estimator"], common.get("error_score", "nan")
     )
     records = []
-    for t in tasks:
+    for i, t in enumerate(tasks):
+        if announce:
+            announce_task(i)
         try:
             records.append(evaluate(**common, **t, scorer=scorer))
         except Exception:

@@ -98,6 +98,7 @@ class InlineSpec(ScoredSpec):
     requirements: tuple[str, ...] = ()
     code: tuple = ()
     raw: dict = field(default_factory=dict)
+    task_timeout: float | None = None
 
     def candidates(self) -> list[dict]:
         """The candidates, plain data, in scikit-learn's order."""

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ _SPEC_KEYS = {
     "fit_params",
     "code",
     "requirements",
+    "task_timeout",
 }
 
 
@@ -127,6 +129,8 @@ class SearchSpec(ScoredSpec):
     code: tuple[Path, ...] = ()
     code_digest: str | None = None
     requirements: tuple[str, ...] = ()
+    #: Seconds a fit may run before its engine is replaced and it counts as failed.
+    task_timeout: float | None = None
 
     def candidates(self) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
@@ -223,7 +227,7 @@ def load_search_spec(
     )
     spec = SearchSpec(
         path=where,
-        name=str(data.get("name") or path.stem),
+        name=parse_name(where, data.get("name"), path.stem),
         estimator=est,
         search=search,
         params=params,
@@ -240,6 +244,9 @@ def load_search_spec(
         code=code,
         code_digest=code_digest,
         requirements=requirements,
+        task_timeout=parse_task_timeout(
+            where, "task_timeout", data.get("task_timeout")
+        ),
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -294,6 +301,44 @@ def _check_n_iter_fits_grid(where: str, spec: SearchSpec) -> None:
             f"{spec.n_iter} is more than the {size} candidates of the grid",
             f"use n_iter <= {size}, or drop it to run the whole grid",
         )
+
+
+#: A run name: it names the run directory under runs/, so no path in it.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def parse_name(where: str, name: Any, default: str) -> str:
+    """The spec's `name` (default: the file's stem), safe as a directory name."""
+    if name is None or name == "":
+        name = default
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or ".." in name:
+        raise err(
+            where,
+            "name",
+            f"expected a name of letters, digits, '.', '_', '-' (it names the run "
+            f"directory under runs/), got {name!r}",
+            "write e.g. name: digits_svc",
+        )
+    return name
+
+
+def parse_task_timeout(where: str, key: str, value: Any) -> float | None:
+    """Seconds (> 0) a fit may run, or None for no limit."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise err(
+            where,
+            key,
+            f"expected a number of seconds > 0, got {value!r}",
+            f"write e.g. {key}: 600, or drop it for no limit",
+        )
+    return float(value)
 
 
 def _parse_error_score(where: str, error_score: Any) -> float | str:
