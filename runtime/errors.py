@@ -58,6 +58,10 @@ class ClusterLost(HostError):
     """The cluster went away under a run (its controller died): the run stays resumable."""
 
 
+class DiskFull(HostError):
+    """The run directory's disk refused a write: the run stopped, resumable once there is room."""
+
+
 class RemoteError(HostError):
     """A remote host failed over SSH (unreachable, login refused, command failed)."""
 

@@ -269,3 +269,70 @@ def test_cluster_start_fails_when_no_engine_starts_and_leaves_nothing(tmp_path):
     assert pid and not pid_alive(pid)
     status = invoke("cluster.status", "--hosts-file", str(path), check=False)
     assert "Traceback" not in status.stderr and "TimeoutError" not in status.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs at tmp_path/small (unmounted after the test)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        if os.environ.get("FLEETCV_REQUIRE_CLUSTER") == "1":
+            pytest.fail(f"cannot mount a tmpfs: {proc.stderr}")
+        pytest.skip(f"cannot mount a tmpfs: {proc.stderr}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill `disk` up to its last byte with one file; return it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 4096, 1):  # then the last bytes one at a time
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_stops_the_search_and_loses_nothing_journaled(
+    hosts, small_disk, sklearn_reference
+):
+    invoke("cluster.start", "--hosts-file", hosts)
+    run_dir = small_disk / "run"
+    search = popen_invoke(
+        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
+    )
+    journal = run_dir / "journal.jsonl"
+    wait_lines(search, journal, 5)
+    filler = fill(small_disk)
+    out, err = search.communicate(timeout=300)
+    assert search.returncode == 1, out + err
+    assert f"error: cannot write the journal {journal}: No space left on device" in (
+        err
+    ), err
+    assert f"Resume with: invoke search --resume {run_dir}" in err
+    assert "Traceback" not in err
+    kept = [ln for ln in journal.read_text().splitlines() if ln.endswith("}")]
+    assert len(kept) >= 5
+    filler.unlink()
+    out = invoke(
+        "search", "--resume", str(run_dir), "--hosts-file", hosts, "--no-progress"
+    ).stdout
+    # Every record journaled before the disk filled is still there, unchanged.
+    lines = journal.read_text().splitlines()
+    assert all(line in lines for line in kept)
+    assert_equal_to_reference(run_dir, sklearn_reference)
+    invoke("cluster.stop", "--hosts-file", hosts)

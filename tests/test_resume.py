@@ -188,3 +188,36 @@ def test_a_run_made_before_kinds_existed_reads_as_a_search(run):
     assert results["n_finished_splits"][0] == 1 and results["best_params"] is None
     out = finish_run(rdir)
     assert out["report"].is_file() and out["plots"]
+
+
+def test_the_journal_cuts_a_torn_tail_warns_on_a_garbled_middle_and_syncs_by_timer(
+    tmp_path,
+):
+    import time
+    import warnings
+
+    from runtime.rundir import journal as jnl
+
+    path = tmp_path / jnl.JOURNAL
+    path.write_text('{"candidate": 0, "fold": 0}\n{"candidate": 1, "fo')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a torn last line is expected: no warning
+        assert jnl.read_journal(path) == [{"candidate": 0, "fold": 0}]
+    j = jnl.Journal(path)
+    j.append({"candidate": 2, "fold": 0})
+    # The torn record is cut off; the new one is on a line of its own.
+    assert (
+        path.read_text() == '{"candidate": 0, "fold": 0}\n{"candidate": 2, "fold": 0}\n'
+    )
+    # fsynced by the timer within FSYNC_INTERVAL, not at the next append.
+    deadline = time.monotonic() + 10 * jnl.FSYNC_INTERVAL
+    while j._dirty and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not j._dirty and j.sync_error is None
+    j.close()
+
+    path.write_text(
+        '{"candidate": 0, "fold": 0}\nGARBAGE\n{"candidate": 1, "fold": 0}\n'
+    )
+    with pytest.warns(UserWarning, match=r"skipped 1 garbled line\(s\) \(line 2\)"):
+        assert len(jnl.read_journal(path)) == 2

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
 from runtime.engine.folds import SplitSet
-from runtime.errors import ClusterLost, SearchError
+from runtime.errors import ClusterLost, DiskFull, SearchError
 from runtime.kinds import kind_of
 from runtime.kinds.search import best_of
 from runtime.rundir import results as rs
@@ -185,6 +185,10 @@ class Job:
         )
         if not ended:
             return False
+        if self.runner.disk_error:
+            # Nothing more can be written there: results.json waits for the resume.
+            self.runner.close()
+            raise DiskFull(self.runner.disk_error + self._resume_hint())
         self.finalize()
         if self.runner.fatal:
             error = ClusterLost if self.runner.cluster_lost else SearchError

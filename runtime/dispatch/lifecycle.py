@@ -592,8 +592,14 @@ def run_job(
         )
         job.abort()
     finally:
-        rd.set_status(run_dir, job.status)
-        unlock_run(run_dir)
+        try:
+            rd.set_status(run_dir, job.status)
+        except OSError:
+            # A full disk: meta.json keeps "running" with this driver's pid,
+            # which reads as interrupted, resumable, once this process ends.
+            pass
+        finally:
+            unlock_run(run_dir)
     return job
 
 

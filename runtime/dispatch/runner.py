@@ -13,6 +13,7 @@ a result, not a retry.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import sys
@@ -156,6 +157,8 @@ class TaskRunner:
         self._timed_out: dict[str, tuple[int, str, int]] = {}
         #: Set when a health check stopped the run (the cluster is gone).
         self.cluster_lost = False
+        #: Why the journal could not be written (a full disk), or None.
+        self.disk_error: str | None = None
         if self.run_dir is not None:
             self.records = jn.read_journal(self.run_dir / jn.JOURNAL)
             self._done = set(latest_records(self.records))
@@ -333,8 +336,9 @@ class TaskRunner:
             if self._submitted is not None:
                 # No fsync: a lost line only leaves a task for the cluster
                 # to finish for nobody, as before this list existed.
-                self._submitted.write(ar.msg_ids[0] + "\n")
-                self._submitted.flush()
+                with contextlib.suppress(OSError):  # a full disk: as a lost line
+                    self._submitted.write(ar.msg_ids[0] + "\n")
+                    self._submitted.flush()
         ar.add_done_callback(lambda f, p=pairs, a=attempt: self._queue.put((f, p, a)))
 
     # ---------------------------------------------------------------- collect
@@ -415,8 +419,7 @@ class TaskRunner:
             for rec in recs:
                 # Journal before the task leaves _pending: close() closes
                 # the journal only once nothing is pending.
-                if self._journal is not None:
-                    self._journal.append(rec)
+                self._append(rec)
                 self.records.append(rec)
                 if record.is_finished(rec):
                     self._done.add((rec["candidate"], rec["fold"]))
@@ -428,6 +431,31 @@ class TaskRunner:
                 # sees nothing pending while folds still wait.
                 self._next_fold()
             self._pending.pop(ar.msg_ids[0], None)
+
+    def _append(self, rec: dict) -> None:
+        """Journal one record; a disk that cannot take it stops the run (call with the lock)."""
+        if self._journal is None:
+            return
+        error = self._journal.sync_error
+        if error is None:
+            try:
+                self._journal.append(rec)
+                return
+            except OSError as exc:
+                error = exc
+        # What reached the journal before stays: its lines are whole, and a
+        # line torn by the full disk is skipped on read. Nothing more is
+        # written; the run stops, resumable once there is room.
+        path = self._journal.path
+        self._journal.abandon()
+        self._journal = None
+        self.disk_error = (
+            f"cannot write the journal {path}: {error.strerror or error}. The run "
+            f"stopped; the {len(self._done)} results journaled before are kept. Fix: "
+            "free space on that disk (or move the run directory), then resume the run."
+        )
+        self.fatal = self.disk_error
+        self.abort(wait=False)
 
     def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
         return record.stamp(
@@ -670,7 +698,8 @@ class TaskRunner:
             self._journal.close()
             self._journal = None
         if self._submitted is not None:
-            self._submitted.close()
+            with contextlib.suppress(OSError):
+                self._submitted.close()
             self._submitted = None
         if self._collector is not None:
             self._queue.put(None)

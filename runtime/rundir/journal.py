@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 JOURNAL = "journal.jsonl"
@@ -47,16 +48,11 @@ class Journal:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()
-        # A torn last line from an earlier crash would glue onto the next
-        # record: start on a fresh line.
-        needs_newline = False
+        # A torn last line (a crash or a full disk mid-write) is no record:
+        # cut it off, so the next record starts on a line of its own.
         if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                needs_newline = f.read(1) != b"\n"
+            _cut_torn_tail(self.path)
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        if needs_newline:
-            self._f.write("\n")
         self._dirty = False
         #: The error of the last fsync that failed (a full disk), else None.
         self.sync_error: OSError | None = None
@@ -84,6 +80,17 @@ class Journal:
                     except OSError as exc:
                         self.sync_error = exc
 
+    def abandon(self) -> None:
+        """Stop writing after a write failed (a full disk): close without flushing again."""
+        self._stop.set()
+        with self._lock:
+            if not self._f.closed:
+                # A flush would fail again (and might add half a line later).
+                with contextlib.suppress(OSError):
+                    os.close(self._f.fileno())
+                with contextlib.suppress(OSError, ValueError):
+                    self._f.close()
+
     def close(self) -> None:
         """Flush, fsync and close."""
         self._stop.set()
@@ -94,6 +101,27 @@ class Journal:
                     os.fsync(self._f.fileno())
                 finally:
                     self._f.close()
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a file after its last newline (nothing when it ends with one)."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        # Walk back in blocks to the last newline.
+        end, block = size, 65536
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            chunk = f.read(end - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                f.truncate(start + i + 1)
+                return
+            end = start
+        f.truncate(0)
 
 
 def _json_default(o):
@@ -107,22 +135,40 @@ def _json_default(o):
 
 
 def read_journal(path: str | os.PathLike) -> list[dict]:
-    """Read every complete record; a torn or garbled line is skipped."""
+    """Read every complete record; a torn or garbled line is skipped.
+
+    The last line may be torn by a crash mid-write, which is expected; any
+    other garbled line is skipped with a warning naming it, since something
+    else damaged the file.
+    """
     records = []
     p = Path(path)
     if not p.exists():
         return records
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                records.append(rec)
+    bad = []
+    with open(p, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and "candidate" in rec and "fold" in rec:
+            records.append(rec)
+        else:
+            bad.append(number)
+    last = max((i for i, ln in enumerate(lines, 1) if ln.strip()), default=0)
+    middle = [n for n in bad if n != last]
+    if middle:
+        warnings.warn(
+            f"{p}: skipped {len(middle)} garbled line(s) (line "
+            f"{', '.join(map(str, middle[:10]))}{', ...' if len(middle) > 10 else ''}); "
+            "their tasks count as not done and run again on a resume",
+            stacklevel=2,
+        )
     return records
 
 
