@@ -36,8 +36,8 @@ import psutil
 from fabric import Config, Connection, ThreadingGroup, task
 from fabric.exceptions import GroupException
 
+import hostkeys
 from runtime.dispatch import cluster as cl
-from runtime.dispatch import hostkeys
 from runtime.dispatch.wheelhouse import (
     WHEELHOUSE_REQS,
     build_wheelhouse,

@@ -699,6 +699,12 @@ def test_no_region_at_all(aws, name, tmp_path):
             r"^--ssh-cidr: 0.0.0.0/0 opens SSH to the whole internet",
         ),
         ({"ssh_cidr": "::/0"}, r"^--ssh-cidr: ::/0 opens SSH to the whole internet"),
+        (
+            {"ssh_cidr": "128.0.0.0/1"},
+            r"^--ssh-cidr: 128.0.0.0/1 opens SSH to 2,147,483,648 addresses, more "
+            r"than a /16\. Fix: pass your own public address",
+        ),
+        ({"ssh_cidr": "2001:db8::/20"}, r"^--ssh-cidr: 2001:db8::/20 opens SSH to"),
         ({"ssh_cidr": "my-laptop"}, r"^--ssh-cidr: expected an address or network"),
         ({"ssh_cidr": None}, r"^--ssh-cidr: required for the new cluster 't\d+'"),
         (
@@ -841,3 +847,12 @@ def test_rsync_fetch_command():
         and "-i" in cmd[4]
         and "k.pem" in cmd[4]
     )
+
+
+def test_the_default_cluster_name_is_the_users_own():
+    import getpass
+
+    from runtime.ec2.settings import DEFAULT_CLUSTER, check_cluster
+
+    assert DEFAULT_CLUSTER == f"fleetcv-{getpass.getuser()}"
+    assert check_cluster(DEFAULT_CLUSTER) == DEFAULT_CLUSTER

@@ -722,3 +722,19 @@ def test_host_keys_are_recorded_on_first_contact_and_a_changed_one_is_refused(mh
             )
             + "\n"
         )
+
+
+def test_a_fold_truncated_on_a_host_is_detected_and_pushed_again(mh):
+    hosts = mh["all3"]
+    invoke("data.push", "--hosts-file", hosts)
+    folds = sorted((mh["disks"]["fmh3"] / "splits").glob("*/fold*"))
+    assert folds, "no fold on fmh3 after a push"
+    fold = folds[0]
+    whole = fold.read_bytes()
+    fold.write_bytes(whole[: len(whole) // 2])
+    out = invoke("data.push", "--hosts-file", hosts).stdout
+    digest = fold.parent.name
+    # The damaged copy fails its sha256 check: pushed again, verified there.
+    assert re.search(rf"\[fmh3\] {digest}: pushed [\d.]+ MB, sha256 verified", out), out
+    assert re.search(rf"\[fmh1\] {digest}: already there and verified", out), out
+    assert fold.read_bytes() == whole

@@ -131,6 +131,42 @@ BAD_SPECS = [
         {"fit_params": {"sample_weight": {"column": "w", "path": "w.npy"}}},
         r"fit_params\.sample_weight: give exactly one of column or path",
     ),
+    (
+        {"cv": {**BASE["cv"], "random_state": 2**40}},
+        r"cv\.random_state: 1099511627776 is not a seed \(0 to 2\*\*32 - 1\)\. "
+        r"Fix: write e\.g\. random_state: 42",
+    ),
+    (
+        {"cv": {**BASE["cv"], "random_state": -1}},
+        r"cv\.random_state: -1 is not a seed",
+    ),
+    (
+        {"search": "random", "n_iter": 2, "random_state": -5},
+        r"spec\.yml: random_state: -5 is not a seed",
+    ),
+    (
+        {"params": {"C": [float("nan"), 1.0]}},
+        r"params\.C\[0\]: nan is not a usable parameter value\. Fix: give finite numbers",
+    ),
+    (
+        {"params": {"C": [1.0, float("inf")]}},
+        r"params\.C\[1\]: inf is not a usable parameter value",
+    ),
+    (
+        {"name": "../../elsewhere"},
+        r"name: expected a name of letters, digits, '\.', '_', '-' \(it names the run "
+        r"directory under runs/\), got '\.\./\.\./elsewhere'",
+    ),
+    ({"name": "a/b"}, r"name: expected a name of letters, digits"),
+    (
+        {"task_timeout": 0},
+        r"task_timeout: expected a number of seconds > 0, got 0\. Fix: write e\.g\. "
+        r"task_timeout: 600",
+    ),
+    (
+        {"task_timeout": "1h"},
+        r"task_timeout: expected a number of seconds > 0, got '1h'",
+    ),
 ]
 
 
@@ -191,6 +227,16 @@ BAD_DATA = [
             "data": {**CHURN["data"], "groups": {"path": "one.npy"}},
         },
         r"data\.groups: LeaveOneGroupOut cannot split this data \(The groups parameter contains fewer than 2 unique groups",
+    ),
+    (
+        {
+            "estimator": {"class": "sklearn.ensemble.HistGradientBoostingRegressor"},
+            "params": {"learning_rate": [0.1]},
+            "data": {**CHURN["data"], "target": "weight"},
+            "cv": {"kind": "kfold", "n_splits": 3, "stratified": True},
+        },
+        r"cv\.stratified: the target is continuous \(\d+ distinct values\): stratified "
+        r"folds need classes\. Fix: drop stratified: true",
     ),
 ]
 
@@ -544,3 +590,14 @@ def test_a_list_stands_for_a_tuple_where_scikit_learn_wants_one(tmp_path):
     assert materialize({"clf__C": [1.0]}, est) == {
         "clf__C": [1.0]
     }  # lists elsewhere stay lists
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    p = tmp_path / "twice.yml"
+    p.write_text(open(REFERENCE_SPEC).read() + "\nreturn_train_score: false\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"twice\.yml: line 21: the key 'return_train_score' is given twice "
+        r"\(first on line 19\); only one can count\. Fix: keep one of them",
+    ):
+        load_search_spec(p)

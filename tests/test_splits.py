@@ -61,3 +61,34 @@ def test_verify_detects_a_corrupted_fold(tmp_path):
         f.write(b"garbage!")
     problems = verify_split_set(split.path)
     assert len(problems) == 1 and "fold_001.pkl: sha256 mismatch" in problems[0]
+
+
+def test_a_damaged_split_directory_is_written_again_private_and_temps_of_the_dead_go(
+    tmp_path,
+):
+    import os
+    import stat
+
+    import pytest
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 2, 60)
+    cv = ShuffleSplit(3, random_state=0)
+    split = persist_splits(X, y, cv, {"rs": 0}, tmp_path)
+    # Private: folds are pickles, whoever can write them runs code in the engines.
+    assert stat.S_IMODE(split.path.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in split.path.iterdir()} == {0o600}
+    # A temporary folder of a writer that was killed (no such pid) is removed.
+    dead = split.path.parent / f".{split.digest}-4194999-tmp-abcd"
+    dead.mkdir()
+    fold = split.fold_path(0)
+    good = load_fold(fold, mmap_mode=None)
+    with open(fold, "r+b") as f:
+        f.truncate(fold.stat().st_size // 2)
+    with pytest.warns(
+        UserWarning, match=rf"{fold}: sha256 mismatch: writing the folds"
+    ):
+        again = persist_splits(X, y, cv, {"rs": 0}, tmp_path)
+    assert again.path == split.path and verify_split_set(again.path) == []
+    np.testing.assert_array_equal(load_fold(fold, mmap_mode=None)[0], good[0])
+    assert not dead.exists() and os.listdir(split.path.parent) == [split.digest]

@@ -47,6 +47,13 @@ def check_ssh_cidr(cidr: str) -> str:
             f"--ssh-cidr: expected an address or network like 203.0.113.7/32, got "
             f"{cidr!r}. Fix: pass your public address, or --ssh-cidr auto"
         ) from None
+    widest = 16 if net.version == 4 else 48
+    if 0 < net.prefixlen < widest:
+        raise ConfigError(
+            f"--ssh-cidr: {cidr} opens SSH to {net.num_addresses:,} addresses, more "
+            f"than a /{widest}. Fix: pass your own public address (e.g. "
+            "203.0.113.7/32) or your office's network, or --ssh-cidr auto"
+        )
     if net.prefixlen == 0:
         raise ConfigError(
             f"--ssh-cidr: {cidr} opens SSH to the whole internet. Fix: pass your own "

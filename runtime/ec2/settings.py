@@ -9,6 +9,7 @@ from the flags of ``invoke ec2.up`` / ``ec2.grow`` (or the arguments of
 
 from __future__ import annotations
 
+import getpass
 import math
 import os
 import re
@@ -17,7 +18,22 @@ from typing import Any
 
 from runtime.errors import ConfigError
 
-DEFAULT_CLUSTER = "fleetcv"
+
+def _default_cluster() -> str:
+    """``fleetcv-<login>``: users of one AWS account never share a default cluster.
+
+    With one shared name, one user's `ec2.down` would terminate another's
+    instances (every tagged instance of the cluster goes).
+    """
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a bare container): no user part
+        return "fleetcv"
+    part = re.sub(r"[^A-Za-z0-9-]+", "-", login).strip("-")[:32]
+    return f"fleetcv-{part}" if part else "fleetcv"
+
+
+DEFAULT_CLUSTER = _default_cluster()
 DEFAULT_USER = "ubuntu"
 #: /mnt is the instance-store (local disk) mount point of Ubuntu AMIs.
 DEFAULT_WORKDIR = "/mnt/fleetcv"

@@ -43,8 +43,13 @@ def write_sums(folder: Path, sums: Iterable[tuple[str, str]]) -> None:
 def publish(dest: Path, fill: Callable[[Path], None]) -> Path:
     """Make `dest` by `fill(tmp)` into a temporary sibling, then a rename.
 
-    If another process published `dest` first, its folder is kept and ours
-    dropped; if `fill` raises, nothing is left behind.
+    Every file is made private (0600, the folder 0700: folds are pickles,
+    and whoever can write them runs code in the engines) and fsynced, and
+    so is the folder, before the rename publishes it: a crash never leaves
+    a published folder with missing bytes. If another process published
+    `dest` first, its folder is kept and ours dropped; if `fill` raises,
+    nothing is left behind. Temporary folders of processes that died
+    (killed mid-write) are removed on the way.
 
     Returns
     -------
@@ -52,15 +57,73 @@ def publish(dest: Path, fill: Callable[[Path], None]) -> Path:
         `dest`.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    remove_dead_temps(dest.parent)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{dest.name}-{os.getpid()}{_TMP_MARK}", dir=dest.parent
+        )
+    )
     try:
         fill(tmp)
-        os.chmod(tmp, 0o755)
+        _seal(tmp)
         try:
             tmp.rename(dest)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)  # another process made it first
+        else:
+            _fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+#: Between the creator's pid and mkdtemp's random part in a temporary folder's name.
+_TMP_MARK = "-tmp-"
+
+
+def remove_dead_temps(parent: Path) -> int:
+    """Remove the temporary folders in `parent` whose creating process is gone."""
+    removed = 0
+    for p in parent.glob(f".*{_TMP_MARK}*"):
+        pid = p.name.rsplit(_TMP_MARK, 1)[0].rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _seal(folder: Path) -> None:
+    """Owner-only modes and everything on disk, files first, then the folders."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            os.chmod(path, 0o600)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700)
+            _fsync_dir(Path(root, name))
+    os.chmod(folder, 0o700)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,9 +177,15 @@ def persist_splits(
     fit_params = dict(fit_params or {})
     digest = data_digest(X, y, cv, groups, fit_params)
     final = Path(workdir) / SPLITS_SUBDIR / digest
-    existing = load_split_set(final) if (final / MANIFEST).is_file() else None
-    if existing is not None:
-        return existing
+    if (final / MANIFEST).is_file():
+        damaged = verify_split_set(final)
+        if not damaged:
+            return load_split_set(final)
+        # Reused only whole: a truncated or edited fold must never be scored.
+        warnings.warn(
+            f"{final}: {'; '.join(damaged[:3])}: writing the folds again", stacklevel=2
+        )
+        shutil.rmtree(final)
     data = (X, y, groups, fit_params)
     publish(final, lambda tmp: _write_folds(tmp, data, splitter, cv, digest, progress))
     return load_split_set(final)

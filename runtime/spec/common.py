@@ -39,6 +39,34 @@ def err(where: str, key: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"{where}: {key}: {problem}. Fix: {fix}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first: int, again: int):
+        super().__init__(f"the key {key!r} is given twice")
+        self.key, self.first, self.again = key, first, again
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently: the first value would
+    be ignored without a word.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(
+                        key, seen[key].line + 1, key_node.start_mark.line + 1
+                    )
+            except TypeError:
+                continue  # an unhashable key: SafeLoader's own error follows
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, what: str) -> dict:
     """Read a YAML file whose top level is a mapping (an empty file gives {}).
 
@@ -64,7 +92,12 @@ def read_yaml(path: Path, what: str) -> dict:
             f"(see README.md)"
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: line {exc.again}: the key {exc.key!r} is given twice (first on "
+            f"line {exc.first}); only one can count. Fix: keep one of them"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"{path}: not valid YAML ({exc}). Fix: correct the syntax"

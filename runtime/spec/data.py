@@ -641,6 +641,17 @@ def _check_folds(where: str, spec: SearchSpec, X, y, groups) -> None:
             f"{n} samples are too few for {spec.cv.n_splits} folds",
             "use fewer folds or more data",
         )
+    if getattr(spec.cv, "stratified", False):
+        from sklearn.utils.multiclass import type_of_target
+
+        if type_of_target(y) in ("continuous", "continuous-multioutput"):
+            raise err(
+                where,
+                "cv.stratified",
+                f"the target is continuous ({len(np.unique(y))} distinct values): "
+                "stratified folds need classes",
+                "drop stratified: true (plain KFold/ShuffleSplit) for a regression target",
+            )
     splitter = spec.cv.splitter()
     try:
         for _ in splitter.split(X, y, groups):

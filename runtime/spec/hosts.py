@@ -156,7 +156,7 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ADDRESS = re.compile(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _DNS_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
-#: hosts.yml's host_keys values (see runtime.dispatch.hostkeys).
+#: hosts.yml's host_keys values (see hostkeys.py, beside fabfile.py).
 HOST_KEY_POLICIES = ("accept-new", "strict")
 #: The keys a host may have.
 _HOST_KEYS = {

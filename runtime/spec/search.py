@@ -212,9 +212,7 @@ def load_search_spec(
     if n_iter is not None:
         data = {**data, "n_iter": n_iter}
     spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
-    rs = expect_optional_int(
-        where, "random_state", data.get("random_state"), "write e.g. random_state: 0"
-    )
+    rs = _seed(where, "random_state", data.get("random_state"))
     params = _parse_params(where, data, search, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
     refit = parse_refit(where, data.get("refit", True), scoring)
@@ -341,6 +339,21 @@ def parse_task_timeout(where: str, key: str, value: Any) -> float | None:
     return float(value)
 
 
+def _seed(where: str, key: str, value: Any) -> int | None:
+    """A random_state: null or an integer numpy takes as a seed (0 to 2**32 - 1)."""
+    value = expect_optional_int(
+        where, key, value, f"write e.g. {key.split('.')[-1]}: 42"
+    )
+    if value is not None and not 0 <= value < 2**32:
+        raise err(
+            where,
+            key,
+            f"{value} is not a seed (0 to 2**32 - 1)",
+            f"write e.g. {key.split('.')[-1]}: 42",
+        )
+    return value
+
+
 def _parse_error_score(where: str, error_score: Any) -> float | str:
     if error_score == "raise":
         return error_score
@@ -464,6 +477,15 @@ def _param_values(where: str, key: str, name: Any, values: Any, search: str) -> 
 
 def _list_item(where: str, key: str, i: int, name: str, v: Any) -> Any:
     """One value of a parameter's list: as written, an estimator, or an expression of one value."""
+    if isinstance(v, float) and not math.isfinite(v):
+        # YAML's .nan/.inf: no estimator takes them, and a NaN candidate
+        # never equals itself, which breaks resume and reuse by params.
+        raise err(
+            where,
+            f"{key}[{i}]",
+            f"{v!r} is not a usable parameter value",
+            "give finite numbers (or null for None)",
+        )
     if isinstance(v, dict) and ("class" in v or "pipeline" in v):
         return check_description(where, f"{key}[{i}]", v)
     if not (isinstance(v, str) and is_call(v)):
@@ -508,12 +530,7 @@ def _parse_cv(where: str, raw: Any) -> CVSpec:
         kind=kind,
         n_splits=_cv_n_splits(where, kind, raw.get("n_splits", 5)),
         test_size=_cv_test_size(where, kind, raw),
-        random_state=expect_optional_int(
-            where,
-            "cv.random_state",
-            raw.get("random_state"),
-            "write e.g. random_state: 42",
-        ),
+        random_state=_seed(where, "cv.random_state", raw.get("random_state")),
         stratified=expect_bool(
             where,
             "cv.stratified",
