@@ -578,20 +578,7 @@ def open_tunnel(
                 if proc.poll() is None:
                     return proc.pid
             if proc.poll() is not None:
-                with open(log, "rb") as fh:
-                    fh.seek(log_start)
-                    text = fh.read().decode(errors="replace")
-                keys = hostkeys.describe_openssh_failure(text, cfg, host)
-                if keys:
-                    raise hostkeys.HostKeyError(keys)
-                tail = text.strip().splitlines()[-2:]
-                raise RemoteError(
-                    f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
-                    f"{' | '.join(tail) or 'no message'} (log: {log}). A controller port "
-                    f"{ports[0]}-{ports[-1]} is taken on the host (by another cluster, or by "
-                    "an old tunnel its sshd still holds: set ClientAliveInterval 15 in its "
-                    "sshd_config), or its sshd has AllowTcpForwarding off"
-                )
+                raise _tunnel_ended(proc, log, log_start, ports, cfg, host)
             if time.monotonic() > deadline:
                 raise RemoteError(
                     f"the SSH tunnel to the controller did not bind its ports on the host "
@@ -602,6 +589,24 @@ def open_tunnel(
         with contextlib.suppress(psutil.Error):
             close_tunnel(host, cfg)  # detached: it would outlive this command
         raise
+
+
+def _tunnel_ended(proc, log: Path, log_start: int, ports, cfg, host) -> RemoteError:
+    """The error of a tunnel whose ssh ended: its host key refused, or a port taken."""
+    with open(log, "rb") as fh:
+        fh.seek(log_start)
+        text = fh.read().decode(errors="replace")
+    keys = hostkeys.describe_openssh_failure(text, cfg, host)
+    if keys:
+        return hostkeys.HostKeyError(keys)
+    tail = text.strip().splitlines()[-2:]
+    return RemoteError(
+        f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
+        f"{' | '.join(tail) or 'no message'} (log: {log}). A controller port "
+        f"{ports[0]}-{ports[-1]} is taken on the host (by another cluster, or by "
+        "an old tunnel its sshd still holds: set ClientAliveInterval 15 in its "
+        "sshd_config), or its sshd has AllowTcpForwarding off"
+    )
 
 
 def close_tunnel(host: HostSpec, cfg: HostsConfig, grace: float = 5.0) -> bool:

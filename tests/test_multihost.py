@@ -738,3 +738,73 @@ def test_a_fold_truncated_on_a_host_is_detected_and_pushed_again(mh):
     assert re.search(rf"\[fmh3\] {digest}: pushed [\d.]+ MB, sha256 verified", out), out
     assert re.search(rf"\[fmh1\] {digest}: already there and verified", out), out
     assert fold.read_bytes() == whole
+
+
+def test_a_host_cut_off_for_40_s_rejoins_and_serves_tasks_again(mh, tmp_path):
+    """fmh2's network goes down for 40 s mid-search: its engine is restarted when it is back."""
+    from sklearn.model_selection import GridSearchCV
+
+    from runtime.spec import load_data, load_search_spec
+
+    spec = yaml.safe_load(Path(REPO, "searches", "digits_svc.yml").read_text())
+    spec["cv"]["n_splits"] = 10  # long enough to outlast the cut
+    spec_path = tmp_path / "long.yml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    hosts = mh["all3"]
+    invoke("cluster.start", "--hosts-file", hosts)
+    victim = next(h for h in mh["state"]["hosts"] if h["name"] == "fmh2")
+    link = ["ip", "-n", victim["netns"], "link", "set", "eth0"]
+    try:
+        run_dir = mh["tmp"] / "runs" / "rejoin"
+        search = popen_invoke(
+            "search",
+            "--spec",
+            str(spec_path),
+            "--hosts-file",
+            hosts,
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        )
+        journal = run_dir / "journal.jsonl"
+        deadline = time.monotonic() + 120
+        while not journal.exists() or len(journal.read_text().splitlines()) < 10:
+            assert search.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        subprocess.run([*link, "down"], check=True)
+        time.sleep(40)
+        subprocess.run([*link, "up"], check=True)
+        back = time.time()
+        out, err = search.communicate(timeout=900)
+        assert search.returncode == 0, out + err
+        assert (
+            "fmh2: answers again: its old engines stopped, 1 engine(s) started" in err
+        ), err
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
+        ok = Counter(
+            (r["candidate"], r["fold"]) for r in records if r["status"] == "ok"
+        )
+        assert len(ok) == 200 and set(ok.values()) == {1}, "every pair exactly once"
+        after = [r for r in records if r.get("host") == "fmh2" and r["started"] > back]
+        assert after, "fmh2's new engine served no task after it came back"
+        status = invoke("cluster.status", "--hosts-file", hosts).stdout
+        assert "hosts that came back (last rejoins):" in status, status
+        assert "fmh2: 1 engines registered, 1 running" in status, status
+        loaded = load_search_spec(spec_path)
+        X, y = load_data(loaded)
+        ref = GridSearchCV(
+            loaded.estimator.build(),
+            {"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)},
+            cv=loaded.cv.splitter(),
+            n_jobs=2,
+        ).fit(X, y)
+        res = json.loads((run_dir / "results.json").read_text())
+        np.testing.assert_allclose(
+            res["mean_test_score"],
+            ref.cv_results_["mean_test_score"],
+            rtol=0,
+            atol=1e-12,
+        )
+    finally:
+        subprocess.run([*link, "up"], check=False)
+        invoke("cluster.stop", "--hosts-file", hosts, check=False)

@@ -203,20 +203,7 @@ def start(
             f"a fleetcv cluster is already running (profile {profile_dir(cfg)}). "
             "Try: invoke cluster.status, or invoke cluster.stop first"
         )
-    # A controller that died (SIGKILL) leaves its schedulers on its ports
-    # and its engines waiting for it, holding memory.
-    old_pid = recorded_controller_pid(cfg)
-    if old_pid:
-        kill_controller_leftovers(old_pid)
-        stop_local_engines(cfg)
-    stale = _from_file(cfg)
-    if stale is not None:
-        stale.remove_cluster_file()
-    # A dead controller's connection files name its keys: a client (or an
-    # engine) reading them before the new controller rewrites them would wait
-    # on nobody.
-    for f in (engine_connection_file(cfg), client_connection_file(cfg)):
-        f.unlink(missing_ok=True)
+    _clean_up_after(cfg)
     busy = _busy_ports(cfg.controller.ip, cfg.controller.ports)
     if busy:
         raise ClusterError(
@@ -254,6 +241,24 @@ def start(
         "controller_pid": cluster.controller.pid,
         "local_engines": n_local,
     }
+
+
+def _clean_up_after(cfg: HostsConfig) -> None:
+    """Remove what an earlier controller of `cfg` that died left behind."""
+    # A controller that died (SIGKILL) leaves its schedulers on its ports
+    # and its engines waiting for it, holding memory.
+    old_pid = recorded_controller_pid(cfg)
+    if old_pid:
+        kill_controller_leftovers(old_pid)
+        stop_local_engines(cfg)
+    stale = _from_file(cfg)
+    if stale is not None:
+        stale.remove_cluster_file()
+    # A dead controller's connection files name its keys: a client (or an
+    # engine) reading them before the new controller rewrites them would wait
+    # on nobody.
+    for f in (engine_connection_file(cfg), client_connection_file(cfg)):
+        f.unlink(missing_ok=True)
 
 
 _PORTS_FIX = (

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.dispatch import cluster as cl
-from runtime.dispatch.probes import engines_by_host
+from runtime.dispatch.probes import NO_ANSWER, engines_by_host
+from runtime.dispatch.rejoin import history as rejoin_history
 from runtime.engine.worker import pip_install as engine_pip_install
 from runtime.errors import ConfigError, HostError
 from runtime.rundir.run import pid_alive
@@ -262,10 +263,16 @@ def status_lines(cfg: HostsConfig, remote) -> list[str]:
         lines.append(line)
     names = {x.name for x in cfg.hosts}
     lines += [
-        f"{h}: {len(eids)} engines registered (not in {cfg.path})"
+        f"{len(eids)} engines registered did not say their host within the timeout "
+        "(busy with a long fit, or hung)"
+        if h == NO_ANSWER
+        else f"{h}: {len(eids)} engines registered (not in {cfg.path})"
         for h, eids in by_host.items()
         if h not in names
     ]
+    rejoins = rejoin_history(cfg)
+    if rejoins:
+        lines += ["hosts that came back (last rejoins):", *(f"  {r}" for r in rejoins)]
     return lines
 
 

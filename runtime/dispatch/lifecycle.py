@@ -38,6 +38,7 @@ from runtime.dispatch.byvalue import register_user_modules
 from runtime.dispatch.job import Job, job_for
 from runtime.dispatch.probes import engines_by_host
 from runtime.dispatch.refit import refit_best
+from runtime.dispatch.rejoin import HostRejoin
 from runtime.dispatch.versions import check_engine_versions
 from runtime.engine import usercode
 from runtime.engine.folds import (
@@ -521,7 +522,8 @@ def execute(
             plan,
             options,
             log,
-            health=[cl.controller_watch(cfg)],
+            health=[cl.controller_watch(cfg)]
+            + ([HostRejoin(cfg, remote, client)] if cfg.remote_hosts else []),
             on_timeout=fleet.engine_replacer(cfg, remote),
         )
         if job.kind.style == "search":

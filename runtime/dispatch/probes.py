@@ -8,6 +8,7 @@ the processes that map them, so the sum of PSS over a host is the real cost.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from runtime.dispatch.runner import get_result
@@ -17,24 +18,43 @@ from runtime.engine.worker import engine_info
 MB = 1e6
 
 
-def engines_by_host(client) -> dict[str, list[int]]:
+#: What engines_by_host files an engine under when it does not answer in time.
+NO_ANSWER = "(no answer)"
+
+
+def engines_by_host(client, ids=None, timeout: float = 60.0) -> dict[str, list[int]]:
     """Engine ids grouped by the host they run on.
 
     An engine that dies before it answers (its host or its tunnel gone: the
     controller's heartbeat drops it) is left out, so a status or a push
-    still works while a host is lost.
+    still works while a host is lost; one that does not answer within
+    `timeout` seconds (busy with a long fit, or hung) is listed under
+    `NO_ANSWER`, never waited for longer.
+
+    Parameters
+    ----------
+    client : ipyparallel.Client
+        The cluster's client.
+    ids : list of int, optional
+        Only these engines (default: every registered one).
+    timeout : float
+        Seconds to wait for all of them together.
     """
     # ipyparallel is loaded by then (a client exists); importing it at the
     # top would cost every command line call half a second.
     from ipyparallel.error import EngineError
 
-    ids = list(client.ids)
+    ids = list(client.ids if ids is None else ids)
     ars = {eid: client[eid].apply_async(engine_info) for eid in ids}
     out: dict[str, list[int]] = defaultdict(list)
+    deadline = time.monotonic() + timeout
     for eid, ar in sorted(ars.items()):
         try:
-            info = get_result(ar, timeout=None)
+            info = get_result(ar, timeout=max(0.0, deadline - time.monotonic()))
         except EngineError:
+            continue
+        except TimeoutError:
+            out[NO_ANSWER].append(eid)
             continue
         out[info["host"]].append(eid)
     return dict(out)
