@@ -41,6 +41,28 @@ def run_invoke(*args, timeout=600) -> subprocess.CompletedProcess:
     )
 
 
+def invoke(*args, timeout=600, check=True) -> subprocess.CompletedProcess:
+    """`run_invoke`, asserting success (with the output) unless `check` is False."""
+    proc = run_invoke(*args, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, (
+            f"invoke {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def popen_invoke(*args) -> subprocess.Popen:
+    """`invoke ARGS` started in the background, output piped."""
+    return subprocess.Popen(
+        ["invoke", *args],
+        cwd=REPO,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def local_hosts_data(tmp, engines=2, ports=TEST_PORTS, **controller) -> dict:
     """The hosts.yml data of this machine alone, all state under tmp."""
     return {

@@ -21,31 +21,11 @@ import pytest
 
 from runtime.dispatch import cluster as cl
 from runtime.spec import load_hosts
-from tests.conftest import REPO, pid_alive, run_invoke, user_env, write_local_hosts
+from tests.conftest import invoke, pid_alive, popen_invoke, write_local_hosts
 
 pytestmark = pytest.mark.cluster
 
 PORTS = [30400, 30439]
-
-
-def invoke(*args, timeout=600, check=True):
-    proc = run_invoke(*args, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, (
-            f"invoke {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def popen_invoke(*args):
-    return subprocess.Popen(
-        ["invoke", *args],
-        cwd=REPO,
-        env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_lines(proc, journal: Path, lines: int, timeout=120.0) -> None:

@@ -28,10 +28,10 @@ from runtime.spec import load_hosts
 from tests.conftest import (
     HOST_PYTHON,
     REPO,
+    invoke,
     pid_alive,
+    popen_invoke,
     require_testcluster,
-    run_invoke,
-    user_env,
     wait_gone,
     write_namespace_hosts,
 )
@@ -40,26 +40,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 
 PREFIX, SUBNET = "fmh", "10.204.0"
 PORTS = [30200, 30239]
-
-
-def invoke(*args, timeout=600, check=True):
-    proc = run_invoke(*args, timeout=timeout)
-    if check:
-        assert proc.returncode == 0, (
-            f"invoke {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def popen_invoke(*args):
-    return subprocess.Popen(
-        ["invoke", *args],
-        cwd=REPO,
-        env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def search_until(hosts: str, run_dir: Path, lines: int):
