@@ -36,7 +36,7 @@ from runtime.dispatch import fleet
 from runtime.dispatch import requirements as reqs
 from runtime.dispatch.byvalue import register_user_modules
 from runtime.dispatch.job import Job, job_for
-from runtime.dispatch.probes import engines_by_host
+from runtime.dispatch.probes import NO_ANSWER, engines_by_host
 from runtime.dispatch.refit import refit_best
 from runtime.dispatch.rejoin import HostRejoin
 from runtime.dispatch.versions import check_engine_versions
@@ -220,15 +220,39 @@ def prepare_splits(
     return split
 
 
-def warm_page_cache(client, split: SplitSet) -> dict:
-    """Read every fold once on one engine per host (the notebook's trick)."""
+#: Seconds the page-cache warm-up may take on all hosts together.
+WARM_TIMEOUT = 600.0
+
+
+def warm_page_cache(client, split: SplitSet, timeout: float = WARM_TIMEOUT) -> dict:
+    """Read every fold once on one engine per host (the notebook's trick).
+
+    Raises
+    ------
+    HostError
+        Naming the hosts that did not finish within `timeout` seconds.
+    """
     refs = [split.relative(k) for k in range(split.n_folds)]
     by_host = engines_by_host(client)
     ars = {
         h: client[eids[0]].apply_async(warm_fold_cache, fold_refs=refs)
         for h, eids in by_host.items()
+        if h != NO_ANSWER
     }
-    return {h: ar.get() for h, ar in ars.items()}
+    deadline = time.monotonic() + timeout
+    out, late = {}, []
+    for h, ar in ars.items():
+        try:
+            out[h] = ar.get(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            late.append(h)
+    if late:
+        raise HostError(
+            f"reading the folds into the page cache did not finish within {timeout:g} s "
+            f"on {', '.join(sorted(late))} (a slow or failing disk?). Fix: check those "
+            "hosts, or remove them from the hosts file and resume"
+        )
+    return out
 
 
 def abort_orphans(client, run_dir: Path, meta: dict) -> int:
