@@ -1,318 +1,674 @@
-"""Faults, with real processes: a dead controller, two drivers of one run, a hung fit, a full disk.
+"""Faults on a real local cluster: engine loss, client loss + resume, Ctrl-C, abort, CurveZMQ.
 
-Each test starts its own local cluster (its own ports and state) through
-`invoke cluster.start`, breaks something for real (SIGKILL, a fit that
-never returns, a tmpfs that fills up) and checks that the driver stops
-with one message and a run that resumes to GridSearchCV's results.
+Every test starts its own controller and engines on its own port range (see
+PORTS_*), kills real processes with real signals, and checks by pid that
+nothing it started is left afterwards. Run with `pytest -s` to see timings.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
+import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, ShuffleSplit
+from sklearn.svm import SVC
 
 from runtime.dispatch import cluster as cl
-from runtime.spec import load_hosts
-from tests.conftest import invoke, pid_alive, popen_invoke, write_local_hosts
+from runtime.dispatch.search import DistributedSearch
+from runtime.engine.folds import persist_splits
+from runtime.rundir import journal as jn
+from runtime.spec import load_data, load_search_spec
+from tests.conftest import (
+    REFERENCE_SPEC,
+    REPO,
+    local_hosts,
+    pid_alive,
+    wait_gone,
+    write_local_hosts,
+)
 
 pytestmark = pytest.mark.cluster
 
-PORTS = [30400, 30439]
+#: Port ranges, one per test: away from the other modules' (55000-57999), and
+#: below the kernel's ephemeral ports (32768-60999 here), where a passing
+#: connection (or an engine nanny's random port, 49152+) can hold a port of
+#: the range just when a controller binds it: seen at 58160, "Address already
+#: in use".
+PORTS_ENGINE_LOSS = [31000, 31039]
+PORTS_CLIENT_LOSS = [31040, 31079]
+PORTS_CTRL_C = [31080, 31119]
+PORTS_ABORT = [31120, 31159]
+PORTS_CURVE = [31160, 31199]
+PORTS_BUSY = [31200, 31239]
+#: The reference grid: 20 candidates x 5 folds.
+N_TASKS = 100
 
 
-def wait_lines(proc, journal: Path, lines: int, timeout=120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not journal.exists() or len(journal.read_text().splitlines()) < lines:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the journal did not grow"
-        time.sleep(0.1)
+# ------------------------------------------------------------------- helpers
 
 
-def assert_equal_to_reference(run_dir: Path, reference) -> None:
-    records = [
-        json.loads(line)
-        for line in (run_dir / "journal.jsonl").read_text().splitlines()
+def _score_keys(grid) -> list[str]:
+    return [
+        k for k in grid.cv_results_ if k.endswith("_score") and not k.startswith("rank")
     ]
-    ok = Counter((r["candidate"], r["fold"]) for r in records if r["status"] == "ok")
-    assert len(ok) == 100 and set(ok.values()) == {1}, "every pair exactly once"
-    res = json.loads((run_dir / "results.json").read_text())
-    for key in ("mean_test_score", "std_test_score", "rank_test_score"):
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """GridSearchCV on the reference spec's own folds: the numbers to match."""
+    spec = load_search_spec(REFERENCE_SPEC)
+    X, y = load_data(spec)
+    grid = GridSearchCV(
+        spec.estimator.build(),
+        {"C": np.logspace(-1, 2, 4), "gamma": np.logspace(-4, 0, 5)},
+        cv=spec.cv.splitter(),
+        return_train_score=True,
+        n_jobs=2,
+    ).fit(X, y)
+    assert [dict(p) for p in grid.cv_results_["params"]] == spec.candidates()
+    return grid
+
+
+def _assert_equals_reference(results: dict, grid) -> None:
+    for key in _score_keys(grid):
         np.testing.assert_allclose(
-            res[key], reference.cv_results_[key], rtol=0, atol=1e-12, err_msg=key
+            results[key], grid.cv_results_[key], rtol=0, atol=1e-12, err_msg=key
         )
+    assert results["rank_test_score"] == grid.cv_results_["rank_test_score"].tolist()
 
 
 @pytest.fixture
-def hosts(tmp_path):
-    path = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=PORTS)
-    yield str(path)
-    cfg = load_hosts(path)
-    if cl.is_running(cfg):
-        cl.stop(cfg)
-    else:
-        cl.stop_local_engines(cfg)
+def step():
+    """step(msg) prints msg with the seconds since the test began (pytest -s)."""
+    t0 = time.monotonic()
+    return lambda msg: print(f"[{time.monotonic() - t0:5.1f} s] {msg}", flush=True)
 
 
-def test_a_killed_controller_stops_the_driver_and_the_run_resumes(
-    hosts, tmp_path, sklearn_reference
-):
-    invoke("cluster.start", "--hosts-file", hosts)
-    run_dir = tmp_path / "runs" / "ctl"
-    search = popen_invoke(
-        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
+def _tree_pids(pids) -> list[int]:
+    """The given pids and all their descendants (nannies, controller children)."""
+    out = set()
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            out.add(pid)
+            out.update(c.pid for c in p.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return sorted(out)
+
+
+class Cluster:
+    """A controller + local engines for one test; stop() checks every pid is gone."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        try:
+            self.info = cl.start(cfg)
+        except BaseException:
+            cl.stop(cfg)  # a controller whose engines failed must not linger
+            raise
+        self.pids = _tree_pids(
+            [self.info["controller_pid"], *cl.local_engine_pids(cfg)]
+        )
+
+    def stop(self) -> None:
+        # Processes forked later (e.g. by engines) are found again here.
+        pids = set(self.pids) | set(
+            _tree_pids([self.info["controller_pid"], *cl.local_engine_pids(self.cfg)])
+        )
+        cl.stop(self.cfg)
+        left = wait_gone(pids, timeout=30)
+        assert not left, f"processes left behind after cluster.stop: {left}"
+
+
+def _start(tmp_path, ports, engines, **controller) -> Cluster:
+    return Cluster(local_hosts(tmp_path, engines=engines, ports=ports, **controller))
+
+
+def _wait_for(cond, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _journal_lines(run_dir: Path) -> int:
+    p = run_dir / jn.JOURNAL
+    if not p.exists():
+        return 0
+    return p.read_bytes().count(b"\n")
+
+
+def _pairs(records) -> list[tuple[int, int]]:
+    return [(r["candidate"], r["fold"]) for r in records]
+
+
+def _splits(spec, cfg):
+    X, y = load_data(spec)
+    return persist_splits(
+        X, y, spec.cv.splitter(), spec.cv.as_dict(), cfg.local_host.workdir_path
     )
-    wait_lines(search, run_dir / "journal.jsonl", 10)
-    pid = cl._from_file(load_hosts(hosts)).controller.pid
-    os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = search.communicate(timeout=120)
-    took = time.monotonic() - killed
-    assert search.returncode == 1, out + err
-    assert took < 30, f"the driver took {took:.0f} s to notice the dead controller"
-    assert f"the controller (pid {pid}) is gone" in err, err
-    assert f"Resume with: invoke search --resume {run_dir}" in err, err
-    meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["status"] == "aborted"
-
-    # A new cluster; the resume runs only what is missing.
-    invoke("cluster.start", "--hosts-file", hosts)
-    done = len((run_dir / "journal.jsonl").read_text().splitlines())
-    out = invoke(
-        "search", "--resume", str(run_dir), "--hosts-file", hosts, "--no-progress"
-    ).stdout
-    assert f"({done} already in the journal)" in out, out
-    assert_equal_to_reference(run_dir, sklearn_reference)
-    invoke("cluster.stop", "--hosts-file", hosts)
 
 
-def test_a_second_driver_of_a_run_is_refused(hosts, tmp_path, sklearn_reference):
-    invoke("cluster.start", "--hosts-file", hosts)
-    run_dir = tmp_path / "runs" / "twice"
-    first = popen_invoke(
-        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
+def _queued(client) -> int:
+    """Tasks waiting on the controller (not yet running on an engine)."""
+    qs = client.queue_status()
+    return qs.get("unassigned", 0) + sum(
+        v.get("queue", 0) for v in qs.values() if isinstance(v, dict)
     )
-    wait_lines(first, run_dir / "journal.jsonl", 3)
-    first.kill()  # a driver that died: its run is resumed...
-    first.communicate()
-    resume = popen_invoke(
-        "search", "--resume", str(run_dir), "--hosts-file", hosts, "--no-progress"
+
+
+def _wait_idle(client, timeout=60.0) -> None:
+    """Until no task is queued or running on any engine (the dead client's leftovers)."""
+
+    def idle():
+        qs = client.queue_status()
+        unassigned = qs.get("unassigned", 0)
+        busy = sum(
+            v.get("queue", 0) + v.get("tasks", 0)
+            for v in qs.values()
+            if isinstance(v, dict)
+        )
+        return unassigned == 0 and busy == 0
+
+    _wait_for(idle, timeout, "the engines to drain", interval=0.2)
+
+
+# ---------------------------------------------------------------- engine loss
+
+
+def test_sigkill_of_a_busy_engine_loses_no_task_and_no_score(tmp_path, reference, step):
+    cluster = _start(tmp_path, PORTS_ENGINE_LOSS, engines=3)
+    step("cluster up")
+    try:
+        client = cl.connect(cluster.cfg)
+        try:
+            cl.wait_for_engines(client, 3)
+            pids = {eid: client[eid].apply_sync(os.getpid) for eid in client.ids}
+            # The engine reports its own pid: the process under the nanny.
+            assert set(pids.values()) == set(cl.local_engine_pids(cluster.cfg))
+            spec = load_search_spec(REFERENCE_SPEC)
+            split = _splits(spec, cluster.cfg)
+            run_dir = tmp_path / "run"
+            search = DistributedSearch(
+                client.load_balanced_view(),
+                spec.estimator.build(),
+                candidates=spec.candidates(),
+                run_dir=run_dir,
+            )
+            # With timings, as a second run of the spec: tasks go longest
+            # first, several to a message, and a lost message is retried.
+            timings = reference.cv_results_
+            expected = {
+                c: float(timings["mean_fit_time"][c] + timings["mean_score_time"][c])
+                for c in range(len(timings["params"]))
+            }
+            search.launch(split, expected_times=expected)
+            assert search.n_messages < N_TASKS
+            _wait_for(lambda: search.n_done >= 10, 60, "10 finished tasks")
+
+            def busy_engine():
+                qs = client.queue_status()
+                busy = [e for e in pids if qs.get(e, {}).get("tasks", 0)]
+                return busy[:1]  # [0] is true, engine id 0 is not
+
+            (victim,) = _wait_for(busy_engine, 30, "an engine running a task")
+            done_at_kill = search.n_done
+            os.kill(pids[victim], signal.SIGKILL)
+            killed_at = time.monotonic()
+            _wait_for(
+                lambda: search.counters["lost engines"] >= 1,
+                30,
+                "the search to notice the lost engine",
+            )
+            noticed = time.monotonic() - killed_at
+            assert search.wait(timeout=120), "the search did not finish"
+            assert victim not in client.ids
+        finally:
+            client.close()
+
+        assert search.status == "finished" and search.n_done == N_TASKS
+        assert done_at_kill < N_TASKS
+        assert search.counters["lost engines"] == 1
+        assert search.counters["retried tasks"] >= 1
+        assert search.counters["task errors"] == 0
+        records = jn.read_journal(run_dir / jn.JOURNAL)
+        # One record per (candidate, fold), all scored: nothing lost, nothing twice.
+        assert len(records) == N_TASKS
+        assert sorted(_pairs(records)) == [(c, k) for c in range(20) for k in range(5)]
+        assert all(r["status"] == "ok" for r in records)
+        retried = [r for r in records if r["attempt"] >= 1]
+        assert retried and all(r["engine"] != victim for r in retried)
+        # A lost message's tasks come back one per message, so the retries
+        # spread over the engines left instead of landing on one at the end.
+        assert len({r["message"] for r in retried}) == len(retried)
+        results = json.loads((run_dir / jn.RESULTS).read_text())
+        assert results["status"] == "finished" and results["n_done"] == N_TASKS
+        assert results["counters"]["lost engines"] == 1
+        _assert_equals_reference(results, reference)
+        step(
+            f"engine {victim} killed at {done_at_kill}/100, noticed after {noticed:.1f} s"
+        )
+    finally:
+        cluster.stop()
+        step("cluster stopped")
+
+
+# ------------------------------------------------------- the CLI in a process
+
+
+def _hosts_file(tmp_path: Path, ports, engines=2):
+    """hosts.yml for this machine alone, state under tmp_path; (path, cfg)."""
+    path = write_local_hosts(
+        tmp_path / "hosts.yml", tmp_path, engines=engines, ports=ports
     )
-    wait_lines(resume, run_dir / "journal.jsonl", 8)
-    # ...and resumed again while the first resume runs.
-    meta_before = (run_dir / "meta.json").read_bytes()
-    second = invoke(
-        "search", "--resume", str(run_dir), "--hosts-file", hosts, check=False
+    return path, local_hosts(tmp_path, engines=engines, ports=ports)
+
+
+def _invoke(tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
+    """`invoke ARGS` from the repository, output to tmp_path/NAME.{out,err}."""
+    env = dict(os.environ)
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.pop("FLEETCV_HOSTS", None)
+    out = open(tmp_path / f"{name}.out", "w")  # noqa: SIM115 - closed by _finish
+    err = open(tmp_path / f"{name}.err", "w")  # noqa: SIM115 - closed by _finish
+    proc = subprocess.Popen(
+        [os.path.join(bindir, "invoke"), *args],
+        cwd=REPO,
+        env=env,
+        stdout=out,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
     )
-    assert second.returncode == 2, second.stdout + second.stderr
-    assert f"another driver (pid {resume.pid}) is running this run" in second.stderr, (
-        second.stderr
-    )
-    assert (run_dir / "meta.json").read_bytes() == meta_before
-    out, err = resume.communicate(timeout=300)
-    assert resume.returncode == 0, out + err
-    assert_equal_to_reference(run_dir, sklearn_reference)
-    invoke("cluster.stop", "--hosts-file", hosts)
-    assert not pid_alive(resume.pid)
+    proc._fleetcv_files = (out, err)
+    return proc
 
 
-SLEEPY = '''
-import time
-
-import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-
-
-class Sleepy(ClassifierMixin, BaseEstimator):
-    """Predicts the most frequent class; its fit sleeps `seconds` (< 0: for ever)."""
-
-    def __init__(self, seconds=0.0):
-        self.seconds = seconds
-
-    def fit(self, X, y):
-        time.sleep(10**6 if self.seconds < 0 else self.seconds)
-        self.classes_, counts = np.unique(y, return_counts=True)
-        self.top_ = self.classes_[np.argmax(counts)]
-        return self
-
-    def predict(self, X):
-        return np.full(len(X), self.top_)
-'''
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """Wait for the process; its exit code and output (stdout + stderr)."""
+    try:
+        rc = proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for f in proc._fleetcv_files:
+            f.close()
+    out, err = (Path(f.name).read_text() for f in proc._fleetcv_files)
+    return rc, out + err
 
 
-def test_a_fit_that_never_returns_times_out_and_its_engine_is_replaced(hosts, tmp_path):
-    (tmp_path / "sleepy.py").write_text(SLEEPY)
-    spec = tmp_path / "sleepy.yml"
-    spec.write_text(
-        "name: sleepy\n"
-        "code: [sleepy.py]\n"
-        "estimator: {class: sleepy.Sleepy}\n"
-        "params: {seconds: [0.0, -1.0, 0.01]}\n"
-        "data: {loader: sklearn.datasets.load_iris}\n"
-        "cv: {kind: kfold, n_splits: 3, random_state: 0}\n"
-        "task_timeout: 5\n"
-    )
-    invoke("cluster.start", "--hosts-file", hosts)
-    cfg = load_hosts(hosts)
-    before = set(cl.local_engine_pids(cfg))
-    run_dir = tmp_path / "runs" / "sleepy"
-    proc = invoke(
+def _search(tmp_path, name, hosts, run_dir, *extra):
+    return _invoke(
+        tmp_path,
+        name,
         "search",
         "--spec",
-        str(spec),
+        "searches/digits_svc.yml",
         "--hosts-file",
-        hosts,
+        str(hosts),
         "--run-dir",
         str(run_dir),
         "--no-progress",
-        timeout=300,
+        "--keep-cluster",
+        *extra,
     )
-    records = [
-        json.loads(line)
-        for line in (run_dir / "journal.jsonl").read_text().splitlines()
-    ]
-    assert Counter((r["candidate"], r["fold"]) for r in records) == {
-        (c, k): 1 for c in range(3) for k in range(3)
-    }, "every pair recorded exactly once, none retried"
-    timed_out = [r for r in records if r["candidate"] == 1]
-    assert {r["status"] for r in timed_out} == {"fit_failed"}
-    assert all(
-        r["error"].startswith("timed out after 5 s (task_timeout)") for r in timed_out
+
+
+def _resume(tmp_path, name, hosts, run_dir):
+    return _invoke(
+        tmp_path,
+        name,
+        "search",
+        "--resume",
+        str(run_dir),
+        "--hosts-file",
+        str(hosts),
+        "--no-progress",
     )
-    assert {r["status"] for r in records if r["candidate"] != 1} == {"ok"}
-    assert proc.stderr.count("ran past its 5 s timeout") == 3, proc.stderr
-    assert "3 failed fits" in proc.stdout and "3 timed out fits" in proc.stdout
-    # The hung engines are gone, replaced: as many engines run as before.
-    after = set(cl.local_engine_pids(cfg))
-    killed = {r["pid"] for r in timed_out}
-    # (the third hung fit may run on a replacement engine, replaced in turn)
-    assert killed & before and not any(pid_alive(p) for p in killed)
-    alive = [p for p in after if pid_alive(p)]
-    assert len(alive) == len(before) and not killed & set(alive)
-    res = json.loads((run_dir / "results.json").read_text())
-    assert np.isnan(res["mean_test_score"][1])
-    # The other candidates score as scikit-learn scores a constant predictor.
-    from sklearn.datasets import load_iris
-    from sklearn.dummy import DummyClassifier
-    from sklearn.model_selection import KFold, cross_val_score
-
-    X, y = load_iris(return_X_y=True)
-    ref = cross_val_score(
-        DummyClassifier(), X, y, cv=KFold(3, shuffle=True, random_state=0)
-    ).mean()
-    assert (
-        res["mean_test_score"][0]
-        == res["mean_test_score"][2]
-        == pytest.approx(ref, abs=1e-12)
-    )
-    invoke("cluster.stop", "--hosts-file", hosts)
 
 
-def test_cluster_start_fails_when_no_engine_starts_and_leaves_nothing(tmp_path):
-    import yaml
+def _wait_journal(proc, run_dir: Path, lines: int, timeout=120.0) -> None:
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"the search exited early ({proc.returncode})")
+        return _journal_lines(run_dir) >= lines
 
-    path = tmp_path / "ghosts.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "controller": {
-                    "ip": "127.0.0.1",
-                    "ports": PORTS,
-                    "tunnel": True,
-                    "state_dir": str(tmp_path / "state"),
-                },
-                "known_hosts": str(tmp_path / "known_hosts"),
-                "hosts": [
-                    {"name": "ghost1", "address": "root@127.0.0.1:1"},
-                    {"name": "ghost2", "address": "root@127.0.0.1:2"},
-                ],
-            }
-        )
-    )
-    proc = invoke("cluster.start", "--hosts-file", str(path), check=False)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "error: no engine started on any host, so nothing is left running" in (
-        proc.stderr
-    ), proc.stderr
-    assert "ghost1: unreachable: cannot connect to root@127.0.0.1:1" in proc.stderr
-    assert "ghost2: unreachable: cannot connect to root@127.0.0.1:2" in proc.stderr
-    cfg = load_hosts(path)
-    assert not cl.is_running(cfg)
-    pid = cl.recorded_controller_pid(cfg)
-    assert pid and not pid_alive(pid)
-    status = invoke("cluster.status", "--hosts-file", str(path), check=False)
-    assert "Traceback" not in status.stderr and "TimeoutError" not in status.stderr
+    _wait_for(ready, timeout, f"{lines} journal lines", interval=0.02)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MB tmpfs at tmp_path/small (unmounted after the test)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode:
-        if os.environ.get("FLEETCV_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"cannot mount a tmpfs: {proc.stderr}")
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def _resume_and_check(tmp_path, hosts, run_dir, client, reference, before: int, step):
+    """Resume once the engines are idle; the resume runs exactly the missing tasks."""
+    _wait_idle(client)
+    step("engines idle")
+    rc, out = _finish(_resume(tmp_path, "resume", hosts, run_dir), timeout=180)
+    step("resume finished")
+    assert rc == 0, out
+    return _check_resumed(run_dir, reference, before, out)
 
 
-def fill(disk: Path) -> Path:
-    """Fill `disk` up to its last byte with one file; return it."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 1):  # then the last bytes one at a time
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    return filler
+def _check_resumed(run_dir, reference, before: int, out: str) -> list[dict]:
+    """The resume ran exactly the missing tasks, and the run equals GridSearchCV."""
+    assert f"({before} already in the journal)" in out, out
+    records = jn.read_journal(run_dir / jn.JOURNAL)
+    new = records[before:]
+    assert len(new) == N_TASKS - before, "the resume ran only the missing tasks"
+    assert len([r for r in records if r["status"] == "ok"]) == N_TASKS
+    assert set(_pairs(records)) == {(c, k) for c in range(20) for k in range(5)}
+    assert len(set(_pairs(records))) == len(records) == N_TASKS
+    results = json.loads((run_dir / jn.RESULTS).read_text())
+    assert results["status"] == "finished" and results["n_done"] == N_TASKS
+    _assert_equals_reference(results, reference)
+    assert json.loads((run_dir / jn.META).read_text())["status"] == "finished"
+    assert (run_dir / jn.REPORT).read_text().startswith("Finished: 100% (100/100)")
+    return records
 
 
-def test_a_full_disk_stops_the_search_and_loses_nothing_journaled(
-    hosts, small_disk, sklearn_reference
+# ------------------------------------------------------------ client loss
+
+
+def test_sigkill_of_the_client_then_resume_runs_only_the_missing_tasks(
+    tmp_path, reference, step
 ):
-    invoke("cluster.start", "--hosts-file", hosts)
-    run_dir = small_disk / "run"
-    search = popen_invoke(
-        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
+    hosts, cfg = _hosts_file(tmp_path, PORTS_CLIENT_LOSS)
+    cluster = Cluster(cfg)
+    step("cluster up")
+    try:
+        run_dir = tmp_path / "run"
+        proc = _search(tmp_path, "search", hosts, run_dir)
+        try:
+            _wait_journal(proc, run_dir, 10)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            rc, out = _finish(proc, timeout=30)
+        step(f"client killed after {_journal_lines(run_dir)} journal lines")
+        assert rc == -signal.SIGKILL, out
+        records = jn.read_journal(run_dir / jn.JOURNAL)
+        before = len(records)
+        assert 10 <= before < N_TASKS
+        assert len(set(_pairs(records))) == before
+        meta = json.loads((run_dir / jn.META).read_text())
+        assert meta["status"] == "running" and not pid_alive(meta["driver_pid"])
+        client = cl.connect(cfg)
+        try:
+            queued = _queued(client)
+            step(f"{queued} tasks of the dead client still queued")
+            assert queued > 0, "the test needs orphans for the resume to cancel"
+            # No _wait_idle here: the resume itself must cancel the orphans.
+            rc, out = _finish(_resume(tmp_path, "resume", hosts, run_dir), timeout=300)
+            step("resume finished")
+            assert rc == 0, out
+            cancelled = re.search(
+                r"cancelled (\d+) tasks that the run's previous driver", out
+            )
+            assert cancelled, out
+            # Those still queued when the resume looked (a few more may have
+            # started on an engine meanwhile, and finish for nobody).
+            assert 0 < int(cancelled.group(1)) <= queued
+            _check_resumed(run_dir, reference, before, out)
+        finally:
+            client.close()
+    finally:
+        cluster.stop()
+        step("cluster stopped")
+
+
+def _strict_journal(run_dir: Path) -> list[dict]:
+    """Every line of the journal, each one a complete JSON object."""
+    lines = (run_dir / jn.JOURNAL).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(isinstance(r, dict) for r in records)
+    return records
+
+
+def _assert_aborted(run_dir: Path, out: str) -> list[dict]:
+    assert f"Resume with: invoke search --resume {run_dir}" in out, out
+    meta = json.loads((run_dir / jn.META).read_text())
+    results = json.loads((run_dir / jn.RESULTS).read_text())
+    assert meta["status"] == "aborted" and results["status"] == "aborted"
+    records = _strict_journal(run_dir)
+    pairs = _pairs(records)
+    assert 10 <= len(pairs) < N_TASKS and len(set(pairs)) == len(pairs)
+    assert all(r["status"] == "ok" for r in records)
+    assert results["n_done"] == len(pairs)
+    report = (run_dir / jn.REPORT).read_text()
+    assert report.startswith(f"Aborted at: {len(pairs):02d}% ({len(pairs):03d}/100)"), (
+        report
     )
-    journal = run_dir / "journal.jsonl"
-    wait_lines(search, journal, 5)
-    filler = fill(small_disk)
-    out, err = search.communicate(timeout=300)
-    assert search.returncode == 1, out + err
-    assert f"error: cannot write the journal {journal}: No space left on device" in (
-        err
-    ), err
-    assert f"Resume with: invoke search --resume {run_dir}" in err
-    assert "Traceback" not in err
-    kept = [ln for ln in journal.read_text().splitlines() if ln.endswith("}")]
-    assert len(kept) >= 5
-    filler.unlink()
-    out = invoke(
-        "search", "--resume", str(run_dir), "--hosts-file", hosts, "--no-progress"
-    ).stdout
-    # Every record journaled before the disk filled is still there, unchanged.
-    lines = journal.read_text().splitlines()
-    assert all(line in lines for line in kept)
-    assert_equal_to_reference(run_dir, sklearn_reference)
-    invoke("cluster.stop", "--hosts-file", hosts)
+    return records
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+
+def test_ctrl_c_aborts_keeps_a_consistent_run_and_resume_completes(
+    tmp_path, reference, step
+):
+    hosts, cfg = _hosts_file(tmp_path, PORTS_CTRL_C)
+    cluster = Cluster(cfg)
+    step("cluster up")
+    try:
+        run_dir = tmp_path / "run"
+        proc = _search(tmp_path, "search", hosts, run_dir)
+        try:
+            _wait_journal(proc, run_dir, 10)
+            proc.send_signal(signal.SIGINT)
+            step("SIGINT sent")
+        finally:
+            rc, out = _finish(proc, timeout=60)
+        step(f"search exited {rc}")
+        assert rc == 130, out
+        assert "interrupted: cancelling queued tasks" in out
+        before = len(_assert_aborted(run_dir, out))
+        client = cl.connect(cfg)
+        try:
+            # Ctrl-C cancelled the queued tasks: nothing is left to drain.
+            assert _queued(client) == 0
+            _resume_and_check(tmp_path, hosts, run_dir, client, reference, before, step)
+        finally:
+            client.close()
+    finally:
+        cluster.stop()
+        step("cluster stopped")
+
+
+# ------------------------------------------------------------ search.abort
+
+
+def test_search_abort_from_another_process_stops_the_search(tmp_path, step):
+    hosts, cfg = _hosts_file(tmp_path, PORTS_ABORT)
+    cluster = Cluster(cfg)
+    step("cluster up")
+    try:
+        run_dir = tmp_path / "run"
+        proc = _search(tmp_path, "search", hosts, run_dir)
+        try:
+            _wait_journal(proc, run_dir, 10)
+            meta = json.loads((run_dir / jn.META).read_text())
+            assert meta["status"] == "running" and meta["driver_pid"] == proc.pid
+            rc2, out2 = _finish(
+                _invoke(tmp_path, "abort", "search.abort", "--run-dir", str(run_dir)),
+                timeout=60,
+            )
+            step(f"search.abort exited {rc2}")
+        finally:
+            rc, out = _finish(proc, timeout=60)
+        step(f"search exited {rc}")
+        assert rc2 == 0, out2
+        assert f"{run_dir}: aborted. Resume with: invoke search --resume" in out2
+        assert rc == 130, out
+        _assert_aborted(run_dir, out)
+        client = cl.connect(cfg)
+        try:
+            assert _queued(client) == 0
+        finally:
+            client.close()
+        # A second abort finds nothing running, and says so.
+        rc3, out3 = _finish(
+            _invoke(tmp_path, "abort2", "search.abort", "--run-dir", str(run_dir)),
+            timeout=60,
+        )
+        assert rc3 == 1 and "no search is running there" in out3, out3
+    finally:
+        cluster.stop()
+        step("cluster stopped")
+
+
+# --------------------------------------------------------------- CurveZMQ
+
+_NO_CURVE_CLIENT = """
+import sys, ipyparallel as ipp
+try:
+    c = ipp.Client(sys.argv[1], timeout=5)
+    print("connected", c.ids, flush=True)
+    print("ran", c.load_balanced_view().apply_async(lambda: 42).get(timeout=5))
+except Exception as exc:
+    print("failed:", type(exc).__name__, exc)
+    sys.exit(3)
+"""
+
+
+def test_curve_encrypts_and_a_client_without_the_key_cannot_run_tasks(tmp_path, step):
+    cfg = local_hosts(tmp_path, engines=2, ports=PORTS_CURVE, curve=True)
+    cluster = Cluster(cfg)
+    step("cluster up")
+    try:
+        efile, cfile = cl.engine_connection_file(cfg), cl.client_connection_file(cfg)
+        for f in (efile, cfile):
+            assert f.stat().st_mode & 0o777 == 0o600, f
+            info = json.loads(f.read_text())
+            assert info["curve_serverkey"] and len(info["curve_serverkey"]) == 40
+            # ipyparallel drops HMAC signing under CurveZMQ (key ""): the
+            # server key is then what lets a party in, so it is the secret.
+            assert info["key"] == ""
+        secret = json.loads(cfile.read_text())["curve_serverkey"]
+        # The other files next to them (the cluster file is 0644) do not hold it.
+        for f in efile.parent.iterdir():
+            if f not in (efile, cfile):
+                assert secret not in f.read_text(), f
+        assert (
+            "--IPController.enable_curve=True"
+            in psutil.Process(cluster.info["controller_pid"]).cmdline()
+        )
+
+        client = cl.connect(cfg)
+        try:
+            cl.wait_for_engines(client, 2)
+            assert client.curve_serverkey  # this client talks CurveZMQ
+            X, y = make_classification(n_samples=200, n_features=8, random_state=0)
+            cv = ShuffleSplit(3, test_size=0.25, random_state=0)
+            split = persist_splits(
+                X, y, cv, {"t": "curve"}, cfg.local_host.workdir_path
+            )
+            search = DistributedSearch(
+                client.load_balanced_view(),
+                SVC(),
+                {"C": [0.1, 1.0, 10.0]},
+                run_dir=tmp_path / "run",
+            )
+            assert search.launch(split).wait(timeout=60)
+            assert search.status == "finished" and search.n_done == 9
+            grid = GridSearchCV(
+                SVC(), {"C": [0.1, 1.0, 10.0]}, cv=cv, return_train_score=True
+            ).fit(X, y)
+            _assert_equals_reference(search.cv_results_, grid)
+            step("search over CurveZMQ finished")
+        finally:
+            client.close()
+
+        # The same connection file without the server key: plain ZMQ, refused.
+        info = json.loads(cfile.read_text())
+        info["curve_serverkey"] = None
+        bad = tmp_path / "no-curve-client.json"
+        bad.write_text(json.dumps(info))
+        bad.chmod(0o600)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("IPP_ENABLE_CURVE", "IPP_CURVE_SERVERKEY")
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", _NO_CURVE_CLIENT, str(bad)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        step(f"the client without the curve key gave up: {proc.stdout.strip()}")
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "ran 42" not in proc.stdout and "failed:" in proc.stdout
+        # ...while the cluster still serves clients that have the key.
+        client = cl.connect(cfg)
+        try:
+            assert client[:].apply_sync(lambda: 42) == [42, 42]
+        finally:
+            client.close()
+    finally:
+        cluster.stop()
+        step("cluster stopped")
+
+
+# ------------------------------------------------------------- a busy port
+
+
+def _processes_on(ports) -> list[int]:
+    """Pids of processes started for this port range (by their command line)."""
+    tag = f"--ports={ports[0]}-{ports[1]}"
+    pids = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if tag in (p.info["cmdline"] or []) and pid_alive(p.info["pid"]):
+            pids.append(p.info["pid"])
+    return pids
+
+
+@pytest.mark.parametrize(
+    "offset, precheck",
+    [(0, True), (5, True), (0, False)],
+    ids=["hub-port", "heartbeat-port", "hub-port-taken-after-the-check"],
+)
+def test_a_busy_controller_port_fails_fast_and_says_why(
+    tmp_path, monkeypatch, offset, precheck
+):
+    # Port 0 is the hub's own (the controller exits); port 5 is bound by its
+    # heartbeat process (the controller stays, but no engine can register).
+    if not precheck:
+        # As if the port were taken between the check and the bind.
+        monkeypatch.setattr(cl, "_busy_ports", lambda ip, ports: [])
+    cfg = local_hosts(tmp_path, engines=1, ports=PORTS_BUSY)
+    port = PORTS_BUSY[0] + offset
+    started = time.monotonic()
+    try:
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            with pytest.raises(cl.ClusterError) as exc:
+                cl.start(cfg)
+        took = time.monotonic() - started
+    finally:
+        cl.stop(cfg)
+    msg = str(exc.value)
+    if precheck:
+        assert f"port {port} of [31200, 31239] is already in use" in msg, msg
+    else:
+        assert f"Address already in use (addr='tcp://127.0.0.1:{port}')" in msg, msg
+        assert "controller.ports [31200, 31239]" in msg, msg
+    assert "ip_local_port_range" in msg
+    assert took < 20, f"start took {took:.0f} s to give up"
+    assert not cl.is_running(cfg)
+    assert not wait_gone(_processes_on(PORTS_BUSY))
