@@ -98,7 +98,7 @@ def samples_from_journal(records: Iterable[dict]) -> list[dict]:
 
 def read_probe_samples(path: str | os.PathLike) -> list[dict]:
     """Read a probes.jsonl file (one sample per line; torn lines skipped)."""
-    return [s for s in read_journal(path) if "t" in s and "host" in s]
+    return read_journal(path, required=("t", "host"))
 
 
 def write_probe_samples(path: str | os.PathLike, samples: list[dict]) -> None:

@@ -134,12 +134,16 @@ def _json_default(o):
     return str(o)
 
 
-def read_journal(path: str | os.PathLike) -> list[dict]:
+def read_journal(
+    path: str | os.PathLike, required: tuple[str, ...] = ("candidate", "fold")
+) -> list[dict]:
     """Read every complete record; a torn or garbled line is skipped.
 
     The last line may be torn by a crash mid-write, which is expected; any
     other garbled line is skipped with a warning naming it, since something
-    else damaged the file.
+    else damaged the file. A line counts when it is a JSON object with every
+    key of `required` (a task record by default; the memory probes' samples
+    ask for theirs).
     """
     records = []
     p = Path(path)
@@ -156,7 +160,7 @@ def read_journal(path: str | os.PathLike) -> list[dict]:
             rec = json.loads(line)
         except ValueError:
             rec = None
-        if isinstance(rec, dict) and "candidate" in rec and "fold" in rec:
+        if isinstance(rec, dict) and all(k in rec for k in required):
             records.append(rec)
         else:
             bad.append(number)
