@@ -27,10 +27,8 @@ import sys
 from pathlib import Path
 
 from runtime.errors import RemoteError
+from runtime.spec import HostsConfig
 
-#: The policies hosts.yml's host_keys may name.
-POLICIES = ("accept-new", "strict")
-DEFAULT_POLICY = "accept-new"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 #: Read too when it exists, never written (as OpenSSH's GlobalKnownHostsFile).
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
@@ -78,7 +76,7 @@ def known_hosts_files(cfg, host) -> list[str]:
 
 def policy_of(cfg) -> str:
     """The host-key policy of `cfg` (``accept-new`` when none is given)."""
-    return cfg.host_keys if cfg is not None else DEFAULT_POLICY
+    return cfg.host_keys if cfg is not None else HostsConfig.host_keys
 
 
 def openssh_options(cfg, host) -> list[str]:
