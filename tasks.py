@@ -32,9 +32,9 @@ from runtime.dispatch import fleet
 from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.wheelhouse import build_wheelhouse
 from runtime.errors import ConfigError, FleetcvError
+from runtime.kinds import SEARCH_KINDS
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
 from runtime.kinds.curves import KINDS as CURVES
-from runtime.kinds.search import SEARCH
 from runtime.rundir.results import TOP_K
 from runtime.spec import HOSTS_ENV, HostsConfig, load_hosts, load_search_spec
 
@@ -320,7 +320,7 @@ def search_run(
     _run(
         c,
         hosts_file,
-        (SEARCH.name,),
+        SEARCH_KINDS,
         lambda s, root: lc.search_job_of(s),
         options,
         where,

@@ -32,8 +32,8 @@ from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.job import Job
 from runtime.dispatch.probes import format_probe, probe_cluster
 from runtime.errors import ConfigError, RunStopped
+from runtime.kinds import SEARCH_KINDS
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
-from runtime.kinds.search import SEARCH
 from runtime.spec import HostsConfig, load_hosts, load_search_spec
 
 
@@ -76,9 +76,7 @@ def search(
     """
     cfg = hosts_config(hosts_file, remote)
     if resume:
-        plan = lc.plan_resume(
-            resume, cfg, (SEARCH.name,), spec_file=spec, n_iter=n_iter
-        )
+        plan = lc.plan_resume(resume, cfg, SEARCH_KINDS, spec_file=spec, n_iter=n_iter)
     else:
         s = load_search_spec(spec, n_iter=n_iter)
         plan = lc.plan_new(

@@ -136,6 +136,14 @@ def local_cluster(tmp_path_factory):
         assert not left, f"processes left behind after cluster.stop: {left}"
 
 
+@pytest.fixture(scope="module")
+def cluster_hosts_file(local_cluster, tmp_path_factory) -> str:
+    """A hosts file naming the session's running cluster (so runs reuse it)."""
+    cfg, _ = local_cluster
+    path = tmp_path_factory.mktemp("hosts") / "hosts.yml"
+    return str(write_local_hosts(path, cfg.controller.state_path.parent))
+
+
 @pytest.fixture(scope="session")
 def sklearn_reference():
     """GridSearchCV's cv_results_ on the reference spec's data and folds."""

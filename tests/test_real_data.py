@@ -25,7 +25,6 @@ from runtime import api
 from runtime.dispatch.refit import BEST_ESTIMATOR
 from runtime.rundir import journal as jn
 from runtime.spec import load_dataset, load_search_spec
-from tests.conftest import write_local_hosts
 from tests.datasets import CHURN_CSV
 from tests.reference import (
     CAT,
@@ -42,11 +41,9 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def hosts_file(local_cluster, tmp_path_factory):
+def hosts_file(cluster_hosts_file):
     """A hosts file naming the session's running cluster (so runs reuse it)."""
-    cfg, _ = local_cluster
-    path = tmp_path_factory.mktemp("hosts") / "hosts.yml"
-    return str(write_local_hosts(path, cfg.controller.state_path.parent))
+    return cluster_hosts_file
 
 
 def run_spec(tmp_path, hosts_file, spec: dict, name="spec"):

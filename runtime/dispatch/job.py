@@ -76,10 +76,17 @@ class Job:
         self.run_dir = Path(run_dir) if run_dir else None
         self.top_k = top_k
         self.candidates = self.kind.candidates(job)
+        #: journal records -> every row known (a kind whose rows depend on
+        #: results, see `Kind.planner`), or None.
+        self._plan = self.kind.planner(job) if self.kind.planner else None
+        if self._plan is not None:
+            task_args = lambda c: self.kind.row_args(self.candidates[c])  # noqa: E731
+        else:
+            task_args = lambda c: self.kind.task_args(self.job, c)  # noqa: E731
         self.runner = TaskRunner(
             view,
             n_candidates=len(self.candidates),
-            task_args=lambda c: self.kind.task_args(self.job, c),
+            task_args=task_args,
             common={
                 "estimator": estimator,
                 "scoring": scoring,
@@ -96,6 +103,16 @@ class Job:
             task_timeout=task_timeout,
             on_timeout=on_timeout,
         )
+        if self._plan is not None:
+            self.runner.on_row_done = self._more_rows
+            # The rows the journal determines already (a resumed run's).
+            self.runner.grow(self._more_rows())
+
+    def _more_rows(self) -> int:
+        """Rows the planner adds from the records so far; how many there are now."""
+        rows = self._plan(self.runner.snapshot())
+        self.candidates.extend(rows[len(self.candidates) :])
+        return len(self.candidates)
 
     # ------------------------------------------------------------ the runner
     @property
@@ -150,6 +167,10 @@ class Job:
         self
         """
         self.runner.launch(split_dir, expected_times)
+        if self.kind.expected_tasks is not None:
+            self.runner.expected_tasks = self.kind.expected_tasks(
+                self.job, self.split.n_folds
+            )
         return self
 
     def wait(

@@ -51,7 +51,7 @@ from runtime.engine.folds import (
 )
 from runtime.engine.worker import warm_fold_cache
 from runtime.errors import ConfigError, HostError, RunStopped, SearchError
-from runtime.kinds import KINDS, Kind, kind_of
+from runtime.kinds import KINDS, Kind, halving, kind_of
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
 from runtime.rundir import run as rd
@@ -315,8 +315,15 @@ def start_run(
     rd.set_status(run_dir, "running", driver_pid=os.getpid())
 
 
-def search_job_of(spec: SearchSpec) -> dict:
-    """The job description of the spec's own search (grid or randomized)."""
+def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
+    """The job description of the spec's own search (grid or randomized).
+
+    A halving search's depends on the folds (its resources on the data's
+    rows and classes): a function of them, which `plan_new` calls.
+    """
+    if spec.halving:
+        key = rd.evaluation_key(spec)
+        return lambda split: {**halving.job_of(spec, split), "evaluation_key": key}
     return {
         **search_job(
             spec.candidates(),
@@ -577,7 +584,11 @@ def run_job(
     past the task timeout (`TaskRunner`).
     """
     run_dir, meta, split = plan.run_dir, plan.meta, plan.split
-    if options.reuse:
+    if options.reuse and kind_of(meta).planner is not None:
+        # Its rows are fits on subsamples or with set resources, decided
+        # by its own results: an earlier run's fit of the same params is not one.
+        log(f"reuse: a {kind_of(meta).name} search reuses no fits of earlier runs")
+    elif options.reuse:
         rd.reuse_results(run_dir, meta, log=log)
     start_run(client, run_dir, split, meta, options.warm, log)
     search = kind_of(meta).style == "search"

@@ -159,6 +159,13 @@ class TaskRunner:
         self.cluster_lost = False
         #: Why the journal could not be written (a full disk), or None.
         self.disk_error: str | None = None
+        #: A job whose rows depend on results (a halving search) sets this:
+        #: called, lock held, when a row has every fold scored; returns how
+        #: many rows there are now, and `grow` submits the new ones' tasks.
+        self.on_row_done: Callable[[], int] | None = None
+        #: The tasks of the whole job when more rows are to come (the
+        #: progress bar's total); None: `n_tasks`.
+        self.expected_tasks: int | None = None
         if self.run_dir is not None:
             self.records = jn.read_journal(self.run_dir / jn.JOURNAL)
             self._done = set(latest_records(self.records))
@@ -250,6 +257,30 @@ class TaskRunner:
                 break
             self._submit(chunk, attempt=0)
         return self
+
+    def grow(self, n_candidates: int) -> None:
+        """Rows up to `n_candidates` exist now: submit the tasks of the new ones.
+
+        Before `launch`, only counts them (launch submits every row). One
+        task a message, fold by fold: the new rows' timings are unknown.
+        """
+        with self._lock:
+            old = self.n_candidates
+            if n_candidates <= old:
+                return
+            self.n_candidates = n_candidates
+            if self.split is None or self._aborting:
+                return
+            for k in range(self.split.n_folds):
+                for c in range(old, n_candidates):
+                    if (c, k) not in self._done:
+                        self._submit([(c, k)], attempt=0)
+
+    def _completes_a_row(self, recs: list[dict]) -> bool:
+        """Whether one of `recs` gave its row its last missing fold (call with the lock)."""
+        n_folds = self.split.n_folds if self.split else 0
+        rows = {r["candidate"] for r in recs if record.is_finished(r)}
+        return any(all((c, k) in self._done for k in range(n_folds)) for c in rows)
 
     def _big_folds(self) -> bool:
         """Whether the fold files are big enough to go fold by fold (auto mode)."""
@@ -425,6 +456,9 @@ class TaskRunner:
                     self._done.add((rec["candidate"], rec["fold"]))
                 else:
                     self.counters["task errors"] += 1
+            if self.on_row_done is not None and self._completes_a_row(recs):
+                # Before the message leaves _pending, as for the next fold.
+                self.grow(self.on_row_done())
             if self._waiting_folds and len(self._pending) == 1:
                 # This was the current fold's last task: start the next
                 # fold before the task leaves _pending, so wait() never
@@ -505,7 +539,13 @@ class TaskRunner:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         view = (
-            LiveView(self.n_tasks, self.n_done, desc, report, report_every)
+            LiveView(
+                self.expected_tasks or self.n_tasks,
+                self.n_done,
+                desc,
+                report,
+                report_every,
+            )
             if progress
             else None
         )

@@ -124,6 +124,40 @@ def head(X, n: int):
     return X[:n]
 
 
+def subsample(fold: tuple, fraction: float, random_state: int) -> tuple:
+    """A fold's training and test rows subsampled as scikit-learn's halving searches do.
+
+    `_SubsampleMetaSplitter`: of each side's n rows, ``int(fraction * n)``
+    drawn without replacement by `sklearn.utils.resample` with the search's
+    integer random_state, in its order. The same seed draws the same
+    permutation for every iteration, so a bigger fraction extends a smaller
+    one. Copies of those rows (a shuffled subset is no view of the memmap).
+    """
+    from sklearn.utils import resample
+
+    X_train, y_train, X_test, y_test, fit_params = fold
+    n_train, n_test = len(y_train), len(y_test)
+    train = resample(
+        np.arange(n_train),
+        replace=False,
+        random_state=random_state,
+        n_samples=int(fraction * n_train),
+    )
+    test = resample(
+        np.arange(n_test),
+        replace=False,
+        random_state=random_state,
+        n_samples=int(fraction * n_test),
+    )
+    return (
+        take(X_train, train),
+        take(y_train, train),
+        take(X_test, test),
+        take(y_test, test),
+        slice_fit_params(fit_params, train, n_train),
+    )
+
+
 def slice_fit_params(fit_params: dict, indices, n_rows: int) -> dict:
     """The fit parameters of the rows `indices`: per-sample ones sliced, constants kept.
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from runtime.engine import usercode
 from runtime.engine.build import build_scorers, materialize
 from runtime.engine.folds import head, slice_fit_params
+from runtime.engine.folds import subsample as subsample_fold
 from runtime.engine.record import FIT_FAILED, error_record, new_record
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ def evaluate(
     error_score: float | str = float("nan"),
     return_train_score: bool = True,
     train_size: int | None = None,
+    subsample: dict | None = None,
+    row: dict | None = None,
     candidate: int | None = None,
     fold: int | None = None,
     scorer: Callable | None = None,
@@ -109,6 +112,13 @@ def evaluate(
     train_size : int, optional
         Fit on the first `train_size` rows of the training fold (a view of
         the memmap where X's kind allows), for learning curves.
+    subsample : dict, optional
+        ``{"fraction", "random_state"}``: fit and score on that fraction of
+        the fold's training and test rows, drawn as scikit-learn's halving
+        searches draw them (`runtime.engine.folds.subsample`).
+    row : dict, optional
+        What the driver says about the task's row (a halving search's
+        ``iter``), echoed in the record as `row`.
     candidate, fold : int, optional
         Echoed back in the record.
     scorer : callable, optional
@@ -133,6 +143,10 @@ def evaluate(
     # so the driver records the task as errored (retried on resume), instead of
     # passing it off as a failed fit with error_score.
     X_train, y_train, X_test, y_test, fit_params = load_fold_cached(path)
+    if subsample is not None:
+        X_train, y_train, X_test, y_test, fit_params = subsample_fold(
+            (X_train, y_train, X_test, y_test, fit_params), **subsample
+        )
     if train_size is not None:
         fit_params = slice_fit_params(fit_params, range(train_size), len(y_train))
         X_train, y_train = head(X_train, train_size), y_train[:train_size]
@@ -144,6 +158,8 @@ def evaluate(
     record = new_record(
         candidate=candidate, fold=fold, params=params, n_train=int(len(y_train))
     )
+    if row is not None:
+        record["row"] = row
     _fit_and_score(
         record,
         est,

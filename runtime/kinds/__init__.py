@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from runtime.kinds.base import Kind
 from runtime.kinds.curves import LEARNING_CURVE, VALIDATION_CURVE
+from runtime.kinds.halving import HALVING
 from runtime.kinds.search import SEARCH
 from runtime.spec import ConfigError
 
 #: Every kind, by its meta.json name.
-KINDS: dict[str, Kind] = {k.name: k for k in (SEARCH, LEARNING_CURVE, VALIDATION_CURVE)}
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (SEARCH, HALVING, LEARNING_CURVE, VALIDATION_CURVE)
+}
+#: The kinds `invoke search` runs and resumes.
+SEARCH_KINDS: tuple[str, ...] = tuple(
+    k.name for k in KINDS.values() if k.command == "search"
+)
 
 
 def kind_of(job: dict) -> Kind:
@@ -35,4 +42,4 @@ def kind_of(job: dict) -> Kind:
         ) from None
 
 
-__all__ = ["KINDS", "Kind", "kind_of"]
+__all__ = ["KINDS", "SEARCH_KINDS", "Kind", "kind_of"]

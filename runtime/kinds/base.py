@@ -83,7 +83,12 @@ class Kind:
     postfix: Callable[[dict, dict], list[str]]
     run_name: Callable[[str, dict], str]
     worker: Callable[..., list[dict]] = evaluate_many
+    planner: Callable[[dict], Callable[[list], list[dict]]] | None = None
+    row_args: Callable[[dict], dict] | None = None
+    expected_tasks: Callable[[dict, int], int] | None = None
 
     def n_tasks(self, job: dict, n_folds: int) -> int:
-        """Rows x folds."""
+        """Rows x folds (with a planner: of the whole run, where known)."""
+        if self.expected_tasks is not None:
+            return self.expected_tasks(job, n_folds)
         return len(self.candidates(job)) * n_folds

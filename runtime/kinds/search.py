@@ -105,6 +105,9 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
         if idx is None:
             idx = _refit_index(refit, results)
         return idx, results["params"][idx], None
+    if job.get("best") == "last_iteration":
+        # A halving search's best is its last iteration's (scikit-learn's).
+        return rs.best_in_last_iteration(results)
     return rs.best(results, complete_only=True, metric=_ranking(job))
 
 

@@ -282,6 +282,33 @@ def best(
     return i, results["params"][i], results["mean_test_score"][i]
 
 
+def best_in_last_iteration(
+    results: dict,
+) -> tuple[int | None, dict | None, float | None]:
+    """(index, params, mean test score) of a halving search's best, as scikit-learn picks it.
+
+    `_select_best_index` of Halving*SearchCV: the highest mean test score of
+    the last iteration (`iter`), the first of them when every one is NaN.
+    Only rows scored on every fold compete, as in `best`.
+    """
+    its = results.get("iter") or []
+    if not its or every_fit_failed(results):
+        return None, None, None
+    last = max(its)
+    n_folds = n_splits(results)
+    idx = [
+        i
+        for i, t in enumerate(its)
+        if t == last and results["n_finished_splits"][i] == n_folds
+    ]
+    if not idx:
+        return None, None, None
+    means = np.array([results["mean_test_score"][i] for i in idx], dtype=np.float64)
+    pick = 0 if np.isnan(means).all() else int(np.nanargmax(means))
+    i = idx[pick]
+    return i, results["params"][i], results["mean_test_score"][i]
+
+
 def format_report(
     results: dict,
     n_tasks: int,

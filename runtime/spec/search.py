@@ -33,6 +33,7 @@ from runtime.spec.common import (
 )
 from runtime.spec.estimator import EstimatorSpec, check_description, parse_estimator
 from runtime.spec.expr import Distribution, is_call, parse_value_expr
+from runtime.spec.halving import check_resource_not_searched, parse_halving
 from runtime.spec.scoring import ScoredSpec, parse_refit, parse_scoring
 from runtime.spec.source import DataSpec, parse_data, parse_fit_params
 
@@ -54,6 +55,7 @@ _SPEC_KEYS = {
     "code",
     "requirements",
     "task_timeout",
+    "halving",
 }
 
 
@@ -131,18 +133,24 @@ class SearchSpec(ScoredSpec):
     requirements: tuple[str, ...] = ()
     #: Seconds a fit may run before its engine is replaced and it counts as failed.
     task_timeout: float | None = None
+    #: `search: halving`'s settings (runtime.spec.halving), else None.
+    halving: dict | None = None
 
-    def candidates(self) -> list[dict]:
+    def candidates(self, n_iter: int | None = None) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
 
         A grid gives ParameterGrid's order; a random search (or a grid with
         n_iter) gives ParameterSampler's draw, so the same random_state gives
-        the same candidates as RandomizedSearchCV.
+        the same candidates as RandomizedSearchCV. A halving search's first
+        iteration: its grid, or (random flavour) `n_iter` candidates drawn,
+        as HalvingRandomSearchCV draws them.
         """
         # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
         from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-        if self.search == "grid" and self.n_iter is None:
+        n_iter = self.n_iter if n_iter is None else n_iter
+        flavour = self.halving["flavour"] if self.halving else self.search
+        if flavour == "grid" and n_iter is None:
             cands = list(ParameterGrid(list(self.params)))
         else:
             space = [
@@ -153,9 +161,7 @@ class SearchSpec(ScoredSpec):
                 for p in self.params
             ]
             cands = list(
-                ParameterSampler(
-                    space, n_iter=self.n_iter, random_state=self.random_state
-                )
+                ParameterSampler(space, n_iter=n_iter, random_state=self.random_state)
             )
         return [{k: plain(v) for k, v in c.items()} for c in cands]
 
@@ -213,8 +219,14 @@ def load_search_spec(
         data = {**data, "n_iter": n_iter}
     spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
     rs = _seed(where, "random_state", data.get("random_state"))
-    params = _parse_params(where, data, search, est.build())
+    halving = _parse_halving(where, search, data, est)
+    params = _parse_params(
+        where, data, halving["flavour"] if halving else search, est.build()
+    )
     scoring = parse_scoring(where, data.get("scoring"))
+    if halving:
+        check_resource_not_searched(where, halving, params)
+        _check_halving_scoring(where, scoring, data.get("refit", True))
     refit = parse_refit(where, data.get("refit", True), scoring)
     error_score = _parse_error_score(where, data.get("error_score", "nan"))
     rts = expect_bool(
@@ -245,6 +257,7 @@ def load_search_spec(
         task_timeout=parse_task_timeout(
             where, "task_timeout", data.get("task_timeout")
         ),
+        halving=halving,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -254,15 +267,58 @@ def load_search_spec(
 # --------------------------------------------------------------------------- sections
 
 
+#: The search kinds a spec's `search:` names.
+SEARCH_KINDS = ("grid", "random", "halving")
+
+
 def _parse_search(where: str, search: Any) -> str:
-    if search not in ("grid", "random"):
+    if search not in SEARCH_KINDS:
         raise err(
             where,
             "search",
-            f"expected grid or random, got {search!r}",
-            "write search: grid or search: random",
+            f"expected {', '.join(SEARCH_KINDS[:-1])} or {SEARCH_KINDS[-1]}, got {search!r}",
+            "write search: grid, search: random or search: halving",
         )
     return search
+
+
+def _parse_halving(where: str, search: str, data: dict, est) -> dict | None:
+    """The `halving:` section of a `search: halving` spec (None for other searches)."""
+    if search != "halving":
+        if "halving" in data:
+            raise err(
+                where,
+                "halving",
+                f"settings of a halving search in a search: {search} spec",
+                "write search: halving, or remove the halving section",
+            )
+        return None
+    if data.get("n_iter") is not None:
+        raise err(
+            where,
+            "n_iter",
+            "a halving search draws halving.n_candidates, not n_iter",
+            "remove n_iter (or --n-iter); write halving: {n_candidates: 30} to sample",
+        )
+    return parse_halving(where, data.get("halving"), est.build())
+
+
+def _check_halving_scoring(where: str, scoring: Any, refit: Any) -> None:
+    """scikit-learn's halving searches rank by one metric and refit by it."""
+    if isinstance(scoring, list | dict):
+        raise err(
+            where,
+            "scoring",
+            "a halving search keeps candidates by one metric, and this names several",
+            "give one scorer name, e.g. scoring: accuracy",
+        )
+    if not isinstance(refit, bool):
+        raise err(
+            where,
+            "refit",
+            f"a halving search refits its last iteration's best, not {refit!r}",
+            "write refit: true or refit: false",
+        )
 
 
 def _parse_n_iter(where: str, search: str, n_iter: Any) -> int | None:

@@ -1,0 +1,397 @@
+"""The halving kind: successive halving, as scikit-learn's Halving*SearchCV.
+
+Runs on the driver. A halving search is a search whose rows come in
+iterations: iteration 0 evaluates every candidate with `n_resources[0]`
+(training rows, or an estimator parameter such as `n_estimators`), then the
+best 1/factor of each iteration go on to the next with `factor` times the
+resources. Every row of an iteration is a (candidate, fold) task of the one
+task runner, submitted together; the next iteration's rows are added when
+the last task of one arrives (`halving_rows`, the kind's planner).
+
+The arithmetic is scikit-learn's own (`BaseSuccessiveHalving._run_search`,
+`_top_k`, `_SubsampleMetaSplitter`, `_select_best_index`), in the same
+order and with the same numpy calls, so the same random_state gives the
+same candidates, subsamples, survivors, scores and `cv_results_`. The rows
+are a pure function of the job and the journal: a resumed run, a report
+made later, and the run itself agree on them, with no second file.
+
+The `n_samples` resource subsamples each fold's training and test rows as
+scikit-learn does: the first ``int(fraction * n)`` of a fixed permutation
+of the fold's rows (`runtime.engine.folds.subsample`). That is a shuffled
+subset, not a prefix, so unlike a learning curve's sizes it is a copy of
+those rows on the engine, not a view of the memmap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from runtime.kinds.base import Kind
+from runtime.kinds.search import NAME as SEARCH_COMMAND
+from runtime.kinds.search import SEARCH
+from runtime.rundir import results as rs
+from runtime.rundir.results import latest_records
+
+NAME = "halving"
+#: The resource that subsamples the rows instead of setting a parameter.
+N_SAMPLES = "n_samples"
+#: Where the best candidate comes from (`runtime.kinds.search.best_of`):
+#: the last iteration's, as scikit-learn's `_select_best_index`.
+BEST_IN_LAST_ITERATION = "last_iteration"
+
+
+def schedule(
+    n_candidates: int,
+    *,
+    factor: float,
+    min_resources: int | str,
+    max_resources: int,
+    smallest: int,
+    aggressive_elimination: bool,
+) -> dict:
+    """The iterations of a halving search, as scikit-learn's `_run_search` computes them.
+
+    Parameters
+    ----------
+    n_candidates : int
+        Candidates of the first iteration.
+    factor : float
+        The proportion of candidates kept (1/factor) and the growth of the
+        resources (x factor) from one iteration to the next.
+    min_resources : int, "smallest" or "exhaust"
+        As scikit-learn's.
+    max_resources : int
+        The resources of a full fit (rows of the data for n_samples).
+    smallest : int
+        What "smallest" means here (scikit-learn's `min_resources_` before
+        _run_search: 2 x n_splits [x n_classes] for n_samples, else 1).
+    aggressive_elimination : bool
+        As scikit-learn's.
+
+    Returns
+    -------
+    dict
+        min_resources_, max_resources_, n_required_iterations,
+        n_possible_iterations, n_iterations, n_resources (one per iteration).
+    """
+    min_r = smallest if min_resources in ("smallest", "exhaust") else min_resources
+    n_required = 1 + math.floor(math.log(n_candidates, factor))
+    if min_resources == "exhaust":
+        min_r = max(min_r, max_resources // factor ** (n_required - 1))
+    n_possible = 1 + math.floor(math.log(max_resources // min_r, factor))
+    n_iterations = n_required if aggressive_elimination else min(n_possible, n_required)
+    n_resources = []
+    for itr in range(n_iterations):
+        power = itr
+        if aggressive_elimination:
+            power = max(0, itr - n_required + n_possible)
+        n_resources.append(min(int(factor**power * min_r), max_resources))
+    return {
+        "min_resources_": int(min_r),
+        "max_resources_": int(max_resources),
+        "n_required_iterations": n_required,
+        "n_possible_iterations": n_possible,
+        "n_iterations": n_iterations,
+        "n_resources": n_resources,
+    }
+
+
+def halving_job(
+    candidates: list[dict],
+    settings: dict,
+    return_train_score: bool = True,
+    refit: bool = True,
+) -> dict:
+    """The job description of a halving search (what its meta.json holds).
+
+    Parameters
+    ----------
+    candidates : list of dict
+        The first iteration's candidates (a grid, or a sample of one).
+    settings : dict
+        factor, resource, aggressive_elimination, random_state (the
+        subsample's seed), n_samples (rows of the data), flavour ("grid"
+        or "random") and the `schedule` of the iterations.
+    return_train_score, refit : bool
+        As a search's (one metric: scikit-learn's halving has no other).
+    """
+    return {
+        "kind": NAME,
+        "candidates": [dict(c) for c in candidates],
+        "return_train_score": bool(return_train_score),
+        "metrics": ["score"],
+        "ranking": "score",
+        "refit": bool(refit),
+        "best": BEST_IN_LAST_ITERATION,
+        "halving": dict(settings),
+    }
+
+
+def _top_k(params: list[dict], means: np.ndarray, k: int) -> list[dict]:
+    """scikit-learn's `_top_k`: the best k, worst first; a NaN mean is never kept before a number."""
+    order = np.roll(np.argsort(means), np.count_nonzero(np.isnan(means)))
+    return [params[i] for i in order[-k:]]
+
+
+def _iteration_means(latest: dict, first: int, n: int, n_folds: int):
+    """Mean test scores of rows first..first+n-1, or None while one lacks a fold."""
+    scores = []
+    for c in range(first, first + n):
+        for k in range(n_folds):
+            rec = latest.get((c, k))
+            if rec is None:
+                return None
+            score = rec.get("test_score")
+            scores.append(math.nan if score is None else score)
+    # As scikit-learn's _format_results: a rows x splits float array, averaged.
+    return np.average(np.array(scores, dtype=np.float64).reshape(n, n_folds), axis=1)
+
+
+def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
+    """Every row the journal's records determine so far, in scikit-learn's order.
+
+    A row is ``{"params", "iter", "n_resources"}`` (and ``subsample`` for
+    the n_samples resource: what the worker draws). The rows of iteration
+    i+1 exist once every (row, fold) of iteration i has its score.
+    """
+    h = job["halving"]
+    n_folds = n_folds or h["n_splits"]
+    latest = latest_records(records)
+    resource = h["resource"]
+    factor = h["factor"]
+    survivors = [dict(c) for c in job["candidates"]]
+    rows: list[dict] = []
+    for itr, n_res in enumerate(h["schedule"]["n_resources"]):
+        first = len(rows)
+        for p in survivors:
+            row = {"iter": itr, "n_resources": n_res}
+            if resource == N_SAMPLES:
+                row["params"] = dict(p)
+                row["subsample"] = {
+                    "fraction": n_res / h["n_samples"],
+                    "random_state": h["random_state"],
+                }
+            else:
+                row["params"] = {**p, resource: n_res}
+            rows.append(row)
+        means = _iteration_means(latest, first, len(survivors), n_folds)
+        if means is None:
+            break
+        # The survivors keep their own parameters (not the resource's value).
+        survivors = _top_k(survivors, means, math.ceil(len(survivors) / factor))
+    return rows
+
+
+def planner(job: dict):
+    """The kind's planner: journal records -> every row known (`halving_rows`)."""
+    return lambda records: halving_rows(job, records)
+
+
+def _row_args(row: dict) -> dict:
+    args = {"params": row["params"], "row": {"iter": row["iter"]}}
+    if "subsample" in row:
+        args["subsample"] = row["subsample"]
+    return args
+
+
+def _results(job: dict, n_folds: int, records) -> dict:
+    rows = halving_rows(job, records, n_folds)
+    out = rs.build_cv_results(
+        [r["params"] for r in rows],
+        n_folds,
+        records,
+        job.get("return_train_score", True),
+    )
+    out["iter"] = [r["iter"] for r in rows]
+    out["n_resources"] = [r["n_resources"] for r in rows]
+    return out
+
+
+def iterations(job: dict, results: dict) -> list[dict]:
+    """One entry per iteration begun: iter, n_resources, n_candidates, finished, best score."""
+    out = []
+    its = results.get("iter") or []
+    for itr, n_res in enumerate(job["halving"]["schedule"]["n_resources"]):
+        idx = [i for i, t in enumerate(its) if t == itr]
+        if not idx:
+            break
+        means = [results["mean_test_score"][i] for i in idx]
+        finite = [m for m in means if m is not None and not math.isnan(m)]
+        n_folds = rs.n_splits(results)
+        out.append(
+            {
+                "iter": itr,
+                "n_resources": n_res,
+                "n_candidates": len(idx),
+                "n_finished": sum(
+                    1 for i in idx if results["n_finished_splits"][i] == n_folds
+                ),
+                "best_score": max(finite) if finite else None,
+            }
+        )
+    return out
+
+
+def _summary(job: dict, results: dict) -> dict:
+    out = SEARCH.summary(job, results)
+    h = job["halving"]
+    its = iterations(job, results)
+    sched = h["schedule"]
+    # scikit-learn's attributes of a fitted Halving*SearchCV.
+    out.update(
+        {
+            "n_resources_": [it["n_resources"] for it in its],
+            "n_candidates_": [it["n_candidates"] for it in its],
+            "n_iterations_": sched["n_iterations"],
+            "n_required_iterations_": sched["n_required_iterations"],
+            "n_possible_iterations_": sched["n_possible_iterations"],
+            "min_resources_": sched["min_resources_"],
+            "max_resources_": sched["max_resources_"],
+            "iterations": its,
+        }
+    )
+    return out
+
+
+def _report(job, results, n_tasks, n_done, status="running", extra=None, top_k=None):
+    text = SEARCH.report(job, results, n_tasks, n_done, status, extra, top_k)
+    return text + "\n\n" + format_iterations(job, iterations(job, results))
+
+
+def format_iterations(job: dict, its: list[dict]) -> str:
+    """The per-iteration table of a halving search's report."""
+    h = job["halving"]
+    lines = [
+        f"Successive halving (factor {h['factor']:g}, resource {h['resource']}): "
+        f"{len(its)}/{h['schedule']['n_iterations']} iterations begun",
+        f"{'iter':>4} {'resources':>10} {'candidates':>10} {'finished':>8} {'best':>9}",
+    ]
+    for it in its:
+        best = "" if it["best_score"] is None else f"{it['best_score']:.5f}"
+        lines.append(
+            f"{it['iter']:>4} {it['n_resources']:>10} {it['n_candidates']:>10} "
+            f"{it['n_finished']:>8} {best:>9}"
+        )
+    return "\n".join(lines)
+
+
+def _postfix(job: dict, results: dict) -> list[str]:
+    its = iterations(job, results)
+    parts = [f"iter={len(its) - 1}"] if its else []
+    return parts + SEARCH.postfix(job, results)
+
+
+def _n_tasks(job: dict, n_folds: int) -> int:
+    """Rows x folds once every iteration has run (the progress bar's total)."""
+    sched = job["halving"]["schedule"]
+    n, total = len(job["candidates"]), 0
+    for _ in sched["n_resources"]:
+        total += n
+        n = math.ceil(n / job["halving"]["factor"])
+    return total * n_folds
+
+
+HALVING = Kind(
+    name=NAME,
+    command=SEARCH_COMMAND,
+    noun="search",
+    rows="candidates",
+    style="search",
+    candidates=lambda job: halving_rows(job, []),
+    task_args=lambda job, c: _row_args(halving_rows(job, [])[c]),
+    train_scores=SEARCH.train_scores,
+    results=_results,
+    summary=_summary,
+    report=_report,
+    postfix=_postfix,
+    run_name=SEARCH.run_name,
+    planner=planner,
+    row_args=_row_args,
+    expected_tasks=_n_tasks,
+)
+
+
+def job_of(spec, split) -> dict:
+    """The job of a `search: halving` spec on its folds (resolves what needs the data).
+
+    Parameters
+    ----------
+    spec : SearchSpec
+        With `halving` settings (runtime.spec.halving).
+    split : SplitSet
+        The persisted folds: their count, the data's rows and (a
+        classifier's "smallest" min_resources) its classes.
+
+    Raises
+    ------
+    ConfigError
+        When the resources do not fit the data (min_resources above
+        max_resources), naming the key and the values.
+    """
+    from sklearn.base import is_classifier
+
+    from runtime.engine.folds import DATA_NAME, load_fold
+    from runtime.spec.common import err
+
+    h = spec.halving
+    n_samples = int(split.manifest["n_samples"])
+    n_splits = split.n_folds
+    estimator = spec.estimator.build()
+    if h["resource"] == N_SAMPLES:
+        smallest = n_splits * 2
+        if is_classifier(estimator):
+            _, y, _ = load_fold(split.path / DATA_NAME)
+            smallest *= int(np.unique(np.asarray(y)).shape[0])
+    else:
+        smallest = 1
+    max_r = n_samples if h["max_resources"] == "auto" else h["max_resources"]
+    min_first = (
+        smallest
+        if h["min_resources"] in ("smallest", "exhaust")
+        else h["min_resources"]
+    )
+    if min_first > max_r:
+        raise err(
+            spec.path,
+            "halving.min_resources",
+            f"min_resources is {min_first} (from {h['min_resources']!r}), more than "
+            f"max_resources {max_r}",
+            "lower min_resources, or raise max_resources",
+        )
+    n_cand = None
+    if h["flavour"] == "random":
+        n_cand = h["n_candidates"]
+        if n_cand == "exhaust":
+            # HalvingRandomSearchCV: enough candidates for the last
+            # iteration to use as much of the resources as possible.
+            n_cand = max_r // min_first
+    candidates = spec.candidates(n_iter=n_cand)
+    sched = schedule(
+        len(candidates),
+        factor=h["factor"],
+        min_resources=h["min_resources"],
+        max_resources=max_r,
+        smallest=smallest,
+        aggressive_elimination=h["aggressive_elimination"],
+    )
+    seed = spec.random_state
+    if seed is None:
+        # scikit-learn would draw other subsamples at every iteration; a run
+        # draws one seed and keeps it in meta.json, so a resume agrees.
+        seed = int(np.random.SeedSequence().entropy % 2**32)
+    settings = {
+        "flavour": h["flavour"],
+        "factor": h["factor"],
+        "resource": h["resource"],
+        "min_resources": h["min_resources"],
+        "max_resources": h["max_resources"],
+        "aggressive_elimination": h["aggressive_elimination"],
+        "n_candidates": h["n_candidates"],
+        "n_samples": n_samples,
+        "n_splits": n_splits,
+        "random_state": seed,
+        "schedule": sched,
+    }
+    return halving_job(candidates, settings, spec.return_train_score, spec.refit)
