@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -246,3 +247,37 @@ def random_spec_reference(n_iter: int):
         cv=spec.cv.splitter(),
         n_jobs=1,
     ).fit(X, y)
+
+
+def write_spec(tmp_path: Path, spec: dict, name: str) -> Path:
+    """`spec` (a dict) written as tmp_path/<name>.yml, named `name`."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump({"name": name, **spec}, sort_keys=False))
+    return path
+
+
+#: A module with an SVC whose fit takes 50 ms longer (a spec's code:), so
+#: that a run lasts long enough for a test to kill its driver.
+SLOW_SVC = '''
+import time
+
+from sklearn.svm import SVC
+
+
+class SlowSVC(SVC):
+    """An SVC whose fit takes 50 ms longer: a run lasts long enough to be killed."""
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(0.05)
+        return super().fit(X, y, sample_weight=sample_weight)
+'''
+
+
+def journal_lines(run_dir) -> list[dict]:
+    """The journal's records so far (none before it exists)."""
+    path = run_dir / "journal.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    # The last line may be half written while the driver runs.
+    return [json.loads(x) for x in lines if x.endswith("}")]

@@ -11,7 +11,6 @@ from collections import Counter
 import joblib
 import numpy as np
 import pytest
-import yaml
 from scipy.stats import loguniform
 from sklearn.datasets import load_digits, load_iris
 from sklearn.ensemble import RandomForestClassifier
@@ -22,7 +21,7 @@ from sklearn.svm import SVC
 from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
-from tests.conftest import invoke, popen_invoke
+from tests.conftest import SLOW_SVC, invoke, journal_lines, popen_invoke, write_spec
 
 pytestmark = pytest.mark.cluster
 
@@ -37,14 +36,8 @@ FOREST = {
 FOREST_GRID = {"max_depth": [2, 4, None], "max_features": [1, 2, 3]}
 
 
-def _write(tmp_path, spec: dict, name: str):
-    path = tmp_path / f"{name}.yml"
-    path.write_text(yaml.safe_dump({"name": name, **spec}, sort_keys=False))
-    return path
-
-
 def _run(tmp_path, hosts_file, spec: dict, name: str):
-    path = _write(tmp_path, spec, name)
+    path = write_spec(tmp_path, spec, name)
     run_dir = tmp_path / f"run-{name}"
     job = api.search(path, hosts_file=hosts_file, run_dir=run_dir, progress=False)
     assert job.status == "finished", job.report()
@@ -203,30 +196,6 @@ def test_halving_random_on_n_estimators_equals_halvingrandomsearchcv(
     assert_equals_halving(ours, theirs, X, run_dir)
 
 
-SLOW_SVC = '''
-import time
-
-from sklearn.svm import SVC
-
-
-class SlowSVC(SVC):
-    """An SVC whose fit takes 50 ms longer: a run lasts long enough to be killed."""
-
-    def fit(self, X, y, sample_weight=None):
-        time.sleep(0.05)
-        return super().fit(X, y, sample_weight=sample_weight)
-'''
-
-
-def _journal(run_dir) -> list[dict]:
-    path = run_dir / "journal.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    # The last line may be half written while the driver runs.
-    return [json.loads(x) for x in lines if x.endswith("}")]
-
-
 def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     tmp_path, cluster_hosts_file, monkeypatch
 ):
@@ -234,7 +203,7 @@ def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     # The refit model is a SlowSVC: loading it here imports its module.
     monkeypatch.syspath_prepend(str(tmp_path))
     grid = {"C": [0.1, 1, 10], "gamma": [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1]}
-    spec = _write(
+    spec = write_spec(
         tmp_path,
         {
             "code": ["slow.py"],
@@ -253,7 +222,7 @@ def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(r.get("row", {}).get("iter") == 1 for r in _journal(run_dir)):
+            if any(r.get("row", {}).get("iter") == 1 for r in journal_lines(run_dir)):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the run ended before its second iteration"
@@ -261,13 +230,13 @@ def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     finally:
         proc.kill()
         proc.communicate(timeout=60)
-    before = _journal(run_dir)
+    before = journal_lines(run_dir)
     iters = Counter(r["row"]["iter"] for r in before)
     assert iters[0] == 18 * 3 and 0 < iters[1] < 6 * 3 and not iters[2], iters
 
     out = invoke("search", "--resume", str(run_dir), *args[2:], timeout=600)
     assert f"({len(before)} already in the journal)" in out.stdout
-    after = _journal(run_dir)
+    after = journal_lines(run_dir)
     assert after[: len(before)] == before
     # Only the missing tasks ran: every (row, fold) is in the journal once.
     pairs = Counter((r["candidate"], r["fold"]) for r in after)
@@ -329,7 +298,7 @@ def test_bad_halving_settings_are_named(tmp_path, halving, extra, match):
         **extra,
     }
     with pytest.raises(ConfigError, match=match):
-        load_search_spec(_write(tmp_path, spec, "bad"))
+        load_search_spec(write_spec(tmp_path, spec, "bad"))
 
 
 def test_halving_settings_in_a_grid_search_are_refused(tmp_path):
@@ -342,7 +311,7 @@ def test_halving_settings_in_a_grid_search_are_refused(tmp_path):
     with pytest.raises(
         ConfigError, match=r"halving: settings of a halving search in a search: grid"
     ):
-        load_search_spec(_write(tmp_path, spec, "grid"))
+        load_search_spec(write_spec(tmp_path, spec, "grid"))
 
 
 def test_min_resources_above_the_data_is_named(tmp_path, cluster_hosts_file):
@@ -353,7 +322,7 @@ def test_min_resources_above_the_data_is_named(tmp_path, cluster_hosts_file):
         "params": {"C": [1, 2]},
         "data": IRIS,
     }
-    path = _write(tmp_path, spec, "toomany")
+    path = write_spec(tmp_path, spec, "toomany")
     with pytest.raises(
         ConfigError,
         match=r"halving\.min_resources: min_resources is 500 .* more than max_resources 150",

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
-from runtime.engine.folds import SplitSet
+from runtime.engine.folds import SplitSet, load_split_set
 from runtime.errors import ClusterLost, DiskFull, SearchError
 from runtime.kinds import kind_of
+from runtime.kinds.base import PlanContext
 from runtime.kinds.search import best_of
 from runtime.rundir import results as rs
 from runtime.rundir.run import write_results
@@ -78,8 +79,9 @@ class Job:
         self.candidates = self.kind.candidates(job)
         #: journal records -> every row known (a kind whose rows depend on
         #: results, see `Kind.planner`), or None.
-        self._plan = self.kind.planner(job) if self.kind.planner else None
-        if self._plan is not None:
+        #: Made at launch, when the folds and engines are known.
+        self._plan: Callable[[list], list[dict]] | None = None
+        if self.kind.planner is not None:
             task_args = lambda c: self.kind.row_args(self.candidates[c])  # noqa: E731
         else:
             task_args = lambda c: self.kind.task_args(self.job, c)  # noqa: E731
@@ -103,10 +105,6 @@ class Job:
             task_timeout=task_timeout,
             on_timeout=on_timeout,
         )
-        if self._plan is not None:
-            self.runner.on_row_done = self._more_rows
-            # The rows the journal determines already (a resumed run's).
-            self.runner.grow(self._more_rows())
 
     def _more_rows(self) -> int:
         """Rows the planner adds from the records so far; how many there are now."""
@@ -166,6 +164,25 @@ class Job:
         -------
         self
         """
+        if self.kind.planner is not None:
+            split = (
+                split_dir
+                if isinstance(split_dir, SplitSet)
+                else load_split_set(split_dir)
+            )
+            client = getattr(self.view, "client", None)
+            self._plan = self.kind.planner(
+                self.job,
+                PlanContext(
+                    n_folds=split.n_folds,
+                    n_engines=max(1, len(client.ids) if client is not None else 1),
+                    run_dir=self.run_dir,
+                ),
+            )
+            self.runner.on_row_done = self._more_rows
+            # The rows the journal determines already (a resumed run's).
+            self.runner.grow(self._more_rows())
+            split_dir = split
         self.runner.launch(split_dir, expected_times)
         if self.kind.expected_tasks is not None:
             self.runner.expected_tasks = self.kind.expected_tasks(

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ from runtime.engine.folds import (
 from runtime.engine.worker import warm_fold_cache
 from runtime.errors import ConfigError, HostError, RunStopped, SearchError
 from runtime.kinds import KINDS, Kind, halving, kind_of
+from runtime.kinds.optuna_search import optuna_job
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
 from runtime.rundir import run as rd
@@ -324,6 +326,17 @@ def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
     if spec.halving:
         key = rd.evaluation_key(spec)
         return lambda split: {**halving.job_of(spec, split), "evaluation_key": key}
+    if spec.optuna:
+        # One study per run: a storage may hold the studies of many runs.
+        name = f"fleetcv-{spec.name}-{uuid.uuid4().hex[:8]}"
+        return {
+            **optuna_job(
+                {**spec.optuna, "study_name": name},
+                spec.return_train_score,
+                spec.refit,
+            ),
+            "evaluation_key": rd.evaluation_key(spec),
+        }
     return {
         **search_job(
             spec.candidates(),

@@ -11,12 +11,13 @@ from __future__ import annotations
 from runtime.kinds.base import Kind
 from runtime.kinds.curves import LEARNING_CURVE, VALIDATION_CURVE
 from runtime.kinds.halving import HALVING
+from runtime.kinds.optuna_search import OPTUNA
 from runtime.kinds.search import SEARCH
 from runtime.spec import ConfigError
 
 #: Every kind, by its meta.json name.
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (SEARCH, HALVING, LEARNING_CURVE, VALIDATION_CURVE)
+    k.name: k for k in (SEARCH, HALVING, OPTUNA, LEARNING_CURVE, VALIDATION_CURVE)
 }
 #: The kinds `invoke search` runs and resumes.
 SEARCH_KINDS: tuple[str, ...] = tuple(

@@ -18,8 +18,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from runtime.engine.worker import evaluate_many
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a planner (`Kind.planner`) knows of the run besides its job.
+
+    Attributes
+    ----------
+    n_folds : int
+        The folds each row is scored on.
+    n_engines : int
+        Engines at launch (how many rows a planner keeps in flight).
+    run_dir : Path, optional
+        The run directory (a planner's own files), None in memory.
+    """
+
+    n_folds: int
+    n_engines: int = 1
+    run_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +103,7 @@ class Kind:
     postfix: Callable[[dict, dict], list[str]]
     run_name: Callable[[str, dict], str]
     worker: Callable[..., list[dict]] = evaluate_many
-    planner: Callable[[dict], Callable[[list], list[dict]]] | None = None
+    planner: Callable[[dict, PlanContext], Callable[[list], list[dict]]] | None = None
     row_args: Callable[[dict], dict] | None = None
     expected_tasks: Callable[[dict, int], int] | None = None
 

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from runtime.kinds.base import Kind
+from runtime.kinds.base import Kind, PlanContext
 from runtime.kinds.search import NAME as SEARCH_COMMAND
 from runtime.kinds.search import SEARCH
 from runtime.rundir import results as rs
@@ -184,9 +184,9 @@ def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
     return rows
 
 
-def planner(job: dict):
+def planner(job: dict, ctx: PlanContext):
     """The kind's planner: journal records -> every row known (`halving_rows`)."""
-    return lambda records: halving_rows(job, records)
+    return lambda records: halving_rows(job, records, ctx.n_folds)
 
 
 def _row_args(row: dict) -> dict:

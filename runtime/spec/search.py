@@ -33,9 +33,14 @@ from runtime.spec.common import (
 )
 from runtime.spec.estimator import EstimatorSpec, check_description, parse_estimator
 from runtime.spec.expr import Distribution, is_call, parse_value_expr
-from runtime.spec.halving import check_resource_not_searched, parse_halving
 from runtime.spec.scoring import ScoredSpec, parse_refit, parse_scoring
 from runtime.spec.source import DataSpec, parse_data, parse_fit_params
+from runtime.spec.strategies import (
+    check_resource_not_searched,
+    optuna_space,
+    parse_halving,
+    parse_optuna,
+)
 
 #: The top-level keys of a search spec.
 _SPEC_KEYS = {
@@ -56,6 +61,7 @@ _SPEC_KEYS = {
     "requirements",
     "task_timeout",
     "halving",
+    "optuna",
 }
 
 
@@ -133,8 +139,10 @@ class SearchSpec(ScoredSpec):
     requirements: tuple[str, ...] = ()
     #: Seconds a fit may run before its engine is replaced and it counts as failed.
     task_timeout: float | None = None
-    #: `search: halving`'s settings (runtime.spec.halving), else None.
+    #: `search: halving`'s settings (runtime.spec.strategies), else None.
     halving: dict | None = None
+    #: `search: optuna`'s settings with its `space` (runtime.spec.strategies).
+    optuna: dict | None = None
 
     def candidates(self, n_iter: int | None = None) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
@@ -219,14 +227,22 @@ def load_search_spec(
         data = {**data, "n_iter": n_iter}
     spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
     rs = _seed(where, "random_state", data.get("random_state"))
-    halving = _parse_halving(where, search, data, est)
-    params = _parse_params(
-        where, data, halving["flavour"] if halving else search, est.build()
+    _check_sections(where, search, data)
+    halving = (
+        parse_halving(where, data.get("halving"), est.build())
+        if search == "halving"
+        else None
     )
+    optuna = parse_optuna(where, data.get("optuna"), rs) if search == "optuna" else None
+    flavour = halving["flavour"] if halving else search
+    params = _parse_params(where, data, "random" if optuna else flavour, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
     if halving:
         check_resource_not_searched(where, halving, params)
-        _check_halving_scoring(where, scoring, data.get("refit", True))
+    if halving or optuna:
+        _check_one_metric(where, search, scoring, data.get("refit", True))
+    if optuna:
+        optuna = {**optuna, "space": optuna_space(where, params)}
     refit = parse_refit(where, data.get("refit", True), scoring)
     error_score = _parse_error_score(where, data.get("error_score", "nan"))
     rts = expect_bool(
@@ -258,6 +274,7 @@ def load_search_spec(
             where, "task_timeout", data.get("task_timeout")
         ),
         halving=halving,
+        optuna=optuna,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -268,7 +285,9 @@ def load_search_spec(
 
 
 #: The search kinds a spec's `search:` names.
-SEARCH_KINDS = ("grid", "random", "halving")
+SEARCH_KINDS = ("grid", "random", "halving", "optuna")
+#: The searches with a settings section of their own (named as the search).
+_SECTIONS = ("halving", "optuna")
 
 
 def _parse_search(where: str, search: Any) -> str:
@@ -277,46 +296,52 @@ def _parse_search(where: str, search: Any) -> str:
             where,
             "search",
             f"expected {', '.join(SEARCH_KINDS[:-1])} or {SEARCH_KINDS[-1]}, got {search!r}",
-            "write search: grid, search: random or search: halving",
+            "write search: grid, search: random, search: halving or search: optuna",
         )
     return search
 
 
-def _parse_halving(where: str, search: str, data: dict, est) -> dict | None:
-    """The `halving:` section of a `search: halving` spec (None for other searches)."""
-    if search != "halving":
-        if "halving" in data:
+def _check_sections(where: str, search: str, data: dict) -> None:
+    """A settings section belongs to its search; those searches draw no n_iter."""
+    for section in _SECTIONS:
+        if section in data and search != section:
             raise err(
                 where,
-                "halving",
-                f"settings of a halving search in a search: {search} spec",
-                "write search: halving, or remove the halving section",
+                section,
+                f"settings of a {section} search in a search: {search} spec",
+                f"write search: {section}, or remove the {section} section",
             )
-        return None
-    if data.get("n_iter") is not None:
+    if search == "optuna" and "optuna" not in data:
+        raise err(
+            where,
+            "optuna",
+            "missing: an Optuna search needs its number of trials",
+            "add optuna: {n_trials: 30}",
+        )
+    if search in _SECTIONS and data.get("n_iter") is not None:
+        budget = "halving.n_candidates" if search == "halving" else "optuna.n_trials"
         raise err(
             where,
             "n_iter",
-            "a halving search draws halving.n_candidates, not n_iter",
-            "remove n_iter (or --n-iter); write halving: {n_candidates: 30} to sample",
+            f"a {search} search draws {budget}, not n_iter",
+            f"remove n_iter (or --n-iter); set {budget} instead",
         )
-    return parse_halving(where, data.get("halving"), est.build())
 
 
-def _check_halving_scoring(where: str, scoring: Any, refit: Any) -> None:
-    """scikit-learn's halving searches rank by one metric and refit by it."""
+def _check_one_metric(where: str, search: str, scoring: Any, refit: Any) -> None:
+    """Halving and Optuna searches rank by one metric and refit by it."""
     if isinstance(scoring, list | dict):
         raise err(
             where,
             "scoring",
-            "a halving search keeps candidates by one metric, and this names several",
+            f"a {search} search keeps candidates by one metric, and this names several",
             "give one scorer name, e.g. scoring: accuracy",
         )
     if not isinstance(refit, bool):
         raise err(
             where,
             "refit",
-            f"a halving search refits its last iteration's best, not {refit!r}",
+            f"a {search} search refits its best by its one metric, not {refit!r}",
             "write refit: true or refit: false",
         )
 

@@ -1,7 +1,6 @@
-"""The `halving:` section of a search spec (``search: halving``).
+"""The settings sections of the searches beyond grid and random: `halving:`, `optuna:`.
 
-Runs on the driver. scikit-learn's successive-halving parameters, with its
-defaults: HalvingGridSearchCV's when the section has no `n_candidates`
+Runs on the driver. `halving:` (``search: halving``) holds scikit-learn's successive-halving parameters, with its defaults: HalvingGridSearchCV's when the section has no `n_candidates`
 (every candidate of the grid), HalvingRandomSearchCV's when it has one (a
 sample of `n_candidates` from the parameter space, distributions allowed).
 What needs the data (`min_resources: smallest`/`exhaust`, `max_resources:
@@ -163,3 +162,140 @@ def check_resource_not_searched(where: str, settings: dict, params) -> None:
                 f"{resource} is the halving resource, which each iteration sets",
                 f"remove {resource} from params (min_resources and max_resources bound it)",
             )
+
+
+#: The keys of the `optuna:` section.
+OPTUNA_KEYS = {"n_trials", "sampler", "sampler_params", "parallel", "storage"}
+
+
+def parse_optuna(where: str, raw: Any, random_state: int | None) -> dict:
+    """Validate the `optuna:` section of a ``search: optuna`` spec.
+
+    `sampler` is a class name of optuna.samplers (default TPESampler),
+    made with `sampler_params`; the spec's random_state seeds it unless
+    sampler_params give a seed. `parallel` is how many trials are in flight
+    (default: one per engine), `storage` an Optuna storage URL (default:
+    the study lives in the driver, rebuilt from the journal on resume).
+
+    Raises
+    ------
+    ConfigError
+        Naming the `optuna.<key>`, the bad value and the fix.
+    """
+    if not isinstance(raw, dict):
+        raise err(
+            where,
+            "optuna",
+            f"expected a mapping with n_trials, got {raw!r}",
+            "write e.g. optuna: {n_trials: 30}",
+        )
+    check_keys(where, "optuna.", raw, OPTUNA_KEYS)
+    n_trials = raw.get("n_trials")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
+        raise err(
+            where,
+            "optuna.n_trials",
+            f"expected a positive integer, got {n_trials!r}",
+            "write n_trials: 30 (the trials to run)",
+        )
+    sampler = raw.get("sampler", "TPESampler")
+    import optuna
+
+    names = sorted(n for n in dir(optuna.samplers) if n.endswith("Sampler"))
+    if sampler not in names or sampler == "BaseSampler":
+        raise err(
+            where,
+            "optuna.sampler",
+            f"{sampler!r} is not a sampler of optuna.samplers",
+            "use one of " + ", ".join(n for n in names if n != "BaseSampler"),
+        )
+    params = raw.get("sampler_params") or {}
+    if not isinstance(params, dict):
+        raise err(
+            where,
+            "optuna.sampler_params",
+            f"expected a mapping of {sampler}'s arguments, got {params!r}",
+            "write e.g. sampler_params: {seed: 0, n_startup_trials: 10}",
+        )
+    if random_state is not None and "seed" not in params:
+        params = {**params, "seed": random_state}
+    try:
+        getattr(optuna.samplers, sampler)(**params)
+    except Exception as exc:  # noqa: BLE001 - the sampler's own complaint, named
+        raise err(
+            where,
+            "optuna.sampler_params",
+            f"optuna.samplers.{sampler}(**{params!r}) raised {type(exc).__name__}: {exc}",
+            f"give arguments that {sampler} takes",
+        ) from None
+    parallel = raw.get("parallel")
+    if parallel is not None and (
+        isinstance(parallel, bool) or not isinstance(parallel, int) or parallel <= 0
+    ):
+        raise err(
+            where,
+            "optuna.parallel",
+            f"expected a positive integer or null, got {parallel!r}",
+            "write parallel: 4 (trials in flight), or leave it out for one per engine",
+        )
+    storage = raw.get("storage")
+    if storage is not None and (not isinstance(storage, str) or "://" not in storage):
+        raise err(
+            where,
+            "optuna.storage",
+            f"expected an Optuna storage URL, got {storage!r}",
+            "write e.g. storage: sqlite:///runs/optuna.db, or leave it out",
+        )
+    return {
+        "n_trials": n_trials,
+        "sampler": sampler,
+        "sampler_params": params,
+        "parallel": parallel,
+        "storage": storage,
+    }
+
+
+def optuna_space(where: str, params: tuple[dict, ...]) -> dict:
+    """The parameter space as Optuna distributions, in plain data (see the optuna kind).
+
+    A list is a categorical choice (of numbers, strings, booleans or null);
+    loguniform(a, b) a log-scaled float, uniform(a, b) a float, randint(a,
+    b) an integer in [a, b) as scipy's (Optuna's IntDistribution(a, b - 1)).
+    """
+    from runtime.spec.expr import Distribution
+
+    if len(params) != 1:
+        raise err(
+            where,
+            "params",
+            f"an Optuna search samples one space, and this gives {len(params)}",
+            "write params as one mapping, e.g. params: {C: loguniform(1e-2, 1e2)}",
+        )
+    space = {}
+    for name, values in params[0].items():
+        if isinstance(values, Distribution):
+            a, b = values.args
+            if values.name == "randint":
+                space[name] = {"type": "int", "low": int(a), "high": int(b) - 1}
+            else:
+                space[name] = {
+                    "type": "float",
+                    "low": float(a),
+                    "high": float(b),
+                    "log": values.name == "loguniform",
+                }
+            continue
+        bad = [
+            v
+            for v in values
+            if not isinstance(v, bool | int | float | str | type(None))
+        ]
+        if bad:
+            raise err(
+                where,
+                f"params.{name}",
+                f"Optuna chooses among numbers, strings, booleans and null, not {bad[0]!r}",
+                "give plain values (an estimator choice needs search: grid or random)",
+            )
+        space[name] = {"type": "categorical", "choices": list(values)}
+    return space
