@@ -52,7 +52,7 @@ from runtime.engine.folds import (
 )
 from runtime.engine.worker import warm_fold_cache
 from runtime.errors import ConfigError, HostError, RunStopped, SearchError
-from runtime.kinds import KINDS, Kind, halving, kind_of
+from runtime.kinds import KINDS, Kind, asha, halving, kind_of
 from runtime.kinds.optuna_search import optuna_job
 from runtime.kinds.search import search_job
 from runtime.rundir import journal as jn
@@ -323,9 +323,10 @@ def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
     A halving search's depends on the folds (its resources on the data's
     rows and classes): a function of them, which `plan_new` calls.
     """
-    if spec.halving:
+    if spec.halving or spec.asha:
         key = rd.evaluation_key(spec)
-        return lambda split: {**halving.job_of(spec, split), "evaluation_key": key}
+        make = halving.job_of if spec.halving else asha.job_of
+        return lambda split: {**make(spec, split), "evaluation_key": key}
     if spec.optuna:
         # One study per run: a storage may hold the studies of many runs.
         name = f"fleetcv-{spec.name}-{uuid.uuid4().hex[:8]}"

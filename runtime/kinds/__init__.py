@@ -8,6 +8,7 @@ A new kind is its own module in this package plus one entry below.
 
 from __future__ import annotations
 
+from runtime.kinds.asha import ASHA
 from runtime.kinds.base import Kind
 from runtime.kinds.curves import LEARNING_CURVE, VALIDATION_CURVE
 from runtime.kinds.halving import HALVING
@@ -17,7 +18,7 @@ from runtime.spec import ConfigError
 
 #: Every kind, by its meta.json name.
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (SEARCH, HALVING, OPTUNA, LEARNING_CURVE, VALIDATION_CURVE)
+    k.name: k for k in (SEARCH, HALVING, ASHA, OPTUNA, LEARNING_CURVE, VALIDATION_CURVE)
 }
 #: The kinds `invoke search` runs and resumes.
 SEARCH_KINDS: tuple[str, ...] = tuple(

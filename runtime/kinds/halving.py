@@ -263,9 +263,17 @@ def _report(job, results, n_tasks, n_done, status="running", extra=None, top_k=N
 def format_iterations(job: dict, its: list[dict]) -> str:
     """The per-iteration table of a halving search's report."""
     h = job["halving"]
-    lines = [
+    head = (
         f"Successive halving (factor {h['factor']:g}, resource {h['resource']}): "
-        f"{len(its)}/{h['schedule']['n_iterations']} iterations begun",
+        f"{len(its)}/{h['schedule']['n_iterations']} iterations begun"
+    )
+    return format_iteration_table(head, its)
+
+
+def format_iteration_table(head: str, its: list[dict]) -> str:
+    """`head`, then one line per iteration (or rung): resources, rows, finished, best."""
+    lines = [
+        head,
         f"{'iter':>4} {'resources':>10} {'candidates':>10} {'finished':>8} {'best':>9}",
     ]
     for it in its:
@@ -313,85 +321,106 @@ HALVING = Kind(
 )
 
 
-def job_of(spec, split) -> dict:
-    """The job of a `search: halving` spec on its folds (resolves what needs the data).
+def resources(spec, split, settings: dict) -> dict:
+    """What a resource search's settings mean on these folds (scikit-learn's rules).
 
-    Parameters
-    ----------
-    spec : SearchSpec
-        With `halving` settings (runtime.spec.halving).
-    split : SplitSet
-        The persisted folds: their count, the data's rows and (a
-        classifier's "smallest" min_resources) its classes.
+    Returns
+    -------
+    dict
+        n_samples (rows of the data), n_splits, smallest (what
+        min_resources "smallest" is: 2 x n_splits [x n_classes] for
+        n_samples, else 1), max_resources and min_resources (before
+        "exhaust" raises it).
 
     Raises
     ------
     ConfigError
-        When the resources do not fit the data (min_resources above
-        max_resources), naming the key and the values.
+        When min_resources is above max_resources, naming both.
     """
     from sklearn.base import is_classifier
 
     from runtime.engine.folds import DATA_NAME, load_fold
     from runtime.spec.common import err
 
-    h = spec.halving
+    section = spec.search
     n_samples = int(split.manifest["n_samples"])
     n_splits = split.n_folds
-    estimator = spec.estimator.build()
-    if h["resource"] == N_SAMPLES:
+    if settings["resource"] == N_SAMPLES:
         smallest = n_splits * 2
-        if is_classifier(estimator):
+        if is_classifier(spec.estimator.build()):
             _, y, _ = load_fold(split.path / DATA_NAME)
             smallest *= int(np.unique(np.asarray(y)).shape[0])
     else:
         smallest = 1
-    max_r = n_samples if h["max_resources"] == "auto" else h["max_resources"]
-    min_first = (
-        smallest
-        if h["min_resources"] in ("smallest", "exhaust")
-        else h["min_resources"]
+    max_r = (
+        n_samples if settings["max_resources"] == "auto" else settings["max_resources"]
     )
+    min_r = settings["min_resources"]
+    min_first = smallest if min_r in ("smallest", "exhaust") else min_r
     if min_first > max_r:
         raise err(
             spec.path,
-            "halving.min_resources",
-            f"min_resources is {min_first} (from {h['min_resources']!r}), more than "
+            f"{section}.min_resources",
+            f"min_resources is {min_first} (from {min_r!r}), more than "
             f"max_resources {max_r}",
             "lower min_resources, or raise max_resources",
         )
+    return {
+        "n_samples": n_samples,
+        "n_splits": n_splits,
+        "smallest": smallest,
+        "max_resources": max_r,
+        "min_resources": min_first,
+    }
+
+
+def subsample_seed(spec) -> int:
+    """The spec's random_state, or a seed drawn once and kept in meta.json.
+
+    scikit-learn would draw other subsamples at every iteration without
+    one; a run keeps one, so a resume agrees.
+    """
+    if spec.random_state is not None:
+        return spec.random_state
+    return int(np.random.SeedSequence().entropy % 2**32)
+
+
+def first_candidates(spec, settings: dict, res: dict) -> list[dict]:
+    """The candidates to start from: the grid, or n_candidates drawn (`exhaust`: as scikit-learn)."""
     n_cand = None
-    if h["flavour"] == "random":
-        n_cand = h["n_candidates"]
+    if settings["flavour"] == "random":
+        n_cand = settings["n_candidates"]
         if n_cand == "exhaust":
             # HalvingRandomSearchCV: enough candidates for the last
             # iteration to use as much of the resources as possible.
-            n_cand = max_r // min_first
-    candidates = spec.candidates(n_iter=n_cand)
+            n_cand = res["max_resources"] // res["min_resources"]
+    return spec.candidates(n_iter=n_cand)
+
+
+def job_of(spec, split) -> dict:
+    """The job of a `search: halving` spec on its folds (resolves what needs the data).
+
+    Raises
+    ------
+    ConfigError
+        When the resources do not fit the data (see `resources`).
+    """
+    h = spec.halving
+    res = resources(spec, split, h)
+    candidates = first_candidates(spec, h, res)
     sched = schedule(
         len(candidates),
         factor=h["factor"],
         min_resources=h["min_resources"],
-        max_resources=max_r,
-        smallest=smallest,
+        max_resources=res["max_resources"],
+        smallest=res["smallest"],
         aggressive_elimination=h["aggressive_elimination"],
     )
-    seed = spec.random_state
-    if seed is None:
-        # scikit-learn would draw other subsamples at every iteration; a run
-        # draws one seed and keeps it in meta.json, so a resume agrees.
-        seed = int(np.random.SeedSequence().entropy % 2**32)
     settings = {
-        "flavour": h["flavour"],
-        "factor": h["factor"],
-        "resource": h["resource"],
-        "min_resources": h["min_resources"],
-        "max_resources": h["max_resources"],
-        "aggressive_elimination": h["aggressive_elimination"],
-        "n_candidates": h["n_candidates"],
-        "n_samples": n_samples,
-        "n_splits": n_splits,
-        "random_state": seed,
+        **h,
+        "n_samples": res["n_samples"],
+        "n_splits": res["n_splits"],
+        "random_state": subsample_seed(spec),
         "schedule": sched,
     }
     return halving_job(candidates, settings, spec.return_train_score, spec.refit)

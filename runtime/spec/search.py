@@ -62,6 +62,7 @@ _SPEC_KEYS = {
     "task_timeout",
     "halving",
     "optuna",
+    "asha",
 }
 
 
@@ -143,6 +144,8 @@ class SearchSpec(ScoredSpec):
     halving: dict | None = None
     #: `search: optuna`'s settings with its `space` (runtime.spec.strategies).
     optuna: dict | None = None
+    #: `search: asha`'s settings (halving's, runtime.spec.strategies), else None.
+    asha: dict | None = None
 
     def candidates(self, n_iter: int | None = None) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
@@ -157,7 +160,7 @@ class SearchSpec(ScoredSpec):
         from sklearn.model_selection import ParameterGrid, ParameterSampler
 
         n_iter = self.n_iter if n_iter is None else n_iter
-        flavour = self.halving["flavour"] if self.halving else self.search
+        flavour = (self.halving or self.asha or {}).get("flavour", self.search)
         if flavour == "grid" and n_iter is None:
             cands = list(ParameterGrid(list(self.params)))
         else:
@@ -234,12 +237,17 @@ def load_search_spec(
         else None
     )
     optuna = parse_optuna(where, data.get("optuna"), rs) if search == "optuna" else None
-    flavour = halving["flavour"] if halving else search
+    asha = (
+        parse_halving(where, data.get("asha"), est.build(), "asha")
+        if search == "asha"
+        else None
+    )
+    flavour = (halving or asha or {}).get("flavour", search)
     params = _parse_params(where, data, "random" if optuna else flavour, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
-    if halving:
-        check_resource_not_searched(where, halving, params)
-    if halving or optuna:
+    if halving or asha:
+        check_resource_not_searched(where, halving or asha, params)
+    if halving or optuna or asha:
         _check_one_metric(where, search, scoring, data.get("refit", True))
     if optuna:
         optuna = {**optuna, "space": optuna_space(where, params)}
@@ -275,6 +283,7 @@ def load_search_spec(
         ),
         halving=halving,
         optuna=optuna,
+        asha=asha,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -285,9 +294,9 @@ def load_search_spec(
 
 
 #: The search kinds a spec's `search:` names.
-SEARCH_KINDS = ("grid", "random", "halving", "optuna")
+SEARCH_KINDS = ("grid", "random", "halving", "asha", "optuna")
 #: The searches with a settings section of their own (named as the search).
-_SECTIONS = ("halving", "optuna")
+_SECTIONS = ("halving", "asha", "optuna")
 
 
 def _parse_search(where: str, search: Any) -> str:
@@ -296,7 +305,7 @@ def _parse_search(where: str, search: Any) -> str:
             where,
             "search",
             f"expected {', '.join(SEARCH_KINDS[:-1])} or {SEARCH_KINDS[-1]}, got {search!r}",
-            "write search: grid, search: random, search: halving or search: optuna",
+            "write one of: " + ", ".join(f"search: {k}" for k in SEARCH_KINDS),
         )
     return search
 
@@ -319,7 +328,7 @@ def _check_sections(where: str, search: str, data: dict) -> None:
             "add optuna: {n_trials: 30}",
         )
     if search in _SECTIONS and data.get("n_iter") is not None:
-        budget = "halving.n_candidates" if search == "halving" else "optuna.n_trials"
+        budget = "optuna.n_trials" if search == "optuna" else f"{search}.n_candidates"
         raise err(
             where,
             "n_iter",

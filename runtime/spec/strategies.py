@@ -24,11 +24,14 @@ HALVING_KEYS = {
     "aggressive_elimination",
     "n_candidates",
 }
+#: The keys of the `asha:` section: halving's, with trials in flight
+#: instead of aggressive elimination (ASHA has no iterations to add).
+ASHA_KEYS = (HALVING_KEYS - {"aggressive_elimination"}) | {"parallel"}
 #: The resource that subsamples rows (any other names an estimator parameter).
 N_SAMPLES = "n_samples"
 
 
-def parse_halving(where: str, raw: Any, base) -> dict:
+def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
     """Validate the `halving:` section; return its settings with scikit-learn's defaults.
 
     Parameters
@@ -40,6 +43,8 @@ def parse_halving(where: str, raw: Any, base) -> dict:
     base : sklearn estimator
         The spec's estimator, built: a resource other than n_samples must
         be one of its parameters.
+    section : str
+        The section's name in messages (`asha:` shares these settings).
 
     Returns
     -------
@@ -57,11 +62,13 @@ def parse_halving(where: str, raw: Any, base) -> dict:
     if not isinstance(raw, dict):
         raise err(
             where,
-            "halving",
+            section,
             f"expected a mapping of settings, got {raw!r}",
-            "write e.g. halving: {factor: 3, resource: n_samples}",
+            f"write e.g. {section}: {{factor: 3, resource: n_samples}}",
         )
-    check_keys(where, "halving.", raw, HALVING_KEYS)
+    check_keys(
+        where, f"{section}.", raw, HALVING_KEYS if section == "halving" else ASHA_KEYS
+    )
     flavour = "random" if "n_candidates" in raw else "grid"
     factor = raw.get("factor", 3)
     if (
@@ -72,7 +79,7 @@ def parse_halving(where: str, raw: Any, base) -> dict:
     ):
         raise err(
             where,
-            "halving.factor",
+            f"{section}.factor",
             f"expected a number greater than 1, got {factor!r}",
             "write factor: 3 (keep the best third of each iteration)",
         )
@@ -88,35 +95,39 @@ def parse_halving(where: str, raw: Any, base) -> dict:
         )
         raise err(
             where,
-            "halving.resource",
+            f"{section}.resource",
             f"{resource!r} is neither n_samples nor a parameter of the estimator",
             "write resource: n_samples, or an integer parameter such as "
             + (", ".join(ints[:6]) or "n_estimators"),
         )
-    default_min = "exhaust" if flavour == "grid" else "smallest"
+    default_min = (
+        "exhaust" if flavour == "grid" and section == "halving" else "smallest"
+    )
     min_resources = _resources(
         where,
-        "min_resources",
+        f"{section}.min_resources",
         raw.get("min_resources", default_min),
-        ("smallest", "exhaust"),
+        ("smallest", "exhaust") if section == "halving" else ("smallest",),
     )
     max_resources = _resources(
-        where, "max_resources", raw.get("max_resources", "auto"), ("auto",)
+        where, f"{section}.max_resources", raw.get("max_resources", "auto"), ("auto",)
     )
     if max_resources == "auto" and resource != N_SAMPLES:
         raise err(
             where,
-            "halving.max_resources",
+            f"{section}.max_resources",
             f"auto means all the rows, which resource {resource} is not",
             f"give the largest {resource} to fit with, e.g. max_resources: 200",
         )
     n_candidates = raw.get("n_candidates")
     if flavour == "random":
-        n_candidates = _resources(where, "n_candidates", n_candidates, ("exhaust",))
+        n_candidates = _resources(
+            where, f"{section}.n_candidates", n_candidates, ("exhaust",)
+        )
         if n_candidates == "exhaust" and min_resources == "exhaust":
             raise err(
                 where,
-                "halving.n_candidates",
+                f"{section}.n_candidates",
                 "n_candidates and min_resources cannot both be exhaust (each is "
                 "computed from the other)",
                 "give n_candidates a number, or min_resources: smallest",
@@ -129,12 +140,27 @@ def parse_halving(where: str, raw: Any, base) -> dict:
         "max_resources": max_resources,
         "aggressive_elimination": expect_bool(
             where,
-            "halving.aggressive_elimination",
+            f"{section}.aggressive_elimination",
             raw.get("aggressive_elimination", False),
             "write aggressive_elimination: true or false",
         ),
         "n_candidates": n_candidates,
+        "parallel": _parallel(where, f"{section}.parallel", raw.get("parallel")),
     }
+
+
+def _parallel(where: str, key: str, parallel: Any) -> int | None:
+    """How many rows a planner keeps in flight: a positive integer, or None (one per engine)."""
+    if parallel is not None and (
+        isinstance(parallel, bool) or not isinstance(parallel, int) or parallel <= 0
+    ):
+        raise err(
+            where,
+            key,
+            f"expected a positive integer or null, got {parallel!r}",
+            "write parallel: 4 (in flight at once), or leave it out for one per engine",
+        )
+    return parallel
 
 
 def _resources(where: str, key: str, value: Any, words: tuple[str, ...]) -> int | str:
@@ -142,11 +168,12 @@ def _resources(where: str, key: str, value: Any, words: tuple[str, ...]) -> int 
     if value in words:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        name = key.split(".")[-1]
         raise err(
             where,
-            f"halving.{key}",
+            key,
             f"expected a positive integer or {' or '.join(words)}, got {value!r}",
-            f"write {key}: {words[0]}, or a number such as {key}: 100",
+            f"write {name}: {words[0]}, or a number such as {name}: 100",
         )
     return value
 
@@ -228,16 +255,7 @@ def parse_optuna(where: str, raw: Any, random_state: int | None) -> dict:
             f"optuna.samplers.{sampler}(**{params!r}) raised {type(exc).__name__}: {exc}",
             f"give arguments that {sampler} takes",
         ) from None
-    parallel = raw.get("parallel")
-    if parallel is not None and (
-        isinstance(parallel, bool) or not isinstance(parallel, int) or parallel <= 0
-    ):
-        raise err(
-            where,
-            "optuna.parallel",
-            f"expected a positive integer or null, got {parallel!r}",
-            "write parallel: 4 (trials in flight), or leave it out for one per engine",
-        )
+    parallel = _parallel(where, "optuna.parallel", raw.get("parallel"))
     storage = raw.get("storage")
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
         raise err(
