@@ -104,6 +104,7 @@ class Job:
             fold_by_fold=fold_by_fold,
             task_timeout=task_timeout,
             on_timeout=on_timeout,
+            budget=job.get("budget"),
         )
 
     def _more_rows(self) -> int:
@@ -264,7 +265,7 @@ class Job:
 
     def report(self, top_k: int | None = None, results: dict | None = None) -> str:
         """The notebook-style progress line and the kind's table (of `results`, default: now)."""
-        return self.kind.report(
+        text = self.kind.report(
             self.job,
             results if results is not None else self.results_,
             self.n_tasks,
@@ -273,6 +274,7 @@ class Job:
             extra=self.counters,
             top_k=top_k or self.top_k,
         )
+        return text + budget_line(self.runner.stopped_by, self.job, self.n_done)
 
     def finalize(self) -> dict:
         """Write results.json and report.txt (when there is a run dir); return the results."""
@@ -284,10 +286,24 @@ class Job:
             "n_done": self.n_done,
             "counters": dict(self.counters),
         }
+        if self.runner.stopped_by:
+            fields["stopped_by"] = self.runner.stopped_by
         self.runner.close()
         if self.run_dir is not None:
             write_results(self.run_dir, res, self.report(results=res), **fields)
         return {**res, **fields}
+
+
+def budget_line(stopped_by: str | None, job: dict, n_done: int) -> str:
+    """The report's line on the budget that ended the run ("" when none did)."""
+    if not stopped_by:
+        return ""
+    limit = (job.get("budget") or {}).get(stopped_by)
+    unit = "fits" if stopped_by == "max_fits" else "s"
+    return (
+        f"\n\nStopped by its budget: {stopped_by} {limit:g} {unit} "
+        f"({n_done} fits journaled)"
+    )
 
 
 class SearchJob(Job):

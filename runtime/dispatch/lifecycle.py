@@ -36,7 +36,7 @@ from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
 from runtime.dispatch import requirements as reqs
 from runtime.dispatch.byvalue import register_user_modules
-from runtime.dispatch.job import Job, job_for
+from runtime.dispatch.job import Job, budget_line, job_for
 from runtime.dispatch.probes import NO_ANSWER, engines_by_host
 from runtime.dispatch.refit import refit_best
 from runtime.dispatch.rejoin import HostRejoin
@@ -323,10 +323,12 @@ def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
     A halving search's depends on the folds (its resources on the data's
     rows and classes): a function of them, which `plan_new` calls.
     """
+    budget = {k: v for k, v in spec.budget.items() if v is not None}
+    extra = {"budget": budget} if budget else {}
     if spec.halving or spec.asha:
         key = rd.evaluation_key(spec)
         make = halving.job_of if spec.halving else asha.job_of
-        return lambda split: {**make(spec, split), "evaluation_key": key}
+        return lambda split: {**make(spec, split), "evaluation_key": key, **extra}
     if spec.optuna:
         # One study per run: a storage may hold the studies of many runs.
         name = f"fleetcv-{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -337,6 +339,7 @@ def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
                 spec.refit,
             ),
             "evaluation_key": rd.evaluation_key(spec),
+            **extra,
         }
     return {
         **search_job(
@@ -348,6 +351,7 @@ def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
         ),
         "evaluation_key": rd.evaluation_key(spec),
         "n_iter": spec.raw.get("n_iter"),
+        **extra,
     }
 
 
@@ -699,6 +703,11 @@ def rebuild(run_dir: str | os.PathLike, top_k: int | None = None) -> str:
         "n_tasks": n_tasks,
         "n_done": n_done,
     }
+    # What only the driver knew: the budget that ended the run.
+    stopped_by = rd.read_results_field(path, "stopped_by")
+    if stopped_by:
+        fields["stopped_by"] = stopped_by
+        text += budget_line(stopped_by, meta, n_done)
     rd.write_results(path, res, text, **fields)
     return text
 

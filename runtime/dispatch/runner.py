@@ -89,6 +89,12 @@ class TaskRunner:
     on_timeout : callable, optional
         ``on_timeout(host, pid)`` stops that engine and starts another on
         the host; returns a line saying what it did.
+    budget : dict, optional
+        ``max_fits`` (the (row, fold) fits of the whole run, journaled ones
+        included: a row's tasks go only when all of them fit) and
+        ``time_budget`` (seconds of this driver's run: then queued tasks
+        are cancelled and running ones finish). Either ends the run as
+        finished, `stopped_by` saying which.
 
     Attributes
     ----------
@@ -111,6 +117,7 @@ class TaskRunner:
         fold_by_fold: bool | None = None,
         task_timeout: float | None = None,
         on_timeout: Callable[[str, int], str] | None = None,
+        budget: dict | None = None,
     ):
         self.view = view
         self.n_candidates = n_candidates
@@ -166,6 +173,12 @@ class TaskRunner:
         #: The tasks of the whole job when more rows are to come (the
         #: progress bar's total); None: `n_tasks`.
         self.expected_tasks: int | None = None
+        self.budget = {k: v for k, v in (budget or {}).items() if v is not None}
+        #: The budget that ended the run ("max_fits", "time_budget"), or None.
+        self.stopped_by: str | None = None
+        #: (row, fold) pairs submitted by this driver (max_fits counts them).
+        self._budgeted: set[tuple[int, int]] = set()
+        self._deadline: float | None = None
         if self.run_dir is not None:
             self.records = jn.read_journal(self.run_dir / jn.JOURNAL)
             self._done = set(latest_records(self.records))
@@ -231,6 +244,9 @@ class TaskRunner:
             for c in range(self.n_candidates)
             if (c, k) not in self._done
         ]
+        todo = self._within_budget(todo)
+        if "time_budget" in self.budget:
+            self._deadline = time.monotonic() + self.budget["time_budget"]
         if expected_times:
             # Stable sort: equal durations keep the fold-by-fold order.
             todo.sort(key=lambda ck: -expected_times.get(ck[0], math.inf))
@@ -269,12 +285,36 @@ class TaskRunner:
             if n_candidates <= old:
                 return
             self.n_candidates = n_candidates
-            if self.split is None or self._aborting:
+            if self.split is None or self._aborting or self.stopped_by:
                 return
-            for k in range(self.split.n_folds):
-                for c in range(old, n_candidates):
-                    if (c, k) not in self._done:
-                        self._submit([(c, k)], attempt=0)
+            todo = [
+                (c, k)
+                for k in range(self.split.n_folds)
+                for c in range(old, n_candidates)
+                if (c, k) not in self._done
+            ]
+            for pair in self._within_budget(todo):
+                self._submit([pair], attempt=0)
+
+    def _within_budget(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The pairs of the rows whose missing fits all fit in max_fits (whole rows, in row order)."""
+        if "max_fits" not in self.budget:
+            return pairs
+        with self._lock:
+            left = self.budget["max_fits"] - len(self._done | self._budgeted)
+            by_row: dict[int, list] = {}
+            for c, k in pairs:
+                by_row.setdefault(c, []).append((c, k))
+            kept = set()
+            for c in sorted(by_row):
+                if len(by_row[c]) > left:
+                    # Later rows are not taken either: the search stops here.
+                    self.stopped_by = "max_fits"
+                    break
+                kept.update(by_row[c])
+                left -= len(by_row[c])
+            self._budgeted |= kept
+            return [p for p in pairs if p in kept]
 
     def _completes_a_row(self, recs: list[dict]) -> bool:
         """Whether one of `recs` gave its row its last missing fold (call with the lock)."""
@@ -561,6 +601,9 @@ class TaskRunner:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     return False
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    self._deadline = None
+                    self._stop_for_time()
                 if time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_INTERVAL
                     self._watch()
@@ -576,10 +619,26 @@ class TaskRunner:
         if self.status == "running" and not self.fatal:
             # Tasks that ended in an error (fold missing on a host, retries
             # used up) leave holes: say so rather than rank partial means.
-            self.status = "finished" if self.n_done == self.n_tasks else "incomplete"
+            # A budget that ended the run is its planned end.
+            ended = self.n_done == self.n_tasks or self.stopped_by
+            self.status = "finished" if ended else "incomplete"
         if view is not None:
             view.final()
         return True
+
+    def _stop_for_time(self) -> None:
+        """time_budget is spent: no new task; queued ones cancelled, running ones finish."""
+        with self._lock:
+            self.stopped_by = "time_budget"
+            self._waiting_folds = []
+            msg_ids = [m for ar, _, _ in self._pending.values() for m in ar.msg_ids]
+        _say(
+            f"time_budget of {self.budget['time_budget']:g} s spent: cancelling "
+            "queued fits, the running ones finish"
+        )
+        if msg_ids:
+            with contextlib.suppress(Exception):  # tasks already done are fine
+                self.view.client.abort(msg_ids)
 
     def _watch(self) -> None:
         """Run the health checks; the first that fails stops the run."""

@@ -210,13 +210,13 @@ def _results(job: dict, n_folds: int, records) -> dict:
 
 
 def iterations(job: dict, results: dict) -> list[dict]:
-    """One entry per iteration begun: iter, n_resources, n_candidates, finished, best score."""
+    """One entry per iteration with a score: iter, n_resources, n_candidates, finished, best score."""
     out = []
     its = results.get("iter") or []
     for itr, n_res in enumerate(job["halving"]["schedule"]["n_resources"]):
         idx = [i for i, t in enumerate(its) if t == itr]
-        if not idx:
-            break
+        if not any(results["n_finished_splits"][i] for i in idx):
+            break  # planned, nothing scored yet (or a budget ended the run)
         means = [results["mean_test_score"][i] for i in idx]
         finite = [m for m in means if m is not None and not math.isnan(m)]
         n_folds = rs.n_splits(results)

@@ -360,6 +360,14 @@ def write_results(
     return out
 
 
+def read_results_field(run_dir: str | os.PathLike, key: str):
+    """One top-level key of a run's results.json (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / jn.RESULTS).read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+
+
 def latest_run(root: str | os.PathLike, accept: Callable[[dict], bool]) -> Path | None:
     """The newest run directory under `root` whose meta.json `accept`s, or None."""
     return next(

@@ -63,6 +63,8 @@ _SPEC_KEYS = {
     "halving",
     "optuna",
     "asha",
+    "max_fits",
+    "time_budget",
 }
 
 
@@ -146,6 +148,8 @@ class SearchSpec(ScoredSpec):
     optuna: dict | None = None
     #: `search: asha`'s settings (halving's, runtime.spec.strategies), else None.
     asha: dict | None = None
+    #: max_fits and time_budget (None: no limit), the end of any search.
+    budget: dict = field(default_factory=dict)
 
     def candidates(self, n_iter: int | None = None) -> list[dict]:
         """The parameter combinations to evaluate, in sklearn's order.
@@ -284,6 +288,7 @@ def load_search_spec(
         halving=halving,
         optuna=optuna,
         asha=asha,
+        budget=_parse_budget(where, data),
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -335,6 +340,26 @@ def _check_sections(where: str, search: str, data: dict) -> None:
             f"a {search} search draws {budget}, not n_iter",
             f"remove n_iter (or --n-iter); set {budget} instead",
         )
+
+
+def _parse_budget(where: str, data: dict) -> dict:
+    """`max_fits` (a positive integer) and `time_budget` (seconds): where a search may stop."""
+    max_fits = data.get("max_fits")
+    if max_fits is not None and (
+        isinstance(max_fits, bool) or not isinstance(max_fits, int) or max_fits <= 0
+    ):
+        raise err(
+            where,
+            "max_fits",
+            f"expected a positive integer, got {max_fits!r}",
+            "write max_fits: 500 (fits of the whole run), or leave it out",
+        )
+    return {
+        "max_fits": max_fits,
+        "time_budget": parse_task_timeout(
+            where, "time_budget", data.get("time_budget")
+        ),
+    }
 
 
 def _check_one_metric(where: str, search: str, scoring: Any, refit: Any) -> None:
@@ -411,7 +436,7 @@ def parse_name(where: str, name: Any, default: str) -> str:
 
 
 def parse_task_timeout(where: str, key: str, value: Any) -> float | None:
-    """Seconds (> 0) a fit may run, or None for no limit."""
+    """Seconds (> 0), or None for no limit: a fit's task_timeout, a search's time_budget."""
     if value is None:
         return None
     if (
