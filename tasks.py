@@ -312,7 +312,7 @@ def search_run(
     reuse=False,
     task_timeout=None,
 ):
-    """Run a grid or randomized search on the cluster (started for the search if none runs)."""
+    """Run the spec's search (grid, random, halving, asha or optuna) on the cluster (started for it if none runs)."""
     options = _options(
         engines, max_retries, no_progress, keep_cluster, reuse, task_timeout
     )

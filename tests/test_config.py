@@ -625,3 +625,13 @@ def test_any_splitter_by_import_path(tmp_path):
         "class": "sklearn.model_selection.TimeSeriesSplit",
         "params": {"n_splits": 4, "gap": 2},
     }
+
+
+def test_every_example_spec_in_searches_loads():
+    from pathlib import Path
+
+    from runtime.spec import load_search_spec
+
+    specs = sorted((Path(__file__).parent.parent / "searches").glob("*.yml"))
+    kinds = {load_search_spec(p).search for p in specs}
+    assert kinds == {"grid", "random", "halving", "asha", "optuna"}

@@ -632,9 +632,19 @@ def run_job(
         job.launch(
             split, expected_times=rd.previous_expected_times(run_dir, meta) or None
         )
+        if job.kind.planner is not None:
+            # Rows come as results do: say where it starts and its most.
+            what = (
+                f"a {job.kind.name} search, {len(job.candidates)} {job.kind.rows} x "
+                f"{split.n_folds} folds to start, {job.runner.expected_tasks} fits at most"
+            )
+        else:
+            what = (
+                f"{len(job.candidates)} {job.kind.rows} x {split.n_folds} folds = "
+                f"{job.n_tasks} fits"
+            )
         log(
-            f"run {run_dir}: {len(job.candidates)} {job.kind.rows} x {split.n_folds} folds = "
-            f"{job.n_tasks} fits on {len(client.ids)} engines"
+            f"run {run_dir}: {what} on {len(client.ids)} engines"
             + (f" ({already} already in the journal)" if already else "")
         )
         if options.on_launch is not None:
