@@ -102,6 +102,14 @@ def test_halving_grid_on_rows_equals_halvinggridsearchcv(tmp_path, cluster_hosts
         i: int(n / 1797 * 1198) for i, n in enumerate(theirs.n_resources_)
     }
     assert "Successive halving (factor 3, resource n_samples): 3/3" in job.report()
+    assert ours["iterations"][-1] == {
+        "iter": 2,
+        "n_resources": 1791,
+        "n_candidates": 2,
+        "n_finished": 2,
+        "best_score": theirs.best_score_,
+    }
+    assert (run_dir / "iterations.png").stat().st_size > 0
 
 
 def test_halving_random_on_rows_equals_halvingrandomsearchcv(

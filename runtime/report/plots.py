@@ -26,6 +26,7 @@ from runtime.report.curve_plots import (
     plot_validation_curve,
 )
 from runtime.report.figure import DPI, FIGSIZE
+from runtime.report.iteration_plots import iteration_plots
 from runtime.report.memory import (
     MEMORY_FIGSIZE,
     MEMORY_PNG,
@@ -128,7 +129,8 @@ def plot_run(
     kind = kind_of(data["meta"])
     if kind.style == "search":
         ranking = data["meta"].get("ranking") or "score"
-        jobs = search_plots(metric_view(data["cv_results"], ranking), path)
+        view = metric_view(data["cv_results"], ranking)
+        jobs = search_plots(view, path) + iteration_plots(view, path)
     else:
         what, plot = CURVE_PLOTS[kind.name]
         jobs = [(what, lambda: plot(data["curve"], path))]
