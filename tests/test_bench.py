@@ -68,6 +68,14 @@ def test_quick_bench_writes_every_figure(tmp_path):
         0 < m < ref["n_candidates"] * ref["n_folds"] for m in ref["fleetcv_messages"]
     )
     assert "the sequential run's time" in (tmp_path / "BENCHMARKS.md").read_text()
+    # Figure 5: every search kind ran to its end and picked a grid candidate.
+    sm = r["smarter"]
+    assert sm["grid"]["gap"] == 0 and sm["grid"]["fits"] == sm["n_candidates"] * 3
+    for kind in ("grid", "halving", "asha", "optuna"):
+        k = sm[kind]
+        assert k["wall_seconds"] > 0 and k["fits"] > 0, kind
+        assert 0 <= k["gap"] < 1 and 0 < k["full_score"] <= 1, kind
+    assert "## Smarter searches" in (tmp_path / "BENCHMARKS.md").read_text()
     hosts = ref["hosts"]
     if testcluster.available()[0]:
         # Every namespace host ran tasks of the search, over SSH-started engines.

@@ -42,6 +42,7 @@ class RowLog:
         """
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 

@@ -22,6 +22,7 @@ from runtime.devtools.bench.markdown import render_markdown
 from runtime.devtools.bench.memory import bench_memory
 from runtime.devtools.bench.plot import plot_bench
 from runtime.devtools.bench.reference import bench_reference
+from runtime.devtools.bench.smarter import bench_smarter
 from runtime.dispatch import cluster as cl
 from runtime.spec import parse_hosts
 
@@ -87,6 +88,7 @@ def run_bench(
             "reference": bench_reference(client, n, quick, work, log, remote),
             "memory": bench_memory(client, n, quick, work, log),
             "dispatch": bench_dispatch(client, quick, work, log),
+            "smarter": bench_smarter(client, quick, work, log),
         }
     finally:
         client.close()
@@ -156,5 +158,11 @@ def summary_lines(results: dict, out_dir: str | os.PathLike = "bench") -> list[s
         f"(data {mem['data_bytes'] / 1e6:.0f} MB)",
         f"dispatch: {dis['tasks_per_second']:.0f} tasks/s "
         f"({dis['ms_per_task']:.2f} ms per task)",
+        "smarter: "
+        + ", ".join(
+            f"{k} {results['smarter'][k]['wall_seconds']:.1f} s/{results['smarter'][k]['fits']} fits"
+            f" (gap {results['smarter'][k]['gap']:.4f})"
+            for k in ("grid", "halving", "asha", "optuna")
+        ),
         f"wrote {out_dir}/results.json, {out_dir}/bench.png",
     ]
