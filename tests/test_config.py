@@ -182,7 +182,10 @@ BAD_SPECS = [
         {"search": "random", "n_iter": 5, "params": {"C": "randint(1.5, 10)"}},
         r"randint needs integers",
     ),
-    ({"search": "bayes"}, r"search: expected grid or random, got 'bayes'"),
+    (
+        {"search": "bayes"},
+        r"search: expected grid, random, halving, asha or optuna, got 'bayes'",
+    ),
     ({"n_iter": 21}, r"n_iter: 21 is more than the 20 candidates of the grid"),
     ({"scoring": "acuracy"}, r"scoring: unknown scoring 'acuracy'"),
     ({"cv": {"n_splits": 0}}, r"cv\.n_splits: expected an integer >= 1, got 0"),

@@ -632,21 +632,7 @@ def run_job(
         job.launch(
             split, expected_times=rd.previous_expected_times(run_dir, meta) or None
         )
-        if job.kind.planner is not None:
-            # Rows come as results do: say where it starts and its most.
-            what = (
-                f"a {job.kind.name} search, {len(job.candidates)} {job.kind.rows} x "
-                f"{split.n_folds} folds to start, {job.runner.expected_tasks} fits at most"
-            )
-        else:
-            what = (
-                f"{len(job.candidates)} {job.kind.rows} x {split.n_folds} folds = "
-                f"{job.n_tasks} fits"
-            )
-        log(
-            f"run {run_dir}: {what} on {len(client.ids)} engines"
-            + (f" ({already} already in the journal)" if already else "")
-        )
+        log(_launch_line(job, run_dir, split, len(client.ids), already))
         if options.on_launch is not None:
             options.on_launch(job)
         job.wait(progress=options.progress)
@@ -666,6 +652,26 @@ def run_job(
         finally:
             unlock_run(run_dir)
     return job
+
+
+def _launch_line(
+    job: Job, run_dir: Path, split: SplitSet, engines: int, already: int
+) -> str:
+    """The line that says what a run starts: rows x folds, on how many engines."""
+    if job.kind.planner is not None:
+        # Rows come as results do: say where it starts and its most.
+        what = (
+            f"a {job.kind.name} search, {len(job.candidates)} {job.kind.rows} x "
+            f"{split.n_folds} folds to start, {job.runner.expected_tasks} fits at most"
+        )
+    else:
+        what = (
+            f"{len(job.candidates)} {job.kind.rows} x {split.n_folds} folds = "
+            f"{job.n_tasks} fits"
+        )
+    return f"run {run_dir}: {what} on {engines} engines" + (
+        f" ({already} already in the journal)" if already else ""
+    )
 
 
 def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:

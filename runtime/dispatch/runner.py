@@ -601,9 +601,6 @@ class TaskRunner:
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     return False
-                if self._deadline is not None and time.monotonic() > self._deadline:
-                    self._deadline = None
-                    self._stop_for_time()
                 if time.monotonic() >= next_watch:
                     next_watch = time.monotonic() + WATCH_INTERVAL
                     self._watch()
@@ -620,8 +617,8 @@ class TaskRunner:
             # Tasks that ended in an error (fold missing on a host, retries
             # used up) leave holes: say so rather than rank partial means.
             # A budget that ended the run is its planned end.
-            ended = self.n_done == self.n_tasks or self.stopped_by
-            self.status = "finished" if ended else "incomplete"
+            done = self.n_done == self.n_tasks or self.stopped_by
+            self.status = "finished" if done else "incomplete"
         if view is not None:
             view.final()
         return True
@@ -641,7 +638,10 @@ class TaskRunner:
                 self.view.client.abort(msg_ids)
 
     def _watch(self) -> None:
-        """Run the health checks; the first that fails stops the run."""
+        """Run the health checks; the first that fails stops the run. Spend time_budget."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self._deadline = None
+            self._stop_for_time()
         for check in self.health:
             why = check()
             if why:

@@ -10,6 +10,7 @@ Fields:
 
 - made by the worker: `candidate`, `fold`, `params` (plain data: an
   estimator value is its description, see runtime.engine.build), `n_train`,
+  `row` (the driver's tags of the task's row, e.g. a halving iteration),
   `test_score`, `train_score` (one metric), or `test_scores`,
   `train_scores` (several: metric name -> score), `fit_time`,
   `score_time`, `train_score_time` (when train scores are computed),
@@ -37,13 +38,20 @@ ERROR = "error"
 FINISHED = (OK, FIT_FAILED)
 
 
-def new_record(*, candidate, fold, params, n_train: int) -> dict:
-    """The record a worker starts from, before the fit (status ok, no scores yet)."""
+def new_record(
+    *, candidate, fold, params, n_train: int, row: dict | None = None
+) -> dict:
+    """The record a worker starts from, before the fit (status ok, no scores yet).
+
+    `row` is what the driver tagged the task's row with (a halving
+    iteration, an Optuna trial): kept as the record's `row`.
+    """
     return {
         "candidate": candidate,
         "fold": fold,
         "params": params,
-        "n_train": n_train,
+        "n_train": int(n_train),
+        **({"row": row} if row is not None else {}),
         "test_score": None,
         "train_score": None,
         "fit_time": 0.0,

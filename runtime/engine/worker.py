@@ -113,12 +113,9 @@ def evaluate(
         Fit on the first `train_size` rows of the training fold (a view of
         the memmap where X's kind allows), for learning curves.
     subsample : dict, optional
-        ``{"fraction", "random_state"}``: fit and score on that fraction of
-        the fold's training and test rows, drawn as scikit-learn's halving
-        searches draw them (`runtime.engine.folds.subsample`).
+        ``{fraction, random_state}``: a halving subsample of the fold's rows.
     row : dict, optional
-        What the driver says about the task's row (a halving search's
-        ``iter``), echoed in the record as `row`.
+        The row's tags (iteration, trial), echoed in the record.
     candidate, fold : int, optional
         Echoed back in the record.
     scorer : callable, optional
@@ -142,33 +139,27 @@ def evaluate(
     # A missing or unreadable fold is an infrastructure problem: let it raise
     # so the driver records the task as errored (retried on resume), instead of
     # passing it off as a failed fit with error_score.
-    X_train, y_train, X_test, y_test, fit_params = load_fold_cached(path)
-    if subsample is not None:
-        X_train, y_train, X_test, y_test, fit_params = subsample_fold(
-            (X_train, y_train, X_test, y_test, fit_params), **subsample
-        )
-    if train_size is not None:
-        fit_params = slice_fit_params(fit_params, range(train_size), len(y_train))
-        X_train, y_train = head(X_train, train_size), y_train[:train_size]
-
+    rows = _task_rows(load_fold_cached(path), train_size, subsample)
     est = clone(estimator)
     est.set_params(**materialize(params, est))
     if scorer is None:
         scorer = search_scorer(scoring, estimator, error_score)
     record = new_record(
-        candidate=candidate, fold=fold, params=params, n_train=int(len(y_train))
+        candidate=candidate, fold=fold, params=params, n_train=len(rows[1]), row=row
     )
-    if row is not None:
-        record["row"] = row
-    _fit_and_score(
-        record,
-        est,
-        scorer,
-        (X_train, y_train, X_test, y_test, fit_params),
-        error_score,
-        return_train_score,
-    )
+    _fit_and_score(record, est, scorer, rows, error_score, return_train_score)
     return _where_and_when(record, started)
+
+
+def _task_rows(fold: tuple, train_size: int | None, subsample: dict | None) -> tuple:
+    """The rows a task fits and scores: all, the first `train_size` (views) or a subsample."""
+    if subsample is not None:
+        fold = subsample_fold(fold, **subsample)
+    if train_size is None:
+        return fold
+    X_train, y_train, X_test, y_test, fit_params = fold
+    fit_params = slice_fit_params(fit_params, range(train_size), len(y_train))
+    return head(X_train, train_size), y_train[:train_size], X_test, y_test, fit_params
 
 
 #: The key of the data an engine publishes when a task starts (`announce_task`).

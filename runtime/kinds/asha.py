@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from runtime.kinds import dynamic
 from runtime.kinds.base import Kind, PlanContext
+from runtime.kinds.dynamic import RowLog, journal_results, row_args
 from runtime.kinds.halving import (
     BEST_IN_LAST_ITERATION,
     N_SAMPLES,
@@ -73,7 +73,7 @@ class AshaPlanner:
         self.settings = job["asha"]
         self.n_folds = ctx.n_folds
         self.parallel = self.settings.get("parallel") or ctx.n_engines
-        self.log = dynamic.RowLog(ctx.run_dir)
+        self.log = RowLog(ctx.run_dir)
         self.rows: list[dict] | None = None
         self._in_flight = 0
 
@@ -168,7 +168,7 @@ class AshaPlanner:
 
 
 def _results(job: dict, n_folds: int, records) -> dict:
-    out = dynamic.journal_results(job, n_folds, records, ("iter", "n_resources"))
+    out = journal_results(job, n_folds, records, ("iter", "n_resources"))
     return out
 
 
@@ -233,6 +233,6 @@ ASHA = Kind(
     postfix=lambda job, results: SEARCH.postfix(job, results),
     run_name=SEARCH.run_name,
     planner=AshaPlanner,
-    row_args=dynamic.row_args,
+    row_args=row_args,
     expected_tasks=_expected,
 )

@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from runtime.kinds import dynamic
 from runtime.kinds.base import Kind, PlanContext
+from runtime.kinds.dynamic import RowLog, journal_results, row_args
 from runtime.kinds.search import NAME as SEARCH_COMMAND
 from runtime.kinds.search import SEARCH
 from runtime.rundir.results import latest_records
@@ -107,7 +107,7 @@ class OptunaPlanner:
         self.settings = job["optuna"]
         self.n_folds = ctx.n_folds
         self.parallel = self.settings.get("parallel") or ctx.n_engines
-        self.log = dynamic.RowLog(ctx.run_dir)
+        self.log = RowLog(ctx.run_dir)
         self.space = {k: distribution(d) for k, d in self.settings["space"].items()}
         self.rows: list[dict] = []
         #: row index -> its trial's number in the study, while not told.
@@ -200,7 +200,7 @@ class OptunaPlanner:
 
 
 def _results(job: dict, n_folds: int, records) -> dict:
-    return dynamic.journal_results(job, n_folds, records, ("trial",))
+    return journal_results(job, n_folds, records, ("trial",))
 
 
 def trials(results: dict) -> list[dict]:
@@ -256,6 +256,6 @@ OPTUNA = Kind(
     postfix=_postfix,
     run_name=SEARCH.run_name,
     planner=OptunaPlanner,
-    row_args=dynamic.row_args,
+    row_args=row_args,
     expected_tasks=lambda job, n_folds: job["optuna"]["n_trials"] * n_folds,
 )

@@ -234,35 +234,14 @@ def load_search_spec(
         data = {**data, "n_iter": n_iter}
     spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
     rs = _seed(where, "random_state", data.get("random_state"))
-    _check_sections(where, search, data)
-    halving = (
-        parse_halving(where, data.get("halving"), est.build())
-        if search == "halving"
-        else None
+    settings = _parse_strategy(where, search, data, est, rs)
+    flavour = (
+        "random" if search == "optuna" else (settings or {}).get("flavour", search)
     )
-    optuna = parse_optuna(where, data.get("optuna"), rs) if search == "optuna" else None
-    asha = (
-        parse_halving(where, data.get("asha"), est.build(), "asha")
-        if search == "asha"
-        else None
-    )
-    flavour = (halving or asha or {}).get("flavour", search)
-    params = _parse_params(where, data, "random" if optuna else flavour, est.build())
+    params = _parse_params(where, data, flavour, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
-    if halving or asha:
-        check_resource_not_searched(where, halving or asha, params)
-    if halving or optuna or asha:
-        _check_one_metric(where, search, scoring, data.get("refit", True))
-    if optuna:
-        optuna = {**optuna, "space": optuna_space(where, params)}
-    refit = parse_refit(where, data.get("refit", True), scoring)
-    error_score = _parse_error_score(where, data.get("error_score", "nan"))
-    rts = expect_bool(
-        where,
-        "return_train_score",
-        data.get("return_train_score", True),
-        "write return_train_score: true",
-    )
+    settings = _check_strategy(where, search, settings, params, scoring, data)
+    refit, error_score, rts = _parse_outputs(where, data, scoring)
     spec = SearchSpec(
         path=where,
         name=parse_name(where, data.get("name"), path.stem),
@@ -282,13 +261,9 @@ def load_search_spec(
         code=code,
         code_digest=code_digest,
         requirements=requirements,
-        task_timeout=parse_task_timeout(
-            where, "task_timeout", data.get("task_timeout")
-        ),
-        halving=halving,
-        optuna=optuna,
-        asha=asha,
-        budget=_parse_budget(where, data),
+        **_parse_limits(where, data),
+        # halving=, asha= or optuna=: the search's own settings section.
+        **({search: settings} if settings else {}),
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -313,6 +288,30 @@ def _parse_search(where: str, search: Any) -> str:
             "write one of: " + ", ".join(f"search: {k}" for k in SEARCH_KINDS),
         )
     return search
+
+
+def _parse_strategy(where: str, search: str, data: dict, est, rs) -> dict | None:
+    """The settings section of a halving, asha or optuna search (None for the others)."""
+    _check_sections(where, search, data)
+    if search in ("halving", "asha"):
+        return parse_halving(where, data.get(search), est.build(), search)
+    if search == "optuna":
+        return parse_optuna(where, data.get("optuna"), rs)
+    return None
+
+
+def _check_strategy(
+    where: str, search: str, settings: dict | None, params, scoring, data: dict
+) -> dict | None:
+    """What the settings ask of params and scoring; an Optuna search's space added."""
+    if settings is None:
+        return None
+    if search != "optuna":
+        check_resource_not_searched(where, settings, params)
+    _check_one_metric(where, search, scoring, data.get("refit", True))
+    if search == "optuna":
+        return {**settings, "space": optuna_space(where, params)}
+    return settings
 
 
 def _check_sections(where: str, search: str, data: dict) -> None:
@@ -340,6 +339,29 @@ def _check_sections(where: str, search: str, data: dict) -> None:
             f"a {search} search draws {budget}, not n_iter",
             f"remove n_iter (or --n-iter); set {budget} instead",
         )
+
+
+def _parse_outputs(where: str, data: dict, scoring) -> tuple:
+    """refit, error_score and return_train_score: what a search gives back."""
+    refit = parse_refit(where, data.get("refit", True), scoring)
+    error_score = _parse_error_score(where, data.get("error_score", "nan"))
+    rts = expect_bool(
+        where,
+        "return_train_score",
+        data.get("return_train_score", True),
+        "write return_train_score: true",
+    )
+    return refit, error_score, rts
+
+
+def _parse_limits(where: str, data: dict) -> dict:
+    """SearchSpec's task_timeout (a fit's) and budget (the search's)."""
+    return {
+        "task_timeout": parse_task_timeout(
+            where, "task_timeout", data.get("task_timeout")
+        ),
+        "budget": _parse_budget(where, data),
+    }
 
 
 def _parse_budget(where: str, data: dict) -> dict:

@@ -70,7 +70,27 @@ def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
         where, f"{section}.", raw, HALVING_KEYS if section == "halving" else ASHA_KEYS
     )
     flavour = "random" if "n_candidates" in raw else "grid"
-    factor = raw.get("factor", 3)
+    resource = _resource(where, f"{section}.resource", raw, base)
+    min_resources, max_resources = _min_max(where, section, raw, flavour, resource)
+    return {
+        "flavour": flavour,
+        "factor": _factor(where, f"{section}.factor", raw.get("factor", 3)),
+        "resource": resource,
+        "min_resources": min_resources,
+        "max_resources": max_resources,
+        "aggressive_elimination": expect_bool(
+            where,
+            f"{section}.aggressive_elimination",
+            raw.get("aggressive_elimination", False),
+            "write aggressive_elimination: true or false",
+        ),
+        "n_candidates": _n_candidates(where, section, raw, flavour, min_resources),
+        "parallel": _parallel(where, f"{section}.parallel", raw.get("parallel")),
+    }
+
+
+def _factor(where: str, key: str, factor: Any) -> float:
+    """A number above 1: the share kept (1/factor) and the growth of resources."""
     if (
         isinstance(factor, bool)
         or not isinstance(factor, int | float)
@@ -79,35 +99,40 @@ def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
     ):
         raise err(
             where,
-            f"{section}.factor",
+            key,
             f"expected a number greater than 1, got {factor!r}",
             "write factor: 3 (keep the best third of each iteration)",
         )
+    return factor
+
+
+def _resource(where: str, key: str, raw: dict, base) -> str:
+    """n_samples, or a parameter of the estimator that each iteration sets."""
     resource = raw.get("resource", N_SAMPLES)
-    valid = set(base.get_params(deep=True))
-    if not isinstance(resource, str) or (
-        resource != N_SAMPLES and resource not in valid
-    ):
-        ints = sorted(
-            k
-            for k, v in base.get_params(deep=True).items()
-            if isinstance(v, int) and not isinstance(v, bool)
-        )
-        raise err(
-            where,
-            f"{section}.resource",
-            f"{resource!r} is neither n_samples nor a parameter of the estimator",
-            "write resource: n_samples, or an integer parameter such as "
-            + (", ".join(ints[:6]) or "n_estimators"),
-        )
-    default_min = (
-        "exhaust" if flavour == "grid" and section == "halving" else "smallest"
+    params = base.get_params(deep=True)
+    if isinstance(resource, str) and (resource == N_SAMPLES or resource in params):
+        return resource
+    ints = sorted(
+        k for k, v in params.items() if isinstance(v, int) and not isinstance(v, bool)
     )
+    raise err(
+        where,
+        key,
+        f"{resource!r} is neither n_samples nor a parameter of the estimator",
+        "write resource: n_samples, or an integer parameter such as "
+        + (", ".join(ints[:6]) or "n_estimators"),
+    )
+
+
+def _min_max(where: str, section: str, raw: dict, flavour: str, resource: str):
+    """min_resources and max_resources, with scikit-learn's defaults per flavour."""
+    halving = section == "halving"
+    default_min = "exhaust" if flavour == "grid" and halving else "smallest"
     min_resources = _resources(
         where,
         f"{section}.min_resources",
         raw.get("min_resources", default_min),
-        ("smallest", "exhaust") if section == "halving" else ("smallest",),
+        ("smallest", "exhaust") if halving else ("smallest",),
     )
     max_resources = _resources(
         where, f"{section}.max_resources", raw.get("max_resources", "auto"), ("auto",)
@@ -119,34 +144,23 @@ def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
             f"auto means all the rows, which resource {resource} is not",
             f"give the largest {resource} to fit with, e.g. max_resources: 200",
         )
-    n_candidates = raw.get("n_candidates")
-    if flavour == "random":
-        n_candidates = _resources(
-            where, f"{section}.n_candidates", n_candidates, ("exhaust",)
-        )
-        if n_candidates == "exhaust" and min_resources == "exhaust":
-            raise err(
-                where,
-                f"{section}.n_candidates",
-                "n_candidates and min_resources cannot both be exhaust (each is "
-                "computed from the other)",
-                "give n_candidates a number, or min_resources: smallest",
-            )
-    return {
-        "flavour": flavour,
-        "factor": factor,
-        "resource": resource,
-        "min_resources": min_resources,
-        "max_resources": max_resources,
-        "aggressive_elimination": expect_bool(
+    return min_resources, max_resources
+
+
+def _n_candidates(where: str, section: str, raw: dict, flavour: str, min_resources):
+    """The number of candidates to sample (random flavour), `exhaust`, or None (grid)."""
+    if flavour != "random":
+        return None
+    n = _resources(where, f"{section}.n_candidates", raw["n_candidates"], ("exhaust",))
+    if n == "exhaust" and min_resources == "exhaust":
+        raise err(
             where,
-            f"{section}.aggressive_elimination",
-            raw.get("aggressive_elimination", False),
-            "write aggressive_elimination: true or false",
-        ),
-        "n_candidates": n_candidates,
-        "parallel": _parallel(where, f"{section}.parallel", raw.get("parallel")),
-    }
+            f"{section}.n_candidates",
+            "n_candidates and min_resources cannot both be exhaust (each is "
+            "computed from the other)",
+            "give n_candidates a number, or min_resources: smallest",
+        )
+    return n
 
 
 def _parallel(where: str, key: str, parallel: Any) -> int | None:
