@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from runtime.kinds.base import Kind, PlanContext
+from runtime.kinds.base import PlanContext
 from runtime.kinds.dynamic import RowLog, journal_results, row_args
 from runtime.kinds.halving import (
     BEST_IN_LAST_ITERATION,
@@ -29,8 +29,7 @@ from runtime.kinds.halving import (
     resources,
     subsample_seed,
 )
-from runtime.kinds.search import NAME as SEARCH_COMMAND
-from runtime.kinds.search import SEARCH
+from runtime.kinds.search import SEARCH, planned_search
 from runtime.rundir.results import latest_records
 
 NAME = "asha"
@@ -218,20 +217,13 @@ def _expected(job: dict, n_folds: int) -> int:
     return total * n_folds
 
 
-ASHA = Kind(
+ASHA = planned_search(
     name=NAME,
-    command=SEARCH_COMMAND,
-    noun="search",
     rows="rows",
-    style="search",
-    candidates=lambda job: [],
-    task_args=lambda job, c: {},
-    train_scores=SEARCH.train_scores,
     results=_results,
     summary=_summary,
     report=_report,
-    postfix=lambda job, results: SEARCH.postfix(job, results),
-    run_name=SEARCH.run_name,
+    postfix=SEARCH.postfix,
     planner=AshaPlanner,
     row_args=row_args,
     expected_tasks=_expected,

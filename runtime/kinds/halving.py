@@ -28,9 +28,9 @@ import math
 
 import numpy as np
 
-from runtime.kinds.base import Kind, PlanContext
-from runtime.kinds.search import NAME as SEARCH_COMMAND
-from runtime.kinds.search import SEARCH
+from runtime.kinds.base import PlanContext
+from runtime.kinds.dynamic import row_args
+from runtime.kinds.search import SEARCH, planned_search
 from runtime.rundir import results as rs
 from runtime.rundir.results import latest_records
 
@@ -152,8 +152,8 @@ def _iteration_means(latest: dict, first: int, n: int, n_folds: int):
 def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
     """Every row the journal's records determine so far, in scikit-learn's order.
 
-    A row is ``{"params", "iter", "n_resources"}`` (and ``subsample`` for
-    the n_samples resource: what the worker draws). The rows of iteration
+    A row is ``{"params", "tags": {"iter", "n_resources"}}`` (and
+    ``subsample`` for the n_samples resource: what the worker draws). The rows of iteration
     i+1 exist once every (row, fold) of iteration i has its score.
     """
     h = job["halving"]
@@ -166,7 +166,7 @@ def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
     for itr, n_res in enumerate(h["schedule"]["n_resources"]):
         first = len(rows)
         for p in survivors:
-            row = {"iter": itr, "n_resources": n_res}
+            row = {"tags": {"iter": itr, "n_resources": n_res}}
             if resource == N_SAMPLES:
                 row["params"] = dict(p)
                 row["subsample"] = {
@@ -189,13 +189,6 @@ def planner(job: dict, ctx: PlanContext):
     return lambda records: halving_rows(job, records, ctx.n_folds)
 
 
-def _row_args(row: dict) -> dict:
-    args = {"params": row["params"], "row": {"iter": row["iter"]}}
-    if "subsample" in row:
-        args["subsample"] = row["subsample"]
-    return args
-
-
 def _results(job: dict, n_folds: int, records) -> dict:
     rows = halving_rows(job, records, n_folds)
     out = rs.build_cv_results(
@@ -204,8 +197,8 @@ def _results(job: dict, n_folds: int, records) -> dict:
         records,
         job.get("return_train_score", True),
     )
-    out["iter"] = [r["iter"] for r in rows]
-    out["n_resources"] = [r["n_resources"] for r in rows]
+    out["iter"] = [r["tags"]["iter"] for r in rows]
+    out["n_resources"] = [r["tags"]["n_resources"] for r in rows]
     return out
 
 
@@ -301,22 +294,16 @@ def _n_tasks(job: dict, n_folds: int) -> int:
     return total * n_folds
 
 
-HALVING = Kind(
+HALVING = planned_search(
     name=NAME,
-    command=SEARCH_COMMAND,
-    noun="search",
     rows="candidates",
-    style="search",
     candidates=lambda job: halving_rows(job, []),
-    task_args=lambda job, c: _row_args(halving_rows(job, [])[c]),
-    train_scores=SEARCH.train_scores,
     results=_results,
     summary=_summary,
     report=_report,
     postfix=_postfix,
-    run_name=SEARCH.run_name,
     planner=planner,
-    row_args=_row_args,
+    row_args=row_args,
     expected_tasks=_n_tasks,
 )
 

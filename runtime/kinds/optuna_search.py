@@ -21,10 +21,9 @@ import math
 
 import numpy as np
 
-from runtime.kinds.base import Kind, PlanContext
+from runtime.kinds.base import PlanContext
 from runtime.kinds.dynamic import RowLog, journal_results, row_args
-from runtime.kinds.search import NAME as SEARCH_COMMAND
-from runtime.kinds.search import SEARCH
+from runtime.kinds.search import SEARCH, planned_search
 from runtime.rundir.results import latest_records
 
 NAME = "optuna"
@@ -241,20 +240,13 @@ def _postfix(job: dict, results: dict) -> list[str]:
     return [f"trials={len(trials(results))}"] + SEARCH.postfix(job, results)
 
 
-OPTUNA = Kind(
+OPTUNA = planned_search(
     name=NAME,
-    command=SEARCH_COMMAND,
-    noun="search",
     rows="trials",
-    style="search",
-    candidates=lambda job: [],
-    task_args=lambda job, c: {},
-    train_scores=SEARCH.train_scores,
     results=_results,
     summary=_summary,
     report=_report,
     postfix=_postfix,
-    run_name=SEARCH.run_name,
     planner=OptunaPlanner,
     row_args=row_args,
     expected_tasks=lambda job, n_folds: job["optuna"]["n_trials"] * n_folds,

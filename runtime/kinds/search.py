@@ -181,6 +181,25 @@ def _postfix(job: dict, results: dict) -> list[str]:
     return parts
 
 
+def planned_search(**fields) -> Kind:
+    """A search kind whose rows a planner makes as results come (halving, ASHA, Optuna).
+
+    The search's command, report style and run names; `fields` are the
+    kind's own (name, rows, results, summary, report, postfix, planner,
+    row_args, expected_tasks, and candidates when known from the job).
+    """
+    common = {
+        "command": NAME,
+        "noun": "search",
+        "style": "search",
+        "candidates": lambda job: [],
+        "task_args": lambda job, c: {},
+        "train_scores": _train_scores,
+        "run_name": lambda spec_name, job: spec_name,
+    }
+    return Kind(**{**common, **fields})
+
+
 SEARCH = Kind(
     name=NAME,
     command="search",
