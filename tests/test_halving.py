@@ -110,6 +110,7 @@ def test_halving_grid_on_rows_equals_halvinggridsearchcv(tmp_path, cluster_hosts
         "best_score": theirs.best_score_,
     }
     assert (run_dir / "iterations.png").stat().st_size > 0
+    assert "<h2>Iterations</h2>" in (run_dir / "report.html").read_text()
 
 
 def test_halving_random_on_rows_equals_halvingrandomsearchcv(

@@ -163,6 +163,24 @@ def _search_section(res: dict, top_k: int, best: tuple) -> str:
     return "".join(parts)
 
 
+def _iterations_section(its: list[dict] | None) -> str:
+    """A halving search's iterations (an ASHA search's rungs): one row each."""
+    if not its:
+        return ""
+    rows = [
+        [
+            str(it["iter"]),
+            str(it["n_resources"]),
+            str(it["n_candidates"]),
+            str(it["n_finished"]),
+            _num(it["best_score"]),
+        ]
+        for it in its
+    ]
+    head = ["iteration", "resources", "candidates", "finished", "best mean test score"]
+    return "<h2>Iterations</h2>" + _table(head, rows)
+
+
 def _short(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
@@ -331,7 +349,9 @@ def write_report_html(
     if kind.style == "search":
         # Several metrics: the table shows the one that ranks candidates.
         view = rs.metric_view(res, meta.get("ranking") or "score")
-        body = _search_section(view, top_k, best_of(meta, res))
+        body = _search_section(view, top_k, best_of(meta, res)) + _iterations_section(
+            kind.summary(meta, res).get("iterations")
+        )
     else:
         body = _curve_section(res)
     spec_file = path / jn.SPEC_COPY
