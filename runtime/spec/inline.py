@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from runtime.spec.data import Dataset
@@ -99,6 +100,12 @@ class InlineSpec(ScoredSpec):
     code: tuple = ()
     raw: dict = field(default_factory=dict)
     task_timeout: float | None = None
+    # FleetSearchCV searches a grid or a sample of one: none of a spec's
+    # halving, asha or optuna settings, no budget (not fields: class constants).
+    halving = None
+    asha = None
+    optuna = None
+    budget = MappingProxyType({})
 
     def candidates(self) -> list[dict]:
         """The candidates, plain data, in scikit-learn's order."""
