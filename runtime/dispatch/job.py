@@ -78,8 +78,8 @@ class Job:
         self.top_k = top_k
         self.candidates = self.kind.candidates(job)
         #: journal records -> every row known (a kind whose rows depend on
-        #: results, see `Kind.planner`), or None.
-        #: Made at launch, when the folds and engines are known.
+        #: results, see `Kind.planner`), made at launch when the folds and
+        #: engines are known; None for the other kinds.
         self._plan: Callable[[list], list[dict]] | None = None
         if self.kind.planner is not None:
             task_args = lambda c: self.kind.row_args(self.candidates[c])  # noqa: E731

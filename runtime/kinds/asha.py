@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from runtime.kinds.base import PlanContext
-from runtime.kinds.dynamic import RowLog, journal_results, row_args
+from runtime.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from runtime.kinds.halving import (
     BEST_IN_LAST_ITERATION,
     N_SAMPLES,
@@ -92,14 +92,7 @@ class AshaPlanner:
         return row
 
     def _mean(self, latest: dict, c: int) -> float | None:
-        scores = []
-        for k in range(self.n_folds):
-            rec = latest.get((c, k))
-            if rec is None:
-                return None
-            s = rec.get("test_score")
-            scores.append(math.nan if s is None else s)
-        return float(np.mean(scores))
+        return row_mean(latest, c, self.n_folds)
 
     def _next(self, latest: dict) -> dict | None:
         """A promotion (highest rung first), else the next new candidate, else None."""

@@ -13,7 +13,10 @@ rung, resources), so a report needs no rows file.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+import numpy as np
 
 from runtime.rundir import journal as jn
 from runtime.rundir import results as rs
@@ -53,6 +56,22 @@ def row_args(row: dict) -> dict:
     if "subsample" in row:
         args["subsample"] = row["subsample"]
     return args
+
+
+def row_mean(latest: dict, c: int, n_folds: int) -> float | None:
+    """Row `c`'s mean test score once every fold has one (NaN: a failed fit), else None.
+
+    `latest` is `latest_records(records)`. numpy's mean of the fold scores
+    in fold order, as ``cross_val_score(...).mean()`` computes it.
+    """
+    scores = []
+    for k in range(n_folds):
+        rec = latest.get((c, k))
+        if rec is None:
+            return None
+        s = rec.get("test_score")
+        scores.append(math.nan if s is None else s)
+    return float(np.mean(np.array(scores, dtype=np.float64)))
 
 
 def rows_in_journal(records) -> tuple[list[int], dict[int, dict]]:

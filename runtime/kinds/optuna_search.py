@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from runtime.kinds.base import PlanContext
-from runtime.kinds.dynamic import RowLog, journal_results, row_args
+from runtime.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from runtime.kinds.search import SEARCH, planned_search
 from runtime.rundir.results import latest_records
 
@@ -152,16 +150,8 @@ class OptunaPlanner:
                 self.open[c] = self.study.ask(self.space).number
 
     def _value(self, latest: dict, c: int) -> float | None:
-        """The row's mean test score once every fold has one (NaN: a failed fit)."""
-        scores = []
-        for k in range(self.n_folds):
-            rec = latest.get((c, k))
-            if rec is None:
-                return None
-            s = rec.get("test_score")
-            scores.append(math.nan if s is None else s)
-        # As cross_val_score(...).mean(): the same value told as sequential Optuna.
-        return float(np.mean(np.array(scores, dtype=np.float64)))
+        """The row's mean test score once every fold has one: what Optuna is told."""
+        return row_mean(latest, c, self.n_folds)
 
     @staticmethod
     def _outcome(value: float) -> dict:

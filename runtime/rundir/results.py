@@ -289,20 +289,22 @@ def best_in_last_iteration(
 
     `_select_best_index` of Halving*SearchCV: the highest mean test score of
     the last iteration (`iter`), the first of them when every one is NaN.
-    Only rows scored on every fold compete, as in `best`.
+    Only rows scored on every fold compete, as in `best`: the last iteration
+    is the last with such a row.
     """
     its = results.get("iter") or []
     if not its or every_fit_failed(results):
         return None, None, None
-    last = max(its)
     n_folds = n_splits(results)
-    idx = [
-        i
-        for i, t in enumerate(its)
-        if t == last and results["n_finished_splits"][i] == n_folds
+    complete = [
+        i for i in range(len(its)) if results["n_finished_splits"][i] == n_folds
     ]
-    if not idx:
+    if not complete:
         return None, None, None
+    # The last iteration with a complete row: a budget may have ended the
+    # run before the planned one's rows ran.
+    last = max(its[i] for i in complete)
+    idx = [i for i in complete if its[i] == last]
     means = np.array([results["mean_test_score"][i] for i in idx], dtype=np.float64)
     pick = 0 if np.isnan(means).all() else int(np.nanargmax(means))
     i = idx[pick]
