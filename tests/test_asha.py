@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import time
 from collections import Counter
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
-from tests.conftest import journal_lines, write_spec
+from tests.conftest import SLOW_SVC, invoke, journal_lines, popen_invoke, write_spec
 
 pytestmark = pytest.mark.cluster
 
@@ -96,3 +99,45 @@ def test_asha_promotes_the_top_third_of_each_rung(tmp_path, cluster_hosts_file):
 def test_bad_asha_settings_are_named(tmp_path, section, match):
     with pytest.raises(ConfigError, match=match):
         load_search_spec(write_spec(tmp_path, {**SPEC, "asha": section}, "bad"))
+
+
+def test_a_killed_asha_driver_resumes_its_rows_and_goes_on(
+    tmp_path, cluster_hosts_file
+):
+    (tmp_path / "slow.py").write_text(SLOW_SVC)
+    spec = {
+        **SPEC,
+        "code": ["slow.py"],
+        "estimator": {"class": "slow.SlowSVC"},
+        "asha": {"factor": 3, "min_resources": 60},
+    }
+    path = write_spec(tmp_path, spec, "killed")
+    run_dir = tmp_path / "run"
+    args = ("--hosts-file", cluster_hosts_file, "--no-progress")
+    proc = popen_invoke("search", "--spec", str(path), "--run-dir", str(run_dir), *args)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r.get("row", {}).get("iter") == 1 for r in journal_lines(run_dir)):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before a promotion"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    rows_before = [
+        json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()
+    ]
+    before = journal_lines(run_dir)
+    invoke("search", "--resume", str(run_dir), *args, timeout=600)
+    rows = [json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()]
+    # The rows made before the kill keep their place; the run went on from them.
+    assert rows[: len(rows_before)] == rows_before and len(rows) > len(rows_before)
+    after = journal_lines(run_dir)
+    assert after[: len(before)] == before
+    pairs = Counter((r["candidate"], r["fold"]) for r in after)
+    assert pairs == {(c, k): 1 for c in range(len(rows)) for k in range(3)}
+    assert len({(r["tags"]["candidate"], r["tags"]["iter"]) for r in rows}) == len(rows)
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["status"] == "finished" and any(t == 3 for t in res["iter"])

@@ -150,6 +150,46 @@ def test_a_killed_driver_resumes_without_repeating_a_finished_trial(
     assert len({json.dumps(p, sort_keys=True) for p in ours["params"]}) == 12
 
 
+def test_a_storage_keeps_the_study_and_a_resume_reopens_it(
+    tmp_path, cluster_hosts_file
+):
+    (tmp_path / "slow.py").write_text(SLOW_SVC)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = {
+        **_spec(8, storage=url),
+        "code": ["slow.py"],
+        "estimator": {"class": "slow.SlowSVC"},
+        "random_state": 1,
+    }
+    path = write_spec(tmp_path, spec, "stored")
+    run_dir = tmp_path / "run"
+    args = ("--hosts-file", cluster_hosts_file, "--no-progress")
+    proc = popen_invoke("search", "--spec", str(path), "--run-dir", str(run_dir), *args)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            finished = Counter(r["candidate"] for r in journal_lines(run_dir))
+            if sum(1 for n in finished.values() if n == 3) >= 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    invoke("search", "--resume", str(run_dir), *args, timeout=600)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    study = optuna.load_study(study_name=meta["optuna"]["study_name"], storage=url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    ours = json.loads((run_dir / "results.json").read_text())
+    # The stored study holds every trial of the run, told once, with its score.
+    assert len(complete) == 8 == len(ours["params"])
+    by_params = {json.dumps(t.params, sort_keys=True): t.value for t in complete}
+    for p, m in zip(ours["params"], ours["mean_test_score"], strict=True):
+        assert by_params[json.dumps(p, sort_keys=True)] == pytest.approx(m, abs=1e-12)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
 @pytest.mark.parametrize(
     ("section", "params", "match"),
     [
