@@ -177,7 +177,7 @@ def _smarter_table(sm: dict | None) -> list[str]:
         "as trials, choosing among the grid's values. Halving and ASHA count every "
         "fit, most of them on a ninth or a third of the rows: more fits, a fraction "
         "of the wall. A gap above 0 is a pick that scored best on the subsample of "
-        "its last iteration (halving: 1,791 of 1,797 rows, scikit-learn's rule) or "
+        "its last iteration (halving: that of the last n_resources, scikit-learn's rule) or "
         "among the trials Optuna ran, and second on the full folds.",
         "",
         "| search | wall | fits | wall / grid | fits / grid | its pick | full score | gap to the grid's best |",
