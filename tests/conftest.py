@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -281,3 +282,40 @@ def journal_lines(run_dir) -> list[dict]:
     lines = path.read_text().splitlines()
     # The last line may be half written while the driver runs.
     return [json.loads(x) for x in lines if x.endswith("}")]
+
+
+def kill_driver_when(args: tuple, run_dir: Path, ready, timeout: float = 300) -> None:
+    """Start `invoke ARGS` and SIGKILL its driver once `ready(journal records)` holds.
+
+    The run must still be going then (else the test could not kill it
+    where it means to): asserted.
+    """
+    proc = popen_invoke(*args)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ready(journal_lines(run_dir)):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before the point it was to be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+
+
+def in_iteration(i: int):
+    """A `kill_driver_when` condition: some record of iteration (rung) `i` is in."""
+    return lambda records: any(r.get("row", {}).get("iter") == i for r in records)
+
+
+def rows_finished(n: int, n_folds: int = 3):
+    """A `kill_driver_when` condition: `n` rows have every fold journaled."""
+
+    def ready(records) -> bool:
+        per_row: dict = {}
+        for r in records:
+            per_row[r["candidate"]] = per_row.get(r["candidate"], 0) + 1
+        return sum(1 for v in per_row.values() if v == n_folds) >= n
+
+    return ready

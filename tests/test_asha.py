@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import time
 from collections import Counter
 
 import pytest
@@ -14,7 +11,14 @@ import pytest
 from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
-from tests.conftest import SLOW_SVC, invoke, journal_lines, popen_invoke, write_spec
+from tests.conftest import (
+    SLOW_SVC,
+    in_iteration,
+    invoke,
+    journal_lines,
+    kill_driver_when,
+    write_spec,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -114,18 +118,11 @@ def test_a_killed_asha_driver_resumes_its_rows_and_goes_on(
     path = write_spec(tmp_path, spec, "killed")
     run_dir = tmp_path / "run"
     args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    proc = popen_invoke("search", "--spec", str(path), "--run-dir", str(run_dir), *args)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(r.get("row", {}).get("iter") == 1 for r in journal_lines(run_dir)):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before a promotion"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=60)
+    kill_driver_when(
+        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
+        run_dir,
+        in_iteration(1),
+    )
     rows_before = [
         json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()
     ]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from collections import Counter
 
 import joblib
@@ -21,7 +18,14 @@ from sklearn.svm import SVC
 from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
-from tests.conftest import SLOW_SVC, invoke, journal_lines, popen_invoke, write_spec
+from tests.conftest import (
+    SLOW_SVC,
+    in_iteration,
+    invoke,
+    journal_lines,
+    kill_driver_when,
+    write_spec,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -227,18 +231,9 @@ def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     )
     run_dir = tmp_path / "run-killed"
     args = ("--spec", str(spec), "--hosts-file", cluster_hosts_file, "--no-progress")
-    proc = popen_invoke("search", *args, "--run-dir", str(run_dir))
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(r.get("row", {}).get("iter") == 1 for r in journal_lines(run_dir)):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before its second iteration"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=60)
+    kill_driver_when(
+        ("search", *args, "--run-dir", str(run_dir)), run_dir, in_iteration(1)
+    )
     before = journal_lines(run_dir)
     iters = Counter(r["row"]["iter"] for r in before)
     assert iters[0] == 18 * 3 and 0 < iters[1] < 6 * 3 and not iters[2], iters

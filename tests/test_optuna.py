@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from collections import Counter
 
 import numpy as np
@@ -18,7 +15,14 @@ from sklearn.svm import SVC
 from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
-from tests.conftest import SLOW_SVC, invoke, journal_lines, popen_invoke, write_spec
+from tests.conftest import (
+    SLOW_SVC,
+    invoke,
+    journal_lines,
+    kill_driver_when,
+    rows_finished,
+    write_spec,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -117,19 +121,11 @@ def test_a_killed_driver_resumes_without_repeating_a_finished_trial(
     path = write_spec(tmp_path, {**spec, "random_state": 0}, "killed")
     run_dir = tmp_path / "run"
     args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    proc = popen_invoke("search", "--spec", str(path), "--run-dir", str(run_dir), *args)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            finished = Counter(r["candidate"] for r in journal_lines(run_dir))
-            if sum(1 for n in finished.values() if n == 3) >= 4:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=60)
+    kill_driver_when(
+        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
+        run_dir,
+        rows_finished(4),
+    )
     before = journal_lines(run_dir)
     done_before = {
         c for c, n in Counter(r["candidate"] for r in before).items() if n == 3
@@ -164,19 +160,11 @@ def test_a_storage_keeps_the_study_and_a_resume_reopens_it(
     path = write_spec(tmp_path, spec, "stored")
     run_dir = tmp_path / "run"
     args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    proc = popen_invoke("search", "--spec", str(path), "--run-dir", str(run_dir), *args)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            finished = Counter(r["candidate"] for r in journal_lines(run_dir))
-            if sum(1 for n in finished.values() if n == 3) >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.communicate(timeout=60)
+    kill_driver_when(
+        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
+        run_dir,
+        rows_finished(3),
+    )
     invoke("search", "--resume", str(run_dir), *args, timeout=600)
     meta = json.loads((run_dir / "meta.json").read_text())
     study = optuna.load_study(study_name=meta["optuna"]["study_name"], storage=url)
