@@ -222,3 +222,31 @@ def test_bad_optuna_settings_are_named(tmp_path, section, params, match):
         spec["optuna"] = section
     with pytest.raises(ConfigError, match=match):
         load_search_spec(write_spec(tmp_path, spec, "bad"))
+
+
+def test_a_trial_asked_by_a_killed_driver_before_its_row_is_failed_on_resume(tmp_path):
+    from runtime.kinds.base import PlanContext
+    from runtime.kinds.optuna_search import OptunaPlanner
+    from runtime.spec.strategies import optuna_space
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    space = optuna_space("spec", ({"C": [1, 2, 3]},))
+    settings = {
+        "n_trials": 2,
+        "sampler": "RandomSampler",
+        "sampler_params": {"seed": 0},
+        "parallel": 1,
+        "storage": url,
+        "study_name": "s",
+        "space": space,
+    }
+    # The first driver asked a trial of the storage, then died before rows.jsonl.
+    optuna.create_study(study_name="s", storage=url, direction="maximize").ask()
+    planner = OptunaPlanner(
+        {"optuna": settings}, PlanContext(n_folds=3, run_dir=tmp_path)
+    )
+    rows = planner([])
+    study = optuna.load_study(study_name="s", storage=url)
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert states[1:] == [optuna.trial.TrialState.RUNNING] and len(rows) == 1

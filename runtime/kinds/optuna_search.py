@@ -148,6 +148,12 @@ class OptunaPlanner:
                 # trial number (its row and tasks keep theirs).
                 self.study.enqueue_trial(row["params"])
                 self.open[c] = self.study.ask(self.space).number
+        mine = set(self.open.values())
+        for t in stored.values():
+            if t.state == TrialState.RUNNING and t.number not in mine:
+                # Asked of the storage by a driver killed before it wrote the
+                # row: never run, and no driver will tell it.
+                self.study.tell(t.number, state=TrialState.FAIL)
 
     def _value(self, latest: dict, c: int) -> float | None:
         """The row's mean test score once every fold has one: what Optuna is told."""
