@@ -23,9 +23,10 @@ from runtime.kinds.base import PlanContext
 from runtime.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from runtime.kinds.halving import (
     BEST_IN_LAST_ITERATION,
-    N_SAMPLES,
     first_candidates,
     format_iteration_table,
+    iteration_entry,
+    resource_row,
     resources,
     subsample_seed,
 )
@@ -74,51 +75,37 @@ class AshaPlanner:
         self.parallel = self.settings.get("parallel") or ctx.n_engines
         self.log = RowLog(ctx.run_dir)
         self.rows: list[dict] | None = None
-        self._in_flight = 0
 
     def _row(self, candidate: int, rung: int) -> dict:
-        s = self.settings
-        n_res = s["rungs"][rung]
-        params = dict(self.job["candidates"][candidate])
-        row = {"tags": {"iter": rung, "n_resources": n_res, "candidate": candidate}}
-        if s["resource"] == N_SAMPLES:
-            row["params"] = params
-            row["subsample"] = {
-                "fraction": n_res / s["n_samples"],
-                "random_state": s["random_state"],
-            }
-        else:
-            row["params"] = {**params, s["resource"]: n_res}
-        return row
+        params = self.job["candidates"][candidate]
+        n_res = self.settings["rungs"][rung]
+        return resource_row(self.settings, params, rung, n_res, candidate=candidate)
 
-    def _mean(self, latest: dict, c: int) -> float | None:
-        return row_mean(latest, c, self.n_folds)
+    def _next(self, means: list, in_flight: int) -> dict | None:
+        """A promotion (highest rung first), else the next new candidate, else None.
 
-    def _next(self, latest: dict) -> dict | None:
-        """A promotion (highest rung first), else the next new candidate, else None."""
+        `means` are the rows' mean test scores (None while unfinished).
+        """
         top = len(self.settings["rungs"]) - 1
         by_rung: dict[int, list[tuple[float, int]]] = {}
         promoted = set()
-        for c, row in enumerate(self.rows):
+        for row, mean in zip(self.rows, means, strict=True):
             rung, cand = row["tags"]["iter"], row["tags"]["candidate"]
             if rung > 0:
                 promoted.add((rung - 1, cand))
-            mean = self._mean(latest, c)
             if mean is not None:
                 by_rung.setdefault(rung, []).append((mean, cand))
         for rung in range(top - 1, -1, -1):
-            done = by_rung.get(rung, [])
+            done = _ranked(by_rung.get(rung, []))
             k = math.floor(len(done) / self.settings["factor"])
-            # Best first; NaN (failed fits) last; ties by candidate order.
-            ranked = sorted(
-                done, key=lambda mc: (-np.nan_to_num(mc[0], nan=-np.inf), mc[1])
-            )
-            for _, cand in ranked[:k]:
+            for cand in done[:k]:
                 if (rung, cand) not in promoted:
                     return self._row(cand, rung + 1)
         started = {row["tags"]["candidate"] for row in self.rows}
         if len(started) < len(self.job["candidates"]):
             return self._row(len(started), 0)
+        if in_flight or any(r["tags"]["iter"] == top for r in self.rows):
+            return None
         return self._last_promotion(by_rung, promoted, top)
 
     def _last_promotion(self, by_rung: dict, promoted: set, top: int) -> dict | None:
@@ -129,14 +116,8 @@ class AshaPlanner:
         synchronous halving's last iteration, the best of the highest rung
         reached goes up until one row is on the top rung.
         """
-        if self._in_flight or any(r["tags"]["iter"] == top for r in self.rows):
-            return None
         for rung in range(top - 1, -1, -1):
-            ranked = sorted(
-                by_rung.get(rung, []),
-                key=lambda mc: (-np.nan_to_num(mc[0], nan=-np.inf), mc[1]),
-            )
-            for _, cand in ranked:
+            for cand in _ranked(by_rung.get(rung, [])):
                 if (rung, cand) not in promoted:
                     return self._row(cand, rung + 1)
         return None
@@ -146,46 +127,37 @@ class AshaPlanner:
         if self.rows is None:
             self.rows = self.log.read()
         latest = latest_records(records)
-        self._in_flight = sum(
-            1 for c in range(len(self.rows)) if self._mean(latest, c) is None
-        )
-        while self._in_flight < self.parallel:
-            row = self._next(latest)
+        means = [row_mean(latest, c, self.n_folds) for c in range(len(self.rows))]
+        in_flight = means.count(None)
+        while in_flight < self.parallel:
+            row = self._next(means, in_flight)
             if row is None:
                 break
             self.log.append(row)
             self.rows.append(row)
-            self._in_flight += 1
+            means.append(None)
+            in_flight += 1
         return self.rows
 
 
+def _ranked(scored: list[tuple[float, int]]) -> list[int]:
+    """Candidates of a rung, best mean first; NaN (failed fits) last; ties by candidate."""
+    return [
+        cand
+        for _, cand in sorted(
+            scored, key=lambda mc: (-np.nan_to_num(mc[0], nan=-np.inf), mc[1])
+        )
+    ]
+
+
 def _results(job: dict, n_folds: int, records) -> dict:
-    out = journal_results(job, n_folds, records, ("iter", "n_resources"))
-    return out
+    return journal_results(job, n_folds, records, ("iter", "n_resources"))
 
 
 def rung_table(job: dict, results: dict) -> list[dict]:
     """Per rung: its resources, rows begun and finished, and its best mean score."""
-    n = max(results.get("n_finished_splits") or [0])
-    out = []
-    for rung, n_res in enumerate(job["asha"]["rungs"]):
-        idx = [i for i, t in enumerate(results.get("iter") or []) if t == rung]
-        means = [
-            results["mean_test_score"][i]
-            for i in idx
-            if results["n_finished_splits"][i] == n
-        ]
-        finite = [m for m in means if m is not None and not math.isnan(m)]
-        out.append(
-            {
-                "iter": rung,
-                "n_resources": n_res,
-                "n_candidates": len(idx),
-                "n_finished": len(means),
-                "best_score": max(finite) if finite else None,
-            }
-        )
-    return out
+    rungs = job["asha"]["rungs"]
+    return [iteration_entry(results, rung, n_res) for rung, n_res in enumerate(rungs)]
 
 
 def _summary(job: dict, results: dict) -> dict:

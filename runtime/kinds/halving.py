@@ -149,6 +149,26 @@ def _iteration_means(latest: dict, first: int, n: int, n_folds: int):
     return np.average(np.array(scores, dtype=np.float64).reshape(n, n_folds), axis=1)
 
 
+def resource_row(settings: dict, params: dict, itr: int, n_res: int, **tags) -> dict:
+    """A row that fits `params` with `n_res` resources (a halving iteration, an ASHA rung).
+
+    The n_samples resource is a subsample the worker draws (scikit-learn's
+    fraction and seed); any other resource is set as the estimator's
+    parameter. `tags` go beside ``iter`` and ``n_resources``.
+    """
+    row = {"tags": {"iter": itr, "n_resources": n_res, **tags}}
+    resource = settings["resource"]
+    if resource == N_SAMPLES:
+        row["params"] = dict(params)
+        row["subsample"] = {
+            "fraction": n_res / settings["n_samples"],
+            "random_state": settings["random_state"],
+        }
+    else:
+        row["params"] = {**params, resource: n_res}
+    return row
+
+
 def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
     """Every row the journal's records determine so far, in scikit-learn's order.
 
@@ -159,23 +179,12 @@ def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
     h = job["halving"]
     n_folds = n_folds or h["n_splits"]
     latest = latest_records(records)
-    resource = h["resource"]
     factor = h["factor"]
     survivors = [dict(c) for c in job["candidates"]]
     rows: list[dict] = []
     for itr, n_res in enumerate(h["schedule"]["n_resources"]):
         first = len(rows)
-        for p in survivors:
-            row = {"tags": {"iter": itr, "n_resources": n_res}}
-            if resource == N_SAMPLES:
-                row["params"] = dict(p)
-                row["subsample"] = {
-                    "fraction": n_res / h["n_samples"],
-                    "random_state": h["random_state"],
-                }
-            else:
-                row["params"] = {**p, resource: n_res}
-            rows.append(row)
+        rows += [resource_row(h, p, itr, n_res) for p in survivors]
         means = _iteration_means(latest, first, len(survivors), n_folds)
         if means is None:
             break
@@ -202,28 +211,30 @@ def _results(job: dict, n_folds: int, records) -> dict:
     return out
 
 
+def iteration_entry(results: dict, itr: int, n_res: int) -> dict:
+    """One iteration's (or rung's) line: its rows, those scored on every fold, their best."""
+    idx = [i for i, t in enumerate(results.get("iter") or []) if t == itr]
+    complete = set(rs.complete_rows(results))
+    means = [results["mean_test_score"][i] for i in idx if i in complete]
+    finite = [m for m in means if m is not None and not math.isnan(m)]
+    return {
+        "iter": itr,
+        "n_resources": n_res,
+        "n_candidates": len(idx),
+        "n_finished": len(means),
+        "best_score": max(finite) if finite else None,
+    }
+
+
 def iterations(job: dict, results: dict) -> list[dict]:
-    """One entry per iteration with a score: iter, n_resources, n_candidates, finished, best score."""
+    """One entry per iteration with a score (`iteration_entry`), in order."""
     out = []
     its = results.get("iter") or []
     for itr, n_res in enumerate(job["halving"]["schedule"]["n_resources"]):
         idx = [i for i, t in enumerate(its) if t == itr]
         if not any(results["n_finished_splits"][i] for i in idx):
             break  # planned, nothing scored yet (or a budget ended the run)
-        means = [results["mean_test_score"][i] for i in idx]
-        finite = [m for m in means if m is not None and not math.isnan(m)]
-        n_folds = rs.n_splits(results)
-        out.append(
-            {
-                "iter": itr,
-                "n_resources": n_res,
-                "n_candidates": len(idx),
-                "n_finished": sum(
-                    1 for i in idx if results["n_finished_splits"][i] == n_folds
-                ),
-                "best_score": max(finite) if finite else None,
-            }
-        )
+        out.append(iteration_entry(results, itr, n_res))
     return out
 
 

@@ -22,6 +22,7 @@ import math
 from runtime.kinds.base import PlanContext
 from runtime.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from runtime.kinds.search import SEARCH, planned_search
+from runtime.rundir import results as rs
 from runtime.rundir.results import latest_records
 
 NAME = "optuna"
@@ -201,9 +202,9 @@ def _results(job: dict, n_folds: int, records) -> dict:
 def trials(results: dict) -> list[dict]:
     """Per finished trial, in trial order: its number, score and the best so far."""
     out, best = [], -math.inf
-    n = max((x for x in results.get("n_finished_splits", [])), default=0)
+    complete = set(rs.complete_rows(results))
     for i, t in enumerate(results.get("trial") or []):
-        if results["n_finished_splits"][i] < n:
+        if i not in complete:
             continue
         score = results["mean_test_score"][i]
         if score is not None and not math.isnan(score):

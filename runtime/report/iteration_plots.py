@@ -13,18 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from runtime.report.figure import FIGSIZE, TEST_COLOR, new_figure, save_png
+from runtime.rundir.results import complete_rows
 
 
 def _finished(cv_results: dict) -> list[int]:
     """Rows scored on every fold, with a finite mean test score."""
-    n = max(cv_results.get("n_finished_splits") or [0])
+    means = cv_results["mean_test_score"]
     return [
         i
-        for i, m in enumerate(cv_results["mean_test_score"])
-        if n
-        and cv_results["n_finished_splits"][i] == n
-        and m is not None
-        and not math.isnan(m)
+        for i in complete_rows(cv_results)
+        if means[i] is not None and not math.isnan(means[i])
     ]
 
 

@@ -185,10 +185,17 @@ def n_splits(results: dict) -> int:
     return sum(1 for k in results if k.startswith("split") and k.endswith("_host"))
 
 
+def complete_rows(results: dict) -> list[int]:
+    """The indices of the candidates (rows) scored on every fold."""
+    n = n_splits(results)
+    return [
+        i for i, done in enumerate(results.get("n_finished_splits", [])) if done == n
+    ]
+
+
 def n_complete(results: dict) -> int:
     """How many candidates are scored on every fold."""
-    n = n_splits(results)
-    return sum(1 for done in results.get("n_finished_splits", []) if done == n)
+    return len(complete_rows(results))
 
 
 def metrics_of(results: dict) -> list[str]:
@@ -268,8 +275,7 @@ def best(
     means = results.get("mean_test_score") or []
     ok = list(range(len(ranks)))
     if complete_only and ok:
-        n_folds = n_splits(results)
-        ok = [i for i in ok if results["n_finished_splits"][i] == n_folds]
+        ok = complete_rows(results)
     finished = results.get("n_finished_splits") or [1] * len(ok)
     ok = [i for i in ok if finished[i]]
     # A NaN mean ranks last; when every mean is NaN (the fits worked, their
@@ -295,10 +301,7 @@ def best_in_last_iteration(
     its = results.get("iter") or []
     if not its or every_fit_failed(results):
         return None, None, None
-    n_folds = n_splits(results)
-    complete = [
-        i for i in range(len(its)) if results["n_finished_splits"][i] == n_folds
-    ]
+    complete = complete_rows(results)
     if not complete:
         return None, None, None
     # The last iteration with a complete row: a budget may have ended the
