@@ -284,15 +284,24 @@ def journal_lines(run_dir) -> list[dict]:
     return [json.loads(x) for x in lines if x.endswith("}")]
 
 
-def kill_driver_when(args: tuple, run_dir: Path, ready, timeout: float = 300) -> None:
-    """Start `invoke ARGS` and SIGKILL its driver once `ready(journal records)` holds.
+def slow_run_killed(tmp_path: Path, spec: dict, hosts_file: str, ready) -> Path:
+    """`invoke search` of `spec` with a SlowSVC, its driver SIGKILLed once `ready(records)`.
 
-    The run must still be going then (else the test could not kill it
-    where it means to): asserted.
+    The estimator becomes `SLOW_SVC`'s (a code: module in tmp_path) so the
+    run lasts long enough; the run must still be going when `ready` holds
+    (else the test could not kill it where it means to): asserted. Returns
+    the run directory; `resume` finishes it.
     """
-    proc = popen_invoke(*args)
+    (tmp_path / "slow.py").write_text(SLOW_SVC)
+    slow = {**spec, "code": ["slow.py"], "estimator": {"class": "slow.SlowSVC"}}
+    path = write_spec(tmp_path, slow, "killed")
+    run_dir = tmp_path / "run-killed"
+    proc = popen_invoke(
+        "search", "--spec", str(path), "--run-dir", str(run_dir),
+        "--hosts-file", hosts_file, "--no-progress",
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             if ready(journal_lines(run_dir)):
                 break
@@ -302,15 +311,24 @@ def kill_driver_when(args: tuple, run_dir: Path, ready, timeout: float = 300) ->
     finally:
         proc.kill()
         proc.communicate(timeout=60)
+    return run_dir
+
+
+def resume(run_dir: Path, hosts_file: str) -> subprocess.CompletedProcess:
+    """`invoke search --resume RUN_DIR` on `hosts_file`'s cluster, asserting success."""
+    return invoke(
+        "search", "--resume", str(run_dir), "--hosts-file", hosts_file,
+        "--no-progress", timeout=600,
+    )  # fmt: skip
 
 
 def in_iteration(i: int):
-    """A `kill_driver_when` condition: some record of iteration (rung) `i` is in."""
+    """A `slow_run_killed` condition: some record of iteration (rung) `i` is in."""
     return lambda records: any(r.get("row", {}).get("iter") == i for r in records)
 
 
 def rows_finished(n: int, n_folds: int = 3):
-    """A `kill_driver_when` condition: `n` rows have every fold journaled."""
+    """A `slow_run_killed` condition: `n` rows have every fold journaled."""
 
     def ready(records) -> bool:
         per_row: dict = {}

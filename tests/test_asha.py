@@ -12,11 +12,10 @@ from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
 from tests.conftest import (
-    SLOW_SVC,
     in_iteration,
-    invoke,
     journal_lines,
-    kill_driver_when,
+    resume,
+    slow_run_killed,
     write_spec,
 )
 
@@ -108,26 +107,13 @@ def test_bad_asha_settings_are_named(tmp_path, section, match):
 def test_a_killed_asha_driver_resumes_its_rows_and_goes_on(
     tmp_path, cluster_hosts_file
 ):
-    (tmp_path / "slow.py").write_text(SLOW_SVC)
-    spec = {
-        **SPEC,
-        "code": ["slow.py"],
-        "estimator": {"class": "slow.SlowSVC"},
-        "asha": {"factor": 3, "min_resources": 60},
-    }
-    path = write_spec(tmp_path, spec, "killed")
-    run_dir = tmp_path / "run"
-    args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    kill_driver_when(
-        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
-        run_dir,
-        in_iteration(1),
-    )
+    spec = {**SPEC, "asha": {"factor": 3, "min_resources": 60}}
+    run_dir = slow_run_killed(tmp_path, spec, cluster_hosts_file, in_iteration(1))
     rows_before = [
         json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()
     ]
     before = journal_lines(run_dir)
-    invoke("search", "--resume", str(run_dir), *args, timeout=600)
+    resume(run_dir, cluster_hosts_file)
     rows = [json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()]
     # The rows made before the kill keep their place; the run went on from them.
     assert rows[: len(rows_before)] == rows_before and len(rows) > len(rows_before)

@@ -19,11 +19,10 @@ from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
 from tests.conftest import (
-    SLOW_SVC,
     in_iteration,
-    invoke,
     journal_lines,
-    kill_driver_when,
+    resume,
+    slow_run_killed,
     write_spec,
 )
 
@@ -212,33 +211,22 @@ def test_halving_random_on_n_estimators_equals_halvingrandomsearchcv(
 def test_a_driver_killed_in_the_second_iteration_resumes_to_the_same_result(
     tmp_path, cluster_hosts_file, monkeypatch
 ):
-    (tmp_path / "slow.py").write_text(SLOW_SVC)
     # The refit model is a SlowSVC: loading it here imports its module.
     monkeypatch.syspath_prepend(str(tmp_path))
     grid = {"C": [0.1, 1, 10], "gamma": [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1]}
-    spec = write_spec(
-        tmp_path,
-        {
-            "code": ["slow.py"],
-            "estimator": {"class": "slow.SlowSVC"},
-            "search": "halving",
-            "random_state": 0,
-            "params": grid,
-            "data": DIGITS,
-            "cv": CV,
-        },
-        "killed",
-    )
-    run_dir = tmp_path / "run-killed"
-    args = ("--spec", str(spec), "--hosts-file", cluster_hosts_file, "--no-progress")
-    kill_driver_when(
-        ("search", *args, "--run-dir", str(run_dir)), run_dir, in_iteration(1)
-    )
+    spec = {
+        "search": "halving",
+        "random_state": 0,
+        "params": grid,
+        "data": DIGITS,
+        "cv": CV,
+    }
+    run_dir = slow_run_killed(tmp_path, spec, cluster_hosts_file, in_iteration(1))
     before = journal_lines(run_dir)
     iters = Counter(r["row"]["iter"] for r in before)
     assert iters[0] == 18 * 3 and 0 < iters[1] < 6 * 3 and not iters[2], iters
 
-    out = invoke("search", "--resume", str(run_dir), *args[2:], timeout=600)
+    out = resume(run_dir, cluster_hosts_file)
     assert f"({len(before)} already in the journal)" in out.stdout
     after = journal_lines(run_dir)
     assert after[: len(before)] == before

@@ -16,11 +16,10 @@ from runtime import api
 from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
 from tests.conftest import (
-    SLOW_SVC,
-    invoke,
     journal_lines,
-    kill_driver_when,
+    resume,
     rows_finished,
+    slow_run_killed,
     write_spec,
 )
 
@@ -116,16 +115,8 @@ def test_several_in_flight_finish_every_trial_once(tmp_path, cluster_hosts_file)
 def test_a_killed_driver_resumes_without_repeating_a_finished_trial(
     tmp_path, cluster_hosts_file
 ):
-    (tmp_path / "slow.py").write_text(SLOW_SVC)
-    spec = {**_spec(12), "code": ["slow.py"], "estimator": {"class": "slow.SlowSVC"}}
-    path = write_spec(tmp_path, {**spec, "random_state": 0}, "killed")
-    run_dir = tmp_path / "run"
-    args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    kill_driver_when(
-        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
-        run_dir,
-        rows_finished(4),
-    )
+    spec = {**_spec(12), "random_state": 0}
+    run_dir = slow_run_killed(tmp_path, spec, cluster_hosts_file, rows_finished(4))
     before = journal_lines(run_dir)
     done_before = {
         c for c, n in Counter(r["candidate"] for r in before).items() if n == 3
@@ -133,7 +124,7 @@ def test_a_killed_driver_resumes_without_repeating_a_finished_trial(
     rows_before = _rows(run_dir)
     assert len(done_before) >= 4 and len(rows_before) < 12
 
-    invoke("search", "--resume", str(run_dir), *args, timeout=600)
+    resume(run_dir, cluster_hosts_file)
     rows = _rows(run_dir)
     assert rows[: len(rows_before)] == rows_before
     assert len(rows) == 12
@@ -149,23 +140,10 @@ def test_a_killed_driver_resumes_without_repeating_a_finished_trial(
 def test_a_storage_keeps_the_study_and_a_resume_reopens_it(
     tmp_path, cluster_hosts_file
 ):
-    (tmp_path / "slow.py").write_text(SLOW_SVC)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    spec = {
-        **_spec(8, storage=url),
-        "code": ["slow.py"],
-        "estimator": {"class": "slow.SlowSVC"},
-        "random_state": 1,
-    }
-    path = write_spec(tmp_path, spec, "stored")
-    run_dir = tmp_path / "run"
-    args = ("--hosts-file", cluster_hosts_file, "--no-progress")
-    kill_driver_when(
-        ("search", "--spec", str(path), "--run-dir", str(run_dir), *args),
-        run_dir,
-        rows_finished(3),
-    )
-    invoke("search", "--resume", str(run_dir), *args, timeout=600)
+    spec = {**_spec(8, storage=url), "random_state": 1}
+    run_dir = slow_run_killed(tmp_path, spec, cluster_hosts_file, rows_finished(3))
+    resume(run_dir, cluster_hosts_file)
     meta = json.loads((run_dir / "meta.json").read_text())
     study = optuna.load_study(study_name=meta["optuna"]["study_name"], storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
