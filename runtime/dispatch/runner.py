@@ -417,7 +417,11 @@ class TaskRunner:
         try:
             self._collect_loop()
         except BaseException as exc:  # noqa: BLE001 - a dead collector must not leave wait() hanging
-            self.fatal = f"the result collector failed: {type(exc).__name__}: {exc}"
+            # The first reason stays: a dead controller, say, is what the user
+            # must read, not what it broke afterwards.
+            self.fatal = (
+                self.fatal or f"the result collector failed: {type(exc).__name__}: {exc}"
+            )
 
     def _collect_loop(self) -> None:
         # ipyparallel takes half a second to import: the command line loads it
@@ -790,16 +794,17 @@ class TaskRunner:
             Whether they were closed (False while tasks are still pending).
         """
         with self._lock:
-            idle = not self._pending
-        if not idle:
-            return False
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        if self._submitted is not None:
-            with contextlib.suppress(OSError):
-                self._submitted.close()
-            self._submitted = None
+            if self._pending:
+                return False
+            # Under the lock: after a lost cluster `_pending` is cleared while
+            # the collector may still be journaling a late reply.
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            if self._submitted is not None:
+                with contextlib.suppress(OSError):
+                    self._submitted.close()
+                self._submitted = None
         if self._collector is not None:
             self._queue.put(None)
             self._collector = None
