@@ -65,6 +65,18 @@ def popen_invoke(*args) -> subprocess.Popen:
     )
 
 
+def rendered(run_dir) -> Path:
+    """`run_dir` once its background renderer has drawn report.html and the plots."""
+    from runtime.report import background
+
+    assert background.wait(run_dir, timeout=120), (
+        f"{run_dir}: still drawing after 120 s"
+    )
+    log = Path(run_dir) / background.LOG_FILE
+    assert "Traceback" not in log.read_text(), log.read_text()
+    return Path(run_dir)
+
+
 def local_hosts_data(tmp, engines=2, ports=TEST_PORTS, **controller) -> dict:
     """The hosts.yml data of this machine alone, all state under tmp."""
     return {

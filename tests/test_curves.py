@@ -28,6 +28,7 @@ from runtime.engine.worker import evaluate
 from runtime.kinds import curve_flags, curves
 from runtime.rundir import journal as jn
 from runtime.spec import ConfigError, load_data, load_search_spec
+from tests.conftest import rendered
 
 #: Curves compare to scikit-learn to this absolute tolerance.
 ATOL = 1e-12
@@ -416,6 +417,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
         0.6,
         1.0,
     ]
+    rendered(runs / "lc")
     for name in ("learning_curve.png", "memory.png", "report.html", "spec.yml"):
         assert (runs / "lc" / name).is_file(), name
 
@@ -440,7 +442,7 @@ def test_curve_tasks_run_on_a_running_cluster_and_write_plots_and_report(
     vc = json.loads((runs / "vc" / jn.RESULTS).read_text())
     assert vc["param_range"] == [0.1, 1.0, 10.0]
     np.testing.assert_allclose(vc["test_scores"], test, rtol=0, atol=ATOL)
-    assert (runs / "vc" / "validation_curve.png").is_file()
+    assert (rendered(runs / "vc") / "validation_curve.png").is_file()
     html = (runs / "vc" / "report.html").read_text()
     assert "Validation curve of C" in html and "data:image/png;base64," in html
 

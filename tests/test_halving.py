@@ -21,6 +21,7 @@ from runtime.spec import load_search_spec
 from tests.conftest import (
     in_iteration,
     journal_lines,
+    rendered,
     resume,
     slow_run_killed,
     write_spec,
@@ -112,7 +113,7 @@ def test_halving_grid_on_rows_equals_halvinggridsearchcv(tmp_path, cluster_hosts
         "n_finished": 2,
         "best_score": theirs.best_score_,
     }
-    assert (run_dir / "iterations.png").stat().st_size > 0
+    assert (rendered(run_dir) / "iterations.png").stat().st_size > 0
     assert "<h2>Iterations</h2>" in (run_dir / "report.html").read_text()
 
 

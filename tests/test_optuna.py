@@ -17,6 +17,7 @@ from runtime.errors import ConfigError
 from runtime.spec import load_search_spec
 from tests.conftest import (
     journal_lines,
+    rendered,
     resume,
     rows_finished,
     slow_run_killed,
@@ -89,7 +90,7 @@ def test_one_trial_in_flight_gives_optunas_own_sequential_trials(
     assert ours["best_params"] == study.best_params
     assert [t["trial"] for t in ours["trials"]] == list(range(10))
     assert "Optuna TPESampler: 10/10 trials finished, 1 in flight" in job.report()
-    assert (run_dir / "trials.png").stat().st_size > 0
+    assert (rendered(run_dir) / "trials.png").stat().st_size > 0
 
 
 def test_several_in_flight_finish_every_trial_once(tmp_path, cluster_hosts_file):

@@ -26,7 +26,7 @@ from runtime import FleetSearchCV
 from runtime.dispatch import cluster as cl
 from runtime.errors import ConfigError, SearchError
 from runtime.rundir import journal as jn
-from tests.conftest import local_hosts, wait_gone, write_local_hosts
+from tests.conftest import local_hosts, rendered, wait_gone, write_local_hosts
 
 pytestmark = pytest.mark.cluster
 
@@ -108,6 +108,7 @@ def test_a_grid_equals_gridsearchcv_and_leaves_a_run_directory(hosts, tmp_path):
     ours.fit(X, Y)
     theirs = GridSearchCV(SVC(), grid, cv=3).fit(X, Y)
     assert_same_search(ours, theirs, X, proba=False)
+    rendered(ours.run_dir_)
     for name in (
         jn.JOURNAL,
         jn.RESULTS,

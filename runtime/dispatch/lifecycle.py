@@ -675,7 +675,7 @@ def _launch_line(
 
 
 def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
-    """Print the report, write report.html and the plots; raise `RunStopped` unless finished.
+    """Print the report, start drawing report.html and the plots; raise `RunStopped` unless finished.
 
     Raises
     ------
@@ -683,15 +683,16 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
         Exit status 130 when the run was aborted (Ctrl-C, search.abort), 1
         when it ended with holes, naming the command that resumes it.
     """
-    # matplotlib loads here, once the fits are done, not before them.
-    from runtime.report.html import finish_run as write_report
+    from runtime.report import background
 
     rdir = plan.run_dir
     log("")
     log(job.report())
-    out = write_report(rdir, log=log)
     log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
-    log(f"wrote {out['report']} and {len(out['plots'])} plots")
+    # matplotlib and the figures take longer than a small search's fits: a
+    # process of their own draws them, and this command ends now.
+    pid = background.start(rdir)
+    log(f"drawing {rdir}/report.html and the plots in the background (pid {pid})")
     refit_error = getattr(job, "refit_error", None)
     if job.status == "finished" and refit_error:
         raise RunStopped(f"{plan.kind.noun} finished, but {refit_error}", exit_code=1)

@@ -420,7 +420,8 @@ class TaskRunner:
             # The first reason stays: a dead controller, say, is what the user
             # must read, not what it broke afterwards.
             self.fatal = (
-                self.fatal or f"the result collector failed: {type(exc).__name__}: {exc}"
+                self.fatal
+                or f"the result collector failed: {type(exc).__name__}: {exc}"
             )
 
     def _collect_loop(self) -> None:
