@@ -24,6 +24,12 @@ import shlex
 import sys
 from pathlib import Path
 
+# Before anything heavy: a run task goes to the warm driver of a running
+# cluster, when there is one, and this process ends with its status.
+from runtime.dispatch import warm
+
+warm.hand_off(sys.argv)
+
 from invoke import Collection, Exit, task
 
 from runtime import api
@@ -223,6 +229,8 @@ def cluster_start(c, engines=None, hosts_file=None):
         engines=int_flag("--engines", engines),
         remote=REMOTE,
     )
+    # The run tasks hand their commands to it while this cluster runs.
+    warm.start()
 
 
 @fleet_task(name="stop", help={"hosts-file": HELP["hosts-file"]})

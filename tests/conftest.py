@@ -53,12 +53,12 @@ def invoke(*args, timeout=600, check=True) -> subprocess.CompletedProcess:
     return proc
 
 
-def popen_invoke(*args) -> subprocess.Popen:
-    """`invoke ARGS` started in the background, output piped."""
+def popen_invoke(*args, env: dict | None = None) -> subprocess.Popen:
+    """`invoke ARGS` started in the background, output piped (`env`: default the user's)."""
     return subprocess.Popen(
         ["invoke", *args],
         cwd=REPO,
-        env=user_env(),
+        env=env or user_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

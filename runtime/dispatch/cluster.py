@@ -423,7 +423,10 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
 
 
 def stop(cfg: HostsConfig) -> bool:
-    """Stop the controller and this machine's engines. Returns False if none ran."""
+    """Stop the controller, this machine's engines and the warm driver. False if none ran."""
+    from runtime.dispatch import warm
+
+    warm.stop()
     cluster = _from_file(cfg)
     stop_local_engines(cfg)
     if cluster is None:

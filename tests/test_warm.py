@@ -1,0 +1,196 @@
+"""The warm driver: `invoke search` forked from a process with everything imported.
+
+Real processes throughout: `invoke cluster.start` starts the warm driver,
+`invoke search` hands its command to it over the Unix socket, the child runs
+the search on real engines. Which process ran the search shows in run.lock,
+which names the driver's pid: the `invoke` process itself when it ran the
+search, another one when the warm driver's child did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.dispatch import warm
+from runtime.spec import load_hosts
+from tests.conftest import (
+    SLOW_SVC,
+    journal_lines,
+    popen_invoke,
+    rendered,
+    run_invoke,
+    user_env,
+    wait_gone,
+    write_local_hosts,
+    write_spec,
+)
+
+pytestmark = pytest.mark.cluster
+
+PORTS = [30720, 30759]
+TINY = {
+    "name": "tiny",
+    "estimator": {"class": "sklearn.dummy.DummyClassifier"},
+    "params": {"strategy": ["prior", "most_frequent"]},
+    "data": {"loader": "sklearn.datasets.load_iris"},
+    "cv": {"kind": "kfold", "n_splits": 2},
+}
+
+
+def _warm_pid(timeout: float = 60.0) -> int:
+    """The warm driver's pid, once it listens (its imports take a few seconds)."""
+    sock, pid_file = warm.paths()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.exists() and pid_file.exists():
+            return int(pid_file.read_text())
+        time.sleep(0.1)
+    raise AssertionError(f"no warm driver listening on {sock} after {timeout:.0f} s")
+
+
+def _driver_pid(run_dir: Path) -> int:
+    return int((run_dir / "run.lock").read_text())
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    path = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=PORTS)
+    proc = run_invoke("cluster.start", "--hosts-file", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    try:
+        yield str(path), _warm_pid()
+    finally:
+        from runtime.dispatch import cluster as cl
+
+        cl.stop(load_hosts(path))
+
+
+def _search(hosts_file: str, spec: Path, run_dir: Path, env: dict | None = None):
+    """`invoke search` to its end: (its pid, exit status, stdout, stderr)."""
+    proc = popen_invoke(
+        "search", "--spec", str(spec), "--run-dir", str(run_dir),
+        "--hosts-file", hosts_file, "--no-progress", env=env,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=300)
+    return proc.pid, proc.returncode, out, err
+
+
+def test_a_search_runs_in_the_warm_driver_as_it_runs_in_process(hosts, tmp_path):
+    hosts_file, warm_pid = hosts
+    spec = write_spec(tmp_path, TINY, "tiny")
+    warm_run = tmp_path / "warm"
+    pid, code, out, err = _search(hosts_file, spec, warm_run)
+    assert code == 0, out + err
+    assert "Finished: 100% (004/004)" in out, out
+    # Another process than `invoke` ran the search, and it is gone.
+    child = _driver_pid(warm_run)
+    assert child not in (pid, warm_pid) and not wait_gone([child])
+
+    cold_run = tmp_path / "cold"
+    env = {**user_env(), warm.ENV: "0"}
+    pid, code, out, err = _search(hosts_file, spec, cold_run, env=env)
+    assert code == 0, out + err
+    assert _driver_pid(cold_run) == pid
+    results = [
+        json.loads((d / "results.json").read_text()) for d in (warm_run, cold_run)
+    ]
+    for key in ("params", "mean_test_score", "split0_test_score", "rank_test_score"):
+        assert results[0][key] == results[1][key], key
+    for d in (warm_run, cold_run):
+        assert (rendered(d) / "report.html").is_file()
+
+
+def test_a_bad_spec_gets_its_message_and_status_through_the_warm_driver(
+    hosts, tmp_path
+):
+    hosts_file, _ = hosts
+    spec = write_spec(tmp_path, {**TINY, "cv": {"kind": "kfold", "n_splits": 1}}, "bad")
+    _, code, out, err = _search(hosts_file, spec, tmp_path / "run")
+    assert code == 2, out + err
+    assert err.strip() == (
+        f"error: {spec}: cv.n_splits: expected an integer >= 2, got 1. Fix: write "
+        "e.g. n_splits: 5"
+    )
+
+
+def _slow_search(hosts_file: str, tmp_path: Path):
+    (tmp_path / "slow.py").write_text(SLOW_SVC)
+    spec = write_spec(
+        tmp_path,
+        {
+            **TINY,
+            "code": ["slow.py"],
+            "estimator": {"class": "slow.SlowSVC"},
+            "params": {"C": [0.1 * (i + 1) for i in range(40)]},
+            "cv": {"kind": "kfold", "n_splits": 3},
+        },
+        "slow",
+    )
+    run_dir = tmp_path / "slow-run"
+    proc = popen_invoke(
+        "search", "--spec", str(spec), "--run-dir", str(run_dir),
+        "--hosts-file", hosts_file, "--no-progress",
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(journal_lines(run_dir)) < 4:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no fit journaled after 120 s"
+        time.sleep(0.05)
+    return proc, run_dir
+
+
+def test_ctrl_c_reaches_the_warm_drivers_child_and_leaves_a_resumable_run(
+    hosts, tmp_path
+):
+    hosts_file, _ = hosts
+    proc, run_dir = _slow_search(hosts_file, tmp_path)
+    child = _driver_pid(run_dir)
+    assert child != proc.pid
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert f"Resume with: invoke search --resume {run_dir}" in err, err
+    assert not wait_gone([child])
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "aborted"
+
+
+def test_a_killed_invoke_takes_its_warm_child_with_it(hosts, tmp_path):
+    hosts_file, warm_pid = hosts
+    proc, run_dir = _slow_search(hosts_file, tmp_path)
+    child = _driver_pid(run_dir)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert not wait_gone([child]), f"the warm driver's child {child} outlived invoke"
+    # The warm driver itself goes on serving.
+    os.kill(warm_pid, 0)
+
+
+def test_changed_source_makes_the_warm_driver_step_aside(hosts, tmp_path):
+    hosts_file, warm_pid = hosts
+    spec = write_spec(tmp_path, TINY, "tiny")
+    source = Path(warm.__file__).parent / "warm.py"
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    try:
+        pid, code, out, err = _search(hosts_file, spec, tmp_path / "run")
+    finally:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert code == 0, out + err
+    # The search ran in `invoke` itself, and the stale warm driver is gone.
+    assert _driver_pid(tmp_path / "run") == pid
+    assert not wait_gone([warm_pid])
+    assert not warm.paths()[0].exists()
+
+
+def test_cluster_stop_stops_the_warm_driver(hosts):
+    hosts_file, warm_pid = hosts
+    proc = run_invoke("cluster.stop", "--hosts-file", hosts_file)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not wait_gone([warm_pid])
+    assert not any(p.exists() for p in warm.paths())
