@@ -16,6 +16,7 @@ each, and nothing under runtime/ imports Invoke.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -186,21 +187,31 @@ def _run(c, hosts_file, kinds, job, options, where: dict, n_iter=None) -> None:
     """
     cfg, root = _hosts(c, hosts_file), _runs_root(c, where["runs_root"])
     spec = where["spec"]
-    if where["resume"]:
-        plan = lc.plan_resume(
-            where["resume"], cfg, kinds, spec_file=spec, n_iter=n_iter
-        )
-    else:
-        s = load_search_spec(spec or DEFAULT_SPEC, n_iter=n_iter)
-        plan = lc.plan_new(
-            s,
-            job(s, root),
-            cfg,
-            runs_root=root,
-            run_dir=where["run_dir"],
-            command=_command(),
-        )
-    lc.finish(plan, lc.execute(plan, cfg, REMOTE, options))
+    # No cluster yet: it starts on the other cores while this one plans.
+    early = fleet.start_early(cfg, options.engines)
+    try:
+        if where["resume"]:
+            plan = lc.plan_resume(
+                where["resume"], cfg, kinds, spec_file=spec, n_iter=n_iter
+            )
+        else:
+            s = load_search_spec(spec or DEFAULT_SPEC, n_iter=n_iter)
+            plan = lc.plan_new(
+                s,
+                job(s, root),
+                cfg,
+                runs_root=root,
+                run_dir=where["run_dir"],
+                command=_command(),
+            )
+    except BaseException:
+        if early is not None:
+            # A run that cannot start leaves no cluster behind it.
+            with contextlib.suppress(Exception):
+                early.join()
+            fleet.stop_cluster(cfg, REMOTE)
+        raise
+    lc.finish(plan, lc.execute(plan, cfg, REMOTE, options, early=early))
 
 
 def _remote_hosts(cfg: HostsConfig, only) -> list:
@@ -562,7 +573,7 @@ def testcluster_down(c, base_dir=None):
     }
 )
 def bench(c, engines=None, quick=False, out_dir="bench"):
-    """Benchmark fleetcv against GridSearchCV(n_jobs=N): wall time, memory, dispatch rate, scale."""
+    """Benchmark fleetcv against GridSearchCV on loky, ipyparallel, dask and Ray: wall time, fixed cost, memory, dispatch rate, scale."""
     from runtime.devtools import (
         bench as fleet_bench,
     )  # a developer tool: loaded only here

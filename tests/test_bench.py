@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.devtools import testcluster
+from runtime.devtools.bench.peers import PEERS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
@@ -103,4 +105,27 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert threads["fleetcv_engine"] and threads["loky_worker"] is not None
     md = (tmp_path / "BENCHMARKS.md").read_text()
     assert "| reference search wall" in md and "| dispatch" in md
+    # The peers beside fleetcv: the reference search and the fixed cost.
+    fx, peers = r["fixed_cost"], ref["peers"]
+    sides = [peers["fleetcv"], *peers["peers"].values()]
+    assert set(peers["peers"]) == set(PEERS)
+    for mode in ("warm", "cold"):
+        assert set(fx[mode]["peers"]) == set(PEERS), mode
+        sides += [fx[mode]["fleetcv"], *fx[mode]["peers"].values()]
+    sides += [fx["fleetcv_drawn"], fx["sides"]["fleetcv warm, no warm driver"]]
+    for side in sides:
+        assert side["runs"] and all(math.isfinite(x) and x > 0 for x in side["runs"])
+    # Every warm fleetcv search ran in the warm driver's child.
+    assert fx["warm_driver_used"] == [True] * fx["rounds"]
+    assert "## fleetcv and the tools a user would pick instead" in md
+    assert "| ray |" in md and "Target cold <= 3.0 s" in md
+    # Figure 7: the controller at scale, every task journaled, dask beside it.
+    sc = r["scale"]
+    assert sc["fleetcv"] and sc["dask"]
+    for row in sc["fleetcv"]:
+        assert row["journal_lines"] == row["n_tasks"] == 4 * row["engines"]
+        for key in ("efficiency", "tasks_per_second", "idle_engine_pss"):
+            assert math.isfinite(row[key]) and row[key] > 0, key
+    assert all(math.isfinite(row["efficiency"]) for row in sc["dask"])
+    assert "## The controller at scale" in md
     assert (tmp_path / "bench.png").stat().st_size > 10_000

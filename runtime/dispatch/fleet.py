@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,6 +103,60 @@ def start_cluster(
             )
 
 
+#: Seconds a run waits for the cluster it started early (see `EarlyStart`).
+EARLY_START_TIMEOUT = 600.0
+
+
+class EarlyStart:
+    """A local cluster starting in a thread while the driver plans the run.
+
+    A run that finds no cluster spends about 2 s planning (importing
+    scikit-learn to check the estimator, loading the data, writing the
+    folds) and about 4 s starting the controller and the engines, whose
+    launcher imports scikit-learn too. Those are other processes: begun
+    first, they start on the other cores while this one plans.
+    """
+
+    def __init__(
+        self, cfg: HostsConfig, engines: int | None, log: Callable[[str], None]
+    ):
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._start, args=(cfg, engines, log), daemon=True
+        )
+        self._thread.start()
+
+    def _start(self, cfg, engines, log) -> None:
+        try:
+            start_cluster(cfg, engines, None, log)
+        except BaseException as exc:  # noqa: BLE001 - raised again by join()
+            self.error = exc
+
+    def join(self, timeout: float = EARLY_START_TIMEOUT) -> None:
+        """Wait for the start to end; raise what it raised."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise HostError(
+                f"the cluster did not start within {timeout:.0f} s. Fix: see "
+                "invoke cluster.status and the engines' log in the controller's state dir"
+            )
+        if self.error is not None:
+            raise self.error
+
+
+def start_early(
+    cfg: HostsConfig, engines: int | None, log: Callable[[str], None] = print
+) -> EarlyStart | None:
+    """Begin starting a local-only cluster that does not run yet (None: nothing to start).
+
+    Clusters with remote hosts start when the run does (`cluster_client`):
+    their start reaches hosts over SSH and reports per host.
+    """
+    if cfg.remote_hosts or cl.is_running(cfg):
+        return None
+    return EarlyStart(cfg, engines, log)
+
+
 def engine_replacer(cfg: HostsConfig, remote) -> Callable[[str, int], str]:
     """``replace(host name, pid)``: stop that engine (a fit past its timeout), start another.
 
@@ -178,6 +233,7 @@ def cluster_client(
     remote,
     log: Callable[[str], None] = print,
     extra: tuple = (),
+    early: EarlyStart | None = None,
 ) -> Iterator:
     """A client of the running cluster with the folds pushed; started (and then stopped) if needed.
 
@@ -199,13 +255,16 @@ def cluster_client(
     extra : tuple of (Path, str)
         The run's other folders pushed with the folds, and the workdir
         subfolder each goes to (its code, its requirements' wheels).
+    early : EarlyStart, optional
+        A start of this cluster already under way (`start_early`): waited
+        for instead of starting one, and stopped at the end like one.
 
     Yields
     ------
     ipyparallel.Client
         Connected, with at least one engine.
     """
-    started = not cl.is_running(cfg)
+    started = early is not None or not cl.is_running(cfg)
     if not started and engines is not None:
         print(
             "note: a cluster is already running; --engines applies only when the task starts one",
@@ -213,7 +272,9 @@ def cluster_client(
         )
     try:
         # Inside the try: a start that fails half-way is still stopped.
-        if started:
+        if early is not None:
+            early.join()
+        elif started:
             start_cluster(cfg, engines, remote, log)
         client = cl.connect(cfg)
         try:

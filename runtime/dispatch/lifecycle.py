@@ -528,6 +528,7 @@ def execute(
     remote,
     options: RunOptions = RunOptions(),
     log: Callable[[str], None] = print,
+    early: fleet.EarlyStart | None = None,
 ) -> Job:
     """Run a planned job on the cluster (started for it if none runs) and return it, ended.
 
@@ -543,6 +544,8 @@ def execute(
         Engines, retries, progress, keep_cluster, reuse.
     log : callable
         Where progress lines go.
+    early : fleet.EarlyStart, optional
+        The cluster's start, begun before the run was planned.
 
     Returns
     -------
@@ -557,6 +560,7 @@ def execute(
         remote,
         log,
         extra=run_files(plan, cfg),
+        early=early,
     ) as client:
         # Before anything is warmed or submitted: an engine of another
         # fleetcv would compute with other code. (The built-in default

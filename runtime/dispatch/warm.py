@@ -97,7 +97,7 @@ def paths() -> tuple[Path, Path]:
 
 
 def _interpreter() -> str:
-    """This Python: its binary and its environment (venv/bin/python and python3 are one)."""
+    """The running Python: binary and environment (venv/bin/python and python3 are one)."""
     return f"{os.path.realpath(sys.executable)}\0{sys.prefix}"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import statistics
 
+from runtime.devtools.bench.peer_markdown import peers_section, scale_section
+
 #: The targets of issue 6, checked (not asserted) in BENCHMARKS.md.
 TARGET_WALL_RATIO = 0.95
 TARGET_EFFICIENCY = 0.95
@@ -159,6 +161,10 @@ def render_markdown(r: dict) -> str:
         *_why_memory_dispatch(r),
         "",
         *_smarter_table(r.get("smarter")),
+        "",
+        *peers_section(r),
+        "",
+        *scale_section(r.get("scale")),
     ]
     return "\n".join(lines)
 

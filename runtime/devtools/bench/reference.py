@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from runtime.devtools.bench.hosts import Remote, bench_hosts
+from runtime.devtools.bench.peers import PEERS, peer_figures, started
 from runtime.devtools.bench.sampling import cpu_seconds, loky_pids
 from runtime.devtools.bench.searches import (
     fleet_search,
@@ -122,6 +123,24 @@ class Rounds:
         self.sk_cpu.append(used if same_pool else None)
         return wall
 
+    def peer(self, name: str) -> float:
+        """One GridSearchCV on peer `name` (started, warmed up, then timed); its wall seconds."""
+        from sklearn.svm import SVC
+
+        with started(name, self.n, self.view.client) as backend:
+            with backend():
+                # Untimed: the workers up and scikit-learn imported in them,
+                # as in the other sides' warm-ups.
+                sklearn_search(SVC(), {"C": [1.0]}, self.p.splitter, self.n).fit(
+                    self.p.X[:300], self.p.y[:300]
+                )
+            t = time.perf_counter()
+            with backend():
+                sklearn_search(SVC(), self.p.grid, self.p.splitter, self.n).fit(
+                    self.p.X, self.p.y
+                )
+            return time.perf_counter() - t
+
     def fleetcv(self) -> float:
         """One fleetcv search on the N engines; its wall seconds."""
         from sklearn.svm import SVC
@@ -180,8 +199,8 @@ def bench_reference(
     runs = TIMED_RUNS[quick]
     log(
         f"reference: {len(p.cands)} candidates x {p.split.n_folds} folds; warm-up, then "
-        f"{runs} rounds of sequential sklearn, GridSearchCV(n_jobs={n}) and fleetcv "
-        f"on {n} engines"
+        f"{runs} rounds of sequential sklearn, GridSearchCV(n_jobs={n}) on loky, "
+        f"{', '.join(PEERS[1:])}, and fleetcv on {n} engines"
     )
     rounds = _warm_up(client.load_balanced_view(), n, p, work)
     times = _timed_rounds(rounds, runs, log)
@@ -218,10 +237,17 @@ def _timed_rounds(rounds: Rounds, runs: int, log) -> dict[str, list[float]]:
         ("sequential", rounds.sequential),
         ("sklearn", rounds.sklearn),
         ("fleetcv", rounds.fleetcv),
+        # loky is the "sklearn" side; the other peers start and stop each round.
+        *[
+            (name, lambda name=name: rounds.peer(name))
+            for name in PEERS
+            if name != "loky"
+        ],
     ]
     times: dict[str, list[float]] = {name: [] for name, _ in sides}
     for r in range(runs):
-        for name, fn in sides[r % 3 :] + sides[: r % 3]:
+        k = r % len(sides)
+        for name, fn in sides[k:] + sides[:k]:
             # Each side times itself, without the bench's own bookkeeping.
             times[name].append(fn())
         log(
@@ -307,5 +333,10 @@ def _figures(rounds: Rounds, times: dict, scale: list[dict], hosts: dict) -> dic
         "sklearn_efficiency": limit / sk_wall,
         "fleetcv_efficiency": limit / fl_wall,
         "wall_ratio_fleetcv_over_sklearn": fl_wall / sk_wall,
+        # Every peer's rounds (loky: the sklearn side's), for the peers table.
+        "peers": peer_figures(
+            {"loky": sk_times, **{k: times[k] for k in PEERS if k != "loky"}},
+            fl_times,
+        ),
         "scale": scale,
     }

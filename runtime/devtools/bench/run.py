@@ -17,11 +17,13 @@ from pathlib import Path
 
 from runtime.devtools.bench.dispatch import bench_dispatch
 from runtime.devtools.bench.environment import environment
+from runtime.devtools.bench.fixed import bench_fixed_cost
 from runtime.devtools.bench.hosts import Remote
 from runtime.devtools.bench.markdown import render_markdown
 from runtime.devtools.bench.memory import bench_memory
 from runtime.devtools.bench.plot import plot_bench
 from runtime.devtools.bench.reference import bench_reference
+from runtime.devtools.bench.scale import bench_scale
 from runtime.devtools.bench.smarter import bench_smarter
 from runtime.dispatch import cluster as cl
 from runtime.spec import parse_hosts
@@ -39,7 +41,7 @@ def run_bench(
     log=print,
     remote: Remote | None = None,
 ) -> dict:
-    """Run the four benchmarks and write results.json, BENCHMARKS.md and a PNG.
+    """Run every benchmark figure and write results.json, BENCHMARKS.md and a PNG.
 
     Parameters
     ----------
@@ -89,10 +91,13 @@ def run_bench(
             "memory": bench_memory(client, n, quick, work, log),
             "dispatch": bench_dispatch(client, quick, work, log),
             "smarter": bench_smarter(client, quick, work, log),
+            "fixed_cost": bench_fixed_cost(cfg, n, quick, work, log),
         }
     finally:
         client.close()
         cl.stop(cfg)
+    # Clusters of its own, up to hundreds of engines: after the bench's is gone.
+    results["scale"] = bench_scale(lambda k: _local_config(k, work), quick, work, log)
     results["total_seconds"] = time.perf_counter() - start
     _write(results, out)
     return results
@@ -164,5 +169,19 @@ def summary_lines(results: dict, out_dir: str | os.PathLike = "bench") -> list[s
             f" (gap {results['smarter'][k]['gap']:.4f})"
             for k in ("grid", "halving", "asha", "optuna")
         ),
+        _fixed_line(results["fixed_cost"], ref["peers"]),
         f"wrote {out_dir}/results.json, {out_dir}/bench.png",
     ]
+
+
+def _fixed_line(fx: dict, peers: dict) -> str:
+    """The fixed cost and the reference search against the best peer, in one line."""
+    parts = [
+        f"{mode} {fx[mode]['fleetcv']['median']:.2f} s (best peer {fx[mode]['best_peer']} "
+        f"{fx[mode]['peers'][fx[mode]['best_peer']]['median']:.2f} s)"
+        for mode in ("warm", "cold")
+    ]
+    return (
+        f"fixed cost of a 2-fit search: fleetcv {', '.join(parts)}; reference search: "
+        f"fleetcv / {peers['best_peer']} = {peers['ratio_to_best']:.3f}"
+    )

@@ -1,0 +1,221 @@
+"""Figure 7: the controller at scale, engines far beyond the cores, fits that sleep.
+
+Runs on the laptop. Fits that sleep a set time (`Sleep`) leave the cores
+idle, so what limits a run of many engines is the hub: ipyparallel's
+controller and scheduler, and fleetcv's driver (submitting, collecting,
+journaling). For each engine count, each engine gets `TASKS_PER_ENGINE`
+tasks of one fit length; efficiency = ideal wall (tasks x fit / engines) /
+measured wall. Beside it: tasks per second, the driver's and the
+controller's CPU seconds, and the PSS of an idle engine. dask.distributed
+runs the same (GridSearchCV over the same sleeping fits, one thread per
+worker) at the counts this machine's memory allows it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from runtime.devtools.bench.sampling import sum_pss, with_children
+from runtime.devtools.bench.searches import fleet_search, journal
+from runtime.dispatch import cluster as cl
+from runtime.engine.folds import persist_splits
+
+#: Engine counts: (full, quick). 256 only where memory allows (see `_fits`).
+ENGINES = ((8, 32, 128, 256), (8,))
+#: Seconds each fit sleeps: (full, quick).
+FIT_SECONDS = ((1.0, 0.1, 0.01), (0.1,))
+#: Tasks per engine in one run (ideal wall = this x the fit's length).
+TASKS_PER_ENGINE = 4
+#: The peer's worker counts: (full, quick); dask workers hold ~100 MB each.
+PEER_WORKERS = ((8, 32), (8,))
+#: Seconds to wait for every engine of a large cluster to register.
+START_TIMEOUT = 900.0
+
+
+class Sleep(ClassifierMixin, BaseEstimator):
+    """A classifier whose fit sleeps `seconds` and that predicts the first class."""
+
+    def __init__(self, seconds=0.1):
+        self.seconds = seconds
+
+    def fit(self, X, y):
+        """Sleep `seconds`; remember the classes."""
+        time.sleep(self.seconds)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        """The first class for every row."""
+        return np.full(len(X), self.classes_[0])
+
+
+def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
+    """Figure 7: fleetcv (and dask) at 8..256 workers on sleeping fits.
+
+    Parameters
+    ----------
+    cfg_of : callable
+        Engine count -> the hosts config of a local cluster of that size.
+    quick : bool
+        8 engines and 0.1 s fits only.
+    work : Path
+        Scratch directory (folds, run directories).
+    log : callable
+        Progress lines.
+
+    Returns
+    -------
+    dict
+        `fleetcv`: one row per (engines, fit seconds); `dask`: the same at
+        `PEER_WORKERS`; `skipped`: engine counts left out for memory.
+    """
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(64, 4), rng.randint(0, 2, 64)
+    from sklearn.model_selection import ShuffleSplit
+
+    splitter = ShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
+    split = persist_splits(X, y, splitter, {"bench": "scale"}, work)
+    rows, skipped, per_engine = [], [], None
+    for k in ENGINES[quick]:
+        if per_engine is not None and not _fits(k, per_engine):
+            skipped.append(k)
+            log(f"scale: {k} engines skipped: not enough memory")
+            continue
+        cfg = cfg_of(k)
+        t = time.perf_counter()
+        cl.start(cfg, n_local=k, timeout=START_TIMEOUT)
+        started = time.perf_counter() - t
+        client = cl.connect(cfg)
+        try:
+            cl.wait_for_engines(client, k)
+            pids = cl.local_engine_pids(cfg)
+            idle = sum_pss(pids) / len(pids)
+            per_engine = max(per_engine or 0, _private(pids))
+            # Untimed: every engine imports this module and maps the fold once.
+            fleet_search(
+                client.load_balanced_view(),
+                Sleep(0.0),
+                [{"seconds": 0.0}] * (2 * k),
+                split,
+                work / "runs",
+                f"scale{k}-warmup",
+            )
+            for f in FIT_SECONDS[quick]:
+                row = _fleet_row(client, cfg, k, f, split, work)
+                row.update(start_seconds=started, idle_engine_pss=idle)
+                rows.append(row)
+                log(
+                    f"scale: {k} engines, {f:g} s fits: efficiency "
+                    f"{row['efficiency']:.3f}, {row['tasks_per_second']:.0f} tasks/s"
+                )
+        finally:
+            client.close()
+            cl.stop(cfg)
+    peers = [
+        _dask_row(k, f, X, y, splitter, log)
+        for k in PEER_WORKERS[quick]
+        for f in FIT_SECONDS[quick]
+    ]
+    return {
+        "tasks_per_engine": TASKS_PER_ENGINE,
+        "fleetcv": rows,
+        "dask": peers,
+        "skipped": skipped,
+    }
+
+
+def _private(pids: list[int]) -> int:
+    """The largest private memory (USS) of one engine: what each more engine costs."""
+    uss = []
+    for pid in pids:
+        try:
+            uss.append(psutil.Process(pid).memory_full_info().uss)
+        except psutil.Error:
+            continue
+    return max(uss, default=0)
+
+
+def _fits(k: int, per_engine: int) -> bool:
+    """Whether `k` engines of `per_engine` private bytes fit in 80% of available memory."""
+    return k * per_engine < 0.8 * psutil.virtual_memory().available
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _fleet_row(client, cfg, k: int, f: float, split, work: Path) -> dict:
+    """One timed fleetcv run of k x TASKS_PER_ENGINE fits of `f` seconds on `k` engines."""
+    n_tasks = k * TASKS_PER_ENGINE
+    cands = [{"seconds": f}] * n_tasks
+    controller = with_children([cl.recorded_controller_pid(cfg)])
+    me = psutil.Process(os.getpid())
+    ctl0, drv0 = _cpu(controller), sum(me.cpu_times()[:2])
+    t = time.perf_counter()
+    s = fleet_search(
+        client.load_balanced_view(), Sleep(), cands, split, work / "runs", f"scale{k}"
+    )
+    wall = time.perf_counter() - t
+    ideal = n_tasks * f / k
+    return {
+        "engines": k,
+        "fit_seconds": f,
+        "n_tasks": n_tasks,
+        "wall_seconds": wall,
+        "ideal_seconds": ideal,
+        "efficiency": ideal / wall,
+        "tasks_per_second": n_tasks / wall,
+        "controller_cpu_seconds": _cpu(controller) - ctl0,
+        "driver_cpu_seconds": sum(me.cpu_times()[:2]) - drv0,
+        "journal_lines": len(journal(s)),
+    }
+
+
+def _dask_row(k: int, f: float, X, y, splitter, log) -> dict:
+    """The same sleeping fits through GridSearchCV on a dask LocalCluster of `k` workers."""
+    import joblib
+    from distributed import Client, LocalCluster
+    from sklearn.model_selection import GridSearchCV
+
+    n_tasks = k * TASKS_PER_ENGINE
+    with (
+        LocalCluster(
+            n_workers=k, threads_per_worker=1, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(k, timeout=START_TIMEOUT)
+        search = GridSearchCV(
+            Sleep(), {"seconds": [f] * n_tasks}, cv=splitter, refit=False, n_jobs=k
+        )
+        with joblib.parallel_backend("dask", n_jobs=k):
+            # Untimed: the workers import scikit-learn and the estimator.
+            GridSearchCV(Sleep(), {"seconds": [0.0] * k}, cv=splitter, n_jobs=k).fit(
+                X, y
+            )
+            t = time.perf_counter()
+            search.fit(X, y)
+            wall = time.perf_counter() - t
+    ideal = n_tasks * f / k
+    log(f"scale: dask {k} workers, {f:g} s fits: efficiency {ideal / wall:.3f}")
+    return {
+        "workers": k,
+        "fit_seconds": f,
+        "n_tasks": n_tasks,
+        "wall_seconds": wall,
+        "efficiency": ideal / wall,
+        "tasks_per_second": n_tasks / wall,
+    }
