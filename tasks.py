@@ -246,8 +246,11 @@ def cluster_start(c, engines=None, hosts_file=None):
 
 @fleet_task(name="stop", help={"hosts-file": HELP["hosts-file"]})
 def cluster_stop(c, hosts_file=None):
-    """Stop every engine (by the pids recorded at start) and the controller."""
+    """Stop every engine (by the pids recorded at start), the controller and the warm driver."""
     stopped = api.stop_cluster(_hosts_file(c, hosts_file), remote=REMOTE)
+    # Here, not with every stop: a run that started (and stops) a cluster of
+    # its own may be running in the warm driver's child.
+    warm.stop()
     print("cluster stopped" if stopped else "no cluster was running")
 
 

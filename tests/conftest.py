@@ -65,6 +65,16 @@ def popen_invoke(*args, env: dict | None = None) -> subprocess.Popen:
     )
 
 
+def stop_started(cfg) -> None:
+    """Stop what `invoke cluster.start` started: the cluster of `cfg` and the warm driver."""
+    from runtime.dispatch import warm
+
+    try:
+        cl.stop(cfg)
+    finally:
+        warm.stop()
+
+
 def rendered(run_dir) -> Path:
     """`run_dir` once its background renderer has drawn report.html and the plots."""
     from runtime.report import background

@@ -113,6 +113,8 @@ def test_quick_bench_writes_every_figure(tmp_path):
         assert set(fx[mode]["peers"]) == set(PEERS), mode
         sides += [fx[mode]["fleetcv"], *fx[mode]["peers"].values()]
     sides += [fx["fleetcv_drawn"], fx["sides"]["fleetcv warm, no warm driver"]]
+    assert set(dis["peers"]["peers"]) == set(PEERS)
+    sides += [*dis["peers"]["peers"].values()]
     for side in sides:
         assert side["runs"] and all(math.isfinite(x) and x > 0 for x in side["runs"])
     # Every warm fleetcv search ran in the warm driver's child.

@@ -30,7 +30,12 @@ from runtime.dispatch.versions import check_engine_versions
 from runtime.engine import __version__, engine_version
 from runtime.errors import EngineVersionError
 from runtime.spec import load_hosts
-from tests.conftest import require_testcluster, run_invoke, write_namespace_hosts
+from tests.conftest import (
+    require_testcluster,
+    run_invoke,
+    stop_started,
+    write_namespace_hosts,
+)
 
 PREFIX, SUBNET = "fin", "10.205.0"
 PORTS = [30300, 30339]
@@ -99,7 +104,7 @@ def host(tmp_path_factory):
         if path.exists():
             cfg = load_hosts(path)
             if cl.is_running(cfg):
-                cl.stop(cfg)
+                stop_started(cfg)
         testcluster.down(state)
 
 

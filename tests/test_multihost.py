@@ -32,6 +32,7 @@ from tests.conftest import (
     pid_alive,
     popen_invoke,
     require_testcluster,
+    stop_started,
     wait_gone,
     write_namespace_hosts,
 )
@@ -83,7 +84,7 @@ def mh(tmp_path_factory):
     finally:
         cfg = load_hosts(tmp / "hosts3.yml")
         if cl.is_running(cfg):
-            cl.stop(cfg)
+            stop_started(cfg)
         testcluster.down(state)
 
 

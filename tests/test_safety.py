@@ -21,7 +21,13 @@ import pytest
 
 from runtime.dispatch import cluster as cl
 from runtime.spec import load_hosts
-from tests.conftest import invoke, pid_alive, popen_invoke, write_local_hosts
+from tests.conftest import (
+    invoke,
+    pid_alive,
+    popen_invoke,
+    stop_started,
+    write_local_hosts,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -56,7 +62,7 @@ def hosts(tmp_path):
     yield str(path)
     # stop() also ends what a killed controller left (its schedulers hold
     # the ports the next test's controller binds).
-    cl.stop(load_hosts(path))
+    stop_started(load_hosts(path))
 
 
 def test_a_killed_controller_stops_the_driver_and_the_run_resumes(

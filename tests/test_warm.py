@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.dispatch import cluster as cl
 from runtime.dispatch import warm
 from runtime.spec import load_hosts
 from tests.conftest import (
@@ -25,6 +26,7 @@ from tests.conftest import (
     popen_invoke,
     rendered,
     run_invoke,
+    stop_started,
     user_env,
     wait_gone,
     write_local_hosts,
@@ -66,9 +68,7 @@ def hosts(tmp_path):
     try:
         yield str(path), _warm_pid()
     finally:
-        from runtime.dispatch import cluster as cl
-
-        cl.stop(load_hosts(path))
+        stop_started(load_hosts(path))
 
 
 def _search(hosts_file: str, spec: Path, run_dir: Path, env: dict | None = None):
@@ -194,3 +194,23 @@ def test_cluster_stop_stops_the_warm_driver(hosts):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not wait_gone([warm_pid])
     assert not any(p.exists() for p in warm.paths())
+
+
+def test_a_run_that_starts_its_own_cluster_leaves_the_warm_driver_running(
+    hosts, tmp_path
+):
+    _, warm_pid = hosts
+    other = write_local_hosts(
+        tmp_path / "other.yml", tmp_path / "other", ports=[30760, 30799]
+    )
+    spec = write_spec(tmp_path, TINY, "tiny")
+    run_dir = tmp_path / "run"
+    pid, code, out, err = _search(str(other), spec, run_dir)
+    assert code == 0, out + err
+    assert "Finished: 100% (004/004)" in out, out
+    # The warm driver's child started that cluster and stopped it, and the
+    # warm driver still serves.
+    assert _driver_pid(run_dir) != pid
+    assert not cl.is_running(load_hosts(other))
+    os.kill(warm_pid, 0)
+    assert warm.paths()[0].exists()

@@ -423,10 +423,7 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
 
 
 def stop(cfg: HostsConfig) -> bool:
-    """Stop the controller, this machine's engines and the warm driver. False if none ran."""
-    from runtime.dispatch import warm
-
-    warm.stop()
+    """Stop the controller and this machine's engines. Returns False if none ran."""
     cluster = _from_file(cfg)
     stop_local_engines(cfg)
     if cluster is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.devtools.bench.peers import PEERS, peer_figures, started
 from runtime.devtools.bench.searches import fleet_search, journal, task_seconds
 from runtime.engine.folds import persist_splits
 
@@ -46,9 +47,8 @@ def bench_dispatch(client, quick: bool, work: Path, log) -> dict:
     n_tasks = DISPATCH_TASKS[quick]
     rng = np.random.RandomState(0)
     X, y = rng.rand(200, 5), rng.randint(0, 2, 200)
-    split = persist_splits(
-        X, y, ShuffleSplit(n_splits=1, random_state=0), {"bench": "dispatch"}, work
-    )
+    splitter = ShuffleSplit(n_splits=1, random_state=0)
+    split = persist_splits(X, y, splitter, {"bench": "dispatch"}, work)
     cands = [{"constant": None, "strategy": "prior"}] * (n_tasks // 2) + [
         {"constant": None, "strategy": "most_frequent"}
     ] * (n_tasks - n_tasks // 2)
@@ -72,7 +72,12 @@ def bench_dispatch(client, quick: bool, work: Path, log) -> dict:
     wall = time.perf_counter() - t
     records = journal(s)
     busy = sum(task_seconds(r) for r in records)
+    peers = {
+        name: _peer_tiny(name, client, cands, X, y, splitter, log) for name in PEERS
+    }
     return {
+        # The same tasks through GridSearchCV on each peer: wall seconds.
+        "peers": peer_figures({k: [v] for k, v in peers.items()}, [wall]),
         "n_tasks": n_tasks,
         "wall_seconds": wall,
         "tasks_per_second": n_tasks / wall,
@@ -97,3 +102,24 @@ def _median_times(records: list[dict], cands: list[dict]) -> dict[int, float]:
             # The median: a warm-up's first tasks also pay one-time imports.
             expected[i] = statistics.median(seen)
     return expected
+
+
+def _peer_tiny(name: str, client, cands, X, y, splitter, log) -> float:
+    """The dispatch figure's tasks as one GridSearchCV on peer `name`; its wall seconds."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import GridSearchCV
+
+    # One candidate per task, in the same order: ParameterGrid takes lists.
+    grid = [{k: [v] for k, v in c.items()} for c in cands]
+    n = len(client.ids)
+    with started(name, n, client) as backend, backend():
+        # Untimed: the workers up, scikit-learn imported in them.
+        GridSearchCV(DummyClassifier(), grid[:20], cv=splitter, n_jobs=n).fit(X, y)
+        t = time.perf_counter()
+        GridSearchCV(
+            DummyClassifier(), grid, cv=splitter, n_jobs=n, refit=False,
+            return_train_score=True,
+        ).fit(X, y)  # fmt: skip
+        wall = time.perf_counter() - t
+    log(f"dispatch: {name} {len(cands)} tasks in {wall:.2f} s")
+    return wall

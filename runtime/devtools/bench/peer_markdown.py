@@ -50,6 +50,8 @@ def peers_section(r: dict) -> list[str]:
         "",
         *_reference_table(r["reference"]),
         "",
+        *_dispatch_table(r["dispatch"]),
+        "",
         *_fixed_table(fixed),
         "",
         *_fixed_why(fixed),
@@ -81,6 +83,28 @@ def _reference_table(ref: dict) -> list[str]:
         f"Best peer: {best}; fleetcv / {best} = {p['ratio_to_best']:.3f}: target "
         f"fleetcv at or below every peer's median: {_met(p['ratio_to_best'] <= 1.0)}.",
     ]
+    return rows
+
+
+def _dispatch_table(dis: dict) -> list[str]:
+    p = dis.get("peers")
+    if not p:
+        return []
+    rows = [
+        f"Tiny tasks: the dispatch figure's {dis['n_tasks']} DummyClassifier fits "
+        "(one candidate each, one fold), one run each after a warm-up, fleetcv with "
+        "its journal on:",
+        "",
+        "| tool | wall | tasks/s | fleetcv / tool |",
+        "|---|---|---|---|",
+        f"| fleetcv | {p['fleetcv']['median']:.2f} s | "
+        f"{dis['n_tasks'] / p['fleetcv']['median']:.0f} | |",
+    ]
+    for name in PEERS:
+        w = p["peers"][name]["median"]
+        rows.append(
+            f"| {name} | {w:.2f} s | {dis['n_tasks'] / w:.0f} | {p['ratio'][name]:.3f} |"
+        )
     return rows
 
 
