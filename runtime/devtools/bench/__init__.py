@@ -16,14 +16,28 @@ sides, which is what loky itself picks for n_jobs = cores). Four figures:
 Every raw figure goes to bench/results.json; BENCHMARKS.md and a PNG are
 regenerated from it.
 
+Beside them, the tools a user would pick instead (`peers`: loky,
+ipyparallel's joblib backend, dask, Ray) on figures 1 and 3; figure 5, the
+smarter searches (`smarter`); figure 6, the fixed cost of a 2-fit search as
+whole processes, warm and cold (`fixed`, `tiny_search`); figure 7, the
+controller at 8..256 engines on sleeping fits (`scale`).
+
 Modules, one figure or step each: `run` (the entry point `run_bench`, and
 `summary_lines` for the console), `reference` (figures 1 and 4), `hosts`
 (figure 4 over SSH), `memory`, `dispatch`, `environment` (machine and thread
 pools), `searches` (one search on each side and what its journal says),
-`sampling` (PSS and CPU of processes), `plot` and `markdown` (the PNG and
-BENCHMARKS.md).
+`sampling` (PSS and CPU of processes), `plot`, `markdown` and
+`peer_markdown` (the PNG and BENCHMARKS.md).
 """
 
-from runtime.devtools.bench.run import run_bench, summary_lines
-
 __all__ = ["run_bench", "summary_lines"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: a peer's timed process (tiny_search) imports
+    # runtime.devtools.bench.peers, and must not pay for the whole bench.
+    if name in __all__:
+        from runtime.devtools.bench import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'runtime.devtools.bench' has no attribute {name!r}")

@@ -50,8 +50,10 @@ def _env(values: dict) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def started(name: str, n: int, client=None) -> Iterator[Callable]:
-    """Peer `name` with `n` workers, started; yields `backend()`, a joblib backend context.
+def started(
+    name: str, n: int, client=None, address: str | None = None
+) -> Iterator[Callable]:
+    """Peer `name` with `n` workers; yields `backend()`, a joblib backend context.
 
     Parameters
     ----------
@@ -61,6 +63,10 @@ def started(name: str, n: int, client=None) -> Iterator[Callable]:
         Workers.
     client : ipyparallel.Client, optional
         The bench's engines (for `ipyparallel`).
+    address : str, optional
+        A running cluster to connect to instead of starting one: an
+        ipyparallel client connection file, a dask scheduler address, a Ray
+        address ("auto").
 
     Yields
     ------
@@ -73,32 +79,35 @@ def started(name: str, n: int, client=None) -> Iterator[Callable]:
     if name == "loky":
         yield lambda: joblib.parallel_backend("loky", n_jobs=n, inner_max_num_threads=1)
     elif name == "ipyparallel":
-        view = client.load_balanced_view()
-        view.register_joblib_backend(name="ipyparallel")
-        yield lambda: joblib.parallel_backend("ipyparallel", n_jobs=n)
+        with _ipyparallel_client(n, client, address) as ipp_client:
+            ipp_client.load_balanced_view().register_joblib_backend(name="ipyparallel")
+            yield lambda: joblib.parallel_backend("ipyparallel", n_jobs=n)
     elif name == "dask":
         from distributed import Client, LocalCluster
 
-        with (
-            _env(ONE_THREAD),
-            LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,
-            ) as cluster,
-            Client(cluster),
-        ):
+        with contextlib.ExitStack() as stack:
+            if address is None:
+                stack.enter_context(_env(ONE_THREAD))
+                address = stack.enter_context(
+                    LocalCluster(
+                        n_workers=n,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=50,
+                    )
+                )
+            stack.enter_context(Client(address))
             yield lambda: joblib.parallel_backend("dask", n_jobs=n)
     elif name == "ray":
         import ray
         from ray.util.joblib import register_ray
 
+        where = {"address": address} if address else {"num_cpus": n}
         with _env(ONE_THREAD):
             ray.init(
-                num_cpus=n,
-                include_dashboard=False,
+                **where,
+                include_dashboard=False if not address else None,
                 log_to_driver=False,
                 configure_logging=False,
             )
@@ -109,6 +118,29 @@ def started(name: str, n: int, client=None) -> Iterator[Callable]:
             ray.shutdown()
     else:
         raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
+
+
+@contextlib.contextmanager
+def _ipyparallel_client(n: int, client, address: str | None):
+    """The bench's client, one connected to `address`, or a cluster started here."""
+    import ipyparallel as ipp
+
+    if client is not None:
+        yield client
+        return
+    cluster = None
+    if address is not None:
+        client = ipp.Client(connection_info=address)
+    else:
+        cluster = ipp.Cluster(n=n, log_level=40)
+        client = cluster.start_and_connect_sync()
+    try:
+        client.wait_for_engines(n, timeout=120)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.stop_cluster_sync()
 
 
 def worker_threads(backend: Callable, n: int) -> list[int]:
