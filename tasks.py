@@ -571,7 +571,7 @@ def testcluster_down(c, base_dir=None):
 @fleet_task(
     help={
         "engines": "N: fleetcv engines and loky workers (default: one per core)",
-        "quick": "smaller grid and data, one timed run (under 2 minutes on 2 cores)",
+        "quick": "smaller grid and data, one timed run of each figure (a few minutes on 2 cores)",
         "out-dir": "where results.json and bench.png go (default bench/; BENCHMARKS.md is regenerated only then)",
     }
 )

@@ -60,15 +60,24 @@ def _driver_pid(run_dir: Path) -> int:
     return int((run_dir / "run.lock").read_text())
 
 
-@pytest.fixture
-def hosts(tmp_path):
-    path = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=PORTS)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster and its warm driver for the module, as `invoke cluster.start` leaves them."""
+    tmp = tmp_path_factory.mktemp("warm")
+    path = write_local_hosts(tmp / "hosts.yml", tmp, ports=PORTS)
     proc = run_invoke("cluster.start", "--hosts-file", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     try:
-        yield str(path), _warm_pid()
+        yield str(path)
     finally:
         stop_started(load_hosts(path))
+
+
+@pytest.fixture
+def hosts(cluster):
+    """(hosts file, warm driver pid); a warm driver a test before stopped is started again."""
+    warm.start()
+    return cluster, _warm_pid()
 
 
 def _search(hosts_file: str, spec: Path, run_dir: Path, env: dict | None = None):
@@ -188,14 +197,6 @@ def test_changed_source_makes_the_warm_driver_step_aside(hosts, tmp_path):
     assert not warm.paths()[0].exists()
 
 
-def test_cluster_stop_stops_the_warm_driver(hosts):
-    hosts_file, warm_pid = hosts
-    proc = run_invoke("cluster.stop", "--hosts-file", hosts_file)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not wait_gone([warm_pid])
-    assert not any(p.exists() for p in warm.paths())
-
-
 def test_a_run_that_starts_its_own_cluster_leaves_the_warm_driver_running(
     hosts, tmp_path
 ):
@@ -214,3 +215,12 @@ def test_a_run_that_starts_its_own_cluster_leaves_the_warm_driver_running(
     assert not cl.is_running(load_hosts(other))
     os.kill(warm_pid, 0)
     assert warm.paths()[0].exists()
+
+
+def test_cluster_stop_stops_the_warm_driver(hosts):
+    # Last in the module: it stops the module's cluster.
+    hosts_file, warm_pid = hosts
+    proc = run_invoke("cluster.stop", "--hosts-file", hosts_file)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not wait_gone([warm_pid])
+    assert not any(p.exists() for p in warm.paths())

@@ -48,7 +48,7 @@ def run_bench(
     engines : int, optional
         N, the engines and the loky workers (default: cores).
     quick : bool
-        Smaller grid, smaller data, fewer runs (under 2 minutes on 2 cores).
+        Smaller grid, smaller data, fewer runs (a few minutes on 2 cores).
     out_dir : path
         Where results.json and the PNG go; BENCHMARKS.md goes to the repo
         root when `out_dir` is the repo's bench/, else into `out_dir`.
