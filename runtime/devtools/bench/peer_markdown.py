@@ -212,7 +212,8 @@ def scale_section(sc: dict | None) -> list[str]:
     if sc.get("skipped"):
         rows += [
             "",
-            f"Not run for memory: {', '.join(map(str, sc['skipped']))} engines.",
+            f"Not run: {', '.join(map(str, sc['skipped']))} engines (not enough memory, or "
+            "the cluster did not start: the bench's log says which).",
         ]
     if sc.get("dask"):
         rows += [
