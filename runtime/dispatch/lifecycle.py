@@ -695,8 +695,14 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
     log(f"\nwrote {rdir}/{{{jn.JOURNAL},{jn.RESULTS},{jn.REPORT}}}")
     # matplotlib and the figures take longer than a small search's fits: a
     # process of their own draws them, and this command ends now.
-    pid = background.start(rdir)
-    log(f"drawing {rdir}/report.html and the plots in the background (pid {pid})")
+    try:
+        pid = background.start(rdir)
+        log(f"drawing {rdir}/report.html and the plots in the background (pid {pid})")
+    except OSError as exc:  # no process to spare: the results stand without pictures
+        log(
+            f"could not start drawing report.html and the plots ({exc}). Fix: "
+            f"invoke plot {rdir}"
+        )
     refit_error = getattr(job, "refit_error", None)
     if job.status == "finished" and refit_error:
         raise RunStopped(f"{plan.kind.noun} finished, but {refit_error}", exit_code=1)
