@@ -114,6 +114,9 @@ def test_quick_bench_writes_every_figure(tmp_path):
         sides += [fx[mode]["fleetcv"], *fx[mode]["peers"].values()]
     sides += [fx["fleetcv_drawn"], fx["sides"]["fleetcv warm, no warm driver"]]
     assert set(dis["peers"]["peers"]) == set(PEERS)
+    assert set(mem["peers"]) == set(PEERS) - {"loky"}
+    for name, m in mem["peers"].items():
+        assert m["peak_sum_pss"] > 0 and m["samples"], name
     sides += [*dis["peers"]["peers"].values()]
     for side in sides:
         assert side["runs"] and all(math.isfinite(x) and x > 0 for x in side["runs"])

@@ -1,4 +1,4 @@
-"""Figure 2: peak summed worker PSS and available-memory drop, fleetcv against loky.
+"""Figure 2: peak summed worker PSS and available-memory drop, fleetcv against its peers.
 
 Runs on the laptop, driving the bench's local engines and a loky pool of
 the same size on one generated data set (>= 200 MB; 50 MB when quick).
@@ -7,6 +7,7 @@ the same size on one generated data set (>= 200 MB; 50 MB when quick).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from runtime.devtools.bench.peers import PEERS, started
 from runtime.devtools.bench.sampling import (
     PssSampler,
     loky_pids,
@@ -72,6 +74,11 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
     split = persist_splits(X, y, splitter, {"bench": "memory", "rows": rows}, work)
     fleet = _fleet_memory(client, est, split, work)
     loky = _loky_memory(n, est, splitter, X, y)
+    peers = {
+        name: _peer_memory(name, client, n, est, splitter, X, y)
+        for name in PEERS
+        if name != "loky"
+    }
     # "Model size" per engine: the fitted model (coef_ and intercept_) plus
     # the most that one fit and its two scorings allocate on top of the
     # mapped data (gradients, predictions: O(rows) arrays any worker needs).
@@ -85,6 +92,8 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
         "n_workers": n,
         "fleetcv": fleet,
         "sklearn_loky": loky,
+        # The other peers, counted as loky is: every process each runs per worker.
+        "peers": peers,
         "fleetcv_budget_bytes": budget,
         "fleetcv_within_budget": fleet["peak_sum_pss"] <= budget,
         "pss_ratio_fleetcv_over_loky": fleet["peak_sum_pss"] / loky["peak_sum_pss"]
@@ -128,6 +137,62 @@ def _loky_memory(n: int, est, splitter, X, y) -> dict:
         return _sampled(
             loky_pids, lambda: sklearn_search(est, MEMORY_GRID, splitter, n).fit(X, y)
         )
+
+
+def _peer_memory(name: str, client, n: int, est, splitter, X, y) -> dict:
+    """A peer's workers' summed PSS during the same GridSearchCV (see `peer_pids`)."""
+    from joblib import Parallel, delayed
+    from sklearn.exceptions import ConvergenceWarning
+
+    with (
+        warnings.catch_warnings(),
+        started(name, n, client) as backend,
+        backend(),
+    ):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # The workers up first, so that the baseline counts them.
+        Parallel(n_jobs=n)(delayed(time.sleep)(0.2) for _ in range(2 * n))
+        # Asked once where the workers are fixed (the sampler's thread must
+        # not use the client the search uses); Ray starts workers as needed.
+        first = peer_pids(name, client)
+        return _sampled(
+            (lambda: peer_pids(name)) if name == "ray" else (lambda: first),
+            lambda: sklearn_search(est, MEMORY_GRID, splitter, n).fit(X, y),
+        )
+
+
+def peer_pids(name: str, client=None) -> list[int]:
+    """The processes peer `name` runs for its workers, alive now.
+
+    ipyparallel: the engines (the bench's own). dask: each worker and its
+    nanny. Ray: its worker processes (ray::IDLE, ray::<task>) and the raylet,
+    which holds the object store that the workers' arguments go through.
+    """
+    if name == "ipyparallel":
+        from runtime.engine.probe import engine_probe
+
+        return with_children(
+            [p["pid"] for p in client[:].apply_async(engine_probe).get()]
+        )
+    if name == "dask":
+        import os
+
+        from distributed import get_client
+
+        workers = list(get_client().run(os.getpid).values())
+        return workers + [psutil.Process(w).ppid() for w in workers]
+    if name == "ray":
+        out = []
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                cmd = " ".join(p.cmdline()).strip()
+                # A worker names itself ray::IDLE or ray::<task>; the agents
+                # (ray::DashboardAgent...) serve the node, not the workers.
+                worker = cmd.startswith("ray::") and not cmd.endswith("Agent")
+                if worker or "/raylet/raylet " in cmd:
+                    out.append(p.pid)
+        return out
+    raise ValueError(f"no worker processes known for {name!r}")
 
 
 def _sampled(pids: Callable[[], list[int]], run: Callable[[], object]) -> dict:

@@ -52,6 +52,8 @@ def peers_section(r: dict) -> list[str]:
         "",
         *_dispatch_table(r["dispatch"]),
         "",
+        *_memory_table(r["memory"]),
+        "",
         *_fixed_table(fixed),
         "",
         *_fixed_why(fixed),
@@ -104,6 +106,30 @@ def _dispatch_table(dis: dict) -> list[str]:
         w = p["peers"][name]["median"]
         rows.append(
             f"| {name} | {w:.2f} s | {dis['n_tasks'] / w:.0f} | {p['ratio'][name]:.3f} |"
+        )
+    return rows
+
+
+def _memory_table(mem: dict) -> list[str]:
+    peers = mem.get("peers")
+    if not peers:
+        return []
+    sides = {"fleetcv": mem["fleetcv"], "loky": mem["sklearn_loky"], **peers}
+    fl = mem["fleetcv"]["peak_sum_pss"]
+    rows = [
+        f"Memory: summed PSS of every process each tool runs for its workers, during "
+        f"the memory figure's search ({mem['data_bytes'] / 1e6:.0f} MB of data, one run "
+        "each); `data part` is the peak minus the workers' PSS before the search:",
+        "",
+        "| tool | peak PSS | before the search | data part | fleetcv / tool (peak) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in sides.items():
+        ratio = "" if name == "fleetcv" else f"{fl / m['peak_sum_pss']:.3f}"
+        rows.append(
+            f"| {name} | {m['peak_sum_pss'] / 1e6:.0f} MB | "
+            f"{m['baseline_sum_pss'] / 1e6:.0f} MB | "
+            f"{(m['peak_sum_pss'] - m['baseline_sum_pss']) / 1e6:.0f} MB | {ratio} |"
         )
     return rows
 
