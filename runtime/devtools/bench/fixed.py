@@ -85,8 +85,37 @@ def bench_fixed_cost(cfg, n: int, quick: bool, work: Path, log) -> dict:
     warm_hosts = _hosts_file(fixed / "warm_hosts.yml", cfg.controller.ports, cfg, n)
     cold_hosts = _hosts_file(fixed / "cold_hosts.yml", COLD_PORTS, None, n, fixed)
     side = _Sides(n, spec, warm_hosts, cold_hosts, fixed, cfg)
+    ours = not warm.paths()[0].exists()
     warm.start()
-    side.wait_for_warm_driver()
+    try:
+        side.wait_for_warm_driver()
+        times, rounds = _rounds(side, quick, log)
+    finally:
+        if ours:
+            # Started for this figure: stopped with it, as cluster.stop would.
+            warm.stop()
+    columns = {
+        mode: peer_figures(
+            {
+                "loky": times["loky"],
+                **{p: times[f"{p} {mode}"] for p in PEERS[1:]},
+            },
+            times[f"fleetcv {mode}"],
+        )
+        for mode in ("warm", "cold")
+    }
+    return {
+        "rounds": rounds,
+        "sides": {name: spread(v) for name, v in times.items()},
+        **columns,
+        "fleetcv_drawn": spread(side.drawn),
+        "warm_driver_used": side.warm_used,
+        "targets": TARGETS,
+    }
+
+
+def _rounds(side: _Sides, quick: bool, log) -> tuple[dict[str, list[float]], int]:
+    """Every side's timed rounds, the order rotating: (name -> seconds, rounds)."""
     sides: list[tuple[str, Callable[[], float]]] = [
         ("fleetcv warm", side.fleetcv_warm),
         ("fleetcv cold", side.fleetcv_cold),
@@ -112,24 +141,7 @@ def bench_fixed_cost(cfg, n: int, quick: bool, work: Path, log) -> dict:
             f"fixed cost round {r + 1}/{rounds}: "
             + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
         )
-    columns = {
-        mode: peer_figures(
-            {
-                "loky": times["loky"],
-                **{p: times[f"{p} {mode}"] for p in PEERS[1:]},
-            },
-            times[f"fleetcv {mode}"],
-        )
-        for mode in ("warm", "cold")
-    }
-    return {
-        "rounds": rounds,
-        "sides": {name: spread(v) for name, v in times.items()},
-        **columns,
-        "fleetcv_drawn": spread(side.drawn),
-        "warm_driver_used": side.warm_used,
-        "targets": TARGETS,
-    }
+    return times, rounds
 
 
 def _hosts_file(path: Path, ports, cfg, n: int, state: Path | None = None) -> Path:
