@@ -45,15 +45,9 @@ TINY = {
 }
 
 
-def _warm_pid(timeout: float = 60.0) -> int:
-    """The warm driver's pid, once it listens (its imports take a few seconds)."""
-    sock, pid_file = warm.paths()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sock.exists() and pid_file.exists():
-            return int(pid_file.read_text())
-        time.sleep(0.1)
-    raise AssertionError(f"no warm driver listening on {sock} after {timeout:.0f} s")
+def _warm_pid() -> int:
+    """The warm driver's pid, once it accepts commands (its imports take seconds)."""
+    return warm.wait_ready(timeout=60)
 
 
 def _driver_pid(run_dir: Path) -> int:

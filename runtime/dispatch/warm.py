@@ -236,6 +236,8 @@ def start() -> int | None:
         return pid
     sock_path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(sock_path.parent, 0o700)
+    # A killed warm driver's socket: nobody listens there any more.
+    sock_path.unlink(missing_ok=True)
     with open(sock_path.parent / "warm.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.dispatch.warm"],
@@ -247,6 +249,40 @@ def start() -> int | None:
         )
     pid_path.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def running() -> int | None:
+    """The pid of this interpreter's warm driver if one runs (listening or not yet)."""
+    return _live_pid(paths()[1])
+
+
+def wait_ready(timeout: float = 120.0) -> int:
+    """Wait until the warm driver accepts commands; return its pid.
+
+    A socket file alone proves nothing: a warm driver that was killed
+    leaves its socket behind, and one that starts binds only after its
+    imports.
+
+    Raises
+    ------
+    TimeoutError
+        When none accepts a connection within `timeout` seconds.
+    """
+    sock_path, pid_path = paths()
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = _live_pid(pid_path)
+        if pid is not None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(HANDSHAKE_TIMEOUT)
+                try:
+                    sock.connect(str(sock_path))
+                    return pid
+                except OSError:
+                    pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no warm driver accepts commands on {sock_path}")
+        time.sleep(0.1)
 
 
 def stop() -> bool:

@@ -77,7 +77,8 @@ def bench_fixed_cost(cfg, n: int, quick: bool, work: Path, log) -> dict:
         until report.html and the plots are written), `warm_driver_used`
         (per round: did the warm driver run the search), `targets`.
     """
-    fixed = work / "fixed"
+    # Absolute: the hosts files' workdir and state_dir must be.
+    fixed = (work / "fixed").resolve()
     shutil.rmtree(fixed / "runs", ignore_errors=True)
     fixed.mkdir(parents=True, exist_ok=True)
     spec = fixed / "tiny.yml"
@@ -85,10 +86,10 @@ def bench_fixed_cost(cfg, n: int, quick: bool, work: Path, log) -> dict:
     warm_hosts = _hosts_file(fixed / "warm_hosts.yml", cfg.controller.ports, cfg, n)
     cold_hosts = _hosts_file(fixed / "cold_hosts.yml", COLD_PORTS, None, n, fixed)
     side = _Sides(n, spec, warm_hosts, cold_hosts, fixed, cfg)
-    ours = not warm.paths()[0].exists()
+    ours = warm.running() is None
     warm.start()
     try:
-        side.wait_for_warm_driver()
+        warm.wait_ready()
         times, rounds = _rounds(side, quick, log)
     finally:
         if ours:
@@ -152,7 +153,9 @@ def _hosts_file(path: Path, ports, cfg, n: int, state: Path | None = None) -> Pa
             "ip": "127.0.0.1",
             "ports": list(ports),
             "state_dir": str(
-                cfg.controller.state_path if cfg is not None else state / "cold_state"
+                Path(cfg.controller.state_path).resolve()
+                if cfg is not None
+                else state / "cold_state"
             ),
         },
         "hosts": [
@@ -160,7 +163,7 @@ def _hosts_file(path: Path, ports, cfg, n: int, state: Path | None = None) -> Pa
                 "name": "localhost",
                 "local": True,
                 "engines": n,
-                "workdir": str(host.workdir_path if host else state),
+                "workdir": str(Path(host.workdir_path).resolve() if host else state),
             }
         ],
     }
@@ -179,16 +182,6 @@ class _Sides:
         self.count = 0
         self.invoke = str(Path(sys.executable).with_name("invoke"))
         self.repo = Path(__file__).resolve().parents[3]
-
-    def wait_for_warm_driver(self, timeout: float = 120.0) -> None:
-        sock, _ = warm.paths()
-        deadline = time.monotonic() + timeout
-        while not sock.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"no warm driver listening on {sock} after {timeout:.0f} s"
-                )
-            time.sleep(0.1)
 
     def _run_dir(self) -> Path:
         self.count += 1
