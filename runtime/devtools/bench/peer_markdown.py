@@ -280,6 +280,7 @@ def _scale_targets(rows: list[dict]) -> list[str]:
             f"- {f:g} s fits: the largest cluster measured at {KEEP} efficiency or more: "
             + (f"{max(kept)} engines." if kept else "none of those measured.")
         )
+    out.append(_ceiling_txt(rows))
     out.append(
         "- What limits it: every task is one message through the one controller, "
         "whose task scheduler (a single process) hands each to an engine and relays "
@@ -290,3 +291,21 @@ def _scale_targets(rows: list[dict]) -> list[str]:
         "scheduler for uniform tasks, or one controller per group of hosts."
     )
     return out
+
+
+def _ceiling_txt(rows: list[dict]) -> str:
+    """The tasks-per-second ceiling measured, and whose CPU it was at the largest count."""
+    top = max(rows, key=lambda r: r["tasks_per_second"])
+    big = max(rows, key=lambda r: (r["engines"], r["fit_seconds"]))
+    cores = big.get("cores") or 2
+    hub = big["driver_cpu_seconds"] + big["controller_cpu_seconds"]
+    return (
+        f"- The ceiling measured: {top['tasks_per_second']:.0f} tasks/s ({top['engines']} "
+        f"engines, {top['fit_seconds']:g} s fits). At {big['engines']} engines and "
+        f"{big['fit_seconds']:g} s fits the driver and the controller used {hub:.2f} CPU "
+        f"seconds of the {cores * big['wall_seconds']:.1f} that {cores} cores offered in "
+        f"its {big['wall_seconds']:.2f} s; the engines' own message handling (each is an "
+        "IPython kernel that receives, unpickles, replies and heartbeats) shares the same "
+        "cores here, so on this machine these are the figures of a hub that competes with "
+        "its engines for the CPU: a floor for a controller with cores of its own."
+    )

@@ -178,6 +178,7 @@ def _fleet_row(client, cfg, k: int, f: float, split, work: Path) -> dict:
     ideal = n_tasks * f / k
     return {
         "engines": k,
+        "cores": os.cpu_count(),
         "fit_seconds": f,
         "n_tasks": n_tasks,
         "wall_seconds": wall,
