@@ -206,10 +206,12 @@ def _run(c, hosts_file, kinds, job, options, where: dict, n_iter=None) -> None:
             )
     except BaseException:
         if early is not None:
-            # A run that cannot start leaves no cluster behind it.
-            with contextlib.suppress(Exception):
+            # A run that cannot start leaves no cluster behind it (one whose
+            # start failed has stopped itself, or is another run's).
+            with contextlib.suppress(BaseException):
                 early.join()
-            fleet.stop_cluster(cfg, REMOTE)
+            if early.error is None:
+                fleet.stop_cluster(cfg, REMOTE)
         raise
     lc.finish(plan, lc.execute(plan, cfg, REMOTE, options, early=early))
 

@@ -211,6 +211,42 @@ def test_a_run_that_starts_its_own_cluster_leaves_the_warm_driver_running(
     assert warm.paths()[0].exists()
 
 
+def test_a_command_killed_by_a_signal_kills_invoke_with_it(hosts, tmp_path):
+    hosts_file, _ = hosts
+    proc, run_dir = _slow_search(hosts_file, tmp_path)
+    child = _driver_pid(run_dir)
+    assert child != proc.pid
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    # As an in-process run dies of SIGTERM (the driver does not catch it).
+    assert proc.returncode == -signal.SIGTERM
+    assert not wait_gone([child])
+
+
+def test_a_stopped_warm_driver_lets_its_running_command_finish(hosts, tmp_path):
+    hosts_file, warm_pid = hosts
+    proc, run_dir = _slow_search(hosts_file, tmp_path)
+    assert _driver_pid(run_dir) != proc.pid
+    assert warm.stop()
+    # No new command goes to it; the running one ends with its own status.
+    assert not warm.paths()[0].exists()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "Finished: 100% (120/120)" in out, out
+    assert not wait_gone([warm_pid])
+
+
+def test_another_startup_environment_runs_the_command_in_invoke(hosts, tmp_path):
+    hosts_file, warm_pid = hosts
+    spec = write_spec(tmp_path, TINY, "tiny")
+    env = {**user_env(), "PYTHONHASHSEED": "123"}
+    pid, code, out, err = _search(hosts_file, spec, tmp_path / "run", env=env)
+    assert code == 0, out + err
+    # Python read PYTHONHASHSEED as the warm driver started: not this one's.
+    assert _driver_pid(tmp_path / "run") == pid
+    os.kill(warm_pid, 0)
+
+
 def test_cluster_stop_stops_the_warm_driver(hosts):
     # Last in the module: it stops the module's cluster.
     hosts_file, warm_pid = hosts

@@ -134,7 +134,13 @@ class EarlyStart:
 
     def join(self, timeout: float = EARLY_START_TIMEOUT) -> None:
         """Wait for the start to end; raise what it raised."""
-        self._thread.join(timeout)
+        try:
+            self._thread.join(timeout)
+        except BaseException:
+            # Ctrl-C: the start goes on in its thread; let it end, so that
+            # what it started is there to stop, not started after the stop.
+            self._thread.join(timeout)
+            raise
         if self._thread.is_alive():
             raise HostError(
                 f"the cluster did not start within {timeout:.0f} s. Fix: see "
@@ -273,7 +279,13 @@ def cluster_client(
     try:
         # Inside the try: a start that fails half-way is still stopped.
         if early is not None:
-            early.join()
+            try:
+                early.join()
+            except BaseException:
+                # A start that failed stopped what it started (cl.start), and
+                # "already running" names another run's cluster: not ours.
+                started = early.error is None
+                raise
         elif started:
             start_cluster(cfg, engines, remote, log)
         client = cl.connect(cfg)

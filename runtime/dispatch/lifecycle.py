@@ -697,7 +697,10 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
     # process of their own draws them, and this command ends now.
     try:
         pid = background.start(rdir)
-        log(f"drawing {rdir}/report.html and the plots in the background (pid {pid})")
+        log(
+            f"drawing {rdir}/report.html and the plots in the background (pid {pid}, "
+            f"log {rdir}/{background.LOG_FILE})"
+        )
     except OSError as exc:  # no process to spare: the results stand without pictures
         log(
             f"could not start drawing report.html and the plots ({exc}). Fix: "

@@ -24,8 +24,11 @@ fork, numpy's global random state is reseeded in it (Python's own `random`
 reseeds itself after a fork), and the warm driver keeps no state between
 commands. It is one per interpreter, source tree and network namespace (a socket in
 ~/.cache/fleetcv/warm, mode 0600, in a 0700 directory, and the peer's uid
-is checked on both ends), ends with `cluster.stop` or after an hour without
-a command, and `FLEETCV_WARM=0` turns it off.
+is checked on both ends), stops taking commands with `cluster.stop` (the
+commands it runs go on to their end) or after an hour without one, and
+`FLEETCV_WARM=0` turns it off. A caller whose Python start-up environment
+(PYTHON*, SKLEARN_*, thread counts, locale) differs from the warm
+driver's runs its command itself: those are read once, as a process starts.
 
 Only the standard library is imported here: tasks.py imports this module
 before anything else.
@@ -75,7 +78,7 @@ PRELOAD = (
     "runtime.search_cv",
     "runtime.dispatch.lifecycle",
 )
-_PROTOCOL = 1
+_PROTOCOL = 2
 #: The root of fleetcv's source: the folder holding runtime/ (and tasks.py).
 ROOT = Path(__file__).resolve().parents[2]
 #: Set in a warm driver's child, whose tasks.py must not hand off again.
@@ -99,6 +102,16 @@ def paths() -> tuple[Path, Path]:
 def _interpreter() -> str:
     """The running Python: binary and environment (venv/bin/python and python3 are one)."""
     return f"{os.path.realpath(sys.executable)}\0{sys.prefix}"
+
+
+#: Environment read once, as a process starts (by Python, numpy's BLAS,
+#: scikit-learn): a caller whose values differ from the warm driver's runs
+#: its command itself.
+STARTUP_PREFIXES = ("PYTHON", "SKLEARN_", "OMP_", "OPENBLAS_", "MKL_", "LC_", "LANG")
+
+
+def _startup_env(environ) -> dict:
+    return {k: v for k, v in environ.items() if k.startswith(STARTUP_PREFIXES)}
 
 
 def fingerprint() -> str:
@@ -176,6 +189,7 @@ def hand_off(argv: list[str]) -> None:
                 "cwd": os.getcwd(),
                 "env": dict(os.environ),
                 "umask": umask,
+                "startup": _startup_env(os.environ),
             }
         ).encode()
         socket.send_fds(sock, [struct.pack("!I", len(payload))], [0, 1, 2])
@@ -192,21 +206,34 @@ def hand_off(argv: list[str]) -> None:
 
 
 def _wait_for(sock: socket.socket, pid: int) -> int:
-    """The exit status of the warm driver's child `pid`; signals go on to it."""
+    """The exit status of the warm driver's child `pid`; signals go on to it.
+
+    A child killed by a signal kills this process with the same signal, as
+    the command would have died in-process (a shell tells the two apart).
+    """
 
     def forward(signum, frame):
-        with contextlib.suppress(OSError):
+        try:
             sock.sendall(bytes([signum]))
+        except OSError:
+            # The warm driver is gone: signal the child directly (same uid).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, forward)
     # The command runs as long as it runs: its own waits are bounded.
     sock.settimeout(None)
-    status = _recv_exact(sock, 4)
-    if len(status) == 4:
-        return struct.unpack("!i", status)[0]
-    # The warm driver is gone (stopped by cluster.stop) but the child may
-    # still run: wait for it, without its status.
+    status = _recv_exact(sock, 8)
+    if len(status) == 8:
+        code, signum = struct.unpack("!ii", status)
+        if signum:
+            sys.stdout.flush()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        return code
+    # The warm driver died (it finishes its children before it exits when
+    # stopped): wait for the child, without its status.
     import psutil
 
     with contextlib.suppress(psutil.Error):
@@ -314,7 +341,11 @@ class _Server:
     def __init__(self, sock_path: Path):
         self.sock_path = sock_path
         self.source = fingerprint()
+        self.startup = _startup_env(os.environ)
         self.children: dict[int, socket.socket] = {}
+        #: Set when it stops taking commands (stopped, or its source changed):
+        #: it exits once the commands it runs have ended.
+        self.closing = False
         self.sel = selectors.DefaultSelector()
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -323,6 +354,7 @@ class _Server:
         # A handler, so that SIGCHLD writes to the wakeup pipe.
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda *_: self._close())
         tmp = sock_path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -335,9 +367,23 @@ class _Server:
         self.sel.register(self.listener, selectors.EVENT_READ, "accept")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "child")
 
+    def _close(self) -> None:
+        """Take no more commands; the running ones go on to their end."""
+        if self.closing:
+            return
+        self.closing = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(self.listener)
+        self.listener.close()
+        pid_path = paths()[1]
+        if _live_pid(pid_path) == os.getpid():
+            # Its files go now, so that a new warm driver can start at once.
+            self.sock_path.unlink(missing_ok=True)
+            pid_path.unlink(missing_ok=True)
+
     def run(self) -> None:
         last = time.monotonic()
-        while True:
+        while not (self.closing and not self.children):
             events = self.sel.select(timeout=60)
             if self.children or events:
                 last = time.monotonic()
@@ -345,13 +391,14 @@ class _Server:
                 return
             for key, _ in events:
                 if key.data == "accept":
-                    if self._accept() == "stale":
-                        return
+                    if not self.closing and self._accept() == "stale":
+                        self._close()
                 elif key.data == "child":
                     with contextlib.suppress(BlockingIOError):
                         os.read(self.wake_r, 4096)
                     self._reap()
-                else:
+                elif key.data in self.children and key.fileobj.fileno() != -1:
+                    # (Its child may have been reaped by an event before.)
                     self._from_caller(key.fileobj, key.data)
 
     def _accept(self) -> str | None:
@@ -368,6 +415,7 @@ class _Server:
                 or len(fds) != 3
                 or req.get("protocol") != _PROTOCOL
                 or req.get("interpreter") != _interpreter()
+                or req.get("startup") != self.startup
                 or stale
             ):
                 conn.sendall(b"N" + bytes(4))
@@ -376,11 +424,16 @@ class _Server:
             if pid == 0:
                 conn.close()
                 self._child(fds, req)
-            conn.sendall(b"Y" + struct.pack("!i", pid))
-            conn.settimeout(None)
-            self.children[pid] = conn
+            # Registered first: a caller gone before the reply (it timed out
+            # and runs the command itself) must not leave a second run going.
+            self.children[pid], served = conn, conn
             self.sel.register(conn, selectors.EVENT_READ, pid)
             conn = None
+            try:
+                served.sendall(b"Y" + struct.pack("!i", pid))
+                served.settimeout(None)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError, struct.error):
             return None
         finally:
@@ -398,7 +451,8 @@ class _Server:
             data = b""
         signums = list(data) if data else [signal.SIGKILL]
         if not data:
-            self.sel.unregister(conn)
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(conn)
         for signum in signums:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
@@ -415,8 +469,14 @@ class _Server:
             if conn is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            # (exit status, signal that killed it or 0), as a shell sees them.
+            reply = (
+                struct.pack("!ii", code, 0)
+                if code >= 0
+                else struct.pack("!ii", 128 - code, -code)
+            )
             with contextlib.suppress(OSError):
-                conn.sendall(struct.pack("!i", code if code >= 0 else 128 - code))
+                conn.sendall(reply)
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(conn)
             conn.close()
