@@ -523,13 +523,16 @@ class _Server:
 
 
 def _run_invoke(argv: list[str]) -> int:
-    """Invoke's program on `argv`, as the `invoke` command would run it; its exit status."""
+    """The caller's own entry script (`invoke`) on `argv`, as run from a shell; its status.
+
+    The script is run as `__main__` (runpy), so runtime/ never imports Invoke
+    itself; its imports are the warm driver's, already loaded.
+    """
+    import runpy
     import traceback
 
-    from invoke.main import program
-
     try:
-        program.run(argv)
+        runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
