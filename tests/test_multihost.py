@@ -43,11 +43,27 @@ PREFIX, SUBNET = "fmh", "10.204.0"
 PORTS = [30200, 30239]
 
 
-def search_until(hosts: str, run_dir: Path, lines: int):
+SLEEPY_SVC = '''
+import time
+
+from sklearn.svm import SVC
+
+
+class SleepySVC(SVC):
+    """An SVC whose fit takes 0.2 s longer: its scores are SVC's."""
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(0.2)
+        return super().fit(X, y, sample_weight=sample_weight)
+'''
+
+
+def search_until(hosts: str, run_dir: Path, lines: int, spec: Path | None = None):
     """`invoke search` in the background until its journal has `lines` records; (proc, journal)."""
     search = popen_invoke(
-        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress"
-    )
+        "search", "--hosts-file", hosts, "--run-dir", str(run_dir), "--no-progress",
+        *(["--spec", str(spec)] if spec else []),
+    )  # fmt: skip
     journal = run_dir / "journal.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (
@@ -128,7 +144,16 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     assert out.count("already there and verified, 0 bytes sent") == 2, out
 
     run_dir = mh["tmp"] / "runs" / "grown"
-    search, journal = search_until(mh["first2"], run_dir, 5)
+    # The reference search with fits 0.2 s longer (same scores): it must
+    # outlast grow's push and SSH engine start, whatever the machine's load.
+    grow_dir = mh["tmp"] / "grow-spec"
+    grow_dir.mkdir(exist_ok=True)
+    (grow_dir / "sleepysvc.py").write_text(SLEEPY_SVC)
+    spec = yaml.safe_load(Path(REPO, "searches", "digits_svc.yml").read_text())
+    spec["code"] = ["sleepysvc.py"]
+    spec["estimator"] = {"class": "sleepysvc.SleepySVC", "params": {}}
+    (grow_dir / "grow.yml").write_text(yaml.safe_dump(spec))
+    search, journal = search_until(mh["first2"], run_dir, 5, grow_dir / "grow.yml")
     # grow pushes the running search's folds to the new host, then starts its engine.
     grow = invoke(
         "cluster.grow",
