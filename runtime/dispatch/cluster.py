@@ -492,14 +492,10 @@ def kill_controller_leftovers(pid: int, grace: float = 5.0) -> int:
 
 def _is_local_engine(pid: int) -> bool:
     # A recorded pid may have been reused by another program since: only a
-    # process started by the launcher counts (a zombie has no cmdline).
-    from runtime.engine.launcher import CMDLINE_MARK
+    # process started by the launcher counts.
+    from runtime.engine.launcher import runs_with
 
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return CMDLINE_MARK.encode() in f.read()
-    except OSError:
-        return False
+    return runs_with(pid)
 
 
 def local_engine_pids(cfg: HostsConfig) -> list[int]:

@@ -30,8 +30,8 @@ commands it runs go on to their end) or after an hour without one, and
 (PYTHON*, SKLEARN_*, thread counts, locale) differs from the warm
 driver's runs its command itself: those are read once, as a process starts.
 
-Only the standard library is imported here: tasks.py imports this module
-before anything else.
+Only the standard library (and runtime.engine.launcher, which imports no
+more) is imported here: tasks.py imports this module before anything else.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from runtime.engine.launcher import recorded_pid
 
 #: The tasks a warm driver runs (the run tasks; every other task is quick).
 WARM_TASKS = frozenset({"search", "search.run", "curves.learning", "curves.validation"})
@@ -326,13 +328,7 @@ def stop() -> bool:
 
 def _live_pid(pid_path: Path) -> int | None:
     """The recorded pid, if that process is a warm driver that still runs."""
-    try:
-        pid = int(pid_path.read_text())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            # A pid reused by another program since is no warm driver.
-            return pid if b"runtime.dispatch.warm" in f.read() else None
-    except (OSError, ValueError):
-        return None
+    return recorded_pid(pid_path, "runtime.dispatch.warm")
 
 
 class _Server:

@@ -56,6 +56,31 @@ PRELOAD = (
 #: fleetcv before 0.4.0 (`-m runtime.engines`), so `cluster.stop` after an
 #: upgrade still stops a cluster started before it.
 CMDLINE_MARK = "runtime.engine"
+
+
+def runs_with(pid: int, mark: str = CMDLINE_MARK) -> bool:
+    """Whether `pid` is a live process whose command line holds `mark`.
+
+    Recorded pids get reused by other programs: only a process started as
+    the caller expects counts (a zombie has no command line, so it does not).
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return mark.encode() in f.read()
+    except OSError:
+        return False
+
+
+def recorded_pid(pid_file, mark: str) -> int | None:
+    """The pid in `pid_file` if that process still runs with `mark` in its command line."""
+    try:
+        with open(pid_file) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return pid if runs_with(pid, mark) else None
+
+
 #: Arguments every engine gets (see the module docstring for the nanny).
 ENGINE_DEFAULT_ARGS = ("--IPEngine.enable_nanny=False",)
 #: The BLAS/OpenMP thread variables of each engine: hosts.yml's `threads`, 1 by

@@ -65,17 +65,11 @@ def start(run_dir: str | os.PathLike) -> int:
 
 def running(run_dir: str | os.PathLike) -> bool:
     """Whether the last renderer started for `run_dir` is still drawing."""
-    import psutil
+    from runtime.engine.launcher import recorded_pid
 
-    try:
-        pid = int((Path(run_dir) / PID_FILE).read_text())
-        proc = psutil.Process(pid)
-        # A pid reused by another program since is no renderer of ours.
-        return proc.status() != psutil.STATUS_ZOMBIE and (
-            "runtime.report.background" in " ".join(proc.cmdline())
-        )
-    except (OSError, ValueError, psutil.Error):
-        return False
+    return (
+        recorded_pid(Path(run_dir) / PID_FILE, "runtime.report.background") is not None
+    )
 
 
 def wait(run_dir: str | os.PathLike, timeout: float = 120.0) -> bool:

@@ -104,14 +104,10 @@ def bench_memory(client, n: int, quick: bool, work: Path, log) -> dict:
 
 def _fleet_memory(client, est, split, work: Path) -> dict:
     """The fleetcv side: the engines' summed PSS during the search."""
-    from runtime.engine.probe import engine_probe
-
     # Every process fleetcv runs per engine: the engines and anything they
     # started (ipyparallel's nanny, when enabled), as loky's side counts its
     # workers and its resource tracker.
-    engine_pids = with_children(
-        [p["pid"] for p in client[:].apply_async(engine_probe).get()]
-    )
+    engine_pids = peer_pids("ipyparallel", client)
     return _sampled(
         lambda: engine_pids,
         lambda: fleet_search(
@@ -164,7 +160,8 @@ def _peer_memory(name: str, client, n: int, est, splitter, X, y) -> dict:
 def peer_pids(name: str, client=None) -> list[int]:
     """The processes peer `name` runs for its workers, alive now.
 
-    ipyparallel: the engines (the bench's own). dask: each worker and its
+    ipyparallel: the engines (the bench's own, fleetcv's side too) and what
+    they started. dask: each worker and its
     nanny. Ray: its worker processes (ray::IDLE, ray::<task>) and the raylet,
     which holds the object store that the workers' arguments go through.
     """

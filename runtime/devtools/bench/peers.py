@@ -24,14 +24,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
+from runtime.engine.launcher import ENGINE_THREAD_VARS
+
 #: The peers, in the order of the tables.
 PEERS = ("loky", "ipyparallel", "dask", "ray")
-#: What the peers' worker processes get: one BLAS/OpenMP thread each.
-ONE_THREAD = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
+#: What the peers' worker processes get: one BLAS/OpenMP thread each, set
+#: through the same variables as a fleetcv engine's.
+ONE_THREAD = {var: "1" for var in ENGINE_THREAD_VARS}
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import numpy as np
 import psutil
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from runtime.devtools.bench.sampling import sum_pss, with_children
+from runtime.devtools.bench.sampling import cpu_seconds, sum_pss, with_children
 from runtime.devtools.bench.searches import fleet_search, journal
 from runtime.dispatch import cluster as cl
 from runtime.engine.folds import persist_splits
@@ -152,24 +152,15 @@ def _fits(k: int, per_engine: int) -> bool:
     return k * per_engine < 0.8 * psutil.virtual_memory().available
 
 
-def _cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            continue
-    return total
-
-
 def _fleet_row(client, cfg, k: int, f: float, split, work: Path) -> dict:
     """One timed fleetcv run of k x TASKS_PER_ENGINE fits of `f` seconds on `k` engines."""
     n_tasks = k * TASKS_PER_ENGINE
     cands = [{"seconds": f}] * n_tasks
-    controller = with_children([cl.recorded_controller_pid(cfg)])
-    me = psutil.Process(os.getpid())
-    ctl0, drv0 = _cpu(controller), sum(me.cpu_times()[:2])
+    controller = [
+        psutil.Process(p) for p in with_children([cl.recorded_controller_pid(cfg)])
+    ]
+    driver = [psutil.Process(os.getpid())]
+    ctl0, drv0 = cpu_seconds(controller), cpu_seconds(driver)
     t = time.perf_counter()
     s = fleet_search(
         client.load_balanced_view(), Sleep(), cands, split, work / "runs", f"scale{k}"
@@ -185,8 +176,8 @@ def _fleet_row(client, cfg, k: int, f: float, split, work: Path) -> dict:
         "ideal_seconds": ideal,
         "efficiency": ideal / wall,
         "tasks_per_second": n_tasks / wall,
-        "controller_cpu_seconds": _cpu(controller) - ctl0,
-        "driver_cpu_seconds": sum(me.cpu_times()[:2]) - drv0,
+        "controller_cpu_seconds": cpu_seconds(controller) - ctl0,
+        "driver_cpu_seconds": cpu_seconds(driver) - drv0,
         "journal_lines": len(journal(s)),
     }
 
