@@ -17,10 +17,10 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from runtime.engine.launcher import ENGINE_THREAD_VARS
+from runtime.engine.launcher import ENGINE_THREAD_VARS, patched_environ
 from runtime.errors import ClusterError
 from runtime.spec import HostsConfig, HostSpec
 
@@ -74,21 +74,6 @@ def engine_env(
     for var in ENGINE_THREAD_VARS:
         env[var] = str(host.threads)
     return env
-
-
-@contextlib.contextmanager
-def _patched_environ(env: dict[str, str]) -> Iterator[None]:
-    # ipyparallel's local launchers copy os.environ into the engines.
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _cluster(cfg: HostsConfig, n: int = 0):
@@ -221,7 +206,8 @@ def start(
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
     cluster = _cluster(cfg)
-    with _patched_environ(env):
+    # ipyparallel's local launchers copy os.environ into the processes.
+    with patched_environ(env):
         cluster.start_controller_sync()
     _secure_connection_files(cfg, cluster)
     # ipyparallel forgets the pid of a controller that died (its cluster
@@ -411,7 +397,8 @@ def connect(cfg: HostsConfig, timeout: float = 20.0):
     from ipyparallel.serialize import use_cloudpickle
 
     use_cloudpickle()
-    with _patched_environ(env):
+    # ipyparallel's local launchers copy os.environ into the processes.
+    with patched_environ(env):
         try:
             return ipp.Client(str(f), timeout=timeout)
         except TimeoutError:

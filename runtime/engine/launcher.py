@@ -21,6 +21,7 @@ which `runtime.dispatch.cluster` sets to a few seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import os
@@ -56,6 +57,21 @@ PRELOAD = (
 #: fleetcv before 0.4.0 (`-m runtime.engines`), so `cluster.stop` after an
 #: upgrade still stops a cluster started before it.
 CMDLINE_MARK = "runtime.engine"
+
+
+@contextlib.contextmanager
+def patched_environ(env: dict[str, str]):
+    """`env` in os.environ while the block runs: what processes started in it inherit."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def runs_with(pid: int, mark: str = CMDLINE_MARK) -> bool:

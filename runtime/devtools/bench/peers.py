@@ -20,32 +20,16 @@ measured beside it.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 
-from runtime.engine.launcher import ENGINE_THREAD_VARS
+from runtime.engine.launcher import ENGINE_THREAD_VARS, patched_environ
 
 #: The peers, in the order of the tables.
 PEERS = ("loky", "ipyparallel", "dask", "ray")
 #: What the peers' worker processes get: one BLAS/OpenMP thread each, set
 #: through the same variables as a fleetcv engine's.
 ONE_THREAD = {var: "1" for var in ENGINE_THREAD_VARS}
-
-
-@contextlib.contextmanager
-def _env(values: dict) -> Iterator[None]:
-    """`values` in os.environ while the block runs (what new worker processes inherit)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -86,7 +70,7 @@ def started(
 
         with contextlib.ExitStack() as stack:
             if address is None:
-                stack.enter_context(_env(ONE_THREAD))
+                stack.enter_context(patched_environ(ONE_THREAD))
                 address = stack.enter_context(
                     LocalCluster(
                         n_workers=n,
@@ -103,7 +87,7 @@ def started(
         from ray.util.joblib import register_ray
 
         where = {"address": address} if address else {"num_cpus": n}
-        with _env(ONE_THREAD):
+        with patched_environ(ONE_THREAD):
             ray.init(
                 **where,
                 include_dashboard=False if not address else None,
