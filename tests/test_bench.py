@@ -131,6 +131,20 @@ def test_quick_bench_writes_every_figure(tmp_path):
         assert row["journal_lines"] == row["n_tasks"] == 4 * row["engines"]
         for key in ("efficiency", "tasks_per_second", "idle_engine_pss"):
             assert math.isfinite(row[key]) and row[key] > 0, key
-    assert all(math.isfinite(row["efficiency"]) for row in sc["dask"])
-    assert "## The controller at scale" in md
+    for name in ("dask", "ray"):
+        assert [row["workers"] for row in sc[name]] == [8], name
+        assert all(math.isfinite(row["efficiency"]) for row in sc[name]), name
+    assert "## The controller at scale" in md and "Target tasks/s ceiling" in md
+    # Figure 8: direct vs tunnel, fleetcv's push vs plain rsync, on namespace hosts.
+    rm = r["remote"]
+    if testcluster.available()[0]:
+        t, push = rm["tasks"], rm["push"]
+        for side in (t["direct"], t["tunnel"], push["fleetcv"], push["rsync"]):
+            assert side["runs"] and all(
+                math.isfinite(x) and x > 0 for x in side["runs"]
+            )
+        assert push["bytes"] >= 20e6 and rm["hosts"] == 3
+        assert "## What going through hosts costs" in md
+    else:
+        assert rm["skipped"]
     assert (tmp_path / "bench.png").stat().st_size > 10_000

@@ -132,7 +132,7 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
     invoke("cluster.start", "--hosts-file", mh["first2"])
     # Push to the two hosts of the cluster; each disk holds its own copy.
     out = invoke("data.push", "--hosts-file", mh["first2"]).stdout
-    assert out.count("sha256 verified") == 2, out
+    assert out.count("checked by rsync") == 2, out
     (digest,) = [p.name for p in (disks["fmh1"] / "splits").iterdir()]
     assert [p.name for p in (disks["fmh2"] / "splits").iterdir()] == [digest]
     assert not (disks["fmh3"] / "splits").exists()
@@ -730,7 +730,7 @@ def test_host_keys_are_recorded_on_first_contact_and_a_changed_one_is_refused(mh
         )
 
 
-def test_a_fold_truncated_on_a_host_is_detected_and_pushed_again(mh):
+def test_a_fold_damaged_on_a_host_is_detected_and_pushed_again(mh):
     hosts = mh["all3"]
     invoke("data.push", "--hosts-file", hosts)
     folds = sorted((mh["disks"]["fmh3"] / "splits").glob("*/fold*"))
@@ -740,9 +740,23 @@ def test_a_fold_truncated_on_a_host_is_detected_and_pushed_again(mh):
     fold.write_bytes(whole[: len(whole) // 2])
     out = invoke("data.push", "--hosts-file", hosts).stdout
     digest = fold.parent.name
-    # The damaged copy fails its sha256 check: pushed again, verified there.
-    assert re.search(rf"\[fmh3\] {digest}: pushed [\d.]+ MB, sha256 verified", out), out
+    # The damaged copy fails its sha256 check: pushed again, checked by rsync.
+    assert re.search(rf"\[fmh3\] {digest}: pushed [\d.]+ MB, checked by rsync", out), (
+        out
+    )
     assert re.search(rf"\[fmh1\] {digest}: already there and verified", out), out
+    assert fold.read_bytes() == whole
+    # Damage that keeps the size and the time (a flipped byte) is what rsync's
+    # quick check would skip: the push compares every file's content.
+    stat = fold.stat()
+    damaged = bytearray(whole)
+    damaged[len(damaged) // 2] ^= 0xFF
+    fold.write_bytes(bytes(damaged))
+    os.utime(fold, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    out = invoke("data.push", "--hosts-file", hosts).stdout
+    assert re.search(rf"\[fmh3\] {digest}: pushed [\d.]+ MB, checked by rsync", out), (
+        out
+    )
     assert fold.read_bytes() == whole
 
 

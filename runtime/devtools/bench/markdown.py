@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import statistics
 
-from runtime.devtools.bench.peer_markdown import peers_section, scale_section
+from runtime.devtools.bench.peer_markdown import (
+    peers_section,
+    remote_section,
+    scale_section,
+)
 
 #: The targets of issue 6, checked (not asserted) in BENCHMARKS.md.
 TARGET_WALL_RATIO = 0.95
@@ -165,6 +169,8 @@ def render_markdown(r: dict) -> str:
         *peers_section(r),
         "",
         *scale_section(r.get("scale")),
+        "",
+        *remote_section(r.get("remote")),
     ]
     return "\n".join(lines)
 

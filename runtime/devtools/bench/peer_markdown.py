@@ -241,21 +241,33 @@ def scale_section(sc: dict | None) -> list[str]:
             f"Not run: {', '.join(map(str, sc['skipped']))} engines (not enough memory, or "
             "the cluster did not start: the bench's log says which).",
         ]
-    if sc.get("dask"):
+    for name, title in (("dask", "dask.distributed"), ("ray", "Ray")):
+        if not sc.get(name):
+            continue
+        note = (
+            " Ray's joblib backend starts a new pool of actors, one process per "
+            "worker, for every joblib call, so each timed search includes starting "
+            "them: that is what a user of `ray.util.joblib` waits for."
+            if name == "ray"
+            else ""
+        )
         rows += [
             "",
-            "dask.distributed, the same fits through GridSearchCV (one thread per worker):",
+            f"{title}, the same fits through GridSearchCV (one thread per worker).{note}",
             "",
-            "| workers | fit | tasks | wall | efficiency | tasks/s |",
-            "|---|---|---|---|---|---|",
+            "| workers | fit | tasks | wall | efficiency | tasks/s | fleetcv at as many engines |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for r in sc["dask"]:
+        fleet = {(r["engines"], r["fit_seconds"]): r for r in sc["fleetcv"]}
+        for r in sc[name]:
+            same = fleet.get((r["workers"], r["fit_seconds"]))
             rows.append(
                 f"| {r['workers']} | {r['fit_seconds']:g} s | {r['n_tasks']} | "
                 f"{r['wall_seconds']:.2f} s | {r['efficiency']:.3f} | "
-                f"{r['tasks_per_second']:.0f} |"
+                f"{r['tasks_per_second']:.0f} | "
+                + (f"{same['efficiency']:.3f} |" if same else "not run |")
             )
-    rows += ["", *_scale_targets(sc["fleetcv"])]
+    rows += ["", *_scale_targets(sc["fleetcv"]), _peer_ceiling(sc)]
     return rows
 
 
@@ -293,6 +305,24 @@ def _scale_targets(rows: list[dict]) -> list[str]:
     return out
 
 
+def _peer_ceiling(sc: dict) -> str:
+    """The target on the tasks-per-second ceiling: fleetcv's against the best peer's."""
+    ours = max(r["tasks_per_second"] for r in sc["fleetcv"])
+    peers = [
+        (r["tasks_per_second"], name, r)
+        for name in ("dask", "ray")
+        for r in sc.get(name) or []
+    ]
+    if not peers:
+        return "- Target ceiling at least the best peer's: no peer ran."
+    best, name, r = max(peers, key=lambda p: p[0])
+    return (
+        f"- Target tasks/s ceiling (journal on) at least the best peer's: fleetcv {ours:.0f} "
+        f"tasks/s, best peer {name} {best:.0f} tasks/s ({r['workers']} workers, "
+        f"{r['fit_seconds']:g} s fits), {_met(ours >= best)}."
+    )
+
+
 def _ceiling_txt(rows: list[dict]) -> str:
     """The tasks-per-second ceiling measured, and whose CPU it was at the largest count."""
     top = max(rows, key=lambda r: r["tasks_per_second"])
@@ -309,3 +339,52 @@ def _ceiling_txt(rows: list[dict]) -> str:
         "cores here, so on this machine these are the figures of a hub that competes with "
         "its engines for the CPU: a floor for a controller with cores of its own."
     )
+
+
+def remote_section(rm: dict | None) -> list[str]:
+    """Figure 8: per-task cost direct vs tunnel, and fleetcv's push vs plain rsync."""
+    if not rm:
+        return []
+    head = ["## What going through hosts costs", ""]
+    if "skipped" in rm:
+        return [*head, f"Not run: {rm['skipped']}."]
+    t, p = rm["tasks"], rm["push"]
+
+    def ms(side: dict) -> str:
+        return (
+            f"{1000 * side['median']:.2f} ms ({1000 * side['min']:.2f}-"
+            f"{1000 * side['max']:.2f}, {len(side['runs'])} runs)"
+        )
+
+    def sec(side: dict) -> str:
+        return (
+            f"{side['median']:.2f} s ({side['min']:.2f}-{side['max']:.2f}, "
+            f"{len(side['runs'])} runs)"
+        )
+
+    return [
+        *head,
+        f"{rm['hosts']} network-namespace hosts of this machine (own sshd, address and "
+        "disk each; runtime/devtools/bench/remote.py), one engine each.",
+        "",
+        "| figure | fleetcv | against | ratio |",
+        "|---|---|---|---|",
+        f"| wall per task, {t['n_tasks']} tiny tasks one per message | tunnel "
+        f"(`tunnel: true`, controller on loopback) {ms(t['tunnel'])} | direct (controller "
+        f"on the address the hosts reach) {ms(t['direct'])} | {t['ratio']:.3f} |",
+        f"| push a {p['bytes'] / 1e6:.0f} MB split to {rm['hosts']} hosts | "
+        f"{sec(p['fleetcv'])} | plain `rsync -a`, {rm['hosts']} at once, "
+        f"{sec(p['rsync'])} | {p['ratio']:.3f} |",
+        "",
+        "- The tunnel row: every message between an engine and the controller crosses "
+        "an `ssh -R` forward (encrypted, one more process each way), so a task costs "
+        "that much more wall than over a direct address; it matters for searches of "
+        "many tiny tasks, where a controller address the hosts reach directly avoids it. "
+        "Tasks whose earlier timings are short go several to a message, which divides "
+        "the cost (not measured here: every task is its own message).",
+        "- The push row: fleetcv's push is rsync over the same SSH, in parallel to the "
+        "hosts, after one SSH command per host (a Fabric connection) that checks whether "
+        "a copy that passes `sha256sum -c` is there already; rsync itself checks every "
+        "file it writes against the sender's. The ratio is what the connection and that "
+        "command cost against a bare copy.",
+    ]

@@ -23,6 +23,7 @@ from runtime.devtools.bench.markdown import render_markdown
 from runtime.devtools.bench.memory import bench_memory
 from runtime.devtools.bench.plot import plot_bench
 from runtime.devtools.bench.reference import bench_reference
+from runtime.devtools.bench.remote import bench_remote
 from runtime.devtools.bench.scale import bench_scale
 from runtime.devtools.bench.smarter import bench_smarter
 from runtime.dispatch import cluster as cl
@@ -98,6 +99,7 @@ def run_bench(
         cl.stop(cfg)
     # Clusters of its own, up to hundreds of engines: after the bench's is gone.
     results["scale"] = bench_scale(lambda k: _local_config(k, work), quick, work, log)
+    results["remote"] = bench_remote(quick, work, log, remote)
     results["total_seconds"] = time.perf_counter() - start
     _write(results, out)
     return results

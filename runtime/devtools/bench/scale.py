@@ -7,8 +7,8 @@ journaling). For each engine count, each engine gets `TASKS_PER_ENGINE`
 tasks of one fit length; efficiency = ideal wall (tasks x fit / engines) /
 measured wall. Beside it: tasks per second, the driver's and the
 controller's CPU seconds, and the PSS of an idle engine. dask.distributed
-runs the same (GridSearchCV over the same sleeping fits, one thread per
-worker) at the counts this machine's memory allows it.
+and Ray run the same (GridSearchCV over the same sleeping fits, one thread
+per worker, `peers.started`) at the counts this machine's memory allows them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from runtime.devtools.bench.peers import started
 from runtime.devtools.bench.sampling import cpu_seconds, sum_pss, with_children
 from runtime.devtools.bench.searches import fleet_search, journal
 from runtime.dispatch import cluster as cl
@@ -32,7 +33,9 @@ ENGINES = ((8, 32, 128, 256), (8,))
 FIT_SECONDS = ((1.0, 0.1, 0.01), (0.1,))
 #: Tasks per engine in one run (ideal wall = this x the fit's length).
 TASKS_PER_ENGINE = 4
-#: The peer's worker counts: (full, quick); dask workers hold ~100 MB each.
+#: The peers run at scale, and their worker counts: (full, quick). A dask
+#: worker (with its nanny) holds ~100 MB, a Ray worker ~75 MB.
+SCALE_PEERS = ("dask", "ray")
 PEER_WORKERS = ((8, 32), (8,))
 #: Seconds to wait for every engine of a large cluster to register.
 START_TIMEOUT = 900.0
@@ -56,7 +59,7 @@ class Sleep(ClassifierMixin, BaseEstimator):
 
 
 def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
-    """Figure 7: fleetcv (and dask) at 8..256 workers on sleeping fits.
+    """Figure 7: fleetcv (and dask and Ray) at 8..256 workers on sleeping fits.
 
     Parameters
     ----------
@@ -72,8 +75,8 @@ def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
     Returns
     -------
     dict
-        `fleetcv`: one row per (engines, fit seconds); `dask`: the same at
-        `PEER_WORKERS`; `skipped`: engine counts left out for memory.
+        `fleetcv`: one row per (engines, fit seconds); `dask`, `ray`: the
+        same at `PEER_WORKERS`; `skipped`: engine counts left out for memory.
     """
     rng = np.random.RandomState(0)
     X, y = rng.rand(64, 4), rng.randint(0, 2, 64)
@@ -123,15 +126,18 @@ def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
         finally:
             client.close()
             cl.stop(cfg)
-    peers = [
-        _dask_row(k, f, X, y, splitter, log)
-        for k in PEER_WORKERS[quick]
-        for f in FIT_SECONDS[quick]
-    ]
+    peers = {
+        name: [
+            row
+            for k in PEER_WORKERS[quick]
+            for row in _peer_rows(name, k, X, y, splitter, quick, log)
+        ]
+        for name in SCALE_PEERS
+    }
     return {
         "tasks_per_engine": TASKS_PER_ENGINE,
         "fleetcv": rows,
-        "dask": peers,
+        **peers,
         "skipped": skipped,
     }
 
@@ -182,38 +188,41 @@ def _fleet_row(client, cfg, k: int, f: float, split, work: Path) -> dict:
     }
 
 
-def _dask_row(k: int, f: float, X, y, splitter, log) -> dict:
-    """The same sleeping fits through GridSearchCV on a dask LocalCluster of `k` workers."""
-    import joblib
-    from distributed import Client, LocalCluster
+def _peer_rows(name: str, k: int, X, y, splitter, quick: bool, log) -> list[dict]:
+    """The same sleeping fits through GridSearchCV on peer `name` with `k` workers.
+
+    One peer instance per worker count, every fit length on it, as fleetcv's
+    rows share one cluster per engine count.
+    """
     from sklearn.model_selection import GridSearchCV
 
+    rows = []
     n_tasks = k * TASKS_PER_ENGINE
-    with (
-        LocalCluster(
-            n_workers=k, threads_per_worker=1, dashboard_address=None, silence_logs=50
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(k, timeout=START_TIMEOUT)
-        search = GridSearchCV(
-            Sleep(), {"seconds": [f] * n_tasks}, cv=splitter, refit=False, n_jobs=k
-        )
-        with joblib.parallel_backend("dask", n_jobs=k):
-            # Untimed: the workers import scikit-learn and the estimator.
-            GridSearchCV(Sleep(), {"seconds": [0.0] * k}, cv=splitter, n_jobs=k).fit(
-                X, y
+    with started(name, k) as backend, backend():
+        # Untimed: every worker up (each sleeps while the others start),
+        # scikit-learn and this module imported in them.
+        GridSearchCV(
+            Sleep(), {"seconds": [0.2] * k}, cv=splitter, refit=False, n_jobs=k
+        ).fit(X, y)
+        for f in FIT_SECONDS[quick]:
+            search = GridSearchCV(
+                Sleep(), {"seconds": [f] * n_tasks}, cv=splitter, refit=False, n_jobs=k
             )
             t = time.perf_counter()
             search.fit(X, y)
             wall = time.perf_counter() - t
-    ideal = n_tasks * f / k
-    log(f"scale: dask {k} workers, {f:g} s fits: efficiency {ideal / wall:.3f}")
-    return {
-        "workers": k,
-        "fit_seconds": f,
-        "n_tasks": n_tasks,
-        "wall_seconds": wall,
-        "efficiency": ideal / wall,
-        "tasks_per_second": n_tasks / wall,
-    }
+            ideal = n_tasks * f / k
+            log(
+                f"scale: {name} {k} workers, {f:g} s fits: efficiency {ideal / wall:.3f}"
+            )
+            rows.append(
+                {
+                    "workers": k,
+                    "fit_seconds": f,
+                    "n_tasks": n_tasks,
+                    "wall_seconds": wall,
+                    "efficiency": ideal / wall,
+                    "tasks_per_second": n_tasks / wall,
+                }
+            )
+    return rows
