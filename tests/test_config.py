@@ -536,7 +536,7 @@ def test_threads_and_heartbeat_defaults_and_settings():
     assert (
         default.controller.heartbeat_seconds,
         default.controller.heartbeat_misses,
-    ) == (2.0, 5)
+    ) == (0.5, 20)
     cfg = parse_hosts(
         {
             "controller": {"heartbeat_seconds": 5, "heartbeat_misses": 12},

@@ -85,7 +85,7 @@ def _cluster(cfg: HostsConfig, n: int = 0):
         f"--TaskScheduler.hwm={ctl.task_hwm}",
         # Engines run without ipyparallel's nanny (see runtime/engine/launcher.py), so
         # the heartbeat is how a killed engine or a lost host is noticed: with
-        # the default 2 s x 5, in about 14 s (measured) instead of 30-40 s.
+        # the default 0.5 s x 20, in about 10-14 s instead of 30-40 s.
         # An engine's heart answers from a C thread, so a busy engine never
         # misses a ping; 10 s of silence still tolerates a network hiccup.
         f"--HeartMonitor.period={round(ctl.heartbeat_seconds * 1000)}",
@@ -206,22 +206,31 @@ def start(
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
     cluster = _cluster(cfg)
-    # ipyparallel's local launchers copy os.environ into the processes.
-    with patched_environ(env):
-        cluster.start_controller_sync()
-    _secure_connection_files(cfg, cluster)
-    # ipyparallel forgets the pid of a controller that died (its cluster
-    # file goes): fleetcv keeps it, to clean up after it.
-    (state / CONTROLLER_PID_FILE).write_text(f"{cluster.controller.pid}\n")
-    if _controller_exited(cluster):
-        raise ClusterError(_controller_failure(cfg, cluster))
-    if n_local:
-        try:
-            start_local_engines(cfg, n_local, timeout=timeout)
-        except BaseException:
-            # Leave nothing running behind a failed start.
+    # The engines' launcher imports scikit-learn (seconds) while the
+    # controller starts; it forks the engines once the controller has written
+    # their connection file (removed above, so the one it reads is new).
+    launcher = _launch_local(cfg, n_local, wait=True) if n_local else None
+    try:
+        # ipyparallel's local launchers copy os.environ into the processes.
+        with patched_environ(env):
+            cluster.start_controller_sync()
+        _secure_connection_files(cfg, cluster)
+        # ipyparallel forgets the pid of a controller that died (its cluster
+        # file goes): fleetcv keeps it, to clean up after it.
+        (state / CONTROLLER_PID_FILE).write_text(f"{cluster.controller.pid}\n")
+        if _controller_exited(cluster):
+            raise ClusterError(_controller_failure(cfg, cluster))
+        if launcher is not None:
+            _await_local(cfg, launcher, n_local, 0, timeout)
+    except BaseException:
+        # Leave nothing running behind a failed start: the launcher (still
+        # waiting, or forking), the engines it forked, the controller.
+        if launcher is not None and launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        with contextlib.suppress(Exception):
             stop(cfg)
-            raise
+        raise
     return {
         "profile_dir": str(profile_dir(cfg)),
         "controller_pid": cluster.controller.pid,
@@ -319,44 +328,76 @@ def start_local_engines(
     The engines are forked by `python -m runtime.engine.launcher` (shared imports,
     see there), the same launcher fabfile.py runs on remote hosts.
     """
+    if not is_running(cfg):
+        raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
+    client = connect(cfg)
+    try:
+        before = len(client.ids)
+    finally:
+        client.close()
+    return _await_local(cfg, _launch_local(cfg, n, wait=False), n, before, timeout)
+
+
+def _launch_local(cfg: HostsConfig, n: int, wait: bool):
+    """Begin `python -m runtime.engine.launcher` for `n` local engines; its Popen.
+
+    `wait`: the launcher preloads, then waits for the controller to write the
+    engine connection file before it forks (a controller starting beside it).
+    """
     import subprocess
     import sys
 
-    if not is_running(cfg):
-        raise ClusterError("no fleetcv cluster is running. Try: invoke cluster.start")
     local = cfg.local_host or HostSpec(name="localhost", local=True)
     # Absolute: the launcher runs in the workdir.
     workdir = os.path.abspath(local.workdir_path)
     Path(workdir).mkdir(parents=True, exist_ok=True)
     state = cfg.controller.state_path.resolve()
+    env = {**os.environ, **engine_env(local, str(workdir))}
+    if cfg.controller.curve:
+        env["IPP_ENABLE_CURVE"] = "1"
+    conn = engine_connection_file(cfg).resolve()
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime.engine.launcher",
+            f"--n={n}",
+            f"--pids-file={state / LOCAL_PIDS_FILE}",
+            f"--log={state / LOCAL_ENGINE_LOG}",
+            *([f"--wait-for={conn}"] if wait else []),
+            "--",
+            f"--file={conn}",
+            "--log-level=WARN",
+        ],
+        env=env,
+        cwd=str(workdir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _await_local(cfg: HostsConfig, proc, n: int, before: int, timeout: float) -> int:
+    """Wait for the launcher `proc` to fork `n` engines and for them to register."""
+    import subprocess
+
+    state = cfg.controller.state_path.resolve()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise ClusterError(
+            f"the engines' launcher did not finish within {timeout:.0f} s "
+            f"(log: {state / LOCAL_ENGINE_LOG})"
+        ) from None
+    if proc.returncode != 0:
+        raise ClusterError(
+            f"starting {n} local engines failed: {err.strip() or out.strip()}"
+        )
     client = connect(cfg)
     try:
-        before = len(client.ids)
-        env = {**os.environ, **engine_env(local, str(workdir))}
-        if cfg.controller.curve:
-            env["IPP_ENABLE_CURVE"] = "1"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "runtime.engine.launcher",
-                f"--n={n}",
-                f"--pids-file={state / LOCAL_PIDS_FILE}",
-                f"--log={state / LOCAL_ENGINE_LOG}",
-                "--",
-                f"--file={engine_connection_file(cfg).resolve()}",
-                "--log-level=WARN",
-            ],
-            env=env,
-            cwd=str(workdir),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise ClusterError(
-                f"starting {n} local engines failed: {proc.stderr.strip() or proc.stdout.strip()}"
-            )
         try:
             client.wait_for_engines(before + n, timeout=timeout, interactive=False)
         except TimeoutError as exc:

@@ -111,6 +111,8 @@ ENGINE_THREAD_VARS = (
 ARROW_NO_THREAD = ("JE_ARROW_MALLOC_CONF", "background_thread:false")
 #: Seconds the launcher watches the new engines before it reports success.
 SETTLE = 0.5
+#: Seconds `--wait-for` waits for the controller's connection file.
+WAIT_FOR_TIMEOUT = 60.0
 
 
 def preload(modules=PRELOAD) -> list[str]:
@@ -122,6 +124,26 @@ def preload(modules=PRELOAD) -> list[str]:
         except Exception:  # noqa: BLE001 - an optional speed-up, never fatal
             failed.append(name)
     return failed
+
+
+def wait_for_file(path: str, timeout: float = WAIT_FOR_TIMEOUT) -> bool:
+    """Wait until `path` holds a whole JSON object (a controller writes it a moment later).
+
+    Returns False when `timeout` seconds pass first.
+    """
+    import json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                # Not written in one go: a half-written file fails to parse.
+                if isinstance(json.load(f), dict):
+                    return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    return False
 
 
 def _run_engine(engine_argv: list[str], log: str | None) -> None:
@@ -259,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     # Required: an engine that kept the launcher's stdout (an SSH channel)
     # would hold that channel open as long as it runs.
     parser.add_argument("--log", required=True, help="the engines' output (appended)")
+    parser.add_argument(
+        "--wait-for",
+        help="after the imports, wait for this connection file before forking "
+        "(a controller that starts beside the launcher writes it)",
+    )
     parser.add_argument("engine_args", nargs="*", help="arguments of ipengine")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -291,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "runtime.engine.launcher: ipyparallel is not importable by "
             f"{sys.executable}. Fix: invoke hosts.install",
+            file=sys.stderr,
+        )
+        return 1
+    if args.wait_for and not wait_for_file(args.wait_for):
+        print(
+            f"runtime.engine.launcher: the controller wrote no {args.wait_for} within "
+            f"{WAIT_FOR_TIMEOUT:.0f} s. Fix: see the controller's log; invoke "
+            "cluster.stop, then cluster.start",
             file=sys.stderr,
         )
         return 1

@@ -49,9 +49,13 @@ class ControllerSpec:
     state_dir: str = "~/.cache/fleetcv/controller"
     #: The controller pings every engine every `heartbeat_seconds` and drops
     #: one that misses `heartbeat_misses` pings in a row: that is how a killed
-    #: engine or a lost host is noticed (engines run without a nanny).
-    heartbeat_seconds: float = 2.0
-    heartbeat_misses: int = 5
+    #: engine or a lost host is noticed (engines run without a nanny). The
+    #: controller also admits a new engine only on a beat that hears it
+    #: (ipyparallel's hub): a short period starts a cluster sooner (2 s took
+    #: 2-4 s to register freshly forked engines, 0.5 s 0.5-1 s); 20 misses keep
+    #: the 10 s of silence that drop an engine.
+    heartbeat_seconds: float = 0.5
+    heartbeat_misses: int = 20
 
     @property
     def state_path(self) -> Path:
