@@ -92,21 +92,29 @@ def _dispatch_table(dis: dict) -> list[str]:
     p = dis.get("peers")
     if not p:
         return []
+    rounds = len(p["fleetcv"]["runs"])
     rows = [
         f"Tiny tasks: the dispatch figure's {dis['n_tasks']} DummyClassifier fits "
-        "(one candidate each, one fold), one run each after a warm-up, fleetcv with "
-        "its journal on:",
+        f"(one candidate each, one fold), {rounds} interleaved round(s) after a warm-up, "
+        "fleetcv with its journal on:",
         "",
-        "| tool | wall | tasks/s | fleetcv / tool |",
+        "| tool | wall (spread) | tasks/s (median) | fleetcv / tool |",
         "|---|---|---|---|",
-        f"| fleetcv | {p['fleetcv']['median']:.2f} s | "
+        f"| fleetcv | {_cell(p['fleetcv'])} | "
         f"{dis['n_tasks'] / p['fleetcv']['median']:.0f} | |",
     ]
     for name in PEERS:
-        w = p["peers"][name]["median"]
+        side = p["peers"][name]
         rows.append(
-            f"| {name} | {w:.2f} s | {dis['n_tasks'] / w:.0f} | {p['ratio'][name]:.3f} |"
+            f"| {name} | {_cell(side)} | {dis['n_tasks'] / side['median']:.0f} | "
+            f"{p['ratio'][name]:.3f} |"
         )
+    best = p["best_peer"]
+    rows += [
+        "",
+        f"Best peer: {best}; fleetcv / {best} = {p['ratio_to_best']:.3f}: target "
+        f"fleetcv at or below every peer's median: {_met(p['ratio_to_best'] <= 1.0)}.",
+    ]
     return rows
 
 
@@ -116,21 +124,39 @@ def _memory_table(mem: dict) -> list[str]:
         return []
     sides = {"fleetcv": mem["fleetcv"], "loky": mem["sklearn_loky"], **peers}
     fl = mem["fleetcv"]["peak_sum_pss"]
+    rounds = len(mem["fleetcv"].get("peak_runs", [fl]))
     rows = [
         f"Memory: summed PSS of every process each tool runs for its workers, during "
-        f"the memory figure's search ({mem['data_bytes'] / 1e6:.0f} MB of data, one run "
-        "each); `data part` is the peak minus the workers' PSS before the search:",
+        f"the memory figure's search ({mem['data_bytes'] / 1e6:.0f} MB of data, "
+        f"{rounds} round(s) per side, the median round shown, the spread of the peaks "
+        "beside it); `data part` is the peak minus the workers' PSS before the search:",
         "",
-        "| tool | peak PSS | before the search | data part | fleetcv / tool (peak) |",
+        "| tool | peak PSS (spread) | before the search | data part | fleetcv / tool (peak) |",
         "|---|---|---|---|---|",
     ]
     for name, m in sides.items():
         ratio = "" if name == "fleetcv" else f"{fl / m['peak_sum_pss']:.3f}"
+        peaks = m.get("peak_runs", [m["peak_sum_pss"]])
+        spread = (
+            f" ({min(peaks) / 1e6:.0f}-{max(peaks) / 1e6:.0f})"
+            if len(peaks) > 1
+            else ""
+        )
         rows.append(
-            f"| {name} | {m['peak_sum_pss'] / 1e6:.0f} MB | "
+            f"| {name} | {m['peak_sum_pss'] / 1e6:.0f} MB{spread} | "
             f"{m['baseline_sum_pss'] / 1e6:.0f} MB | "
             f"{(m['peak_sum_pss'] - m['baseline_sum_pss']) / 1e6:.0f} MB | {ratio} |"
         )
+    best, top = min(
+        ((k, v) for k, v in sides.items() if k != "fleetcv"),
+        key=lambda kv: kv[1]["peak_sum_pss"],
+    )
+    ratio = fl / top["peak_sum_pss"]
+    rows += [
+        "",
+        f"Best peer: {best}; fleetcv / {best} = {ratio:.3f}: target fleetcv at or "
+        f"below every peer: {_met(ratio <= 1.0)}.",
+    ]
     return rows
 
 
