@@ -222,12 +222,15 @@ def _fixed_why(fx: dict) -> list[str]:
         "estimator and split the data), the engines' launcher (before it forks the "
         "engines) and, for the peers, their workers; and fleetcv starts a controller "
         "(a process of its own) before the engines can register, then stops it all. "
-        "The driver starts the controller and the engines first and plans the run "
-        "while they start (runtime/dispatch/fleet.py, `EarlyStart`); the rest is CPU "
-        "shared by those processes on this machine's cores. What would cut it "
-        "further: the launcher importing beside the controller's start (it waits for "
-        "the controller today), or a warm driver that outlives the cluster, so that a "
-        "cold search only starts the controller and the engines.",
+        "The driver starts the controller and the engines' launcher first and plans "
+        "the run while they start (runtime/dispatch/fleet.py, `EarlyStart`); the "
+        "launcher imports beside the controller's start and forks once the controller "
+        "has written its connection file; the controller admits the new engines on its "
+        "next heartbeat (0.5 s). The rest is CPU shared by those processes on this "
+        "machine's two cores: the driver's, the launcher's and the controller's imports "
+        "run at once. What would cut it further: a warm driver that outlives the "
+        "cluster (then a cold search only starts the controller and the engines), or "
+        "engines forked from the warm driver's already imported modules.",
     ]
 
 
