@@ -833,8 +833,10 @@ def push_host(
     if probe.ok and probe.stdout.strip() == _PRESENT:
         return f"{digest}: already there and verified, 0 bytes sent"
     if not probe.ok:
+        why = (probe.stdout + probe.stderr).strip()[-300:]
         raise RemoteError(
-            f"cannot create {remote_dir}: {(probe.stdout + probe.stderr).strip()[-300:]}"
+            f"cannot create {remote_dir}: {why} (fix: give host {host.name!r} "
+            "a workdir its user can write, in the hosts file)"
         )
     # --ignore-times: a damaged file of the same size and time as the good one
     # is rewritten (and checked) too, not skipped by rsync's quick check.

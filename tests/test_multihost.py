@@ -609,9 +609,12 @@ def test_failures_name_the_host_and_the_others_complete(mh):
     assert re.search(
         r"\[fmh1\] \w+: (pushed|already there and verified)", proc.stdout
     ), proc.stdout
-    assert (
-        "[nodisk] FAILED: command failed (exit 1): mkdir: cannot create directory"
-        in proc.stdout
+    # The one message names the host, the directory and the shell's own reason.
+    assert re.search(
+        r"\[nodisk\] FAILED: cannot create /proc/fleetcv/splits/\w+: "
+        r"mkdir: cannot create directory '/proc/fleetcv'.*"
+        r"fix: give host 'nodisk' a workdir its user can write",
+        proc.stdout,
     ), proc.stdout
 
     # A command that fails on one host of three: the other two still answer.
