@@ -148,3 +148,15 @@ def test_quick_bench_writes_every_figure(tmp_path):
     else:
         assert rm["skipped"]
     assert (tmp_path / "bench.png").stat().st_size > 10_000
+
+
+def test_a_peer_run_in_this_process_leaves_its_environment_behind_it():
+    # dask's LocalCluster sets OMP/MKL/OPENBLAS_NUM_THREADS and PYTHONHASHSEED
+    # in os.environ for good; a fleetcv side run after it would differ in its
+    # start-up variables from the warm driver, which then declines it.
+    from runtime.devtools.bench.peers import started
+
+    before = dict(os.environ)
+    with started("dask", 1) as backend, backend():
+        assert os.environ.get("OMP_NUM_THREADS") == "1"
+    assert dict(os.environ) == before

@@ -32,7 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from runtime.devtools.bench.peers import ONE_THREAD, PEERS, peer_figures, spread
+from runtime.devtools.bench.peers import (
+    ONE_THREAD,
+    PEERS,
+    kept_environ,
+    peer_figures,
+    spread,
+)
 from runtime.dispatch import cluster as cl
 from runtime.dispatch import warm
 from runtime.report import background
@@ -177,6 +183,9 @@ class _Sides:
     def __init__(self, n, spec, warm_hosts, cold_hosts, work, cfg):
         self.n, self.spec, self.work, self.cfg = n, spec, work, cfg
         self.warm_hosts, self.cold_hosts = warm_hosts, cold_hosts
+        #: Every side's environment: this process's as the warm driver
+        #: started, whatever a peer run in this process sets later.
+        self.env = dict(os.environ)
         self.drawn: list[float] = []
         self.warm_used: list[bool] = []
         self.count = 0
@@ -187,13 +196,13 @@ class _Sides:
         self.count += 1
         return self.work / "runs" / f"tiny-{self.count}"
 
-    def _timed(self, argv: list[str], env: dict | None = None) -> tuple[float, int]:
+    def _timed(self, argv: list[str], env: dict) -> tuple[float, int]:
         """Seconds from the start of `argv` to its exit; its pid."""
         t = time.perf_counter()
         proc = subprocess.Popen(
             argv,
             cwd=self.repo,
-            env=env or os.environ.copy(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -217,7 +226,7 @@ class _Sides:
         return seconds, pid, run_dir, drawn
 
     def fleetcv_warm(self) -> float:
-        seconds, pid, run_dir, drawn = self._search(self.warm_hosts, os.environ.copy())
+        seconds, pid, run_dir, drawn = self._search(self.warm_hosts, dict(self.env))
         # run.lock names the driver: another process than `invoke` when the
         # warm driver's child ran the search.
         self.warm_used.append(int((run_dir / "run.lock").read_text()) != pid)
@@ -225,17 +234,17 @@ class _Sides:
         return seconds
 
     def fleetcv_in_process(self) -> float:
-        env = {**os.environ, warm.ENV: "0"}
+        env = {**self.env, warm.ENV: "0"}
         return self._search(self.warm_hosts, env)[0]
 
     def fleetcv_cold(self) -> float:
-        env = {**os.environ, warm.ENV: "0"}
+        env = {**self.env, warm.ENV: "0"}
         return self._search(self.cold_hosts, env)[0]
 
     def peer(self, name: str, mode: str) -> float:
         argv = [sys.executable, "-m", "runtime.devtools.bench.tiny_search", name, mode]
         argv.append(str(self.n))
-        env = {**os.environ, **ONE_THREAD}
+        env = {**self.env, **ONE_THREAD}
         if mode == "cold":
             return self._timed(argv, env)[0]
         with self._warm_peer(name) as address:
@@ -250,16 +259,19 @@ class _Sides:
         elif name == "dask":
             from distributed import LocalCluster
 
-            with LocalCluster(
-                n_workers=self.n,
-                threads_per_worker=1,
-                dashboard_address=None,
-                silence_logs=50,
-            ) as cluster:
+            with (
+                kept_environ(),
+                LocalCluster(
+                    n_workers=self.n,
+                    threads_per_worker=1,
+                    dashboard_address=None,
+                    silence_logs=50,
+                ) as cluster,
+            ):
                 yield cluster.scheduler_address
         elif name == "ray":
             ray = str(Path(sys.executable).with_name("ray"))
-            env = {**os.environ, **ONE_THREAD, "RAY_USAGE_STATS_ENABLED": "0"}
+            env = {**self.env, **ONE_THREAD, "RAY_USAGE_STATS_ENABLED": "0"}
             start = [ray, "start", "--head", f"--num-cpus={self.n}"]
             start += ["--include-dashboard=false", "--disable-usage-stats"]
             subprocess.run(

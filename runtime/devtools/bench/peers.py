@@ -20,6 +20,7 @@ measured beside it.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -30,6 +31,24 @@ PEERS = ("loky", "ipyparallel", "dask", "ray")
 #: What the peers' worker processes get: one BLAS/OpenMP thread each, set
 #: through the same variables as a fleetcv engine's.
 ONE_THREAD = {var: "1" for var in ENGINE_THREAD_VARS}
+
+
+@contextlib.contextmanager
+def kept_environ() -> Iterator[None]:
+    """Restore the whole of os.environ after the block.
+
+    Peers started in this process change it for good: dask's LocalCluster
+    sets OMP/MKL/OPENBLAS_NUM_THREADS and PYTHONHASHSEED, `ray.init` sets
+    PYTHONBREAKPOINT. The sides run after them (fleetcv's whole processes,
+    the warm driver's callers, whose start-up variables must equal the warm
+    driver's) would inherit them.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @contextlib.contextmanager
@@ -59,48 +78,54 @@ def started(
     """
     import joblib
 
-    if name == "loky":
-        yield lambda: joblib.parallel_backend("loky", n_jobs=n, inner_max_num_threads=1)
-    elif name == "ipyparallel":
-        with _ipyparallel_client(n, client, address) as ipp_client:
-            ipp_client.load_balanced_view().register_joblib_backend(name="ipyparallel")
-            yield lambda: joblib.parallel_backend("ipyparallel", n_jobs=n)
-    elif name == "dask":
-        from distributed import Client, LocalCluster
-
-        with contextlib.ExitStack() as stack:
-            if address is None:
-                stack.enter_context(patched_environ(ONE_THREAD))
-                address = stack.enter_context(
-                    LocalCluster(
-                        n_workers=n,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        silence_logs=50,
-                    )
-                )
-            stack.enter_context(Client(address))
-            yield lambda: joblib.parallel_backend("dask", n_jobs=n)
-    elif name == "ray":
-        import ray
-        from ray.util.joblib import register_ray
-
-        where = {"address": address} if address else {"num_cpus": n}
-        with patched_environ(ONE_THREAD):
-            ray.init(
-                **where,
-                include_dashboard=False if not address else None,
-                log_to_driver=False,
-                configure_logging=False,
+    # In-process peers leave their variables behind: not for the sides after them.
+    with kept_environ():
+        if name == "loky":
+            yield lambda: joblib.parallel_backend(
+                "loky", n_jobs=n, inner_max_num_threads=1
             )
-        try:
-            register_ray()
-            yield lambda: joblib.parallel_backend("ray", n_jobs=n)
-        finally:
-            ray.shutdown()
-    else:
-        raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
+        elif name == "ipyparallel":
+            with _ipyparallel_client(n, client, address) as ipp_client:
+                ipp_client.load_balanced_view().register_joblib_backend(
+                    name="ipyparallel"
+                )
+                yield lambda: joblib.parallel_backend("ipyparallel", n_jobs=n)
+        elif name == "dask":
+            from distributed import Client, LocalCluster
+
+            with contextlib.ExitStack() as stack:
+                if address is None:
+                    stack.enter_context(patched_environ(ONE_THREAD))
+                    address = stack.enter_context(
+                        LocalCluster(
+                            n_workers=n,
+                            threads_per_worker=1,
+                            processes=True,
+                            dashboard_address=None,
+                            silence_logs=50,
+                        )
+                    )
+                stack.enter_context(Client(address))
+                yield lambda: joblib.parallel_backend("dask", n_jobs=n)
+        elif name == "ray":
+            import ray
+            from ray.util.joblib import register_ray
+
+            where = {"address": address} if address else {"num_cpus": n}
+            with patched_environ(ONE_THREAD):
+                ray.init(
+                    **where,
+                    include_dashboard=False if not address else None,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            try:
+                register_ray()
+                yield lambda: joblib.parallel_backend("ray", n_jobs=n)
+            finally:
+                ray.shutdown()
+        else:
+            raise ValueError(f"unknown peer {name!r}; expected one of {PEERS}")
 
 
 @contextlib.contextmanager
