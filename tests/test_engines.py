@@ -74,6 +74,20 @@ def test_launcher_rejects_a_bad_engine_count():
     assert "--n: expected a positive integer, got 0" in proc.stderr
 
 
+@pytest.mark.parametrize("flag", ["--log", "--pids-file"])
+def test_launcher_refuses_a_path_it_cannot_write_before_forking(tmp_path, flag):
+    bad = tmp_path / "missing" / "engines.out"
+    args = ["--n=1", f"{flag}={bad}"]
+    if flag != "--log":
+        args.append(f"--log={tmp_path / 'engines.log'}")
+    proc = _launcher(*args, "--", "--file=/nonexistent.json")
+    assert proc.returncode == 2
+    assert (
+        f"{flag} {bad}: No such file or directory. Fix: give a writable path"
+        in proc.stderr
+    ), proc.stderr
+
+
 def test_launcher_reports_engines_that_exit_at_once(tmp_path):
     log = tmp_path / "engines.log"
     pids = tmp_path / "engines.pids"

@@ -271,8 +271,7 @@ def _stop_survivors(pids: list[int], dead: dict[int, int], grace: float = 5.0) -
     return len(survivors)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: preload, fork the engines, print their pids, exit."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.engine.launcher", description=__doc__.splitlines()[0]
     )
@@ -287,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         "(a controller that starts beside the launcher writes it)",
     )
     parser.add_argument("engine_args", nargs="*", help="arguments of ipengine")
-    args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"--n: expected a positive integer, got {args.n}")
+    return parser
+
+
+def _unwritable(args: argparse.Namespace) -> str | None:
+    """The message for a --pids-file or --log this process cannot append to."""
     for flag, path in (("--pids-file", args.pids_file), ("--log", args.log)):
         # Checked before any fork: a child that cannot write its log dies
         # silently, and a pid that cannot be recorded cannot be stopped.
@@ -298,13 +299,24 @@ def main(argv: list[str] | None = None) -> int:
                 with open(path, "a"):
                     pass
             except OSError as exc:
-                print(
+                return (
                     f"runtime.engine.launcher: {flag} {path}: {exc.strerror}. "
                     "Fix: give a writable path (absolute, or relative to "
-                    f"{os.getcwd()})",
-                    file=sys.stderr,
+                    f"{os.getcwd()})"
                 )
-                return 2
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: preload, fork the engines, print their pids, exit."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n: expected a positive integer, got {args.n}")
+    problem = _unwritable(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     for var in ENGINE_THREAD_VARS:
         # One BLAS thread unless the caller chose otherwise: then no BLAS
         # thread pool exists yet when the engines are forked.

@@ -100,32 +100,9 @@ def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
             cl.stop(cfg)
             continue
         started = time.perf_counter() - t
-        client = cl.connect(cfg)
-        try:
-            cl.wait_for_engines(client, k)
-            pids = cl.local_engine_pids(cfg)
-            idle = sum_pss(pids) / len(pids)
-            per_engine = max(per_engine or 0, _private(pids))
-            # Untimed: every engine imports this module and maps the fold once.
-            fleet_search(
-                client.load_balanced_view(),
-                Sleep(0.0),
-                [{"seconds": 0.0}] * (2 * k),
-                split,
-                work / "runs",
-                f"scale{k}-warmup",
-            )
-            for f in FIT_SECONDS[quick]:
-                row = _fleet_row(client, cfg, k, f, split, work)
-                row.update(start_seconds=started, idle_engine_pss=idle)
-                rows.append(row)
-                log(
-                    f"scale: {k} engines, {f:g} s fits: efficiency "
-                    f"{row['efficiency']:.3f}, {row['tasks_per_second']:.0f} tasks/s"
-                )
-        finally:
-            client.close()
-            cl.stop(cfg)
+        k_rows, private = _fleet_rows(cfg, k, split, work, quick, log)
+        per_engine = max(per_engine or 0, private)
+        rows += [{**row, "start_seconds": started} for row in k_rows]
     peers = {
         name: [
             row
@@ -140,6 +117,42 @@ def bench_scale(cfg_of, quick: bool, work: Path, log) -> dict:
         **peers,
         "skipped": skipped,
     }
+
+
+def _fleet_rows(cfg, k: int, split, work: Path, quick: bool, log) -> tuple[list, int]:
+    """Rows of fleetcv at `k` engines, one per fit length, on the cluster `cfg` runs.
+
+    Stops that cluster. Returns the rows and the largest private memory of
+    one of its engines (what the next, larger cluster is sized by).
+    """
+    client = cl.connect(cfg)
+    rows = []
+    try:
+        cl.wait_for_engines(client, k)
+        pids = cl.local_engine_pids(cfg)
+        idle = sum_pss(pids) / len(pids)
+        private = _private(pids)
+        # Untimed: every engine imports this module and maps the fold once.
+        fleet_search(
+            client.load_balanced_view(),
+            Sleep(0.0),
+            [{"seconds": 0.0}] * (2 * k),
+            split,
+            work / "runs",
+            f"scale{k}-warmup",
+        )
+        for f in FIT_SECONDS[quick]:
+            row = _fleet_row(client, cfg, k, f, split, work)
+            row["idle_engine_pss"] = idle
+            rows.append(row)
+            log(
+                f"scale: {k} engines, {f:g} s fits: efficiency "
+                f"{row['efficiency']:.3f}, {row['tasks_per_second']:.0f} tasks/s"
+            )
+    finally:
+        client.close()
+        cl.stop(cfg)
+    return rows, private
 
 
 def _private(pids: list[int]) -> int:
