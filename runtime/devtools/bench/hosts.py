@@ -11,6 +11,7 @@ the folds per host), not more cores.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,47 @@ class Remote(Protocol):
 
     def stop_engines(self, cfg, hosts):
         """Stop the engines fleetcv started on every host."""
+
+
+def unavailable(figure: str, remote: Remote | None, log) -> dict | None:
+    """`{"skipped": reason}` (logged) when namespace hosts cannot be used here; else None.
+
+    Parameters
+    ----------
+    figure : str
+        The figure's name, for the log line.
+    remote : Remote or None
+        The remote layer; None means the caller gave none.
+    log : callable
+        Progress lines.
+    """
+    ok, reason = testcluster.available()
+    if ok and remote is None:
+        ok, reason = False, "no remote layer given (run_bench(remote=fabfile))"
+    if ok:
+        return None
+    log(f"{figure}: skipped ({reason})")
+    return {"skipped": reason}
+
+
+@contextlib.contextmanager
+def namespace_hosts(n: int, base_dir: Path, prefix: str, subnet: str):
+    """`n` namespace hosts (runtime.devtools.testcluster) for the block; yields their state.
+
+    Parameters
+    ----------
+    n : int
+        Hosts.
+    base_dir : Path
+        Their keys, configs and disks.
+    prefix, subnet : str
+        Their names' prefix and their /24, apart from every other user's.
+    """
+    state = testcluster.up(n_hosts=n, base_dir=base_dir, prefix=prefix, subnet=subnet)
+    try:
+        yield state
+    finally:
+        testcluster.down(state)
 
 
 def bench_hosts(
@@ -88,25 +130,14 @@ def bench_hosts(
         `hosts`, `engines`, `wall`, `ideal`, `efficiency`, `tasks_per_host`;
         or `{"skipped": reason}` when the hosts cannot be used.
     """
-    ok, reason = testcluster.available()
-    if ok and remote is None:
-        ok, reason = False, "no remote layer given (run_bench(remote=fabfile))"
-    if not ok:
-        log(f"hosts: skipped ({reason})")
-        return {"skipped": reason}
+    skipped = unavailable("hosts", remote, log)
+    if skipped:
+        return skipped
     log(f"hosts: {n} namespace hosts over SSH, one engine each")
-    state = testcluster.up(
-        n_hosts=n,
-        base_dir=work / "testcluster",
-        prefix=HOSTS_PREFIX,
-        subnet=HOSTS_SUBNET,
-    )
-    try:
+    with namespace_hosts(n, work / "testcluster", HOSTS_PREFIX, HOSTS_SUBNET) as state:
         wall, records = _search_on_hosts(
             state, n, cands, X, y, cv, expected, work, remote
         )
-    finally:
-        testcluster.down(state)
     per_host: dict[str, int] = {}
     for r in records:
         per_host[r["host"]] = per_host.get(r["host"], 0) + 1

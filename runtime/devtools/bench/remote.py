@@ -31,7 +31,12 @@ import numpy as np
 import yaml
 
 from runtime.devtools import testcluster
-from runtime.devtools.bench.hosts import BENCH_HOST_PORTS, Remote
+from runtime.devtools.bench.hosts import (
+    BENCH_HOST_PORTS,
+    Remote,
+    namespace_hosts,
+    unavailable,
+)
 from runtime.devtools.bench.peers import spread
 from runtime.devtools.bench.searches import fleet_search, journal
 from runtime.devtools.testcluster.settings import WORKDIR
@@ -74,27 +79,18 @@ def bench_remote(quick: bool, work: Path, log, remote: Remote | None = None) -> 
         `ratio` tunnel / direct) and `push` (fleetcv and rsync: spreads of
         seconds, `bytes`, `ratio` fleetcv / rsync); or `{"skipped": reason}`.
     """
-    ok, reason = testcluster.available()
-    if ok and remote is None:
-        ok, reason = False, "no remote layer given (run_bench(remote=fabfile))"
-    if not ok:
-        log(f"remote: skipped ({reason})")
-        return {"skipped": reason}
+    skipped = unavailable("remote", remote, log)
+    if skipped:
+        return skipped
     log(f"remote: {REMOTE_HOSTS} namespace hosts, direct vs tunnel, push vs rsync")
-    state = testcluster.up(
-        n_hosts=REMOTE_HOSTS,
-        base_dir=work / "testcluster-remote",
-        prefix=REMOTE_PREFIX,
-        subnet=REMOTE_SUBNET,
-    )
-    try:
+    with namespace_hosts(
+        REMOTE_HOSTS, work / "testcluster-remote", REMOTE_PREFIX, REMOTE_SUBNET
+    ) as state:
         tasks = {
             mode: _task_rounds(state, mode, quick, work, remote, log)
             for mode in ("direct", "tunnel")
         }
         push = _push_rounds(state, quick, work, remote, log)
-    finally:
-        testcluster.down(state)
     return {
         "hosts": REMOTE_HOSTS,
         "tasks": {
