@@ -506,18 +506,37 @@ def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[
     return [*cmd, _ssh_target(host)]
 
 
+def _started(pid: int) -> str:
+    """When process `pid` started, as a mark that only another process has otherwise.
+
+    pids get reused: the mark tells the recorded ssh from a newcomer. On
+    Linux it is the start in clock ticks since boot (/proc/PID/stat, field
+    22): psutil's create_time adds the boot time, which moves by a second
+    whenever the wall clock is adjusted (NTP, a VM's clock sync), and a live
+    tunnel would then count as gone, left running by cluster.stop.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # After the command name's ")": field 3 first, so field 22 is the 20th.
+            return "ticks:" + f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            raise psutil.NoSuchProcess(pid) from None
+        # No procfs (macOS): the kernel's own start time, stored as it started.
+        return f"{psutil.Process(pid).create_time()!r}"
+
+
 def tunnel_pid(host: HostSpec, cfg: HostsConfig) -> int | None:
     """The pid of the host's running tunnel (the recorded ssh, still alive), or None."""
     pid_file, _ = _tunnel_files(host, cfg)
     try:
-        pid_text, created = pid_file.read_text().split()
+        pid_text, started = pid_file.read_text().split()
         proc = psutil.Process(int(pid_text))
-        # pids get reused: the start time tells the recorded ssh from a newcomer.
-        if proc.create_time() != float(created):
+        if _started(proc.pid) != started:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-    except (OSError, ValueError, psutil.Error):
+    except (OSError, ValueError, IndexError, psutil.Error):
         return None
     return proc.pid
 
@@ -570,7 +589,7 @@ def open_tunnel(
             stderr=out,
             start_new_session=True,  # outlives this command, untouched by Ctrl-C
         )
-    pid_file.write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}\n")
+    pid_file.write_text(f"{proc.pid} {_started(proc.pid)}\n")
     # Up when every forwarded port listens on the host's loopback (sshd binds
     # them one by one as ssh asks). That the controller answers behind them
     # shows when the engines register.

@@ -10,6 +10,7 @@ can only succeed offline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 
@@ -414,6 +416,20 @@ def test_a_workdir_with_spaces_and_a_semicolon_works_end_to_end(mh, sklearn_refe
     assert not (Path(REPO) / "INJECTED").exists()
 
 
+def _tunnel_records(cfg) -> str:
+    """What explains an unrecognised tunnel: its records, and the ssh -N processes that run."""
+    import fabfile
+
+    folder = cfg.controller.state_path / "tunnels"
+    lines = [f"{f.name}: {f.read_text().strip()}" for f in sorted(folder.glob("*"))]
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "ssh" and "-N" in cmd:
+            with contextlib.suppress(psutil.Error):
+                lines.append(f"ssh pid {proc.pid} {fabfile._started(proc.pid)}")
+    return "\n".join(lines)
+
+
 def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_reference):
     """A laptop behind NAT: the hosts cannot reach its address, SSH tunnels carry the engines."""
     import fabfile
@@ -442,7 +458,7 @@ def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_ref
     tunnels = {}
     try:
         tunnels = {h.name: fabfile.tunnel_pid(h, cfg) for h in cfg.remote_hosts}
-        assert all(tunnels.values()), tunnels
+        assert all(tunnels.values()), (tunnels, _tunnel_records(cfg))
         for name in ("fmh1", "fmh2"):
             assert f"[{name}] 1" in out, out
             info = json.loads(
