@@ -507,7 +507,7 @@ def _tunnel_command(host: HostSpec, cfg: HostsConfig, ports: list[int]) -> list[
 
 
 def _started(pid: int) -> str:
-    """When process `pid` started, as a mark that only another process has otherwise.
+    """When process `pid` started: a mark that a later process under its pid does not share.
 
     pids get reused: the mark tells the recorded ssh from a newcomer. On
     Linux it is the start in clock ticks since boot (/proc/PID/stat, field
