@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from runtime.dispatch import cluster as cl
+from runtime.engine.pids import pid_alive
 from runtime.spec import parse_hosts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,19 +119,6 @@ def local_hosts(tmp, engines=2, ports=TEST_PORTS, **controller):
     return parse_hosts(
         local_hosts_data(tmp, engines, ports, **controller), "<test hosts>"
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_gone(pids, timeout=20.0):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from runtime.devtools import testcluster
+from runtime.engine.pids import pid_alive
 
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 
@@ -57,19 +58,6 @@ def ssh_ok(state: dict, host: str, command: str) -> bool:
         timeout=SSH_TIMEOUT,
     )
     return proc.returncode == 0
-
-
-def alive(pid: int) -> bool:
-    """Live and not a zombie (PID 1 here does not reap orphans)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return data.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def netns_names() -> set[str]:
@@ -115,7 +103,7 @@ def test_state_shape(cluster):
         assert host["workdir"] == "/srv/fleetcv"
         assert host["key"] == cluster["key"]
         assert Path(host["disk"]).is_dir()
-        assert alive(host["sshd_pid"])
+        assert pid_alive(host["sshd_pid"])
 
 
 def test_each_host_answers_with_its_own_ip(cluster):
@@ -227,11 +215,11 @@ def test_down_kills_everything_and_is_idempotent(tmp_path):
         # A detached background process, like a remote ipyparallel engine.
         out = ssh(state, names[0], "setsid nohup sleep 300 >/dev/null 2>&1 & echo $!")
         sleeper = int(out.strip())
-        assert alive(sleeper)
+        assert pid_alive(sleeper)
     finally:
         testcluster.down(state)
-    assert not alive(sleeper)
-    assert not any(alive(pid) for pid in sshd_pids)
+    assert not pid_alive(sleeper)
+    assert not any(pid_alive(pid) for pid in sshd_pids)
     assert not set(names) & netns_names()
     assert not link_exists(state["bridge"])
     assert not any(link_exists(h["veth"]) for h in state["hosts"])

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.engine.launcher import ENGINE_THREAD_VARS, patched_environ
+from runtime.engine.pids import pid_alive
 from runtime.errors import ClusterError
 from runtime.spec import HostsConfig, HostSpec
 
@@ -124,14 +125,9 @@ def is_running(cfg: HostsConfig) -> bool:
     c = _from_file(cfg)
     if c is None or c.controller is None:
         return False
-    pid = getattr(c.controller, "pid", None)
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    # A killed controller whose parent is gone stays a zombie where PID 1
+    # does not reap: that is no cluster.
+    return pid_alive(getattr(c.controller, "pid", None))
 
 
 def controller_watch(cfg: HostsConfig) -> Callable[[], str | None]:
@@ -141,18 +137,11 @@ def controller_watch(cfg: HostsConfig) -> Callable[[], str | None]:
     whether it is there; the client's engine list would never change after
     it died, and every wait on it would last for ever.
     """
-    import psutil
-
     pid = recorded_controller_pid(cfg)
 
     def check() -> str | None:
-        if pid is None:
-            return None  # not ours to watch (started by hand)
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return None
-        except psutil.NoSuchProcess:
-            pass
+        if pid is None or pid_alive(pid):
+            return None  # running, or not ours to watch (started by hand)
         return f"the controller (pid {pid}) is gone"
 
     return check
@@ -288,13 +277,7 @@ def _busy_ports(ip: str, ports: tuple[int, int]) -> list[int]:
 
 def _controller_exited(cluster) -> bool:
     """Whether the controller process just started is gone (or a zombie)."""
-    import psutil
-
-    pid = getattr(cluster.controller, "pid", None)
-    try:
-        return not pid or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    return not pid_alive(getattr(cluster.controller, "pid", None))
 
 
 def _controller_failure(cfg: HostsConfig, cluster) -> str:

@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from runtime.engine.pids import pid_alive
+
 #: The checksums of a digest folder, in `sha256sum -c` form (relative paths).
 SUMS = "SHA256SUMS"
 #: Read size for hashing large files.
@@ -87,20 +89,10 @@ def remove_dead_temps(parent: Path) -> int:
     removed = 0
     for p in parent.glob(f".*{_TMP_MARK}*"):
         pid = p.name.rsplit(_TMP_MARK, 1)[0].rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _seal(folder: Path) -> None:

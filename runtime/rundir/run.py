@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.engine.folds import SplitSet
+from runtime.engine.pids import pid_alive
 from runtime.engine.usercode import code_digest
 from runtime.rundir import journal as jn
 from runtime.rundir.results import expected_times, latest_records
@@ -307,20 +308,6 @@ def update_meta(run_dir: Path, **fields) -> None:
     meta = read_meta(run_dir)
     meta.update(fields)
     jn.write_json(run_dir / jn.META, meta)
-
-
-def pid_alive(pid) -> bool:
-    """Whether pid is a live process on this machine (none, 0 and zombies are not)."""
-    if not pid or int(pid) <= 0:
-        return False
-    try:
-        os.kill(int(pid), 0)
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    except PermissionError:
-        return True
 
 
 def status_of(meta: dict) -> str:

@@ -23,6 +23,7 @@ from runtime.devtools.testcluster.settings import (
     POLL_INTERVAL,
     STATE_FILE,
 )
+from runtime.engine.pids import pid_alive
 
 
 def _run(
@@ -66,14 +67,7 @@ def _alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name.
-    state = data.rsplit(")", 1)[-1].split()[0] if ")" in data else "?"
-    return state not in ("Z", "X")
+    return pid_alive(pid)
 
 
 def _wait_dead(pids: list[int], timeout: float) -> list[int]:
