@@ -28,6 +28,8 @@ import os
 import sys
 import time
 
+from runtime.engine.pids import pid_alive
+
 #: Modules imported once before forking. Missing ones are skipped: this is
 #: only about sharing memory, a host without, say, scipy still runs engines.
 PRELOAD = (
@@ -83,7 +85,17 @@ def runs_with(pid: int, mark: str = CMDLINE_MARK) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return mark.encode() in f.read()
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return False
     except OSError:
+        return False
+    # No procfs (a macOS laptop): psutil reads the same command line.
+    import psutil
+
+    try:
+        return pid_alive(pid) and mark in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return False
 
 
