@@ -105,7 +105,16 @@ def _cluster(cfg: HostsConfig, n: int = 0):
     )
 
 
+def _cluster_file(cfg: HostsConfig) -> Path:
+    """Where ipyparallel keeps this cluster's file (its `Cluster.cluster_file`)."""
+    return profile_dir(cfg) / "security" / f"cluster-{CLUSTER_ID}.json"
+
+
 def _from_file(cfg: HostsConfig):
+    # No file, no cluster: a cold start then goes on without importing
+    # ipyparallel (0.2 s) before it begins the engines' launcher.
+    if not _cluster_file(cfg).exists():
+        return None
     import ipyparallel as ipp
 
     try:
@@ -194,12 +203,13 @@ def start(
     env = {}
     if cfg.controller.curve:
         env["IPP_ENABLE_CURVE"] = "1"
-    cluster = _cluster(cfg)
     # The engines' launcher imports scikit-learn (seconds) while the
     # controller starts; it forks the engines once the controller has written
     # their connection file (removed above, so the one it reads is new).
+    # Begun first: the critical path of a cold start is its imports.
     launcher = _launch_local(cfg, n_local, wait=True) if n_local else None
     try:
+        cluster = _cluster(cfg)
         # ipyparallel's local launchers copy os.environ into the processes.
         with patched_environ(env):
             cluster.start_controller_sync()
