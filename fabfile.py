@@ -48,6 +48,7 @@ from runtime.dispatch.wheelhouse import (
 from runtime.engine.digestdir import SUMS
 from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR
 from runtime.engine.launcher import CMDLINE_MARK
+from runtime.engine.pids import HAS_PROCFS, pid_alive, stat_fields
 from runtime.errors import RemoteError
 from runtime.spec import HostsConfig, HostSpec
 
@@ -516,11 +517,10 @@ def _started(pid: int) -> str:
     tunnel would then count as gone, left running by cluster.stop.
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # After the command name's ")": field 3 first, so field 22 is the 20th.
-            return "ticks:" + f.read().rsplit(b")", 1)[1].split()[19].decode()
+        # Field 3 first, so field 22 is the 20th.
+        return "ticks:" + stat_fields(pid)[19]
     except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
+        if HAS_PROCFS:
             raise psutil.NoSuchProcess(pid) from None
         # No procfs (macOS): the kernel's own start time, stored as it started.
         return f"{psutil.Process(pid).create_time()!r}"
@@ -531,14 +531,12 @@ def tunnel_pid(host: HostSpec, cfg: HostsConfig) -> int | None:
     pid_file, _ = _tunnel_files(host, cfg)
     try:
         pid_text, started = pid_file.read_text().split()
-        proc = psutil.Process(int(pid_text))
-        if _started(proc.pid) != started:
-            return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        pid = int(pid_text)
+        if _started(pid) != started or not pid_alive(pid):
             return None
     except (OSError, ValueError, IndexError, psutil.Error):
         return None
-    return proc.pid
+    return pid
 
 
 def open_tunnel(

@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from runtime.engine.pids import pid_alive
+from runtime.engine.pids import HAS_PROCFS, pid_alive
 
 #: Modules imported once before forking. Missing ones are skipped: this is
 #: only about sharing memory, a host without, say, scipy still runs engines.
@@ -86,7 +86,7 @@ def runs_with(pid: int, mark: str = CMDLINE_MARK) -> bool:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return mark.encode() in f.read()
     except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
+        if HAS_PROCFS:
             return False
     except OSError:
         return False

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import os
 
+#: Whether this system has Linux's /proc (a macOS laptop has not): without
+#: it, a missing /proc/PID file says nothing about process PID.
+HAS_PROCFS = os.path.isdir("/proc/self")
+
+
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state (field 3) first.
+
+    The command name is in parentheses and may hold ")" and spaces itself,
+    so the fields start after the last ")". Raises OSError
+    (FileNotFoundError once the process is gone, or without procfs).
+    """
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return fh.read().rsplit(b")", 1)[-1].decode("ascii", "replace").split()
+
 
 def pid_alive(pid) -> bool:
     """Whether `pid` is a live process on this machine.
@@ -31,16 +46,14 @@ def pid_alive(pid) -> bool:
     except PermissionError:
         pass  # someone else's process: it exists
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-            data = fh.read()
+        state = stat_fields(pid)[0]
     except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
+        if HAS_PROCFS:
             return False  # ended between the two looks
         return _alive_without_procfs(pid)
     except OSError:
         return True
-    # The state letter follows the command name, which may hold ")" itself.
-    return data.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    return state not in ("Z", "X")
 
 
 def _alive_without_procfs(pid: int) -> bool:
