@@ -472,12 +472,13 @@ def plot(c, run_dir):
         "run-dir": "a finished search run (runs/<run-id>) whose best estimator was refit",
         "data": "new rows: a .csv/.parquet table (its target, group and weight columns "
         "are left out), a .npy table or a .npz file",
-        "out": "the CSV to write (default RUN_DIR/predictions.csv)",
+        "out": "the file to write, by its extension: .csv, .parquet, .npy or .jsonl "
+        "(default RUN_DIR/predictions.csv)",
         "proba": "also write predict_proba's columns, proba_<class>",
     }
 )
 def predict(c, run_dir, data, out=None, proba=False):
-    """Predict new rows with a search's best estimator (best_estimator.joblib), into a CSV."""
+    """Predict new rows with a search's best estimator (best_estimator.joblib), into a file."""
     from runtime.predict import predict as write_predictions  # pandas: only here
 
     path, n = write_predictions(run_dir, data, out, proba)

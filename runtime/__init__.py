@@ -5,6 +5,7 @@ notebook needs is one import away::
 
     from runtime import FleetSearchCV, fleetcv_learning_curve, fleetcv_validation_curve
     from runtime import start_cluster, cluster_status, probe_memory, stop_cluster
+    from runtime import read_results  # a run directory's cv_results_, best_params_
 
 Each is loaded on first use, so the command line does not pay
 scikit-learn's or ipyparallel's import for a name it does not use.
@@ -22,6 +23,7 @@ PUBLIC = {
     "cluster_status": "runtime.api",
     "probe_memory": "runtime.api",
     "format_probe": "runtime.api",
+    "read_results": "runtime.api",
 }
 
 

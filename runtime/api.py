@@ -18,6 +18,11 @@ The cluster itself, as `invoke cluster.*` and `invoke probe.memory`::
     print(api.format_probe(api.probe_memory()))
     api.stop_cluster()
 
+A run's results from its directory alone, as FleetSearchCV gives them
+(parameter values with their types)::
+
+    api.read_results("runs/digits_svc-20261207-101500").best_params_
+
 For remote hosts, pass the remote layer (`import fabfile; api.search(...,
 remote=fabfile)`): runtime/ never imports Fabric itself.
 """
@@ -25,6 +30,8 @@ remote=fabfile)`): runtime/ never imports Fabric itself.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from runtime.dispatch import cluster as cl
 from runtime.dispatch import fleet
@@ -32,8 +39,12 @@ from runtime.dispatch import lifecycle as lc
 from runtime.dispatch.job import Job
 from runtime.dispatch.probes import format_probe, probe_cluster
 from runtime.errors import ConfigError, RunStopped
-from runtime.kinds import SEARCH_KINDS
+from runtime.kinds import SEARCH_KINDS, kind_of
 from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from runtime.kinds.search import best_of
+from runtime.rundir import journal as jn
+from runtime.rundir import run as rd
+from runtime.rundir.results import sklearn_cv_results
 from runtime.spec import HostsConfig, load_hosts, load_search_spec
 
 
@@ -193,6 +204,64 @@ def probe_memory(hosts_file: str | os.PathLike | None = None, *, remote=None) ->
         client.close()
 
 
+@dataclass(frozen=True)
+class RunResults:
+    """A search run's results as FleetSearchCV gives them (`read_results`).
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run directory.
+    status : str
+        finished, running, aborted, incomplete, interrupted...
+    cv_results_ : dict
+        scikit-learn's `cv_results_`: the parameter values as they were
+        given (tuples, numpy scalars, estimators), masked `param_<name>`
+        arrays, NaN for splits not scored yet.
+    best_index_, best_params_, best_score_
+        As a fitted search's (None while there is no best).
+    """
+
+    run_dir: Path
+    status: str
+    cv_results_: dict
+    best_index_: int | None
+    best_params_: dict | None
+    best_score_: float | None
+
+
+def read_results(run_dir: str | os.PathLike) -> RunResults:
+    """The results of a search run from its directory alone (no cluster, no spec).
+
+    Rebuilt from the journal, as `invoke report` does, so a run still going
+    or interrupted reads as far as it got.
+
+    Raises
+    ------
+    ConfigError
+        When `run_dir` is not a run directory, or is a curve's (no cv_results_).
+    """
+    path = Path(run_dir)
+    meta = rd.read_meta(path)
+    kind = kind_of(meta)
+    if kind.style != "search":
+        raise ConfigError(
+            f"{path}: a {kind.name.replace('_', ' ')} run, which has no cv_results_. "
+            f"Fix: read its curve from {path / jn.RESULTS}, or pass a search's run"
+        )
+    results = kind.results(meta, meta["n_folds"], jn.read_journal(path / jn.JOURNAL))
+    idx, _, score = best_of(meta, results)
+    cv_results = sklearn_cv_results(results)
+    return RunResults(
+        run_dir=path,
+        status=rd.status_of(meta),
+        cv_results_=cv_results,
+        best_index_=idx,
+        best_params_=None if idx is None else cv_results["params"][idx],
+        best_score_=score,
+    )
+
+
 def hosts_config(hosts_file, remote) -> HostsConfig:
     """The cluster of `hosts_file` (default as the command line's), checked against `remote`.
 
@@ -225,6 +294,7 @@ __all__ = [
     "hosts_config",
     "learning_curve",
     "probe_memory",
+    "read_results",
     "search",
     "start_cluster",
     "stop_cluster",

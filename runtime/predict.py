@@ -22,6 +22,77 @@ from runtime.spec.data import load_features
 PREDICTIONS = "predictions.csv"
 
 
+def _write_csv(table, target: Path) -> None:
+    table.to_csv(target, index=False)
+
+
+def _write_parquet(table, target: Path) -> None:
+    table.to_parquet(target, index=False)
+
+
+def _write_jsonl(table, target: Path) -> None:
+    table.to_json(target, orient="records", lines=True)
+
+
+def _write_npy(table, target: Path) -> None:
+    """A real .npy that loads without pickle: the predictions, or one record per row.
+
+    Predictions alone are a 1-D array of the model's dtype (strings as
+    numpy strings, not objects); with probabilities, a structured array
+    with one field per column (``prediction``, ``proba_<class>``).
+    """
+    import numpy as np
+
+    columns = {name: _no_objects(table[name].to_numpy()) for name in table.columns}
+    if list(columns) == ["prediction"]:
+        arr = columns["prediction"]
+    else:
+        arr = np.empty(
+            len(table), dtype=[(name, col.dtype) for name, col in columns.items()]
+        )
+        for name, col in columns.items():
+            arr[name] = col
+    np.save(target, arr, allow_pickle=False)
+
+
+def _no_objects(col):
+    """A column numpy saves without pickle: objects (string labels) as numpy strings."""
+    return col.astype(str) if col.dtype.kind == "O" else col
+
+
+#: What `predict` writes, by the extension of its `out`.
+WRITERS = {
+    ".csv": _write_csv,
+    ".parquet": _write_parquet,
+    ".npy": _write_npy,
+    ".jsonl": _write_jsonl,
+}
+
+
+def output_writer(out: str | os.PathLike):
+    """The writer of `out`'s format, checked before anything is computed.
+
+    Raises
+    ------
+    ConfigError
+        For an extension not in `WRITERS`, or a folder that does not exist.
+    """
+    target = Path(out)
+    writer = WRITERS.get(target.suffix.lower())
+    if writer is None:
+        got = f"extension {target.suffix!r}" if target.suffix else "no extension"
+        raise ConfigError(
+            f"--out {out}: {got}, which is no format predict writes. Fix: end the "
+            f"name with one of {', '.join(WRITERS)}"
+        )
+    if not target.parent.is_dir():
+        raise ConfigError(
+            f"--out {out}: the folder {target.parent} does not exist. Fix: create it, "
+            "or write elsewhere"
+        )
+    return writer
+
+
 def best_estimator(run_dir: str | os.PathLike):
     """The fitted best estimator of a finished search run.
 
@@ -84,7 +155,7 @@ def predict(
     out: str | os.PathLike | None = None,
     proba: bool = False,
 ) -> tuple[Path, int]:
-    """Write the run's best estimator's predictions on `data` as a CSV file.
+    """Write the run's best estimator's predictions on `data`, in the format `out` names.
 
     Parameters
     ----------
@@ -94,7 +165,9 @@ def predict(
         New rows: a .csv/.parquet table (the target, group and weight
         columns are left out when present), a .npy table or a .npz file.
     out : path, optional
-        The CSV to write; default `RUN_DIR/predictions.csv`.
+        The file to write, by its extension: .csv, .parquet, .npy (a 1-D
+        array, or with `proba` a structured one; loads without pickle) or
+        .jsonl (one object per row); default `RUN_DIR/predictions.csv`.
     proba : bool
         Also write `predict_proba`'s columns (``proba_<class>``).
 
@@ -106,12 +179,15 @@ def predict(
     Raises
     ------
     ConfigError
-        When the run has no model, the file cannot be read, or the model has
-        no predict_proba and `proba` is asked.
+        When `out` names no known format, the run has no model, the file
+        cannot be read, or the model has no predict_proba and `proba` is
+        asked.
     """
+    path = Path(run_dir)
+    target = Path(out) if out else path / PREDICTIONS
+    write = output_writer(target)  # before the model loads: a bad name costs nothing
     import pandas as pd
 
-    path = Path(run_dir)
     meta = rd.read_meta(path)
     spec = load_search_spec(
         path / jn.SPEC_COPY, n_iter=meta.get("n_iter"), base_dir=meta.get("spec_dir")
@@ -136,8 +212,7 @@ def predict(
             f"--data {data}: the model cannot predict these rows ({type(exc).__name__}: "
             f"{exc}). Fix: give rows with the columns (or features) the run was trained on"
         ) from exc
-    target = Path(out) if out else path / PREDICTIONS
-    table.to_csv(target, index=False)
+    write(table, target)
     return target, len(table)
 
 

@@ -28,11 +28,22 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import indexable
 
-from runtime.engine.build import build, build_scorers, describe, is_multimetric
+from runtime.engine.build import build_scorers, describe, is_multimetric
 from runtime.errors import ConfigError, RunStopped, SearchError
+from runtime.rundir.results import sklearn_cv_results
 from runtime.spec.data import Dataset
 from runtime.spec.search import parse_task_timeout
 
+#: The attributes of a fitted Halving*SearchCV that results.json holds.
+HALVING_ATTRIBUTES = (
+    "n_resources_",
+    "n_candidates_",
+    "n_iterations_",
+    "n_required_iterations_",
+    "n_possible_iterations_",
+    "min_resources_",
+    "max_resources_",
+)
 #: scikit-learn's learning_curve default: five sizes from 10% to all of the training fold.
 DEFAULT_TRAIN_SIZES = np.linspace(0.1, 1.0, 5)
 
@@ -52,7 +63,20 @@ class FleetSearchCV(BaseSearchCV):
     n_iter : int, optional
         Candidates to draw from `param_distributions`.
     random_state : int, optional
-        Seeds the draw of candidates.
+        Seeds the draw of candidates (and a halving search's subsamples).
+    search : {"grid", "random", "halving"}, optional
+        Default: "grid" with `param_grid`, "random" with
+        `param_distributions`. "halving" is successive halving, as
+        HalvingGridSearchCV (with `param_grid`) or HalvingRandomSearchCV
+        (with `param_distributions`), with their parameters below.
+    factor, resource, max_resources, aggressive_elimination :
+        A halving search's, as scikit-learn's (defaults 3, "n_samples",
+        "auto", False).
+    min_resources : int, "smallest" or "exhaust", optional
+        A halving search's; default as scikit-learn's: "exhaust" for a grid,
+        "smallest" for distributions.
+    n_candidates : int or "exhaust"
+        Candidates a halving search draws from `param_distributions`.
     cv : int, cross-validation generator or iterable
         As scikit-learn's `check_cv` takes it (5: (Stratified)KFold(5)).
     scoring : str, callable, list or dict, optional
@@ -132,6 +156,13 @@ class FleetSearchCV(BaseSearchCV):
         requirements=None,
         code=None,
         task_timeout=None,
+        search=None,
+        factor=3,
+        resource="n_samples",
+        min_resources=None,
+        max_resources="auto",
+        aggressive_elimination=False,
+        n_candidates="exhaust",
     ):
         self.estimator = estimator
         self.param_grid = param_grid
@@ -154,6 +185,13 @@ class FleetSearchCV(BaseSearchCV):
         self.requirements = requirements
         self.code = code
         self.task_timeout = task_timeout
+        self.search = search
+        self.factor = factor
+        self.resource = resource
+        self.min_resources = min_resources
+        self.max_resources = max_resources
+        self.aggressive_elimination = aggressive_elimination
+        self.n_candidates = n_candidates
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, groups=None, **fit_params):
@@ -196,7 +234,7 @@ class FleetSearchCV(BaseSearchCV):
         if self.resume:
             plan = lc.plan_resume_inline(spec, self.resume, cfg, log=log)
         else:
-            job = {**lc.search_job_of(spec), "source": "python"}
+            job = _from_python(lc.search_job_of(spec))
             plan = lc.plan_new(
                 spec, job, cfg, runs_root=self.runs_root, run_dir=self.run_dir, log=log
             )
@@ -322,7 +360,8 @@ class FleetSearchCV(BaseSearchCV):
                 f"FleetSearchCV: refit=True is ambiguous with several metrics "
                 f"({', '.join(self.scoring)}). Fix: refit='<one of them>' or refit=False"
             )
-        candidates = tuple(self._candidates())
+        search, halving = self._search_kind()
+        drawn = halving is not None and halving["flavour"] == "random"
         spec = inline_spec(
             self.estimator,
             (X, y, groups, fit_params),
@@ -331,11 +370,32 @@ class FleetSearchCV(BaseSearchCV):
             refit=_refit_of(self.refit),
             error_score=self.error_score,
             return_train_score=self.return_train_score,
-            candidates=candidates,
+            # A halving search draws its candidates once the data says how many.
+            candidates=() if drawn else tuple(self._candidates()),
+        )
+        from dataclasses import replace
+
+        spec = replace(
+            spec,
+            search=search,
+            halving=halving,
+            random_state=self.random_state,
+            draw=self._draw if drawn else None,
+            description={
+                **spec.description,
+                "search": search,
+                **({"halving": halving} if halving else {}),
+                **(
+                    {
+                        "param_distributions": repr(self.param_distributions),
+                        "random_state": self.random_state,
+                    }
+                    if drawn
+                    else {}
+                ),
+            },
         )
         if self.requirements or self.code:
-            from dataclasses import replace
-
             from runtime.spec.code import parse_code, parse_requirements
 
             where, here = "FleetSearchCV", Path.cwd()
@@ -346,32 +406,74 @@ class FleetSearchCV(BaseSearchCV):
             )
         return spec
 
-    def _candidates(self):
-        """The candidates as plain data, in GridSearchCV's / RandomizedSearchCV's order."""
+    def _search_kind(self) -> tuple[str, dict | None]:
+        """The search (grid, random or halving) and a halving search's settings.
+
+        Raises
+        ------
+        ConfigError
+            For another search, or halving settings scikit-learn would refuse.
+        """
         if (self.param_grid is None) == (self.param_distributions is None):
             raise ConfigError(
                 "FleetSearchCV: give exactly one of param_grid and param_distributions. "
                 "Fix: FleetSearchCV(est, {'C': [1, 10]}) or param_distributions=..., n_iter=10"
             )
+        default = "grid" if self.param_grid is not None else "random"
+        search = default if self.search is None else self.search
+        if search not in ("grid", "random", "halving") or (
+            search != "halving" and search != default
+        ):
+            raise ConfigError(
+                f"FleetSearchCV: search={search!r} with "
+                f"{'param_grid' if default == 'grid' else 'param_distributions'}. "
+                f"Fix: search={default!r} or search='halving'"
+            )
+        if search != "halving":
+            return search, None
+        from runtime.spec.strategies import check_resource_not_searched, parse_halving
+
+        raw = {
+            "factor": self.factor,
+            "resource": self.resource,
+            "max_resources": self.max_resources,
+            "aggressive_elimination": self.aggressive_elimination,
+            **(
+                {}
+                if self.min_resources is None
+                else {"min_resources": self.min_resources}
+            ),
+            **({} if default == "grid" else {"n_candidates": self.n_candidates}),
+        }
+        settings = parse_halving("FleetSearchCV", raw, self.estimator)
+        grids = self.param_grid if default == "grid" else self.param_distributions
+        check_resource_not_searched(
+            "FleetSearchCV", settings, grids if isinstance(grids, list) else [grids]
+        )
+        if is_multimetric(self.scoring) or not isinstance(self.refit, bool):
+            raise ConfigError(
+                "FleetSearchCV: a halving search keeps candidates by one metric and "
+                f"refits by it (scoring={self.scoring!r}, refit={self.refit!r}). Fix: "
+                "one scorer, and refit=True or False"
+            )
+        return search, settings
+
+    def _candidates(self, n_iter: int | None = None):
+        """The candidates, described, in GridSearchCV's / RandomizedSearchCV's order."""
         if self.param_grid is not None:
             draw = ParameterGrid(self.param_grid)
         else:
             draw = ParameterSampler(
                 self.param_distributions,
-                n_iter=self.n_iter or 10,
+                n_iter=n_iter or self.n_iter or 10,
                 random_state=self.random_state,
             )
         for cand in draw:
-            _check_importable_values(cand)
-            plain = {k: describe(v) for k, v in cand.items()}
-            try:
-                json.dumps(plain)
-            except TypeError as exc:
-                raise ConfigError(
-                    f"FleetSearchCV: a parameter value cannot go to the journal ({exc}). "
-                    "Fix: use numbers, strings, lists or scikit-learn estimators as values"
-                ) from exc
-            yield plain
+            yield {k: _described(k, v) for k, v in cand.items()}
+
+    def _draw(self, n: int) -> list[dict]:
+        """The `n` candidates HalvingRandomSearchCV draws from `param_distributions`."""
+        return list(self._candidates(n_iter=n))
 
     def _set_results(self, plan, job, spec) -> None:
         """scikit-learn's attributes, from the run's results."""
@@ -386,16 +488,21 @@ class FleetSearchCV(BaseSearchCV):
         if self.multimetric_:
             self.scorer_ = dict(self.scorer_)
         self.n_splits_ = spec.cv.n_splits
-        self.cv_results_ = cv_results_arrays(job.cv_results_)
+        self.cv_results_ = sklearn_cv_results(job.results_)
         # As BaseSearchCV: the best is named with one metric, or with a refit one.
         if (self.refit is not False or not self.multimetric_) and res["best_params"]:
             self.best_index_ = res["best_index"]
-            self.best_params_ = {k: build(v) for k, v in res["best_params"].items()}
+            # As BaseSearchCV: the very dict of cv_results_["params"].
+            self.best_params_ = self.cv_results_["params"][self.best_index_]
             if res.get("best_score") is not None:
                 self.best_score_ = res["best_score"]
         if self.refit is not False:
             self.best_estimator_ = joblib.load(self.run_dir_ / res["best_estimator"])
             self.refit_time_ = res["refit_time"]
+        # A halving search's own attributes, as Halving*SearchCV's.
+        for name in HALVING_ATTRIBUTES:
+            if name in res:
+                setattr(self, name, res[name])
 
     #: What a fit in progress holds (a thread, the job on the cluster): not
     #: part of a fitted search, so a pickle or a deepcopy leaves it out.
@@ -407,29 +514,29 @@ class FleetSearchCV(BaseSearchCV):
         return {k: v for k, v in state.items() if k not in self._RUNNING}
 
 
-def _check_importable_values(candidate: dict) -> None:
-    """Refuse a parameter value whose class only this process has (a notebook's).
+def _from_python(job):
+    """A search's job (or its function of the folds) marked as made by FleetSearchCV."""
+    if callable(job):
+        return lambda split: {**job(split), "source": "python"}
+    return {**job, "source": "python"}
 
-    Values go to the journal as plain data and the engines rebuild them by
-    import path, which a class defined in ``__main__`` does not have there.
+
+def _described(name: str, value):
+    """A parameter value as the journal keeps it (`describe`: build gives it back).
 
     Raises
     ------
     ConfigError
-        Naming the parameter and the class.
+        For a value that cannot be pickled, naming the parameter.
     """
-    for name, value in candidate.items():
-        cls = value if isinstance(value, type) else type(value)
-        if getattr(cls, "__module__", None) == "__main__" and hasattr(
-            value, "get_params"
-        ):
-            raise ConfigError(
-                f"FleetSearchCV: the value {value!r} of {name!r} is of a class defined in "
-                "the notebook or script (__main__), which the engines cannot rebuild "
-                "from the journal. Fix: move the class to a module of your own, import "
-                "it from there and pass that module with code=['mymodule.py'], or make "
-                "it the estimator and search over its parameters"
-            )
+    try:
+        return describe(value)
+    except TypeError as exc:
+        raise ConfigError(
+            f"FleetSearchCV: the value of {name!r} cannot go to the engines and the "
+            f"journal: {exc}. Fix: give a value that pickles (numbers, strings, "
+            "tuples, arrays, estimators, functions of a module)"
+        ) from exc
 
 
 def _refit_of(refit) -> bool | str:
@@ -695,36 +802,12 @@ def _run_curve(spec, job, hosts, engines, runs_root, verbose, remote) -> dict:
     return ended.curve_
 
 
-def cv_results_arrays(results: dict) -> dict:
-    """results.json's lists as scikit-learn's `cv_results_`: arrays, masked params, objects."""
-    out = {}
-    for key, values in results.items():
-        if key == "params":
-            out[key] = [{k: build(v) for k, v in p.items()} for p in values]
-        elif key.startswith("param_"):
-            arr = np.ma.MaskedArray(np.empty(len(values), dtype=object), mask=True)
-            for i, v in enumerate(values):
-                if v is not None:
-                    arr[i] = build(v)
-            out[key] = arr
-        elif key.startswith("rank_"):
-            out[key] = np.asarray(values, dtype=np.int32)
-        elif key.endswith(("_host", "_engine")):
-            out[key] = np.asarray(values, dtype=object)
-        else:
-            out[key] = np.asarray(
-                [np.nan if v is None else v for v in values], dtype=float
-            )
-    return out
-
-
 def _quiet(*_args, **_kwargs) -> None:
     """A log that says nothing (verbose=0)."""
 
 
 __all__ = [
     "FleetSearchCV",
-    "cv_results_arrays",
     "fleetcv_learning_curve",
     "fleetcv_validation_curve",
     "inline_spec",

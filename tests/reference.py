@@ -98,8 +98,8 @@ def reference(spec, scoring=None, refit=True, grid=None) -> GridSearchCV:
 def _same_value(ours, theirs) -> bool:
     if theirs is np.ma.masked:  # a parameter this candidate's grid does not set
         return ours is None
-    if isinstance(theirs, tuple):  # JSON keeps a tuple as a list
-        return tuple(ours) == theirs
+    if isinstance(theirs, tuple):  # results.json keeps it typed: a tuple again
+        return type(build(ours)) is tuple and build(ours) == theirs
     if isinstance(ours, dict) and ("class" in ours or "pipeline" in ours):
         return repr(build(ours)) == repr(theirs)
     return ours == theirs or (isinstance(theirs, float) and float(ours) == theirs)

@@ -586,7 +586,7 @@ def test_curve_encrypts_and_a_client_without_the_key_cannot_run_tasks(tmp_path, 
             grid = GridSearchCV(
                 SVC(), {"C": [0.1, 1.0, 10.0]}, cv=cv, return_train_score=True
             ).fit(X, y)
-            _assert_equals_reference(search.cv_results_, grid)
+            _assert_equals_reference(search.results_, grid)
             step("search over CurveZMQ finished")
         finally:
             client.close()

@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -572,15 +573,19 @@ def test_a_parameter_value_from_the_users_module_travels_with_code(hosts, tmp_pa
         sys.modules.pop("my_models", None)
 
 
-def test_a_notebook_class_as_a_parameter_value_is_one_clear_error():
+def test_a_notebook_class_as_a_parameter_value_goes_by_value(hosts, tmp_path):
     class Local(LogisticRegression):
         pass
 
     Local.__module__ = "__main__"  # as a class defined in a notebook cell
-    pipe = Pipeline([("clf", LogisticRegression())])
-    with pytest.raises(
-        ConfigError,
-        match=r"the value Local\(\) of 'clf' is of a class defined in the notebook or "
-        r"script \(__main__\).*Fix: move the class to a module of your own",
-    ):
-        FleetSearchCV(pipe, {"clf": [Local()]}).fit(X, Y)
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+    grid = {"clf": [Local(max_iter=300), KNeighborsClassifier()]}
+    ours = FleetSearchCV(
+        pipe, grid, cv=3, hosts=hosts, runs_root=str(tmp_path), verbose=0
+    ).fit(X, Y)
+    theirs = GridSearchCV(pipe, grid, cv=3).fit(X, Y)
+    assert_same_search(ours, theirs, X)
+    # The very class comes back, unfitted, as GridSearchCV's clone of it.
+    local = ours.cv_results_["params"][0]["clf"]
+    assert type(local) is Local and local.max_iter == 300
+    assert not hasattr(local, "coef_")

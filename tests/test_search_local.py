@@ -221,7 +221,7 @@ def test_randomized_search_is_reproducible_and_equals_randomizedsearchcv(
     assert len(a.candidates) == 10 and a.n_tasks == 50 and a.n_done == 50
     assert len(jn.read_journal(tmp_path / "r0" / jn.JOURNAL)) == 50
     assert a.candidates == b.candidates
-    assert a.cv_results_["mean_test_score"] == b.cv_results_["mean_test_score"]
+    assert a.results_["mean_test_score"] == b.results_["mean_test_score"]
     ref = random_spec_reference(10)
     assert a.candidates == ref.cv_results_["params"]
     np.testing.assert_allclose(
@@ -249,7 +249,7 @@ def test_a_fit_that_raises_is_recorded_and_the_search_completes(
         client.load_balanced_view(), SVC(), {"C": [-1.0, 1.0]}, run_dir=tmp_path / "run"
     )
     s.launch(split).wait()
-    res = s.cv_results_
+    res = s.results_
     assert s.status == "finished" and s.n_done == 6
     assert res["n_failed_fits"] == [3, 0]
     assert all(
@@ -386,6 +386,4 @@ def test_any_splitter_by_import_path_equals_gridsearchcv(local_cluster, tmp_path
             rtol=0,
             atol=1e-12,
         )
-    assert (
-        s.cv_results_["rank_test_score"] == grid.cv_results_["rank_test_score"].tolist()
-    )
+    assert s.results_["rank_test_score"] == grid.cv_results_["rank_test_score"].tolist()

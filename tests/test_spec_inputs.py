@@ -542,6 +542,7 @@ def test_a_refit_callable_gets_arrays_and_must_return_an_index():
 
     results = {
         "params": [{"C": 1.0}, {"C": 2.0}],
+        "param_C": [1.0, 2.0],
         "rank_test_score": [2, 1],
         "mean_test_score": [0.5, 0.7],
         "n_finished_splits": [1, 1],
@@ -553,8 +554,9 @@ def test_a_refit_callable_gets_arrays_and_must_return_an_index():
         match=r"refit: tests\.datasets\.simplest_of_top_three\(cv_results\) raised KeyError",
     ):
         best_of(job, results)  # it reads param_clf__C, which these results lack
-    results["param_clf__C"] = [1.0, 2.0]
-    assert best_of(job, results) == (0, {"C": 1.0}, None)
+    results["params"] = [{"clf__C": 1.0}, {"clf__C": 2.0}]
+    results["param_clf__C"] = results.pop("param_C")
+    assert best_of(job, results) == (0, {"clf__C": 1.0}, None)
     with pytest.raises(
         SearchError, match=r"returned 1\.0, not a candidate index in \[0, 1\]"
     ):
@@ -584,7 +586,9 @@ def test_a_list_stands_for_a_tuple_where_scikit_learn_wants_one(tmp_path):
     est = spec.estimator.build()
     assert est.named_steps["tfidf"].ngram_range == (1, 2)
     cand = spec.candidates()[1]
-    assert cand["tfidf__ngram_range"] == [1, 3]  # plain data in the journal
+    # The journal keeps the tuple the fit gets, which results give back.
+    assert cand["tfidf__ngram_range"] == {"$type": "tuple", "items": [1, 3]}
+    assert build(cand["tfidf__ngram_range"]) == (1, 3)
     est.set_params(**materialize(cand, est))
     assert est.named_steps["tfidf"].ngram_range == (1, 3)
     assert materialize({"clf__C": [1.0]}, est) == {

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.dispatch.runner import ABORT_GRACE, TaskRunner
+from runtime.engine.build import build
 from runtime.engine.folds import SplitSet, load_split_set
 from runtime.errors import ClusterLost, DiskFull, SearchError
 from runtime.kinds import kind_of
@@ -311,23 +312,27 @@ class SearchJob(Job):
 
     @property
     def cv_results_(self) -> dict:
-        """sklearn-style results of what has finished so far (dict of lists)."""
-        return self.results_
+        """scikit-learn's `cv_results_` of what has finished so far (arrays, the values given).
+
+        `results_` is the same as plain data (dict of lists, as results.json).
+        """
+        return rs.sklearn_cv_results(self.results_)
 
     @property
     def best_index_(self) -> int | None:
         """Index of the best candidate (rank 1 by the refit metric, or the refit callable's pick)."""
-        return best_of(self.job, self.cv_results_)[0]
+        return best_of(self.job, self.results_)[0]
 
     @property
     def best_params_(self) -> dict | None:
-        """Parameters of the best candidate."""
-        return best_of(self.job, self.cv_results_)[1]
+        """Parameters of the best candidate, as given (tuples, numpy scalars, estimators)."""
+        idx, params, _ = best_of(self.job, self.results_)
+        return None if idx is None else {k: build(v) for k, v in params.items()}
 
     @property
     def best_score_(self) -> float | None:
         """Mean test score of the best candidate (None with a refit callable)."""
-        return best_of(self.job, self.cv_results_)[2]
+        return best_of(self.job, self.results_)[2]
 
     def boxplot_parameters(
         self, out_dir: str | Path | None = None, display_train: bool = True
@@ -338,7 +343,9 @@ class SearchJob(Job):
 
         return boxplot_parameters(
             # Several metrics: the one that ranks candidates.
-            rs.metric_view(self.cv_results_, self.job.get("ranking") or "score"),
+            rs.metric_view(
+                rs.readable_results(self.results_), self.job.get("ranking") or "score"
+            ),
             out_dir or self.run_dir or ".",
             display_train=display_train,
         )

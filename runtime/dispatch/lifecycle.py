@@ -42,6 +42,7 @@ from runtime.dispatch.refit import refit_best
 from runtime.dispatch.rejoin import HostRejoin
 from runtime.dispatch.versions import check_engine_versions
 from runtime.engine import usercode
+from runtime.engine.build import comparable
 from runtime.engine.folds import (
     FORMAT_VERSION,
     MANIFEST,
@@ -482,7 +483,10 @@ def plan_resume_inline(
             f"resume={str(path)!r}: not a run of FleetSearchCV. Fix: resume it with "
             f"invoke {kind_of(meta).command} --resume {path}"
         )
-    if meta.get("candidates") != spec.candidates():
+    # A halving search's random flavour drew as many as its run has.
+    drawn = (spec.halving or {}).get("flavour") == "random"
+    again = spec.candidates(n_iter=len(meta.get("candidates") or []) if drawn else None)
+    if comparable(meta.get("candidates")) != comparable(again):
         raise ConfigError(
             f"resume={str(path)!r}: the run searched other candidates (param grid, "
             "n_iter or random_state differ). Fix: the same FleetSearchCV, or no resume"

@@ -61,7 +61,7 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
     if not job.job.get("refit") or job.status != "finished":
         return None
     # None when every fit failed (best_of): nothing to refit.
-    idx, params, _ = best_of(job.job, job.cv_results_)
+    idx, params, _ = best_of(job.job, job.results_)
     done = job.job.get("refitted")
     path = plan.run_dir / BEST_ESTIMATOR
     if idx is None or (done and done.get("best_index") == idx and path.is_file()):

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from runtime.dispatch.job import SearchJob
+from runtime.engine.build import describe
 from runtime.kinds.search import search_job
 from runtime.rundir import results as rs
 
@@ -34,7 +35,8 @@ class DistributedSearch(SearchJob):
         sample from (sklearn's ParameterSampler). Ignored when `candidates`
         is given.
     candidates : list of dict, optional
-        The exact parameter combinations to evaluate.
+        The exact parameter combinations to evaluate, described
+        (`runtime.engine.build.describe`, as a spec's `candidates()` are).
     n_iter : int, optional
         Randomized search budget.
     random_state : int, optional
@@ -85,5 +87,8 @@ def _make_candidates(params, n_iter, random_state) -> list[dict]:
     if params is None:
         raise ValueError("DistributedSearch needs params or candidates")
     if n_iter is None:
-        return list(ParameterGrid(params))
-    return list(ParameterSampler(params, n_iter=n_iter, random_state=random_state))
+        drawn = ParameterGrid(params)
+    else:
+        drawn = ParameterSampler(params, n_iter=n_iter, random_state=random_state)
+    # Described, as the journal keeps them; cv_results_ gives the values back.
+    return [{k: describe(v) for k, v in c.items()} for c in drawn]

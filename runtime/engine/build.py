@@ -22,10 +22,31 @@ Descriptions:
   `make_scorer` options ``{"metric": IMPORT.PATH, "greater_is_better":
   ..., "response_method": ..., "params": {...}}``; several as a list or a
   mapping of name -> scorer (multi-metric, as scikit-learn's `scoring`).
+
+Typed values: what JSON cannot say, `describe` writes as a mapping with the
+key ``$type``, so `build` gives back the same type and value (what
+GridSearchCV's `cv_results_` and `best_params_` hold):
+
+- ``{"$type": "tuple", "items": [...]}``;
+- ``{"$type": "dict", "items": [[key, value], ...]}``: a mapping whose keys
+  are not all strings (``class_weight: {0: 1, 1: 5}``), or that would read
+  as a description or a typed value;
+- ``{"$type": "list", "items": [...]}``: a list that would read as named
+  estimators (the YAML convention above);
+- ``{"$type": "numpy", "dtype": "float32", "value": 0.5}``: a numpy scalar;
+- ``{"$type": "ndarray", "dtype": "<f8", "shape": [2], "data": [...]}``: a
+  numpy array of booleans, numbers or strings;
+- ``{"$type": "import", "path": "numpy.log1p"}``: a function or a class that
+  its import path finds again;
+- ``{"$type": "pickle", "data": BASE64, "repr": "..."}``: anything else
+  (a lambda, a notebook's class, a RandomState), by cloudpickle. Reading it
+  runs code, as loading any pickle does: a run directory is trusted as the
+  folds are (owner-only). Reports print its `repr` and never unpickle it.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
 from typing import Any
 
@@ -35,6 +56,14 @@ PIPELINE_KEYS = frozenset({"pipeline"})
 STEP_KEYS = frozenset({"name", "class", "params", "pipeline"})
 #: The keys of a metric-function scorer description.
 METRIC_KEYS = frozenset({"metric", "greater_is_better", "response_method", "params"})
+#: The key that marks a typed value (see the module docstring).
+TYPE_KEY = "$type"
+#: The Python types JSON writes and reads back as they are.
+JSON_SCALARS = (bool, int, float, str)
+#: numpy dtype kinds whose arrays JSON carries exactly: bool, ints, floats, str.
+_ARRAY_KINDS = "biufU"
+#: Characters of a pickled value's `repr` kept for reports.
+REPR_CHARS = 200
 
 
 def import_path(path: str) -> Any:
@@ -74,6 +103,8 @@ def build(value: Any) -> Any:
     ImportError, AttributeError, TypeError, ValueError
         From the import or the constructor, as they come.
     """
+    if isinstance(value, dict) and TYPE_KEY in value:
+        return _build_typed(value)
     if is_estimator_description(value):
         if "class" in value:
             cls = import_path(value["class"])
@@ -147,22 +178,173 @@ def _defaults(cls) -> dict:
 
 
 def describe(obj: Any) -> Any:
-    """The plain description of a value: an estimator as ``{"class", "params"}`` (inverse of `build`).
+    """The plain (JSON) description of a value, from which `build` makes it again.
 
-    Numpy scalars become Python ones and tuples lists (JSON has no tuple;
-    `as_tuples` brings them back); other values come back as they are.
+    An estimator (anything with `get_params`, as scikit-learn's `clone`
+    takes it) becomes ``{"class", "params"}``; what JSON has no type for
+    becomes a typed value (see the module docstring), so that
+    ``build(describe(v))`` has the type and value of ``clone(v, safe=False)``:
+    what GridSearchCV sets on its estimator and gives back.
+
+    Raises
+    ------
+    TypeError
+        For a value that neither a description nor pickle can carry.
     """
-    if hasattr(obj, "get_params") and hasattr(obj, "fit") and not isinstance(obj, type):
-        cls = type(obj)
-        return {
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "params": {k: describe(v) for k, v in obj.get_params(deep=False).items()},
-        }
-    if isinstance(obj, list | tuple):
-        return [describe(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
-        return obj.item()  # a numpy scalar
-    return obj
+    cls = type(obj)
+    if obj is None or cls in JSON_SCALARS:
+        return obj
+    if cls is list:
+        items = [describe(v) for v in obj]
+        # Lists of [name, estimator] read back as Pipeline steps (tuples).
+        return _typed("list", items=items) if _is_named_estimator_list(items) else items
+    if cls is tuple:
+        return _typed("tuple", items=[describe(v) for v in obj])
+    if cls is dict:
+        return _describe_dict(obj)
+    if cls.__module__ == "numpy":
+        typed = _describe_numpy(obj)
+        if typed is not None:
+            return typed
+    if hasattr(obj, "get_params") and not isinstance(obj, type):
+        path = _path_of(cls)
+        if path is not None:
+            return {
+                "class": path,
+                "params": {
+                    k: describe(v) for k, v in obj.get_params(deep=False).items()
+                },
+            }
+        # A notebook's estimator class: pickled by value, unfitted as
+        # GridSearchCV's clone(value) would set it.
+        from sklearn.base import clone
+
+        return _pickled(clone(obj, safe=False))
+    if callable(obj):
+        path = _path_of(obj)
+        if path is not None:
+            return _typed("import", path=path)
+    return _pickled(obj)
+
+
+def _typed(name: str, **fields) -> dict:
+    return {TYPE_KEY: name, **fields}
+
+
+def _describe_dict(obj: dict) -> dict:
+    """A mapping as it is, or as key-value pairs where JSON would change or misread it."""
+    if all(type(k) is str for k in obj) and TYPE_KEY not in obj:
+        plain = {k: describe(v) for k, v in obj.items()}
+        if not is_estimator_description(plain):
+            return plain
+    return _typed("dict", items=[[describe(k), describe(v)] for k, v in obj.items()])
+
+
+def _describe_numpy(obj: Any) -> dict | None:
+    """A numpy scalar or array as a typed value; None when JSON cannot carry it exactly."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        value = obj.item()
+        name = type(obj).__name__
+        if (
+            type(value) in JSON_SCALARS
+            and getattr(np, name, None) is type(obj)
+            and _same_bits(getattr(np, name)(value), obj)
+        ):
+            return _typed("numpy", dtype=name, value=value)
+        return None
+    if type(obj) is np.ndarray and obj.dtype.kind in _ARRAY_KINDS:
+        data = obj.tolist()
+        if _same_bits(np.array(data, dtype=obj.dtype).reshape(obj.shape), obj):
+            return _typed(
+                "ndarray", dtype=obj.dtype.str, shape=list(obj.shape), data=data
+            )
+    return None
+
+
+def _same_bits(a, b) -> bool:
+    """Whether two numpy values hold the same bytes (NaN equals NaN; -0.0 differs from 0.0)."""
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _path_of(obj: Any) -> str | None:
+    """The import path that finds `obj` again in another process, if there is one."""
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(name, str) or module == "__main__":
+        return None  # a notebook's or a script's own: no other process imports it
+    path = f"{module}.{name}"
+    try:
+        found = import_path(path)
+    except Exception:  # noqa: BLE001 - any failure means: not found by its path
+        return None
+    return path if found is obj else None
+
+
+def _pickled(obj: Any) -> dict:
+    """Any other value, by cloudpickle (which carries a notebook's functions and classes)."""
+    import cloudpickle
+
+    try:
+        data = cloudpickle.dumps(obj)
+    except Exception as exc:  # noqa: BLE001 - whatever pickling raised, named
+        raise TypeError(
+            f"{type(obj).__name__} value {obj!r:.80} cannot be pickled ({exc})"
+        ) from exc
+    text = repr(obj)
+    return _typed(
+        "pickle",
+        data=base64.b64encode(data).decode("ascii"),
+        repr=text if len(text) <= REPR_CHARS else text[: REPR_CHARS - 3] + "...",
+    )
+
+
+def comparable(value: Any) -> Any:
+    """A description with each pickled value's bytes left out: what two runs' candidates compare by.
+
+    Pickles of the same function or notebook class differ from one process
+    to the next (cloudpickle records where the code was defined); their
+    place and type still have to agree.
+    """
+    if isinstance(value, dict):
+        if value.get(TYPE_KEY) == "pickle":
+            return {TYPE_KEY: "pickle"}
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+def _build_typed(value: dict) -> Any:
+    """The value a typed description (``$type``) stands for."""
+    kind = value[TYPE_KEY]
+    if kind == "tuple":
+        return tuple(build(v) for v in value["items"])
+    if kind == "list":
+        return [build(v) for v in value["items"]]
+    if kind == "dict":
+        return {build(k): build(v) for k, v in value["items"]}
+    if kind == "numpy":
+        import numpy as np
+
+        return getattr(np, value["dtype"])(value["value"])
+    if kind == "ndarray":
+        import numpy as np
+
+        return np.array(value["data"], dtype=value["dtype"]).reshape(value["shape"])
+    if kind == "import":
+        return import_path(value["path"])
+    if kind == "pickle":
+        import pickle
+
+        return pickle.loads(base64.b64decode(value["data"]))
+    raise ValueError(
+        f"unknown typed value {kind!r} (written by a newer fleetcv?): upgrade fleetcv"
+    )
 
 
 # ------------------------------------------------------------------ scorers

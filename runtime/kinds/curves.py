@@ -157,7 +157,7 @@ def format_curve_report(
     lines = head.rstrip("\n").split("\n")
     n_folds = len(curve["test_scores"][0]) if curve["test_scores"] else 0
     title, col, labels = curve_labels(curve, _short)
-    fixed = f"; params {curve['params']!r}" if curve["params"] else ""
+    fixed = f"; params {rs.params_text(curve['params'])}" if curve["params"] else ""
     lines += ["", f"{title}, mean (+/-std) over {n_folds} folds{fixed}"]
     width = max([len(col), *map(len, labels)])
     lines.append(f" {col:>{width}}  {'validation':<20}  train")

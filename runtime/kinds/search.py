@@ -112,14 +112,13 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
 
 
 def _refit_index(refit: str, results: dict) -> int:
-    """What scikit-learn's `refit=callable` gets: cv_results_ as arrays; an index back."""
+    """What scikit-learn's `refit=callable` gets: its `cv_results_`; an index back."""
     import numpy as np
 
     from runtime.engine.build import import_path
 
-    arrays = {k: v if k == "params" else np.asarray(v) for k, v in results.items()}
     try:
-        idx = import_path(refit)(arrays)
+        idx = import_path(refit)(rs.sklearn_cv_results(results))
     except Exception as exc:  # noqa: BLE001 - the user's callable: its error, named
         raise SearchError(
             f"refit: {refit}(cv_results) raised {type(exc).__name__}: {exc}. Fix: "

@@ -27,6 +27,7 @@ from runtime.report.figure import (
     set_xticks,
     value_label,
 )
+from runtime.rundir.results import readable
 
 LEARNING_PNG = "learning_curve.png"
 VALIDATION_PNG = "validation_curve.png"
@@ -44,7 +45,9 @@ def _band(ax, x, mean, std, color: str, label: str) -> None:
 
 
 def _params_text(params: dict, limit: int = PARAMS_TEXT_CHARS) -> str:
-    text = ", ".join(f"{k}={value_label(v)}" for k, v in sorted(params.items()))
+    text = ", ".join(
+        f"{k}={value_label(readable(v))}" for k, v in sorted(params.items())
+    )
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -138,7 +141,7 @@ def plot_validation_curve(
     -------
     Path
     """
-    values = curve["param_range"]
+    values = [readable(v) for v in curve["param_range"]]
     name = curve["param_name"]
     numeric = all(is_number(v) for v in values)
     x = (

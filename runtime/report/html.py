@@ -182,7 +182,10 @@ def _iterations_section(its: list[dict] | None) -> str:
 
 
 def _short(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    """A table cell's value: floats to 6 digits, strings as they are, others as Python prints them."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v if isinstance(v, str) else rs.value_text(v)
 
 
 def _curve_section(curve: dict) -> str:

@@ -49,7 +49,7 @@ from runtime.report.search_plots import (
     varying_params,
 )
 from runtime.rundir import journal as jn
-from runtime.rundir.results import metric_view
+from runtime.rundir.results import metric_view, readable_results
 from runtime.rundir.run import read_meta
 
 #: The key of `run_data`'s results, by the kind's style.
@@ -129,7 +129,7 @@ def plot_run(
     kind = kind_of(data["meta"])
     if kind.style == "search":
         ranking = data["meta"].get("ranking") or "score"
-        view = metric_view(data["cv_results"], ranking)
+        view = metric_view(readable_results(data["cv_results"]), ranking)
         jobs = search_plots(view, path) + iteration_plots(view, path)
     else:
         what, plot = CURVE_PLOTS[kind.name]

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from runtime.engine.build import is_estimator_description
+from runtime.engine.build import (
+    TYPE_KEY,
+    build,
+    describe,
+    import_path,
+    is_estimator_description,
+)
 from runtime.engine.record import FIT_FAILED, is_finished
 
 #: Rows shown by default in the report, as in the notebook's top-5.
@@ -112,6 +118,76 @@ def build_cv_results(
         results[f"split{k}_host"] = [hosts[c][k] for c in range(nc)]
         results[f"split{k}_engine"] = [engines[c][k] for c in range(nc)]
     return results
+
+
+#: Integer columns of the results: scikit-learn's halving ones (`iter`,
+#: `n_resources`) and fleetcv's counts.
+INT_COLUMNS = ("iter", "n_resources", "n_failed_fits", "n_finished_splits")
+
+
+def sklearn_cv_results(results: dict) -> dict:
+    """results.json's lists as scikit-learn's `cv_results_`, value for value and type for type.
+
+    Parameters
+    ----------
+    results : dict
+        A search's results (`build_cv_results`), parameter values described
+        (`runtime.engine.build.describe`).
+
+    Returns
+    -------
+    dict
+        `params` as the values the search was given (tuples, numpy scalars,
+        estimators, ...), `param_<name>` as scikit-learn's masked arrays
+        (with its dtypes), `rank_*` int32, `iter`/`n_resources` and fleetcv's
+        counts int64, `split<k>_host`/`_engine` object arrays, every other
+        column float64 (NaN for a split not scored yet).
+    """
+    params = [{k: build(v) for k, v in p.items()} for p in results["params"]]
+    out: dict = {}
+    for key, values in results.items():
+        if key == "params":
+            out[key] = params
+        elif key.startswith("param_"):
+            if not any(k.startswith("param_") for k in out):
+                out.update(masked_params(params))
+        elif key.startswith("rank_"):
+            out[key] = np.asarray(values, dtype=np.int32)
+        elif key in INT_COLUMNS:
+            out[key] = np.asarray(values, dtype=np.int64)
+        elif key.endswith(("_host", "_engine")):
+            out[key] = np.asarray(values, dtype=object)
+        else:
+            out[key] = np.asarray(
+                [np.nan if v is None else v for v in values], dtype=np.float64
+            )
+    return out
+
+
+def masked_params(candidate_params: list[dict]) -> dict:
+    """One `param_<name>` masked array per parameter, as scikit-learn's `_format_results`.
+
+    Masked where a candidate lacks the parameter; the dtype is numpy's for the
+    values (object for strings, for sequences and where numpy cannot make
+    one array), in the order the names first appear.
+    """
+    columns: dict[str, dict[int, object]] = {}
+    for i, params in enumerate(candidate_params):
+        for name, value in params.items():
+            columns.setdefault(f"param_{name}", {})[i] = value
+    out = {}
+    for key, column in columns.items():
+        try:
+            arr = np.array(list(column.values()))
+        except ValueError:  # sequences of different lengths
+            dtype = np.dtype(object)
+        else:
+            dtype = arr.dtype if arr.dtype.kind != "U" and arr.ndim == 1 else object
+        ma = np.ma.MaskedArray(np.empty(len(candidate_params), dtype=dtype), mask=True)
+        for i, value in column.items():
+            ma[i] = value  # setting a value unmasks it
+        out[key] = ma
+    return out
 
 
 #: The timing fields of a record that `fold_table` lays out as matrices.
@@ -393,11 +469,17 @@ def params_text(params: dict) -> str:
 
 
 def value_text(v) -> str:
-    """One parameter value, an estimator description written as scikit-learn prints it."""
+    """One parameter value as Python prints it; an estimator as scikit-learn does.
+
+    A described value (`runtime.engine.build.describe`) is read without
+    running anything: a pickled one prints the `repr` kept beside it, an
+    estimator its class name and the parameters that differ from the
+    class's defaults (`Class(k=v)`, the defaults when its module imports here).
+    """
+    if isinstance(v, dict) and TYPE_KEY in v:
+        return _typed_text(v)
     if is_estimator_description(v) and "class" in v:
-        args = ", ".join(
-            f"{k}={value_text(x)}" for k, x in (v.get("params") or {}).items()
-        )
+        args = ", ".join(f"{k}={value_text(x)}" for k, x in _changed_params(v).items())
         return f"{v['class'].rpartition('.')[2]}({args})"
     if is_estimator_description(v):  # a pipeline
         steps = ", ".join(
@@ -405,7 +487,90 @@ def value_text(v) -> str:
             for s in v["pipeline"]
         )
         return f"Pipeline([{steps}])"
+    if isinstance(v, list):
+        return "[" + ", ".join(value_text(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {value_text(x)}" for k, x in v.items()) + "}"
     return repr(v)
+
+
+def _typed_text(v: dict) -> str:
+    kind = v[TYPE_KEY]
+    if kind in ("numpy", "ndarray"):
+        return repr(build(v))  # numbers and strings only: nothing runs
+    if kind == "tuple":
+        items = [value_text(x) for x in v["items"]]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if kind == "list":
+        return "[" + ", ".join(value_text(x) for x in v["items"]) + "]"
+    if kind == "dict":
+        pairs = (f"{value_text(k)}: {value_text(x)}" for k, x in v["items"])
+        return "{" + ", ".join(pairs) + "}"
+    if kind == "import":
+        return v["path"]
+    return v.get("repr") or f"<{kind}>"
+
+
+def _changed_params(desc: dict) -> dict:
+    """An estimator description's params that differ from its class's defaults.
+
+    scikit-learn prints an estimator with those only; a class that does not
+    import here keeps every param it was described with.
+    """
+    import inspect
+
+    params = desc.get("params") or {}
+    try:
+        signature = inspect.signature(import_path(desc["class"]))
+    except Exception:  # noqa: BLE001 - not importable here: print every param
+        return params
+    defaults = {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+    out = {}
+    for k, x in params.items():
+        if k in defaults:
+            try:
+                same = describe(defaults[k]) == x
+            except TypeError:
+                same = False
+            if same:
+                continue
+        out[k] = x
+    return out
+
+
+def readable(value):
+    """A described parameter value as plots and tables read it, running nothing.
+
+    Numbers stay numbers (a numpy scalar its Python value), tuples and
+    typed lists and mappings their items; an estimator stays its
+    description; any other typed value becomes its text (`value_text`).
+    """
+    if isinstance(value, dict) and TYPE_KEY in value:
+        kind = value[TYPE_KEY]
+        if kind == "numpy":
+            return value["value"]
+        if kind in ("tuple", "list"):
+            items = [readable(x) for x in value["items"]]
+            return tuple(items) if kind == "tuple" else items
+        return value_text(value)
+    if isinstance(value, list):
+        return [readable(x) for x in value]
+    return value
+
+
+def readable_results(results: dict) -> dict:
+    """`results` with every parameter value `readable` (what the plots and report.html draw)."""
+    out = dict(results)
+    for key, values in results.items():
+        if key == "params":
+            out[key] = [{k: readable(v) for k, v in p.items()} for p in values]
+        elif key.startswith("param_"):
+            out[key] = [readable(v) for v in values]
+    return out
 
 
 def _pm(results: dict, which: str, metric: str, i: int) -> str:

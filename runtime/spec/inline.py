@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -100,15 +101,24 @@ class InlineSpec(ScoredSpec):
     code: tuple = ()
     raw: dict = field(default_factory=dict)
     task_timeout: float | None = None
-    # FleetSearchCV searches a grid or a sample of one: none of a spec's
-    # halving, asha or optuna settings, no budget (not fields: class constants).
-    halving = None
+    #: "grid", "random" or "halving" (a spec's `search:`).
+    search: str = "grid"
+    #: A halving search's settings (`runtime.spec.strategies.parse_halving`).
+    halving: dict | None = None
+    #: Seeds the draw of candidates and a halving search's subsamples.
+    random_state: int | None = None
+    #: n -> n candidates drawn, described (a halving search's random
+    #: flavour, whose number of candidates may depend on the data).
+    draw: Callable[[int], list[dict]] | None = None
+    # No spec's asha or optuna settings, no budget (class constants, not fields).
     asha = None
     optuna = None
     budget = MappingProxyType({})
 
-    def candidates(self) -> list[dict]:
-        """The candidates, plain data, in scikit-learn's order."""
+    def candidates(self, n_iter: int | None = None) -> list[dict]:
+        """The candidates, described, in scikit-learn's order (`n_iter` of them drawn)."""
+        if n_iter is not None and self.draw is not None:
+            return self.draw(n_iter)
         return [dict(c) for c in self.candidate_list]
 
     def dataset(self) -> Dataset:

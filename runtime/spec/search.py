@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.engine.build import build, is_estimator_description
+from runtime.engine.build import build, describe, is_estimator_description
 from runtime.spec.code import parse_code, parse_requirements, use_code
 from runtime.spec.common import (
     check_keys,
@@ -158,7 +158,8 @@ class SearchSpec(ScoredSpec):
         n_iter) gives ParameterSampler's draw, so the same random_state gives
         the same candidates as RandomizedSearchCV. A halving search's first
         iteration: its grid, or (random flavour) `n_iter` candidates drawn,
-        as HalvingRandomSearchCV draws them.
+        as HalvingRandomSearchCV draws them. Values are described as the
+        journal keeps them (`_described`).
         """
         # Deferred: importing runtime.spec (fabfile.py does) must not import sklearn.
         from sklearn.model_selection import ParameterGrid, ParameterSampler
@@ -178,7 +179,11 @@ class SearchSpec(ScoredSpec):
             cands = list(
                 ParameterSampler(space, n_iter=n_iter, random_state=self.random_state)
             )
-        return [{k: plain(v) for k, v in c.items()} for c in cands]
+        current = self.estimator.build().get_params(deep=True)
+        return [
+            {k: _described(v, isinstance(current.get(k), tuple)) for k, v in c.items()}
+            for c in cands
+        ]
 
     def digest(self) -> str:
         """Digest of everything that decides the results (not the run's name)."""
@@ -188,6 +193,26 @@ class SearchSpec(ScoredSpec):
             raw = {**raw, "code": [raw.get("code"), self.code_digest]}
         blob = json.dumps(raw, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _described(value: Any, tuple_param: bool = False) -> Any:
+    """A spec's parameter value as the journal keeps it, so `build` gives what the fit gets.
+
+    Estimator descriptions stay as written; numbers are Python's (an
+    expression's numpy values included); a mapping with other keys than
+    strings (``class_weight: {0: 1, 1: 5}``) is typed, as JSON would make
+    its keys strings; a list given to a parameter whose default is a tuple
+    (``ngram_range: [1, 2]``) is that tuple, as YAML has none.
+    """
+    if tuple_param and isinstance(value, list):
+        return describe(tuple(_described(v) for v in value))
+    if is_estimator_description(value):
+        return value
+    if isinstance(value, list):
+        return [_described(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _described(v) for k, v in value.items()}
+    return describe(plain(value))
 
 
 def load_search_spec(
