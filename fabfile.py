@@ -12,8 +12,8 @@ One concept, the laptop -> host layer (install, engines, tunnels, push,
 fetch, run, probe), in the one file the design fixes at the root (Fabric
 finds it as fabfile.py): over 600 lines because every one of those touches
 hosts over SSH and belongs here; what touches no host (building the
-wheelhouse, `runtime.dispatch.wheelhouse`; the controller's files,
-`runtime.dispatch.cluster`) lives under runtime/.
+wheelhouse, `fleetcv.dispatch.wheelhouse`; the controller's files,
+`fleetcv.dispatch.cluster`) lives in the fleetcv package.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ from fabric import Config, Connection, ThreadingGroup, task
 from fabric.exceptions import GroupException
 
 import hostkeys
-from runtime.dispatch import cluster as cl
-from runtime.dispatch.wheelhouse import (
+from fleetcv.dispatch import cluster as cl
+from fleetcv.dispatch.wheelhouse import (
     WHEELHOUSE_REQS,
     build_wheelhouse,
     fleetcv_wheel,
     wheel_version,
     wheelhouse_digest,
 )
-from runtime.engine.digestdir import SUMS
-from runtime.engine.folds import MANIFEST, SPLITS_SUBDIR
-from runtime.engine.launcher import CMDLINE_MARK
-from runtime.engine.pids import HAS_PROCFS, pid_alive, stat_fields
-from runtime.errors import RemoteError
-from runtime.spec import HostsConfig, HostSpec
+from fleetcv.errors import RemoteError
+from fleetcv.spec import HostsConfig, HostSpec
+from runtime.digestdir import SUMS
+from runtime.folds import MANIFEST, SPLITS_SUBDIR
+from runtime.launcher import CMDLINE_MARK
+from runtime.pids import HAS_PROCFS, pid_alive, stat_fields
 
 #: Seconds to wait for a TCP connection to a host.
 CONNECT_TIMEOUT = 10
@@ -421,7 +421,7 @@ def start_host_engines(
         f"fleetcv is not installed for {py} on {host.name}. "
         f"Fix: invoke hosts.install{hosts_flag} --only {host.name}"
     )
-    # One launcher forks all n engines (shared imports: runtime/engine/launcher.py)
+    # One launcher forks all n engines (shared imports: runtime/launcher.py)
     # and appends their pids to the pids file as it goes, so a stop finds
     # them even if a later fork fails. It runs in the foreground and exits
     # once the engines run: each engine has its own session and its output
@@ -429,9 +429,9 @@ def start_host_engines(
     try:
         conn.run(
             f"cd {rpath(wd)} || exit 1; export {exports}; "
-            f"{py} -c 'import runtime.engine' 2>/dev/null || "
+            f"{py} -c 'import runtime' 2>/dev/null || "
             f"{{ echo {not_installed} >&2; exit 3; }}; "
-            f"{py} -m runtime.engine.launcher --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
+            f"{py} -m runtime.launcher --n={n} --pids-file={rjoin(wd, PIDS_FILE)} "
             f"--log={rjoin(wd, LOG_DIR, 'engines.log')} -- --file={rpath(conn_file)} </dev/null"
         )
     except BaseException:

@@ -2,7 +2,7 @@
 
 Runs on the laptop, beside fabfile.py (the laptop -> host layer, which uses
 it for every Fabric connection, rsync and tunnel); like it, it uses
-paramiko, which nothing under runtime/ imports. Fabric 3 (paramiko) accepts any unknown key and never
+paramiko, which neither fleetcv/ nor runtime/ imports. Fabric 3 (paramiko) accepts any unknown key and never
 reads known_hosts; the user's ssh (rsync, tunnels) follows ~/.ssh/config,
 which may say anything. fleetcv sets one policy for both, from hosts.yml:
 
@@ -26,8 +26,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from runtime.errors import RemoteError
-from runtime.spec import HostsConfig
+from fleetcv.errors import RemoteError
+from fleetcv.spec import HostsConfig
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 #: Read too when it exists, never written (as OpenSSH's GlobalKnownHostsFile).

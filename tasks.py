@@ -1,17 +1,17 @@
 """fleetcv's command line: `invoke --list` shows every task, `invoke --help TASK` its flags.
 
 Runs on the laptop. Every task parses its flags, calls one function of
-runtime/ (the run lifecycle, the cluster, reports) or fabfile.py (anything on
+fleetcv/ (the run lifecycle, the cluster, reports) or fabfile.py (anything on
 a remote host), and prints. Errors a user can fix end as one `error: ...`
 line and exit status 2, failures of a host or an engine exit 1 (see
-runtime/errors.py), never a traceback. Flags shared by many tasks fall back
+fleetcv/errors.py), never a traceback. Flags shared by many tasks fall back
 to Invoke's configuration (`fleetcv.hosts_file`, `fleetcv.runs_root`, e.g. in
 an invoke.yaml), then to $FLEETCV_HOSTS and ./hosts.yml.
 
 One concept, the command line, in the one file the design fixes at the root
 (Invoke finds it as tasks.py): over 600 lines because it holds every task's
 signature and help text (about two thirds of it); the bodies are a few lines
-each, and nothing under runtime/ imports Invoke.
+each, and nothing under fleetcv/ or runtime/ imports Invoke.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 # Before anything heavy: a run task goes to the warm driver of a running
 # cluster, when there is one, and this process ends with its status.
-from runtime.dispatch import warm
+from fleetcv.dispatch import warm
 
 warm.hand_off(sys.argv)
 
@@ -43,17 +43,17 @@ atexit.register(gc.freeze)
 
 from invoke import Collection, Exit, task
 
-from runtime import api
-from runtime import ec2 as cloud
-from runtime.dispatch import fleet
-from runtime.dispatch import lifecycle as lc
-from runtime.dispatch.wheelhouse import build_wheelhouse
-from runtime.errors import ConfigError, FleetcvError
-from runtime.kinds import SEARCH_KINDS
-from runtime.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
-from runtime.kinds.curves import KINDS as CURVES
-from runtime.rundir.results import TOP_K
-from runtime.spec import HOSTS_ENV, HostsConfig, load_hosts, load_search_spec
+from fleetcv import api
+from fleetcv import ec2 as cloud
+from fleetcv.dispatch import fleet
+from fleetcv.dispatch import lifecycle as lc
+from fleetcv.dispatch.wheelhouse import build_wheelhouse
+from fleetcv.errors import ConfigError, FleetcvError
+from fleetcv.kinds import SEARCH_KINDS
+from fleetcv.kinds.curve_flags import DEFAULT_TRAIN_SIZES, learning_job, validation_job
+from fleetcv.kinds.curves import KINDS as CURVES
+from fleetcv.rundir.results import TOP_K
+from fleetcv.spec import HOSTS_ENV, HostsConfig, load_hosts, load_search_spec
 
 DEFAULT_SPEC = "searches/digits_svc.yml"
 TRAIN_SIZES = ",".join(map(str, DEFAULT_TRAIN_SIZES))
@@ -88,7 +88,7 @@ class _Remote:
         return getattr(fabfile, name)
 
 
-#: The remote layer handed to runtime/ (which never imports Fabric itself).
+#: The remote layer handed to fleetcv (which never imports Fabric itself).
 REMOTE = _Remote()
 
 
@@ -461,7 +461,7 @@ def report(c, run_dir, top=TOP_K):
 @fleet_task(help={"run-dir": "a run directory (runs/<run-id>): a search or a curve"})
 def plot(c, run_dir):
     """Regenerate the plots and report.html of a run from its journal (no cluster needed)."""
-    from runtime.report.html import finish_run  # matplotlib: only this task needs it
+    from fleetcv.report.html import finish_run  # matplotlib: only this task needs it
 
     out = finish_run(run_dir)
     print("\n".join(f"wrote {p}" for p in [*out["plots"], out["report"]]))
@@ -479,7 +479,7 @@ def plot(c, run_dir):
 )
 def predict(c, run_dir, data, out=None, proba=False):
     """Predict new rows with a search's best estimator (best_estimator.joblib), into a file."""
-    from runtime.predict import predict as write_predictions  # pandas: only here
+    from fleetcv.predict import predict as write_predictions  # pandas: only here
 
     path, n = write_predictions(run_dir, data, out, proba)
     print(f"wrote {n} predictions to {path}")
@@ -567,7 +567,7 @@ def data_push(c, spec=None, hosts_file=None):
 )
 def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
     """Create a multi-host test cluster on this machine: network namespaces with their own sshd, IP and disk (root)."""
-    from runtime.devtools import testcluster  # a developer tool: loaded only here
+    from fleetcv.devtools import testcluster  # a developer tool: loaded only here
 
     print("\n".join(testcluster.up_and_write(int(hosts), base_dir, write)))
 
@@ -575,7 +575,7 @@ def testcluster_up(c, hosts=3, base_dir=None, write="hosts.testcluster.yml"):
 @fleet_task(name="down", help={"base-dir": "the base dir given to testcluster.up"})
 def testcluster_down(c, base_dir=None):
     """Tear the test cluster down: its sshd and every process in its namespaces, by pid."""
-    from runtime.devtools import testcluster  # a developer tool: loaded only here
+    from fleetcv.devtools import testcluster  # a developer tool: loaded only here
 
     testcluster.down(base_dir)
     print("test cluster removed")
@@ -590,7 +590,7 @@ def testcluster_down(c, base_dir=None):
 )
 def bench(c, engines=None, quick=False, out_dir="bench"):
     """Benchmark fleetcv against GridSearchCV on loky, ipyparallel, dask and Ray: wall time, fixed cost, memory, dispatch rate, scale."""
-    from runtime.devtools import (
+    from fleetcv.devtools import (
         bench as fleet_bench,
     )  # a developer tool: loaded only here
 
@@ -673,7 +673,7 @@ def _require_instance_type(instance_type: str | None, hint: str = "") -> None:
 
 
 def _wait(no_ssh_wait: bool):
-    # Looked up at call time, so tests can replace runtime.ec2's default.
+    # Looked up at call time, so tests can replace fleetcv.ec2's default.
     return None if no_ssh_wait else cloud.default_wait_reachable
 
 

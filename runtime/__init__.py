@@ -1,37 +1,41 @@
-"""fleetcv's runtime: what runs on the engines, plus the driver that feeds them.
+"""What runs on the hosts: the engine launcher, the worker, the record schema, the probe.
 
-Importable without Fabric or Invoke; holds no SSH. What a script or a
-notebook needs is one import away::
-
-    from runtime import FleetSearchCV, fleetcv_learning_curve, fleetcv_validation_curve
-    from runtime import start_cluster, cluster_status, probe_memory, stop_cluster
-    from runtime import read_results  # a run directory's cv_results_, best_params_
-
-Each is loaded on first use, so the command line does not pay
-scikit-learn's or ipyparallel's import for a name it does not use.
+The only part of fleetcv that an engine host needs. It imports nothing of
+the laptop's package `fleetcv` (tests/test_imports.py checks it), so the driver's
+modules (dispatch, reports, EC2) never load on an engine. Hosts get it as the
+installed `fleetcv` wheel (fabfile.py, `invoke hosts.install`).
 """
 
-import importlib
+from __future__ import annotations
 
-#: What `from runtime import ...` offers, and the module that holds it.
-PUBLIC = {
-    "FleetSearchCV": "runtime.search_cv",
-    "fleetcv_learning_curve": "runtime.search_cv",
-    "fleetcv_validation_curve": "runtime.search_cv",
-    "start_cluster": "runtime.api",
-    "stop_cluster": "runtime.api",
-    "cluster_status": "runtime.api",
-    "probe_memory": "runtime.api",
-    "format_probe": "runtime.api",
-    "read_results": "runtime.api",
-}
+#: fleetcv's version, the one source of it: pyproject.toml reads it for the
+#: wheel, and the driver refuses engines that report another one
+#: (fleetcv/dispatch/versions.py).
+__version__ = "0.5.0"
 
 
-def __getattr__(name: str):
-    if name in PUBLIC:
-        return getattr(importlib.import_module(PUBLIC[name]), name)
-    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+def engine_version() -> dict:
+    """Say which fleetcv this engine runs, and where (runs on an engine).
 
+    Sent by `fleetcv.dispatch.versions.check_engine_versions`. ipyparallel
+    ships this function's code but runs it with the globals of the engine's
+    own `runtime`, so `__version__` is the installed one, not the
+    driver's.
 
-def __dir__():
-    return sorted([*globals(), *PUBLIC])
+    Returns
+    -------
+    dict
+        ``host`` (FLEETCV_HOST, else the hostname), ``pid``, ``fleetcv``
+        (this engine's version, None for a fleetcv older than versioning)
+        and ``python`` (the interpreter the engine runs).
+    """
+    import os
+    import socket
+    import sys
+
+    return {
+        "host": os.environ.get("FLEETCV_HOST") or socket.gethostname(),
+        "pid": os.getpid(),
+        "fleetcv": globals().get("__version__"),
+        "python": sys.executable,
+    }

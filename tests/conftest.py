@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.dispatch import cluster as cl
-from runtime.engine.pids import pid_alive
-from runtime.spec import parse_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.spec import parse_hosts
+from runtime.pids import pid_alive
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SPEC = os.path.join(REPO, "searches", "digits_svc.yml")
@@ -68,7 +68,7 @@ def popen_invoke(*args, env: dict | None = None) -> subprocess.Popen:
 
 def stop_started(cfg) -> None:
     """Stop what `invoke cluster.start` started: the cluster of `cfg` and the warm driver."""
-    from runtime.dispatch import warm
+    from fleetcv.dispatch import warm
 
     try:
         cl.stop(cfg)
@@ -78,7 +78,7 @@ def stop_started(cfg) -> None:
 
 def rendered(run_dir) -> Path:
     """`run_dir` once its background renderer has drawn report.html and the plots."""
-    from runtime.report import background
+    from fleetcv.report import background
 
     assert background.wait(run_dir, timeout=120), (
         f"{run_dir}: still drawing after 120 s"
@@ -163,7 +163,7 @@ def sklearn_reference():
     from sklearn.model_selection import GridSearchCV
     from sklearn.svm import SVC
 
-    from runtime.spec import load_data, load_search_spec
+    from fleetcv.spec import load_data, load_search_spec
 
     spec = load_search_spec(REFERENCE_SPEC)
     X, y = load_data(spec)
@@ -179,7 +179,7 @@ def sklearn_reference():
 
 def require_testcluster() -> None:
     """Skip (or, with FLEETCV_REQUIRE_CLUSTER=1 as in CI, fail) without namespace hosts."""
-    from runtime.devtools import testcluster
+    from fleetcv.devtools import testcluster
 
     ok, reason = testcluster.available()
     if not ok:
@@ -243,7 +243,7 @@ def random_spec_reference(n_iter: int):
     from scipy import stats
     from sklearn.model_selection import RandomizedSearchCV
 
-    from runtime.spec import load_data, load_search_spec
+    from fleetcv.spec import load_data, load_search_spec
 
     spec = load_search_spec(RANDOM_SPEC, n_iter=n_iter)
     X, y = load_data(spec)

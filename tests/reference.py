@@ -12,10 +12,10 @@ import joblib
 import numpy as np
 from sklearn.model_selection import GridSearchCV
 
-from runtime.dispatch.refit import BEST_ESTIMATOR
-from runtime.engine.build import build, build_scorers
-from runtime.rundir import journal as jn
-from runtime.spec import load_dataset
+from fleetcv.dispatch.refit import BEST_ESTIMATOR
+from fleetcv.rundir import journal as jn
+from fleetcv.spec import load_dataset
+from runtime.build import build, build_scorers
 from tests.datasets import CHURN_CSV
 
 NUM = ["tenure_months", "monthly_charges", "total_charges", "support_calls"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devtools import testcluster
-from runtime.devtools.bench.peers import PEERS
+from fleetcv.devtools import testcluster
+from fleetcv.devtools.bench.peers import PEERS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
@@ -154,7 +154,7 @@ def test_a_peer_run_in_this_process_leaves_its_environment_behind_it():
     # dask's LocalCluster sets OMP/MKL/OPENBLAS_NUM_THREADS and PYTHONHASHSEED
     # in os.environ for good; a fleetcv side run after it would differ in its
     # start-up variables from the warm driver, which then declines it.
-    from runtime.devtools.bench.peers import started
+    from fleetcv.devtools.bench.peers import started
 
     before = dict(os.environ)
     with started("dask", 1) as backend, backend():

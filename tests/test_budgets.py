@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from runtime import api
-from runtime.errors import ConfigError
-from runtime.spec import load_search_spec
+from fleetcv import api
+from fleetcv.errors import ConfigError
+from fleetcv.spec import load_search_spec
 from tests.conftest import SLOW_SVC, journal_lines, write_spec
 
 pytestmark = pytest.mark.cluster

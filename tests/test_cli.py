@@ -129,8 +129,8 @@ def test_bad_flags_give_one_clear_message(args, pattern, hosts_file):
 
 
 def test_a_loopback_controller_with_remote_hosts_is_refused_unless_tunneled():
-    from runtime.dispatch import fleet as cli
-    from runtime.spec import ConfigError, parse_hosts
+    from fleetcv.dispatch import fleet as cli
+    from fleetcv.spec import ConfigError, parse_hosts
 
     data = {
         "controller": {"ip": "127.0.0.1"},
@@ -156,7 +156,7 @@ def test_the_python_api_runs_the_same_lifecycle_and_equals_sklearn(
 ):
     import numpy as np
 
-    from runtime import api
+    from fleetcv import api
 
     search = api.search(
         RANDOM_SPEC,

@@ -11,7 +11,7 @@ import yaml
 from scipy import stats
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-from runtime.spec import (
+from fleetcv.spec import (
     ConfigError,
     grid_values,
     load_data,
@@ -633,7 +633,7 @@ def test_any_splitter_by_import_path(tmp_path):
 def test_every_example_spec_in_searches_loads():
     from pathlib import Path
 
-    from runtime.spec import load_search_spec
+    from fleetcv.spec import load_search_spec
 
     specs = sorted((Path(__file__).parent.parent / "searches").glob("*.yml"))
     kinds = {load_search_spec(p).search for p in specs}

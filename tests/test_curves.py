@@ -21,13 +21,13 @@ from sklearn.model_selection._validation import _translate_train_sizes
 from sklearn.svm import SVC
 
 import tasks
-from runtime.dispatch import cluster as cl
-from runtime.dispatch import curves as curve_jobs
-from runtime.engine.folds import persist_splits
-from runtime.engine.worker import evaluate
-from runtime.kinds import curve_flags, curves
-from runtime.rundir import journal as jn
-from runtime.spec import ConfigError, load_data, load_search_spec
+from fleetcv.dispatch import cluster as cl
+from fleetcv.dispatch import curves as curve_jobs
+from fleetcv.kinds import curve_flags, curves
+from fleetcv.rundir import journal as jn
+from fleetcv.spec import ConfigError, load_data, load_search_spec
+from runtime.folds import persist_splits
+from runtime.worker import evaluate
 from tests.conftest import rendered
 
 #: Curves compare to scikit-learn to this absolute tolerance.

@@ -1,4 +1,4 @@
-"""runtime.ec2 and the ec2.* tasks against moto's EC2 server on 127.0.0.1.
+"""fleetcv.ec2 and the ec2.* tasks against moto's EC2 server on 127.0.0.1.
 
 The server is started once per module on a free port. Instead of resetting it
 (moto rebuilds its whole EC2 catalogue after a reset, seconds per test), each
@@ -22,9 +22,9 @@ from invoke import Context, Exit
 
 import fabfile
 import tasks
-from runtime import ec2 as fe
-from runtime.ec2 import catalog
-from runtime.spec import ConfigError, parse_hosts
+from fleetcv import ec2 as fe
+from fleetcv.ec2 import catalog
+from fleetcv.spec import ConfigError, parse_hosts
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -154,7 +154,7 @@ def hosts_yml(tmp_path, extra_hosts=()):
 def parse_written(path):
     """The written file through fleetcv's own validator.
 
-    Once runtime.spec allows `ec2_instance_id`, the file parses as it is;
+    Once fleetcv.spec allows `ec2_instance_id`, the file parses as it is;
     until then the marker is taken out first, and everything else must pass.
     """
     data = yaml.safe_load(path.read_text())
@@ -852,7 +852,7 @@ def test_rsync_fetch_command():
 def test_the_default_cluster_name_is_the_users_own():
     import getpass
 
-    from runtime.ec2.settings import DEFAULT_CLUSTER, check_cluster
+    from fleetcv.ec2.settings import DEFAULT_CLUSTER, check_cluster
 
     assert DEFAULT_CLUSTER == f"fleetcv-{getpass.getuser()}"
     assert check_cluster(DEFAULT_CLUSTER) == DEFAULT_CLUSTER

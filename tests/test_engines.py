@@ -1,4 +1,4 @@
-"""Engines forked by runtime.engine.launcher: shared imports, no nanny, own RNG streams."""
+"""Engines forked by runtime.launcher: shared imports, no nanny, own RNG streams."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from runtime.dispatch import cluster as cl
-from runtime.engine.launcher import CMDLINE_MARK, _stop_survivors
-from runtime.spec import parse_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.spec import parse_hosts
+from runtime.launcher import CMDLINE_MARK, _stop_survivors
 from tests.conftest import (
     REPO,
     local_hosts_data,
@@ -60,7 +60,7 @@ def test_local_engines_are_forked_by_the_launcher_and_share_their_imports(
 
 def _launcher(*args, timeout=60):
     return subprocess.run(
-        [sys.executable, "-m", "runtime.engine.launcher", *args],
+        [sys.executable, "-m", "runtime.launcher", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -147,7 +147,7 @@ def test_a_fork_that_fails_stops_the_engines_already_forked(tmp_path):
                 f'echo $$ > {cg}/cgroup.procs && exec "$0" "$@"',
                 sys.executable,
                 "-m",
-                "runtime.engine.launcher",
+                "runtime.launcher",
                 "--n=3",
                 f"--pids-file={pids}",
                 f"--log={tmp_path / 'engines.log'}",

@@ -24,11 +24,11 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
-from runtime.dispatch import cluster as cl
-from runtime.dispatch.search import DistributedSearch
-from runtime.engine.folds import persist_splits
-from runtime.rundir import journal as jn
-from runtime.spec import load_data, load_search_spec
+from fleetcv.dispatch import cluster as cl
+from fleetcv.dispatch.search import DistributedSearch
+from fleetcv.rundir import journal as jn
+from fleetcv.spec import load_data, load_search_spec
+from runtime.folds import persist_splits
 from tests.conftest import (
     REFERENCE_SPEC,
     REPO,

@@ -15,9 +15,9 @@ from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV, KFold
 from sklearn.svm import SVC
 
-from runtime import api
-from runtime.errors import ConfigError
-from runtime.spec import load_search_spec
+from fleetcv import api
+from fleetcv.errors import ConfigError
+from fleetcv.spec import load_search_spec
 from tests.conftest import (
     in_iteration,
     journal_lines,

@@ -1,9 +1,9 @@
 """The house's import rules, read from the source with `ast` (no module is imported).
 
 Every import counts, function-level ones included: no cycle anywhere; the
-engine package (what the hosts run) imports nothing else of fleetcv;
-nothing under runtime/ imports the command line, Fabric or Invoke; the
-reports read run directories, never the dispatcher.
+host package `runtime` imports nothing of the laptop's `fleetcv`; neither
+package imports the command line, Fabric or Invoke; the reports read run
+directories, never the dispatcher.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ ROOT = Path(REPO)
 
 
 def _modules() -> dict[str, Path]:
-    """Every project module by dotted name: runtime/**, tasks.py, fabfile.py."""
+    """Every project module by dotted name: runtime/**, fleetcv/**, tasks.py, fabfile.py."""
     mods = {p.stem: ROOT / p.name for p in (Path("tasks.py"), Path("fabfile.py"))}
-    for path in (ROOT / "runtime").rglob("*.py"):
+    paths = [*(ROOT / "runtime").rglob("*.py"), *(ROOT / "fleetcv").rglob("*.py")]
+    for path in paths:
         parts = path.relative_to(ROOT).with_suffix("").parts
         if parts[-1] == "__init__":
             parts = parts[:-1]
@@ -92,21 +93,20 @@ def test_no_import_cycle_in_the_project():
     assert _cycle(graph) is None
 
 
-def test_the_engine_package_imports_nothing_else_of_fleetcv():
+def test_the_host_package_imports_nothing_of_fleetcv():
     graph = _graph()
-    engine = [
-        n for n in graph if n == "runtime.engine" or n.startswith("runtime.engine.")
-    ]
+    engine = [n for n in graph if n == "runtime" or n.startswith("runtime.")]
     assert len(engine) >= 5
     for name in engine:
-        others = {m for m in graph[name] if not m.startswith("runtime.engine")}
+        others = {m for m in graph[name] if not m.startswith("runtime")}
         assert not others, f"{name} imports {others}"
 
 
-def test_runtime_imports_neither_the_command_line_nor_fabric_nor_invoke():
+def test_the_packages_import_neither_the_command_line_nor_fabric_nor_invoke():
     mods = _modules()
+    assert any(n.startswith("fleetcv.") for n in mods)
     for name, path in mods.items():
-        if not name.startswith("runtime"):
+        if not name.startswith(("runtime", "fleetcv")):
             continue
         imported = _imports(name, path)
         roots = {m.split(".")[0] for m in imported}
@@ -116,7 +116,7 @@ def test_runtime_imports_neither_the_command_line_nor_fabric_nor_invoke():
 def test_reports_read_run_directories_not_the_dispatcher():
     graph = _graph()
     for name, deps in graph.items():
-        if name.startswith("runtime.report") or name.startswith("runtime.rundir"):
-            assert not {d for d in deps if d.startswith("runtime.dispatch")}, name
-        if name.startswith("runtime.kinds"):
-            assert not {d for d in deps if d.startswith("runtime.dispatch")}, name
+        if name.startswith("fleetcv.report") or name.startswith("fleetcv.rundir"):
+            assert not {d for d in deps if d.startswith("fleetcv.dispatch")}, name
+        if name.startswith("fleetcv.kinds"):
+            assert not {d for d in deps if d.startswith("fleetcv.dispatch")}, name

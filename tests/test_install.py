@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.dispatch import cluster as cl
-from runtime.dispatch import wheelhouse as wheels
-from runtime.dispatch.versions import check_engine_versions
-from runtime.engine import __version__, engine_version
-from runtime.errors import EngineVersionError
-from runtime.spec import load_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.dispatch import wheelhouse as wheels
+from fleetcv.dispatch.versions import check_engine_versions
+from fleetcv.errors import EngineVersionError
+from fleetcv.spec import load_hosts
+from runtime import __version__, engine_version
 from tests.conftest import (
     require_testcluster,
     run_invoke,
@@ -65,7 +65,7 @@ def build_wheel_of_version(tmp: Path, version: str) -> Path:
             )
         else:
             shutil.copy2(wheels.REPO / name, src / name)
-    init = src / "runtime" / "engine" / "__init__.py"
+    init = src / "runtime" / "__init__.py"
     text, n = re.subn(
         r'^__version__ = "[^"]+"$',
         f'__version__ = "{version}"',
@@ -86,7 +86,7 @@ def build_wheel_of_version(tmp: Path, version: str) -> Path:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     require_testcluster()
-    from runtime.devtools import testcluster
+    from fleetcv.devtools import testcluster
 
     tmp = tmp_path_factory.mktemp("install")
     state = testcluster.up(1, tmp / "tc", prefix=PREFIX, subnet=SUBNET)
@@ -117,7 +117,7 @@ def connected(hosts: str, n: int):
 def installed_version(hosts: str) -> str:
     out = invoke(
         "hosts.run",
-        f"{VENV_PYTHON} -c 'import runtime.engine as e; print(e.__version__, e.__file__)'",
+        f"{VENV_PYTHON} -c 'import runtime as e; print(e.__version__, e.__file__)'",
         "--hosts-file",
         hosts,
     ).stdout
@@ -227,9 +227,11 @@ def test_the_wheel_holds_the_package_and_keeps_laptop_tools_in_an_extra(tmp_path
         names = z.namelist()
         meta = z.read(f"fleetcv-{__version__}.dist-info/METADATA").decode()
     dist_info = f"fleetcv-{__version__}.dist-info/"
-    assert {n for n in names if not n.startswith(("runtime/", dist_info))} == set()
-    assert "runtime/engine/__init__.py" in names
-    assert "runtime/engine/launcher.py" in names
+    assert {
+        n for n in names if not n.startswith(("runtime/", "fleetcv/", dist_info))
+    } == set()
+    assert "runtime/__init__.py" in names and "runtime/launcher.py" in names
+    assert "fleetcv/__init__.py" in names and "fleetcv/search_cv.py" in names
     assert not [n for n in names if "__pycache__" in n]
     requires = re.findall(r"^Requires-Dist: (.+)$", meta, flags=re.M)
     core = [r for r in requires if "extra ==" not in r]

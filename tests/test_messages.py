@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sklearn.svm import SVC
 
-from runtime.dispatch import runner as search_mod
-from runtime.dispatch.search import DistributedSearch
+from fleetcv.dispatch import runner as search_mod
+from fleetcv.dispatch.search import DistributedSearch
 
 
 class _View:

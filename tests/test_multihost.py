@@ -25,8 +25,8 @@ import psutil
 import pytest
 import yaml
 
-from runtime.dispatch import cluster as cl
-from runtime.spec import load_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.spec import load_hosts
 from tests.conftest import (
     HOST_PYTHON,
     REPO,
@@ -85,7 +85,7 @@ def write_hosts(path: Path, state: dict, tmp: Path, names=None, extra=(), top=No
 @pytest.fixture(scope="module")
 def mh(tmp_path_factory):
     require_testcluster()
-    from runtime.devtools import testcluster
+    from fleetcv.devtools import testcluster
 
     tmp = tmp_path_factory.mktemp("multihost")
     state = testcluster.up(3, tmp / "tc", prefix=PREFIX, subnet=SUBNET)
@@ -195,7 +195,7 @@ def test_push_search_and_grow_while_running(mh, sklearn_reference):
 
 def test_a_frame_search_with_two_metrics_runs_and_refits_on_the_hosts(mh):
     """A DataFrame with strings, categories and NaN, pushed, searched and refit over SSH."""
-    from runtime.spec import load_dataset, load_search_spec
+    from fleetcv.spec import load_dataset, load_search_spec
     from tests.reference import (
         CHURN_DATA,
         LOGREG,
@@ -661,7 +661,7 @@ def write_spec_host(h: dict) -> dict:
 
 def test_host_keys_are_recorded_on_first_contact_and_a_changed_one_is_refused(mh):
     """accept-new records a new host; strict refuses it; a changed key stops that host only."""
-    from runtime.devtools import testcluster
+    from fleetcv.devtools import testcluster
 
     state, tmp = mh["state"], mh["tmp"]
     # host -> "type base64" (the cluster's lines also carry a comment)
@@ -783,7 +783,7 @@ def test_a_host_cut_off_for_40_s_rejoins_and_serves_tasks_again(mh, tmp_path):
     """fmh2's network goes down for 40 s mid-search: its engine is restarted when it is back."""
     from sklearn.model_selection import GridSearchCV
 
-    from runtime.spec import load_data, load_search_spec
+    from fleetcv.spec import load_data, load_search_spec
 
     spec = yaml.safe_load(Path(REPO, "searches", "digits_svc.yml").read_text())
     spec["cv"]["n_splits"] = 50  # 1000 fits: long enough to outlast the cut

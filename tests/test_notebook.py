@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from runtime.dispatch import cluster as cl
+from fleetcv.dispatch import cluster as cl
 from tests.conftest import REPO, local_hosts, write_local_hosts
 
 pytestmark = pytest.mark.cluster
@@ -113,7 +113,7 @@ def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_r
 ):
     from jupyter_client.manager import start_new_kernel
 
-    from runtime.rundir import journal as jn
+    from fleetcv.rundir import journal as jn
 
     hosts = write_local_hosts(tmp_path / "hosts.yml", tmp_path, ports=KERNEL_PORTS)
     run = tmp_path / "interrupted"
@@ -123,7 +123,7 @@ def test_a_fit_in_a_kernel_shows_a_live_table_and_interrupt_leaves_a_resumable_r
             kc,
             "from sklearn.datasets import load_digits\n"
             "from sklearn.svm import SVC\n"
-            "from runtime import FleetSearchCV, start_cluster, stop_cluster\n"
+            "from fleetcv import FleetSearchCV, start_cluster, stop_cluster\n"
             "X, y = load_digits(return_X_y=True)\n"
             f"HOSTS = {str(hosts)!r}\n"
             "start_cluster(HOSTS, engines=2, log=lambda line: None)\n",
@@ -203,7 +203,7 @@ OWN_CLASS_CELLS = [
     "from sklearn.base import BaseEstimator, ClassifierMixin\n"
     "from sklearn.datasets import load_digits\n"
     "from sklearn.model_selection import GridSearchCV\n"
-    "from runtime import FleetSearchCV, start_cluster, stop_cluster\n"
+    "from fleetcv import FleetSearchCV, start_cluster, stop_cluster\n"
     "X, y = load_digits(return_X_y=True)\n"
     "X, y = X[:300], y[:300]\n"
     "start_cluster(HOSTS, engines=2, log=lambda line: None)",

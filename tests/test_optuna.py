@@ -12,9 +12,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.svm import SVC
 
-from runtime import api
-from runtime.errors import ConfigError
-from runtime.spec import load_search_spec
+from fleetcv import api
+from fleetcv.errors import ConfigError
+from fleetcv.spec import load_search_spec
 from tests.conftest import (
     journal_lines,
     rendered,
@@ -204,9 +204,9 @@ def test_bad_optuna_settings_are_named(tmp_path, section, params, match):
 
 
 def test_a_trial_asked_by_a_killed_driver_before_its_row_is_failed_on_resume(tmp_path):
-    from runtime.kinds.base import PlanContext
-    from runtime.kinds.optuna_search import OptunaPlanner
-    from runtime.spec.strategies import optuna_space
+    from fleetcv.kinds.base import PlanContext
+    from fleetcv.kinds.optuna_search import OptunaPlanner
+    from fleetcv.spec.strategies import optuna_space
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     space = optuna_space("spec", ({"C": [1, 2, 3]},))

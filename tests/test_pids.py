@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from runtime.engine.pids import pid_alive
+from runtime.pids import pid_alive
 
 
 def _state(pid: int) -> str | None:

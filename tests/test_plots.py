@@ -12,12 +12,12 @@ from invoke import Context, Exit
 from matplotlib.image import imread
 
 import tasks
-from runtime.dispatch.lifecycle import rebuild
-from runtime.kinds import curves
-from runtime.report import plots
-from runtime.report.html import REPORT_HTML, finish_run, host_summary, write_report_html
-from runtime.rundir import journal as jn
-from runtime.rundir import results as rs
+from fleetcv.dispatch.lifecycle import rebuild
+from fleetcv.kinds import curves
+from fleetcv.report import plots
+from fleetcv.report.html import REPORT_HTML, finish_run, host_summary, write_report_html
+from fleetcv.rundir import journal as jn
+from fleetcv.rundir import results as rs
 
 N_FOLDS = 3
 GRID = [

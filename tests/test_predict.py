@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 
-from runtime.errors import ConfigError
-from runtime.predict import output_writer, predict
-from runtime.rundir import journal as jn
+from fleetcv.errors import ConfigError
+from fleetcv.predict import output_writer, predict
+from fleetcv.rundir import journal as jn
 from tests.conftest import invoke, run_invoke, write_spec
 
 

@@ -4,7 +4,7 @@ Data frames with strings, categoricals and NaN through a ColumnTransformer,
 HistGradientBoosting on NaN, group and time-ordered CV, sample weights,
 several metrics with a custom scorer, a choice of estimators with per-choice
 grids, sparse TF-IDF features and raw text. Each search runs through the
-same lifecycle as `invoke search` (runtime.api) on the session's cluster,
+same lifecycle as `invoke search` (fleetcv.api) on the session's cluster,
 and is compared with GridSearchCV on the same inputs: every shared key of
 `cv_results_` to 1e-12, ranks, best params, and the predictions of the
 refit model.
@@ -21,10 +21,10 @@ import pytest
 import yaml
 from sklearn.model_selection import GridSearchCV
 
-from runtime import api
-from runtime.dispatch.refit import BEST_ESTIMATOR
-from runtime.rundir import journal as jn
-from runtime.spec import load_dataset, load_search_spec
+from fleetcv import api
+from fleetcv.dispatch.refit import BEST_ESTIMATOR
+from fleetcv.rundir import journal as jn
+from fleetcv.spec import load_dataset, load_search_spec
 from tests.datasets import CHURN_CSV
 from tests.reference import (
     CAT,
@@ -295,7 +295,7 @@ def test_sparse_input_into_a_dense_only_step_is_refused_before_anything_starts(
 ):
     import scipy.sparse
 
-    from runtime.errors import ConfigError
+    from fleetcv.errors import ConfigError
 
     scipy.sparse.save_npz(
         tmp_path / "X.npz",
@@ -355,7 +355,7 @@ def test_engines_share_a_sparse_fold_and_a_frame_fold(local_cluster):
     import scipy.sparse
     from sklearn.model_selection import ShuffleSplit
 
-    from runtime.engine.folds import persist_splits
+    from runtime.folds import persist_splits
 
     cfg, client = local_cluster
     cv = ShuffleSplit(1, test_size=0.25, random_state=0)

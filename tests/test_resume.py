@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
-from runtime.dispatch import lifecycle as driver
-from runtime.rundir import run as rundir
-from runtime.spec import ConfigError, load_search_spec
+from fleetcv.dispatch import lifecycle as driver
+from fleetcv.rundir import run as rundir
+from fleetcv.spec import ConfigError, load_search_spec
 from tests.conftest import REFERENCE_SPEC, local_hosts
 
 
@@ -104,8 +104,8 @@ def _new_run(spec, runs_root, run_dir, split, command):
 
 
 def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_path):
-    from runtime.engine.worker import evaluate
-    from runtime.rundir import journal as jn
+    from fleetcv.rundir import journal as jn
+    from runtime.worker import evaluate
 
     cfg = local_hosts(tmp_path, engines=1)
     spec = load_search_spec(REFERENCE_SPEC)
@@ -160,9 +160,9 @@ def test_reuse_takes_fits_of_earlier_runs_of_the_same_estimator_and_folds(tmp_pa
 
 def test_a_run_made_before_kinds_existed_reads_as_a_search(run):
     """meta.json of fleetcv < 0.4 has no "kind": resume, report and plots take it as a search."""
-    from runtime.engine.worker import evaluate
-    from runtime.report.html import finish_run
-    from runtime.rundir import journal as jn
+    from fleetcv.report.html import finish_run
+    from fleetcv.rundir import journal as jn
+    from runtime.worker import evaluate
 
     rdir, spec, split, cfg = run
     meta = json.loads((rdir / "meta.json").read_text())
@@ -196,7 +196,7 @@ def test_the_journal_cuts_a_torn_tail_warns_on_a_garbled_middle_and_syncs_by_tim
     import time
     import warnings
 
-    from runtime.rundir import journal as jnl
+    from fleetcv.rundir import journal as jnl
 
     path = tmp_path / jnl.JOURNAL
     path.write_text('{"candidate": 0, "fold": 0}\n{"candidate": 1, "fo')

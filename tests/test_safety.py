@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.dispatch import cluster as cl
-from runtime.spec import load_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.spec import load_hosts
 from tests.conftest import (
     invoke,
     pid_alive,

@@ -23,10 +23,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from runtime import FleetSearchCV
-from runtime.dispatch import cluster as cl
-from runtime.errors import ConfigError, SearchError
-from runtime.rundir import journal as jn
+from fleetcv import FleetSearchCV
+from fleetcv.dispatch import cluster as cl
+from fleetcv.errors import ConfigError, SearchError
+from fleetcv.rundir import journal as jn
 from tests.conftest import local_hosts, rendered, wait_gone, write_local_hosts
 
 pytestmark = pytest.mark.cluster
@@ -257,7 +257,7 @@ def test_resume_finishes_a_fit_from_its_journal(hosts, tmp_path):
             resume=str(tmp_path / "run"),
             verbose=0,
         ).fit(X, Y)
-    from runtime.dispatch import lifecycle as lc
+    from fleetcv.dispatch import lifecycle as lc
 
     with pytest.raises(
         ConfigError,
@@ -293,10 +293,10 @@ CLUSTER_SCRIPT = """
 import json, os, sys
 from sklearn.datasets import load_digits
 from sklearn.svm import SVC
-from runtime import FleetSearchCV, cluster_status, format_probe, probe_memory
-from runtime import start_cluster, stop_cluster
-from runtime.dispatch import cluster as cl
-from runtime.spec import load_hosts
+from fleetcv import FleetSearchCV, cluster_status, format_probe, probe_memory
+from fleetcv import start_cluster, stop_cluster
+from fleetcv.dispatch import cluster as cl
+from fleetcv.spec import load_hosts
 
 hosts = sys.argv[1]
 cfg = load_hosts(hosts)
@@ -376,7 +376,7 @@ def test_bad_arguments_are_one_clear_error(kwargs, pattern):
 def test_curves_from_python_equal_scikit_learns(hosts, tmp_path):
     from sklearn.model_selection import learning_curve, validation_curve
 
-    from runtime import fleetcv_learning_curve, fleetcv_validation_curve
+    from fleetcv import fleetcv_learning_curve, fleetcv_validation_curve
 
     est = SVC(gamma=1e-3)
     kw = {"cv": 3, "hosts": hosts, "runs_root": str(tmp_path)}

@@ -14,12 +14,12 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import ShuffleSplit
 from sklearn.svm import SVC
 
-from runtime.dispatch import runner as search_mod
-from runtime.dispatch.search import DistributedSearch
-from runtime.engine.folds import load_split_set, persist_splits
-from runtime.rundir import journal as jn
-from runtime.rundir.results import expected_times
-from runtime.spec import load_data, load_search_spec
+from fleetcv.dispatch import runner as search_mod
+from fleetcv.dispatch.search import DistributedSearch
+from fleetcv.rundir import journal as jn
+from fleetcv.rundir.results import expected_times
+from fleetcv.spec import load_data, load_search_spec
+from runtime.folds import load_split_set, persist_splits
 from tests.conftest import RANDOM_SPEC, REFERENCE_SPEC, random_spec_reference
 
 pytestmark = pytest.mark.cluster

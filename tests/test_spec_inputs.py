@@ -15,8 +15,8 @@ import pytest
 import yaml
 from sklearn.model_selection import ParameterGrid
 
-from runtime.engine.build import build
-from runtime.spec import ConfigError, load_dataset, load_search_spec
+from fleetcv.spec import ConfigError, load_dataset, load_search_spec
+from runtime.build import build
 from tests.conftest import REFERENCE_SPEC
 from tests.datasets import CHURN_CSV
 
@@ -537,8 +537,8 @@ def test_a_later_grid_is_checked_against_the_estimator_as_written(tmp_path):
 
 
 def test_a_refit_callable_gets_arrays_and_must_return_an_index():
-    from runtime.errors import SearchError
-    from runtime.kinds.search import best_of
+    from fleetcv.errors import SearchError
+    from fleetcv.kinds.search import best_of
 
     results = {
         "params": [{"C": 1.0}, {"C": 2.0}],
@@ -564,7 +564,7 @@ def test_a_refit_callable_gets_arrays_and_must_return_an_index():
 
 
 def test_a_list_stands_for_a_tuple_where_scikit_learn_wants_one(tmp_path):
-    from runtime.engine.build import materialize
+    from runtime.build import materialize
 
     p = write(
         tmp_path,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from sklearn.model_selection import ShuffleSplit
 
-from runtime.engine.folds import load_fold, persist_splits, verify_split_set
+from runtime.folds import load_fold, persist_splits, verify_split_set
 
 
 def _data(n=200, d=5, seed=0):

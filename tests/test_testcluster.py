@@ -1,4 +1,4 @@
-"""Tests of the network-namespace SSH test cluster (runtime/devtools/testcluster.py).
+"""Tests of the network-namespace SSH test cluster (fleetcv/devtools/testcluster.py).
 
 Real namespaces, real sshd, real ssh and rsync: no mocks.  Needs root; skipped
 when the machine cannot host the cluster unless FLEETCV_REQUIRE_CLUSTER=1.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.devtools import testcluster
-from runtime.engine.pids import pid_alive
+from fleetcv.devtools import testcluster
+from runtime.pids import pid_alive
 
 pytestmark = [pytest.mark.cluster, pytest.mark.multihost]
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 import fabfile
-from runtime.spec import parse_hosts
+from fleetcv.spec import parse_hosts
 
 
 @pytest.fixture

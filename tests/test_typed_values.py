@@ -28,8 +28,8 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 
-from runtime import FleetSearchCV, read_results
-from runtime.rundir import journal as jn
+from fleetcv import FleetSearchCV, read_results
+from fleetcv.rundir import journal as jn
 from tests.conftest import write_local_hosts
 
 pytestmark = pytest.mark.cluster

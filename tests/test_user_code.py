@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import api
-from runtime.engine import usercode
-from runtime.errors import ConfigError, HostError
-from runtime.rundir import journal as jn
-from runtime.spec import load_dataset, load_hosts, load_search_spec
+from fleetcv import api
+from fleetcv.errors import ConfigError, HostError
+from fleetcv.rundir import journal as jn
+from fleetcv.spec import load_dataset, load_hosts, load_search_spec
+from runtime import usercode
 from tests.conftest import write_local_hosts
 from tests.reference import assert_equals_reference, reference
 
@@ -339,7 +339,7 @@ def test_requirements_are_checked(tmp_path):
 
 
 def test_a_requirement_this_machine_cannot_get_stops_before_the_run(tmp_path):
-    from runtime.dispatch import requirements as reqs
+    from fleetcv.dispatch import requirements as reqs
 
     with pytest.raises(
         ConfigError,

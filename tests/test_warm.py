@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.dispatch import cluster as cl
-from runtime.dispatch import warm
-from runtime.spec import load_hosts
+from fleetcv.dispatch import cluster as cl
+from fleetcv.dispatch import warm
+from fleetcv.spec import load_hosts
 from tests.conftest import (
     SLOW_SVC,
     journal_lines,

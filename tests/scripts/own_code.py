@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from runtime import FleetSearchCV
+from fleetcv import FleetSearchCV
 from tests.datasets import cost_scorer
 
 
