@@ -12,6 +12,7 @@ import shlex
 import socket
 import stat
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -203,6 +204,46 @@ def test_up_refuses_names_it_does_not_own(tmp_path):
         assert "fcvx1" not in netns_names()
     finally:
         subprocess.run(["ip", "link", "delete", bridge], check=False)
+
+
+def test_up_reclaims_what_a_killed_run_left_and_spares_what_is_in_use(tmp_path):
+    """A run killed before teardown leaves namespaces with no process in them:
+    the next up() with that prefix deletes them; a namespace in which a
+    process still runs is refused, naming its pid."""
+    _require_cluster()
+    prefix, subnet = "fcvr", "10.203.3"
+    state = testcluster.up(2, tmp_path / "first", prefix=prefix, subnet=subnet)
+    names = [h["name"] for h in state["hosts"]]
+    # What a SIGKILLed test leaves: sshds dead, state file gone, names kept.
+    for host in state["hosts"]:
+        os.kill(host["sshd_pid"], 9)
+    deadline = time.monotonic() + 10
+    while any(pid_alive(h["sshd_pid"]) for h in state["hosts"]):
+        assert time.monotonic() < deadline, "sshd did not die"
+        time.sleep(0.1)
+    (tmp_path / "first" / testcluster.STATE_FILE).unlink()
+    assert set(names) <= netns_names() and link_exists(state["bridge"])
+    again = testcluster.up(2, tmp_path / "second", prefix=prefix, subnet=subnet)
+    try:
+        assert ssh(again, names[0], "hostname -I").split() == [again["hosts"][0]["ip"]]
+        # Now one namespace holds a live process the state does not know.
+        sleeper = subprocess.Popen(["ip", "netns", "exec", names[1], "sleep", "60"])
+        (tmp_path / "second" / testcluster.STATE_FILE).rename(tmp_path / "kept.json")
+        try:
+            with pytest.raises(
+                RuntimeError, match=rf"netns {names[1]} \(pids [0-9 ]*{sleeper.pid}"
+            ):
+                testcluster.up(2, tmp_path / "third", prefix=prefix, subnet=subnet)
+            assert names[1] in netns_names()  # in use: left alone
+        finally:
+            sleeper.kill()
+            sleeper.wait(timeout=10)
+            (tmp_path / "kept.json").rename(
+                tmp_path / "second" / testcluster.STATE_FILE
+            )
+    finally:
+        testcluster.down(tmp_path / "second")
+    assert not set(names) & netns_names()
 
 
 def test_down_kills_everything_and_is_idempotent(tmp_path):

@@ -22,6 +22,7 @@ from fleetcv.devtools.testcluster.procs import (
     _log_tail,
     _names,
     _netns_list,
+    _netns_pids,
     _resolve_base_dir,
     _run,
     _validate,
@@ -52,7 +53,7 @@ from fleetcv.devtools.testcluster.settings import (
     UNSHARE_PRIVATE_MOUNT,
     WORKDIR,
 )
-from fleetcv.devtools.testcluster.teardown import down
+from fleetcv.devtools.testcluster.teardown import _delete_network, down
 
 
 def available() -> tuple[bool, str]:
@@ -103,7 +104,10 @@ def up(
 
     If ``base_dir`` already holds a state file from an earlier cluster, that
     cluster is torn down first.  Interface or namespace names that exist but
-    are not recorded there are left alone and make ``up`` fail.  Each host's
+    are not recorded there are reclaimed when abandoned (a namespace with no
+    process left in it, a bridge with nothing attached: what a killed test
+    run leaves behind); names still in use by a live process are left alone
+    and make ``up`` fail, naming the processes.  Each host's
     disk directory is emptied, so every cluster starts with blank disks.
 
     Parameters
@@ -145,6 +149,7 @@ def up(
     base.chmod(0o700)
     if (base / STATE_FILE).exists():
         down(base)
+    _reclaim_abandoned(prefix)
     _check_names_free(base, n_hosts, prefix)
 
     state = _new_state(base, prefix, subnet)
@@ -161,6 +166,46 @@ def up(
     return state
 
 
+def _reclaim_abandoned(prefix: str) -> None:
+    """Delete the namespaces and links of this prefix that nothing uses any more.
+
+    A test run killed before its teardown (a CI job stopped, a session ended)
+    leaves its namespaces, veths and bridge behind with no process in them;
+    without this every later run with the same prefix would refuse to start.
+    A namespace that still holds a process (a concurrent run's sshd) is
+    never touched, nor is a bridge that carries anything else.
+    """
+    existing_ns = _netns_list()
+    # Every host of an earlier cluster of this prefix, however many it had.
+    numbered = [
+        _names(prefix, int(ns[len(prefix) :]))
+        for ns in sorted(existing_ns)
+        if ns.startswith(prefix) and ns[len(prefix) :].isdigit()
+    ]
+    abandoned = [
+        {"netns": names["name"], "veth": names["veth"]}
+        for names in numbered
+        if not _netns_pids(names["name"])
+    ]
+    bridge = f"{prefix}br0"
+    # The bridge is reclaimed only when everything on it was an abandoned
+    # host of ours: a bare bridge of that name may be someone else's.
+    attached = _run(["ip", "-o", "link", "show", "master", bridge], check=False)
+    on_bridge = {
+        line.split(":")[1].strip().split("@")[0]
+        for line in attached.stdout.splitlines()
+        if line.strip()
+    }
+    ours = bool(on_bridge) and on_bridge <= {h["veth"] for h in abandoned}
+    errors: list[str] = []
+    if abandoned:
+        _delete_network(
+            {"bridge": bridge if ours else None}, abandoned, existing_ns, errors
+        )
+    if errors:
+        raise RuntimeError("could not reclaim abandoned names: " + "; ".join(errors))
+
+
 def _check_names_free(base: Path, n_hosts: int, prefix: str) -> None:
     """Raise if the bridge, a namespace or a veth of the new cluster already exists."""
     bridge = f"{prefix}br0"
@@ -169,7 +214,8 @@ def _check_names_free(base: Path, n_hosts: int, prefix: str) -> None:
     for i in range(1, n_hosts + 1):
         names = _names(prefix, i)
         if names["name"] in existing_ns:
-            clashes.append(f"netns {names['name']}")
+            pids = " ".join(map(str, _netns_pids(names["name"])))
+            clashes.append(f"netns {names['name']} (pids {pids or 'none'})")
         clashes += [names[k] for k in ("veth", "peer") if _link_exists(names[k])]
     if clashes:
         raise RuntimeError(
