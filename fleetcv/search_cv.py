@@ -378,7 +378,8 @@ class FleetSearchCV(BaseSearchCV):
         spec = replace(
             spec,
             search=search,
-            halving=halving,
+            flavour="random" if self.param_grid is None else "grid",
+            settings=halving,
             random_state=self.random_state,
             draw=self._draw if drawn else None,
             description={

@@ -27,7 +27,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +41,7 @@ from fleetcv.dispatch.refit import refit_best
 from fleetcv.dispatch.rejoin import HostRejoin
 from fleetcv.dispatch.versions import check_engine_versions
 from fleetcv.errors import ConfigError, HostError, RunStopped, SearchError
-from fleetcv.kinds import KINDS, Kind, asha, halving, kind_of
-from fleetcv.kinds.optuna_search import optuna_job
-from fleetcv.kinds.search import search_job
+from fleetcv.kinds import KINDS, Kind, kind_of
 from fleetcv.rundir import journal as jn
 from fleetcv.rundir import run as rd
 from fleetcv.rundir.lock import lock_run, unlock_run
@@ -319,41 +316,22 @@ def start_run(
 
 
 def search_job_of(spec: SearchSpec) -> dict | Callable[[SplitSet], dict]:
-    """The job description of the spec's own search (grid or randomized).
+    """The job description of the spec's search, made by its kind (`SpecSection.job_of`).
 
-    A halving search's depends on the folds (its resources on the data's
-    rows and classes): a function of them, which `plan_new` calls.
+    A kind whose job depends on the folds (a halving search's resources on
+    the data's rows and classes) gives a function of them, which `plan_new`
+    calls. Every search's job has its evaluation key and budget.
     """
+    kind = KINDS[spec.search].spec
     budget = {k: v for k, v in spec.budget.items() if v is not None}
-    extra = {"budget": budget} if budget else {}
-    if spec.halving or spec.asha:
-        key = rd.evaluation_key(spec)
-        make = halving.job_of if spec.halving else asha.job_of
-        return lambda split: {**make(spec, split), "evaluation_key": key, **extra}
-    if spec.optuna:
-        # One study per run: a storage may hold the studies of many runs.
-        name = f"fleetcv-{spec.name}-{uuid.uuid4().hex[:8]}"
-        return {
-            **optuna_job(
-                {**spec.optuna, "study_name": name},
-                spec.return_train_score,
-                spec.refit,
-            ),
-            "evaluation_key": rd.evaluation_key(spec),
-            **extra,
-        }
-    return {
-        **search_job(
-            spec.candidates(),
-            spec.return_train_score,
-            metrics=spec.metrics,
-            ranking=spec.ranking,
-            refit=spec.refit,
-        ),
-        "evaluation_key": rd.evaluation_key(spec),
-        "n_iter": spec.raw.get("n_iter"),
-        **extra,
-    }
+    extra = {"evaluation_key": rd.evaluation_key(spec)}
+    if budget:
+        extra["budget"] = budget
+
+    def make(split: SplitSet | None = None) -> dict:
+        return {**kind.job_of(spec, split), **extra}
+
+    return make if kind.needs_split else make()
 
 
 def create_run(
@@ -484,7 +462,9 @@ def plan_resume_inline(
             f"invoke {kind_of(meta).command} --resume {path}"
         )
     # A halving search's random flavour drew as many as its run has.
-    drawn = (spec.halving or {}).get("flavour") == "random"
+    # A search over drawn candidates (a halving search's random flavour)
+    # drew as many as its run has.
+    drawn = spec.settings is not None and spec.flavour == "random"
     again = spec.candidates(n_iter=len(meta.get("candidates") or []) if drawn else None)
     if comparable(meta.get("candidates")) != comparable(again):
         raise ConfigError(

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from fleetcv.kinds.base import PlanContext
+from fleetcv.kinds.base import PlanContext, SpecSection
 from fleetcv.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from fleetcv.kinds.halving import (
     BEST_IN_LAST_ITERATION,
@@ -32,6 +32,7 @@ from fleetcv.kinds.halving import (
 )
 from fleetcv.kinds.search import SEARCH, planned_search
 from fleetcv.rundir.results import latest_records
+from fleetcv.spec.strategies import parse_halving, resource_check
 
 NAME = "asha"
 
@@ -44,7 +45,7 @@ def rungs(min_resources: int, max_resources: int, factor: float) -> list[int]:
 
 def job_of(spec, split) -> dict:
     """The job of a `search: asha` spec on its folds (what its meta.json holds)."""
-    a = spec.asha
+    a = spec.settings
     res = resources(spec, split, a)
     settings = {
         **a,
@@ -184,6 +185,16 @@ def _expected(job: dict, n_folds: int) -> int:
 
 ASHA = planned_search(
     name=NAME,
+    search=NAME,
+    spec=SpecSection(
+        section=NAME,
+        parse=lambda where, raw, est, rs: parse_halving(where, raw, est, NAME),
+        flavour=lambda settings: settings["flavour"],
+        check=resource_check(NAME),
+        job_of=job_of,
+        needs_split=True,
+        budget="asha.n_candidates",
+    ),
     rows="rows",
     results=_results,
     summary=_summary,

@@ -42,6 +42,62 @@ class PlanContext:
     run_dir: Path | None = None
 
 
+def grid_flavour(settings: dict | None) -> str:
+    """Read `params` as a grid (lists and grid expressions)."""
+    return "grid"
+
+
+def no_check(where: str, settings, params, scoring, refit):
+    """Settings that ask nothing of params and scoring, as they are."""
+    return settings
+
+
+@dataclass(frozen=True)
+class SpecSection:
+    """How a search kind reads a spec (`search: NAME` and its own section) and makes its job.
+
+    The spec loader (`fleetcv.spec.search.load_search_spec`) reads what every
+    search shares (estimator, params, data, cv, scoring, refit) and hands the
+    kind its section; the lifecycle asks it for the run's job.
+
+    Attributes
+    ----------
+    section : str or None
+        The spec's key holding the kind's settings (``halving:``), None for
+        a kind without settings. Its keys are the parser's to check.
+    parse : callable
+        ``(where, raw, estimator, random_state) -> settings``: the section as
+        written (None when absent), validated, with defaults. Raises a
+        ConfigError naming ``<section>.<key>``.
+    flavour : callable
+        ``settings -> "grid" | "random"``: how `params` is read (grid lists
+        and expressions, or distributions to sample).
+    check : callable
+        ``(where, settings, params, scoring, refit) -> settings``: what the
+        settings ask of the parsed params and scoring (e.g. one metric),
+        and the settings completed from them.
+    job_of : callable
+        ``(spec, split) -> job``: the job description (meta.json) of a run
+        of the spec on its folds; `split` is None when `needs_split` is False.
+    needs_split : bool
+        Whether the job depends on the folds (resources on the rows).
+    budget : str or None
+        The setting that draws the candidates instead of n_iter (e.g.
+        "halving.n_candidates"), None for a kind that takes n_iter.
+    needs_n_iter : bool
+        Whether the spec must give n_iter (a random search's budget).
+    """
+
+    section: str | None
+    job_of: Callable
+    parse: Callable | None = None
+    flavour: Callable[[dict | None], str] = grid_flavour
+    check: Callable = no_check
+    needs_split: bool = False
+    budget: str | None = None
+    needs_n_iter: bool = False
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of job.
@@ -81,6 +137,11 @@ class Kind:
         best=0.99).
     run_name : callable
         (spec name, job) -> the prefix of a new run directory's name.
+    search : str, optional
+        The spec's ``search:`` value that runs this kind (grid, random,
+        halving...), None for a kind no spec names (curves).
+    spec : SpecSection, optional
+        How such a spec is read and its job made (kinds with `search`).
     worker : callable
         The engine function one message runs: `worker(tasks=[...], **common)`
         returns one journal record (`runtime.record`) per task, in
@@ -106,6 +167,8 @@ class Kind:
     planner: Callable[[dict, PlanContext], Callable[[list], list[dict]]] | None = None
     row_args: Callable[[dict], dict] | None = None
     expected_tasks: Callable[[dict, int], int] | None = None
+    search: str | None = None
+    spec: SpecSection | None = None
 
     def n_tasks(self, job: dict, n_folds: int) -> int:
         """Rows x folds (with a planner: of the whole run, where known)."""

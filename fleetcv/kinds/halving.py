@@ -28,11 +28,12 @@ import math
 
 import numpy as np
 
-from fleetcv.kinds.base import PlanContext
+from fleetcv.kinds.base import PlanContext, SpecSection
 from fleetcv.kinds.dynamic import row_args
 from fleetcv.kinds.search import SEARCH, planned_search
 from fleetcv.rundir import results as rs
 from fleetcv.rundir.results import latest_records
+from fleetcv.spec.strategies import parse_halving, resource_check
 
 NAME = "halving"
 #: The resource that subsamples the rows instead of setting a parameter.
@@ -305,20 +306,6 @@ def _n_tasks(job: dict, n_folds: int) -> int:
     return total * n_folds
 
 
-HALVING = planned_search(
-    name=NAME,
-    rows="candidates",
-    candidates=lambda job: halving_rows(job, []),
-    results=_results,
-    summary=_summary,
-    report=_report,
-    postfix=_postfix,
-    planner=planner,
-    row_args=row_args,
-    expected_tasks=_n_tasks,
-)
-
-
 def resources(spec, split, settings: dict) -> dict:
     """What a resource search's settings mean on these folds (scikit-learn's rules).
 
@@ -403,7 +390,7 @@ def job_of(spec, split) -> dict:
     ConfigError
         When the resources do not fit the data (see `resources`).
     """
-    h = spec.halving
+    h = spec.settings
     res = resources(spec, split, h)
     candidates = first_candidates(spec, h, res)
     sched = schedule(
@@ -422,3 +409,27 @@ def job_of(spec, split) -> dict:
         "schedule": sched,
     }
     return halving_job(candidates, settings, spec.return_train_score, spec.refit)
+
+
+HALVING = planned_search(
+    name=NAME,
+    search=NAME,
+    spec=SpecSection(
+        section=NAME,
+        parse=lambda where, raw, est, rs: parse_halving(where, raw, est, NAME),
+        flavour=lambda settings: settings["flavour"],
+        check=resource_check(NAME),
+        job_of=job_of,
+        needs_split=True,
+        budget="halving.n_candidates",
+    ),
+    rows="candidates",
+    candidates=lambda job: halving_rows(job, []),
+    results=_results,
+    summary=_summary,
+    report=_report,
+    postfix=_postfix,
+    planner=planner,
+    row_args=row_args,
+    expected_tasks=_n_tasks,
+)

@@ -18,12 +18,14 @@ that study and tells its running trials their values.
 from __future__ import annotations
 
 import math
+import uuid
 
-from fleetcv.kinds.base import PlanContext
+from fleetcv.kinds.base import PlanContext, SpecSection
 from fleetcv.kinds.dynamic import RowLog, journal_results, row_args, row_mean
 from fleetcv.kinds.search import SEARCH, planned_search
 from fleetcv.rundir import results as rs
 from fleetcv.rundir.results import latest_records
+from fleetcv.spec.strategies import check_one_metric, optuna_space, parse_optuna
 
 NAME = "optuna"
 
@@ -237,8 +239,32 @@ def _postfix(job: dict, results: dict) -> list[str]:
     return [f"trials={len(trials(results))}"] + SEARCH.postfix(job, results)
 
 
+def job_of(spec, split=None) -> dict:
+    """The job of a `search: optuna` spec: its study, named for this run alone."""
+    # One study per run: a storage may hold the studies of many runs.
+    name = f"fleetcv-{spec.name}-{uuid.uuid4().hex[:8]}"
+    return optuna_job(
+        {**spec.settings, "study_name": name}, spec.return_train_score, spec.refit
+    )
+
+
+def _check(where: str, settings: dict, params, scoring, refit) -> dict:
+    """One metric; the space of `params` as Optuna's distributions (plain data)."""
+    check_one_metric(where, NAME, scoring, refit)
+    return {**settings, "space": optuna_space(where, params)}
+
+
 OPTUNA = planned_search(
     name=NAME,
+    search=NAME,
+    spec=SpecSection(
+        section=NAME,
+        parse=lambda where, raw, est, rs: parse_optuna(where, raw, rs),
+        flavour=lambda settings: "random",
+        check=_check,
+        job_of=job_of,
+        budget="optuna.n_trials",
+    ),
     rows="trials",
     results=_results,
     summary=_summary,

@@ -8,8 +8,10 @@ scored on every fold.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fleetcv.errors import SearchError
-from fleetcv.kinds.base import Kind
+from fleetcv.kinds.base import Kind, SpecSection
 from fleetcv.rundir import results as rs
 
 NAME = "search"
@@ -199,6 +201,20 @@ def planned_search(**fields) -> Kind:
     return Kind(**{**common, **fields})
 
 
+def job_of(spec, split=None) -> dict:
+    """The job of a `search: grid` or `search: random` spec (its candidates drawn now)."""
+    return {
+        **search_job(
+            spec.candidates(),
+            spec.return_train_score,
+            metrics=spec.metrics,
+            ranking=spec.ranking,
+            refit=spec.refit,
+        ),
+        "n_iter": spec.raw.get("n_iter"),
+    }
+
+
 SEARCH = Kind(
     name=NAME,
     command="search",
@@ -213,4 +229,18 @@ SEARCH = Kind(
     report=_report,
     postfix=_postfix,
     run_name=lambda spec_name, job: spec_name,
+)
+
+#: `search: grid`: ParameterGrid's candidates (or n_iter of them sampled).
+GRID = replace(SEARCH, search="grid", spec=SpecSection(section=None, job_of=job_of))
+#: `search: random`: n_iter candidates drawn, as RandomizedSearchCV's.
+RANDOM = replace(
+    SEARCH,
+    search="random",
+    spec=SpecSection(
+        section=None,
+        job_of=job_of,
+        flavour=lambda settings: "random",
+        needs_n_iter=True,
+    ),
 )

@@ -103,16 +103,16 @@ class InlineSpec(ScoredSpec):
     task_timeout: float | None = None
     #: "grid", "random" or "halving" (a spec's `search:`).
     search: str = "grid"
-    #: A halving search's settings (`fleetcv.spec.strategies.parse_halving`).
-    halving: dict | None = None
+    #: How the candidates were made: "grid" or "random" (drawn).
+    flavour: str = "grid"
+    #: The search kind's settings (a halving search's, as its spec section's).
+    settings: dict | None = None
     #: Seeds the draw of candidates and a halving search's subsamples.
     random_state: int | None = None
     #: n -> n candidates drawn, described (a halving search's random
     #: flavour, whose number of candidates may depend on the data).
     draw: Callable[[int], list[dict]] | None = None
-    # No spec's asha or optuna settings, no budget (class constants, not fields).
-    asha = None
-    optuna = None
+    # No budget (a class constant, not a field).
     budget = MappingProxyType({})
 
     def candidates(self, n_iter: int | None = None) -> list[dict]:

@@ -34,15 +34,10 @@ from fleetcv.spec.estimator import EstimatorSpec, check_description, parse_estim
 from fleetcv.spec.expr import Distribution, is_call, parse_value_expr
 from fleetcv.spec.scoring import ScoredSpec, parse_refit, parse_scoring
 from fleetcv.spec.source import DataSpec, parse_data, parse_fit_params
-from fleetcv.spec.strategies import (
-    check_resource_not_searched,
-    optuna_space,
-    parse_halving,
-    parse_optuna,
-)
 from runtime.build import build, describe, is_estimator_description
 
-#: The top-level keys of a search spec.
+#: The top-level keys every search spec may have (each search kind adds its
+#: own section, `SpecSection.section`).
 _SPEC_KEYS = {
     "name",
     "estimator",
@@ -60,9 +55,6 @@ _SPEC_KEYS = {
     "code",
     "requirements",
     "task_timeout",
-    "halving",
-    "optuna",
-    "asha",
     "max_fits",
     "time_budget",
 }
@@ -142,12 +134,11 @@ class SearchSpec(ScoredSpec):
     requirements: tuple[str, ...] = ()
     #: Seconds a fit may run before its engine is replaced and it counts as failed.
     task_timeout: float | None = None
-    #: `search: halving`'s settings (fleetcv.spec.strategies), else None.
-    halving: dict | None = None
-    #: `search: optuna`'s settings with its `space` (fleetcv.spec.strategies).
-    optuna: dict | None = None
-    #: `search: asha`'s settings (halving's, fleetcv.spec.strategies), else None.
-    asha: dict | None = None
+    #: How `params` was read: "grid" (lists) or "random" (distributions).
+    flavour: str = "grid"
+    #: The search kind's own settings (its spec section, parsed and checked
+    #: by its `SpecSection`), None for a kind without one.
+    settings: dict | None = None
     #: max_fits and time_budget (None: no limit), the end of any search.
     budget: dict = field(default_factory=dict)
 
@@ -165,8 +156,7 @@ class SearchSpec(ScoredSpec):
         from sklearn.model_selection import ParameterGrid, ParameterSampler
 
         n_iter = self.n_iter if n_iter is None else n_iter
-        flavour = (self.halving or self.asha or {}).get("flavour", self.search)
-        if flavour == "grid" and n_iter is None:
+        if self.flavour == "grid" and n_iter is None:
             cands = list(ParameterGrid(list(self.params)))
         else:
             space = [
@@ -242,10 +232,16 @@ def load_search_spec(
     ConfigError
         On any problem, naming the file, key, value and fix.
     """
+    # Deferred: the kinds (and what they import) load with a spec, not with
+    # fleetcv.spec, which fabfile.py and the command line's start import.
+    from fleetcv.kinds import search_kinds
+
+    kinds = search_kinds()
     path = Path(spec_file)
     where = str(path)
     data = read_yaml(path, "search spec")
-    check_keys(where, "", data, _SPEC_KEYS)
+    sections = {k.spec.section for k in kinds.values() if k.spec.section}
+    check_keys(where, "", data, _SPEC_KEYS | sections)
     base = Path(base_dir) if base_dir else path.parent
     # The user's code first: the estimator and other import paths may be in it.
     code = parse_code(where, data.get("code"), base)
@@ -254,18 +250,22 @@ def load_search_spec(
     # The sections are checked in this order: of several bad ones, the first
     # is reported.
     est = parse_estimator(where, data.get("estimator"))
-    search = _parse_search(where, data.get("search", "grid"))
+    search = _parse_search(where, data.get("search", "grid"), kinds)
+    kind = kinds[search].spec
     if n_iter is not None:
         data = {**data, "n_iter": n_iter}
-    spec_n_iter = _parse_n_iter(where, search, data.get("n_iter"))
+    spec_n_iter = _parse_n_iter(where, search, kind, data.get("n_iter"))
     rs = _seed(where, "random_state", data.get("random_state"))
-    settings = _parse_strategy(where, search, data, est, rs)
-    flavour = (
-        "random" if search == "optuna" else (settings or {}).get("flavour", search)
+    _check_sections(where, search, kind, sections, data)
+    settings = (
+        kind.parse(where, data.get(kind.section), est.build(), rs)
+        if kind.parse
+        else None
     )
+    flavour = kind.flavour(settings)
     params = _parse_params(where, data, flavour, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
-    settings = _check_strategy(where, search, settings, params, scoring, data)
+    settings = kind.check(where, settings, params, scoring, data.get("refit", True))
     refit, error_score, rts = _parse_outputs(where, data, scoring)
     spec = SearchSpec(
         path=where,
@@ -287,8 +287,8 @@ def load_search_spec(
         code_digest=code_digest,
         requirements=requirements,
         **_parse_limits(where, data),
-        # halving=, asha= or optuna=: the search's own settings section.
-        **({search: settings} if settings else {}),
+        flavour=flavour,
+        settings=settings,
     )
     _check_n_iter_fits_grid(where, spec)
     _check_groups(where, spec)
@@ -298,71 +298,36 @@ def load_search_spec(
 # --------------------------------------------------------------------------- sections
 
 
-#: The search kinds a spec's `search:` names.
-SEARCH_KINDS = ("grid", "random", "halving", "asha", "optuna")
-#: The searches with a settings section of their own (named as the search).
-_SECTIONS = ("halving", "asha", "optuna")
-
-
-def _parse_search(where: str, search: Any) -> str:
-    if search not in SEARCH_KINDS:
+def _parse_search(where: str, search: Any, kinds: dict) -> str:
+    if search not in kinds:
+        names = list(kinds)
         raise err(
             where,
             "search",
-            f"expected {', '.join(SEARCH_KINDS[:-1])} or {SEARCH_KINDS[-1]}, got {search!r}",
-            "write one of: " + ", ".join(f"search: {k}" for k in SEARCH_KINDS),
+            f"expected {', '.join(names[:-1])} or {names[-1]}, got {search!r}",
+            "write one of: " + ", ".join(f"search: {k}" for k in names),
         )
     return search
 
 
-def _parse_strategy(where: str, search: str, data: dict, est, rs) -> dict | None:
-    """The settings section of a halving, asha or optuna search (None for the others)."""
-    _check_sections(where, search, data)
-    if search in ("halving", "asha"):
-        return parse_halving(where, data.get(search), est.build(), search)
-    if search == "optuna":
-        return parse_optuna(where, data.get("optuna"), rs)
-    return None
-
-
-def _check_strategy(
-    where: str, search: str, settings: dict | None, params, scoring, data: dict
-) -> dict | None:
-    """What the settings ask of params and scoring; an Optuna search's space added."""
-    if settings is None:
-        return None
-    if search != "optuna":
-        check_resource_not_searched(where, settings, params)
-    _check_one_metric(where, search, scoring, data.get("refit", True))
-    if search == "optuna":
-        return {**settings, "space": optuna_space(where, params)}
-    return settings
-
-
-def _check_sections(where: str, search: str, data: dict) -> None:
-    """A settings section belongs to its search; those searches draw no n_iter."""
-    for section in _SECTIONS:
-        if section in data and search != section:
+def _check_sections(
+    where: str, search: str, kind, sections: set[str], data: dict
+) -> None:
+    """A settings section belongs to its search; a search with a budget of its own draws no n_iter."""
+    for section in sorted(sections):
+        if section in data and section != kind.section:
             raise err(
                 where,
                 section,
                 f"settings of a {section} search in a search: {search} spec",
                 f"write search: {section}, or remove the {section} section",
             )
-    if search == "optuna" and "optuna" not in data:
-        raise err(
-            where,
-            "optuna",
-            "missing: an Optuna search needs its number of trials",
-            "add optuna: {n_trials: 30}",
-        )
-    if search in _SECTIONS and data.get("n_iter") is not None:
-        budget = "optuna.n_trials" if search == "optuna" else f"{search}.n_candidates"
+    if kind.budget and data.get("n_iter") is not None:
         raise err(
             where,
             "n_iter",
-            f"a {search} search draws {budget}, not n_iter",
-            f"remove n_iter (or --n-iter); set {budget} instead",
+            f"a {search} search draws {kind.budget}, not n_iter",
+            f"remove n_iter (or --n-iter); set {kind.budget} instead",
         )
 
 
@@ -409,30 +374,12 @@ def _parse_budget(where: str, data: dict) -> dict:
     }
 
 
-def _check_one_metric(where: str, search: str, scoring: Any, refit: Any) -> None:
-    """Halving and Optuna searches rank by one metric and refit by it."""
-    if isinstance(scoring, list | dict):
-        raise err(
-            where,
-            "scoring",
-            f"a {search} search keeps candidates by one metric, and this names several",
-            "give one scorer name, e.g. scoring: accuracy",
-        )
-    if not isinstance(refit, bool):
-        raise err(
-            where,
-            "refit",
-            f"a {search} search refits its best by its one metric, not {refit!r}",
-            "write refit: true or refit: false",
-        )
-
-
-def _parse_n_iter(where: str, search: str, n_iter: Any) -> int | None:
-    if search == "random" and n_iter is None:
+def _parse_n_iter(where: str, search: str, kind, n_iter: Any) -> int | None:
+    if kind.needs_n_iter and n_iter is None:
         raise err(
             where,
             "n_iter",
-            "a random search needs a budget",
+            f"a {search} search needs a budget",
             "add n_iter: 10 (or pass --n-iter)",
         )
     if n_iter is not None and (

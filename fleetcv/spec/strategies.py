@@ -205,6 +205,35 @@ def check_resource_not_searched(where: str, settings: dict, params) -> None:
             )
 
 
+def check_one_metric(where: str, search: str, scoring: Any, refit: Any) -> None:
+    """A search that keeps candidates by one metric (halving, ASHA, Optuna...) refits by it."""
+    if isinstance(scoring, list | dict):
+        raise err(
+            where,
+            "scoring",
+            f"a {search} search keeps candidates by one metric, and this names several",
+            "give one scorer name, e.g. scoring: accuracy",
+        )
+    if not isinstance(refit, bool):
+        raise err(
+            where,
+            "refit",
+            f"a {search} search refits its best by its one metric, not {refit!r}",
+            "write refit: true or refit: false",
+        )
+
+
+def resource_check(search: str):
+    """The `SpecSection.check` of a search over a resource (halving, ASHA, Hyperband)."""
+
+    def check(where: str, settings: dict, params, scoring, refit) -> dict:
+        check_resource_not_searched(where, settings, params)
+        check_one_metric(where, search, scoring, refit)
+        return settings
+
+    return check
+
+
 #: The keys of the `optuna:` section.
 OPTUNA_KEYS = {"n_trials", "sampler", "sampler_params", "parallel", "storage"}
 
@@ -223,6 +252,13 @@ def parse_optuna(where: str, raw: Any, random_state: int | None) -> dict:
     ConfigError
         Naming the `optuna.<key>`, the bad value and the fix.
     """
+    if raw is None:
+        raise err(
+            where,
+            "optuna",
+            "missing: an Optuna search needs its number of trials",
+            "add optuna: {n_trials: 30}",
+        )
     if not isinstance(raw, dict):
         raise err(
             where,
