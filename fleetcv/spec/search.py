@@ -251,11 +251,45 @@ def load_search_spec(
     # is reported.
     est = parse_estimator(where, data.get("estimator"))
     search = _parse_search(where, data.get("search", "grid"), kinds)
-    kind = kinds[search].spec
     if n_iter is not None:
         data = {**data, "n_iter": n_iter}
-    spec_n_iter = _parse_n_iter(where, search, kind, data.get("n_iter"))
     rs = _seed(where, "random_state", data.get("random_state"))
+    section = _parse_kind_section(where, kinds[search].spec, est, rs, sections, data)
+    refit, error_score, rts = _parse_outputs(where, data, section["scoring"])
+    spec = SearchSpec(
+        path=where,
+        name=parse_name(where, data.get("name"), path.stem),
+        estimator=est,
+        search=search,
+        random_state=rs,
+        data=parse_data(where, data.get("data"), base),
+        cv=_parse_cv(where, data.get("cv")),
+        error_score=error_score,
+        return_train_score=rts,
+        raw={k: v for k, v in data.items() if k != "name"},
+        refit=refit,
+        fit_params=parse_fit_params(where, data.get("fit_params"), base),
+        code=code,
+        code_digest=code_digest,
+        requirements=requirements,
+        **_parse_limits(where, data),
+        **section,
+    )
+    _check_n_iter_fits_grid(where, spec)
+    _check_groups(where, spec)
+    return spec
+
+
+def _parse_kind_section(
+    where: str, kind, est, rs: int | None, sections: set[str], data: dict
+) -> dict:
+    """The fields a search kind decides: n_iter, its settings, params, scoring.
+
+    Its own section is parsed before the parameters (its flavour says how
+    they are read), and checked against them and the scoring after.
+    """
+    search = data.get("search", "grid")
+    spec_n_iter = _parse_n_iter(where, search, kind, data.get("n_iter"))
     _check_sections(where, search, kind, sections, data)
     settings = (
         kind.parse(where, data.get(kind.section), est.build(), rs)
@@ -266,33 +300,13 @@ def load_search_spec(
     params = _parse_params(where, data, flavour, est.build())
     scoring = parse_scoring(where, data.get("scoring"))
     settings = kind.check(where, settings, params, scoring, data.get("refit", True))
-    refit, error_score, rts = _parse_outputs(where, data, scoring)
-    spec = SearchSpec(
-        path=where,
-        name=parse_name(where, data.get("name"), path.stem),
-        estimator=est,
-        search=search,
-        params=params,
-        n_iter=spec_n_iter,
-        random_state=rs,
-        data=parse_data(where, data.get("data"), base),
-        cv=_parse_cv(where, data.get("cv")),
-        scoring=scoring,
-        error_score=error_score,
-        return_train_score=rts,
-        raw={k: v for k, v in data.items() if k != "name"},
-        refit=refit,
-        fit_params=parse_fit_params(where, data.get("fit_params"), base),
-        code=code,
-        code_digest=code_digest,
-        requirements=requirements,
-        **_parse_limits(where, data),
-        flavour=flavour,
-        settings=settings,
-    )
-    _check_n_iter_fits_grid(where, spec)
-    _check_groups(where, spec)
-    return spec
+    return {
+        "n_iter": spec_n_iter,
+        "flavour": flavour,
+        "settings": settings,
+        "params": params,
+        "scoring": scoring,
+    }
 
 
 # --------------------------------------------------------------------------- sections

@@ -275,6 +275,29 @@ def parse_optuna(where: str, raw: Any, random_state: int | None) -> dict:
             f"expected a positive integer, got {n_trials!r}",
             "write n_trials: 30 (the trials to run)",
         )
+    sampler, params = _optuna_sampler(where, raw, random_state)
+    parallel = _parallel(where, "optuna.parallel", raw.get("parallel"))
+    storage = raw.get("storage")
+    if storage is not None and (not isinstance(storage, str) or "://" not in storage):
+        raise err(
+            where,
+            "optuna.storage",
+            f"expected an Optuna storage URL, got {storage!r}",
+            "write e.g. storage: sqlite:///runs/optuna.db, or leave it out",
+        )
+    return {
+        "n_trials": n_trials,
+        "sampler": sampler,
+        "sampler_params": params,
+        "parallel": parallel,
+        "storage": storage,
+    }
+
+
+def _optuna_sampler(
+    where: str, raw: dict, random_state: int | None
+) -> tuple[str, dict]:
+    """The `optuna.sampler` name and its arguments, checked by making one."""
     sampler = raw.get("sampler", "TPESampler")
     import optuna
 
@@ -305,22 +328,7 @@ def parse_optuna(where: str, raw: Any, random_state: int | None) -> dict:
             f"optuna.samplers.{sampler}(**{params!r}) raised {type(exc).__name__}: {exc}",
             f"give arguments that {sampler} takes",
         ) from None
-    parallel = _parallel(where, "optuna.parallel", raw.get("parallel"))
-    storage = raw.get("storage")
-    if storage is not None and (not isinstance(storage, str) or "://" not in storage):
-        raise err(
-            where,
-            "optuna.storage",
-            f"expected an Optuna storage URL, got {storage!r}",
-            "write e.g. storage: sqlite:///runs/optuna.db, or leave it out",
-        )
-    return {
-        "n_trials": n_trials,
-        "sampler": sampler,
-        "sampler_params": params,
-        "parallel": parallel,
-        "storage": storage,
-    }
+    return sampler, params
 
 
 def optuna_space(where: str, params: tuple[dict, ...]) -> dict:
