@@ -87,7 +87,10 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
 
     By the ranking metric among the candidates scored on every fold; with a
     refit callable (an import path), the index it picks from the results
-    and no score (scikit-learn sets no `best_score_` then).
+    and no score (scikit-learn sets no `best_score_` then). A job's `best`
+    names another rule: "last_iteration" (a halving search's), or
+    ``{"highest": column}``, the best of the rows with the highest value of
+    that results column (`fleetcv.rundir.results.best_in_last_iteration`).
 
     Raises
     ------
@@ -107,9 +110,14 @@ def best_of(job: dict, results: dict) -> tuple[int | None, dict | None, float | 
         if idx is None:
             idx = _refit_index(refit, results)
         return idx, results["params"][idx], None
-    if job.get("best") == "last_iteration":
+    best = job.get("best")
+    if best == "last_iteration":
         # A halving search's best is its last iteration's (scikit-learn's).
         return rs.best_in_last_iteration(results)
+    if isinstance(best, dict) and "highest" in best:
+        # A kind's own rule: the best of the rows with the highest value of
+        # one results column (e.g. Hyperband's fits at max resources).
+        return rs.best_in_last_iteration(results, best["highest"])
     return rs.best(results, complete_only=True, metric=_ranking(job))
 
 

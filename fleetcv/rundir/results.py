@@ -365,16 +365,17 @@ def best(
 
 
 def best_in_last_iteration(
-    results: dict,
+    results: dict, column: str = "iter"
 ) -> tuple[int | None, dict | None, float | None]:
     """(index, params, mean test score) of a halving search's best, as scikit-learn picks it.
 
     `_select_best_index` of Halving*SearchCV: the highest mean test score of
     the last iteration (`iter`), the first of them when every one is NaN.
     Only rows scored on every fold compete, as in `best`: the last iteration
-    is the last with such a row.
+    is the last with such a row. Another `column` (e.g. ``n_resources``)
+    ranks the rows of its highest value the same way.
     """
-    its = results.get("iter") or []
+    its = results.get(column) or []
     if not its or every_fit_failed(results):
         return None, None, None
     complete = complete_rows(results)
