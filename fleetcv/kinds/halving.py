@@ -130,7 +130,7 @@ def halving_job(
     }
 
 
-def _top_k(params: list[dict], means: np.ndarray, k: int) -> list[dict]:
+def keep_best(params: list[dict], means: np.ndarray, k: int) -> list[dict]:
     """scikit-learn's `_top_k`: the best k, worst first; a NaN mean is never kept before a number."""
     order = np.roll(np.argsort(means), np.count_nonzero(np.isnan(means)))
     return [params[i] for i in order[-k:]]
@@ -190,7 +190,7 @@ def halving_rows(job: dict, records, n_folds: int | None = None) -> list[dict]:
         if means is None:
             break
         # The survivors keep their own parameters (not the resource's value).
-        survivors = _top_k(survivors, means, math.ceil(len(survivors) / factor))
+        survivors = keep_best(survivors, means, math.ceil(len(survivors) / factor))
     return rows
 
 

@@ -70,11 +70,11 @@ def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
         where, f"{section}.", raw, HALVING_KEYS if section == "halving" else ASHA_KEYS
     )
     flavour = "random" if "n_candidates" in raw else "grid"
-    resource = _resource(where, f"{section}.resource", raw, base)
-    min_resources, max_resources = _min_max(where, section, raw, flavour, resource)
+    resource = parse_resource(where, f"{section}.resource", raw, base)
+    min_resources, max_resources = parse_min_max(where, section, raw, flavour, resource)
     return {
         "flavour": flavour,
-        "factor": _factor(where, f"{section}.factor", raw.get("factor", 3)),
+        "factor": parse_factor(where, f"{section}.factor", raw.get("factor", 3)),
         "resource": resource,
         "min_resources": min_resources,
         "max_resources": max_resources,
@@ -89,7 +89,7 @@ def parse_halving(where: str, raw: Any, base, section: str = "halving") -> dict:
     }
 
 
-def _factor(where: str, key: str, factor: Any) -> float:
+def parse_factor(where: str, key: str, factor: Any) -> float:
     """A number above 1: the share kept (1/factor) and the growth of resources."""
     if (
         isinstance(factor, bool)
@@ -106,7 +106,7 @@ def _factor(where: str, key: str, factor: Any) -> float:
     return factor
 
 
-def _resource(where: str, key: str, raw: dict, base) -> str:
+def parse_resource(where: str, key: str, raw: dict, base) -> str:
     """n_samples, or a parameter of the estimator that each iteration sets."""
     resource = raw.get("resource", N_SAMPLES)
     params = base.get_params(deep=True)
@@ -124,7 +124,7 @@ def _resource(where: str, key: str, raw: dict, base) -> str:
     )
 
 
-def _min_max(where: str, section: str, raw: dict, flavour: str, resource: str):
+def parse_min_max(where: str, section: str, raw: dict, flavour: str, resource: str):
     """min_resources and max_resources, with scikit-learn's defaults per flavour."""
     halving = section == "halving"
     default_min = "exhaust" if flavour == "grid" and halving else "smallest"
