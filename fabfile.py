@@ -45,7 +45,7 @@ from fleetcv.dispatch.wheelhouse import (
     wheel_version,
     wheelhouse_digest,
 )
-from fleetcv.errors import RemoteError
+from fleetcv.errors import SshError
 from fleetcv.spec import HostsConfig, HostSpec
 from runtime.digestdir import SUMS
 from runtime.folds import MANIFEST, SPLITS_SUBDIR
@@ -79,7 +79,7 @@ class HostResults:
         """Raise one error naming every failed host and its cause."""
         if self.failed:
             causes = "; ".join(f"{h}: {e}" for h, e in sorted(self.failed.items()))
-            raise RemoteError(f"{what} failed on {len(self.failed)} host(s): {causes}")
+            raise SshError(f"{what} failed on {len(self.failed)} host(s): {causes}")
 
 
 def print_results(res: HostResults, out=sys.stdout) -> None:
@@ -146,7 +146,7 @@ def _describe(exc: BaseException, host: HostSpec, cfg: HostsConfig | None) -> st
         SSHException,
     )
 
-    if isinstance(exc, RemoteError):
+    if isinstance(exc, SshError):
         return str(exc)
     if isinstance(exc, BadHostKeyException):
         return hostkeys.describe_bad_key(exc, cfg, host)
@@ -239,7 +239,7 @@ def rsync_to(
         keys = hostkeys.describe_openssh_failure(proc.stderr, cfg, host)
         if keys:
             raise hostkeys.HostKeyError(keys)
-        raise RemoteError(
+        raise SshError(
             f"rsync to {host.name}:{dest} failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
         )
     m = re.search(r"Total transferred file size: ([\d,.]+)", proc.stdout)
@@ -605,7 +605,7 @@ def open_tunnel(
             if proc.poll() is not None:
                 raise _tunnel_ended(proc, log, log_start, ports, cfg, host)
             if time.monotonic() > deadline:
-                raise RemoteError(
+                raise SshError(
                     f"the SSH tunnel to the controller did not bind its ports on the host "
                     f"within {TUNNEL_TIMEOUT:.0f} s (log: {log})"
                 )
@@ -616,7 +616,7 @@ def open_tunnel(
         raise
 
 
-def _tunnel_ended(proc, log: Path, log_start: int, ports, cfg, host) -> RemoteError:
+def _tunnel_ended(proc, log: Path, log_start: int, ports, cfg, host) -> SshError:
     """The error of a tunnel whose ssh ended: its host key refused, or a port taken."""
     with open(log, "rb") as fh:
         fh.seek(log_start)
@@ -625,7 +625,7 @@ def _tunnel_ended(proc, log: Path, log_start: int, ports, cfg, host) -> RemoteEr
     if keys:
         return hostkeys.HostKeyError(keys)
     tail = text.strip().splitlines()[-2:]
-    return RemoteError(
+    return SshError(
         f"the SSH tunnel to the controller ended (exit {proc.returncode}): "
         f"{' | '.join(tail) or 'no message'} (log: {log}). A controller port "
         f"{ports[0]}-{ports[-1]} is taken on the host (by another cluster, or by "
@@ -701,7 +701,7 @@ def fetch_dirs(entries: list[dict], remote: str, dest: str | os.PathLike) -> Non
 
     Raises
     ------
-    RemoteError
+    SshError
         Naming every host whose copy failed.
     """
     failed = []
@@ -726,7 +726,7 @@ def fetch_dirs(entries: list[dict], remote: str, dest: str | os.PathLike) -> Non
                 f"{entry['name']}: rsync exit {proc.returncode}: {proc.stderr.strip()[-200:]}"
             )
     if failed:
-        raise RemoteError(
+        raise SshError(
             f"fetching run directories failed ({'; '.join(failed)}); nothing was "
             "terminated. Fix: check SSH to those hosts, or pass --no-fetch to "
             "terminate without fetching"
@@ -851,7 +851,7 @@ def push_host(
         return f"{digest}: already there and verified, 0 bytes sent"
     if not probe.ok:
         why = (probe.stdout + probe.stderr).strip()[-300:]
-        raise RemoteError(
+        raise SshError(
             f"cannot create {remote_dir}: {why} (fix: give host {host.name!r} "
             "a workdir its user can write, in the hosts file)"
         )

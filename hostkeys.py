@@ -26,7 +26,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from fleetcv.errors import RemoteError
+from fleetcv.errors import SshError
 from fleetcv.spec import HostsConfig
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -34,7 +34,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 
-class HostKeyError(RemoteError):
+class HostKeyError(SshError):
     """A host's key is unknown under ``host_keys: strict``, or differs from the recorded one."""
 
 

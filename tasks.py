@@ -346,7 +346,7 @@ def search_run(
     reuse=False,
     task_timeout=None,
 ):
-    """Run the spec's search (grid, random, halving, asha or optuna) on the cluster (started for it if none runs)."""
+    """Run the spec's search (its `search:` kind: grid, random, halving...) on the cluster (started for it if none runs)."""
     options = _options(
         engines, max_retries, no_progress, keep_cluster, reuse, task_timeout
     )

@@ -48,9 +48,18 @@ class ClusterError(UserError, RuntimeError):
 
 
 class SearchError(UserError, RuntimeError):
-    """A run cannot go on (e.g. every engine is gone): it stays resumable.
+    """A run cannot go on for a reason of the user's: it stays resumable.
+
+    A fit raised with error_score='raise', or a refit callable failed.
 
     Also a RuntimeError, as before the hierarchy existed, for the Python API.
+    """
+
+
+class EnginesLost(HostError, RuntimeError):
+    """Every engine went away under a run (hosts down, engines killed): the run stays resumable.
+
+    Also a RuntimeError, as `SearchError` (which it was before), for the Python API.
     """
 
 
@@ -62,8 +71,11 @@ class DiskFull(HostError):
     """The run directory's disk refused a write: the run stopped, resumable once there is room."""
 
 
-class RemoteError(HostError):
-    """A remote host failed over SSH (unreachable, login refused, command failed)."""
+class SshError(HostError):
+    """A remote host failed over SSH (unreachable, login refused, command failed).
+
+    Named apart from ipyparallel's RemoteError (an engine's exception).
+    """
 
 
 class EngineVersionError(UserError):

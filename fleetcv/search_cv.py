@@ -687,7 +687,7 @@ def _finish(lc, plan, job, log, resume: str) -> None:
     try:
         lc.finish(plan, job, log=log)
     except RunStopped:
-        refit_error = getattr(job, "refit_error", None)
+        refit_error = job.refit_error
         if job.status == "finished" and refit_error:
             raise _estimator_error(refit_error) from None
         raise SearchError(

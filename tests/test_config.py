@@ -184,7 +184,7 @@ BAD_SPECS = [
     ),
     (
         {"search": "bayes"},
-        r"search: expected grid, random, halving, asha or optuna, got 'bayes'",
+        r"search: expected grid, random, halving, asha, optuna or hyperband, got 'bayes'",
     ),
     ({"n_iter": 21}, r"n_iter: 21 is more than the 20 candidates of the grid"),
     ({"scoring": "acuracy"}, r"scoring: unknown scoring 'acuracy'"),
@@ -637,4 +637,4 @@ def test_every_example_spec_in_searches_loads():
 
     specs = sorted((Path(__file__).parent.parent / "searches").glob("*.yml"))
     kinds = {load_search_spec(p).search for p in specs}
-    assert kinds == {"grid", "random", "halving", "asha", "optuna"}
+    assert kinds == {"grid", "random", "halving", "asha", "optuna", "hyperband"}

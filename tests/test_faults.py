@@ -32,10 +32,14 @@ from runtime.folds import persist_splits
 from tests.conftest import (
     REFERENCE_SPEC,
     REPO,
+    SLOW_SVC,
+    journal_lines,
     local_hosts,
     pid_alive,
+    popen_invoke,
     wait_gone,
     write_local_hosts,
+    write_spec,
 )
 
 pytestmark = pytest.mark.cluster
@@ -51,6 +55,7 @@ PORTS_CTRL_C = [31080, 31119]
 PORTS_ABORT = [31120, 31159]
 PORTS_CURVE = [31160, 31199]
 PORTS_BUSY = [31200, 31239]
+PORTS_ALL_LOST = [31280, 31319]
 #: The reference grid: 20 candidates x 5 folds.
 N_TASKS = 100
 
@@ -672,3 +677,55 @@ def test_a_busy_controller_port_fails_fast_and_says_why(
     assert took < 20, f"start took {took:.0f} s to give up"
     assert not cl.is_running(cfg)
     assert not wait_gone(_processes_on(PORTS_BUSY))
+
+
+# ---------------------------------------------------------------- every engine lost
+
+
+def test_every_engine_lost_is_a_host_error_exit_1_and_the_run_resumes(tmp_path, step):
+    """All engines SIGKILLed mid-search: exit 1 (the hosts' fault, not the
+    user's), the message says so and how to resume, and the resume completes
+    every (candidate, fold) once."""
+    hosts = write_local_hosts(
+        tmp_path / "hosts.yml", tmp_path, engines=2, ports=PORTS_ALL_LOST
+    )
+    cfg = local_hosts(tmp_path, engines=2, ports=PORTS_ALL_LOST)
+    (tmp_path / "slow.py").write_text(SLOW_SVC)
+    spec = write_spec(
+        tmp_path,
+        {
+            "code": ["slow.py"],
+            "estimator": {"class": "slow.SlowSVC"},
+            "params": {"C": [0.1, 1, 10, 100], "gamma": [0.001, 0.01, 0.1]},
+            "data": {"loader": "sklearn.datasets.load_digits"},
+            "cv": {"kind": "kfold", "n_splits": 3, "random_state": 0},
+        },
+        "lost",
+    )
+    run_dir = tmp_path / "run"
+    args = ["--hosts-file", str(hosts), "--no-progress"]
+    proc = popen_invoke("search", "--spec", str(spec), "--run-dir", str(run_dir), *args)
+    try:
+        _wait_for(lambda: journal_lines(run_dir), 120, "a first journaled fit")
+        step("first fit journaled")
+        engines = cl.local_engine_pids(cfg)
+        assert len(engines) == 2, engines
+        for pid in engines:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    step("search ended")
+    assert proc.returncode == 1, (out, err)
+    assert "error: every engine is gone" in err, err
+    assert f"Resume with: invoke search --resume {run_dir}" in err, err
+    assert json.loads((run_dir / "meta.json").read_text())["status"] != "finished"
+    # The cluster it started is stopped with it; the resume starts another.
+    res = subprocess.run(
+        ["invoke", "search", "--resume", str(run_dir), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    step("resumed")
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    pairs = _pairs(journal_lines(run_dir))
+    assert len(pairs) == len(set(pairs)) == 12 * 3

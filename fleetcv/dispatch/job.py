@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from fleetcv.dispatch.runner import ABORT_GRACE, TaskRunner
-from fleetcv.errors import ClusterLost, DiskFull, SearchError
+from fleetcv.dispatch.runner import ABORT_GRACE, Outcome, TaskRunner
+from fleetcv.errors import ClusterLost, DiskFull, EnginesLost, HostError, SearchError
 from fleetcv.kinds import kind_of
 from fleetcv.kinds.base import PlanContext
 from fleetcv.kinds.search import best_of
@@ -25,6 +25,15 @@ from fleetcv.rundir import results as rs
 from fleetcv.rundir.run import write_results
 from runtime.build import build
 from runtime.folds import SplitSet, load_split_set
+
+#: The error each way a run can stop before its end raises (`TaskRunner.outcome`).
+OUTCOME_ERRORS = {
+    Outcome.FIT_RAISED: SearchError,
+    Outcome.ENGINES_LOST: EnginesLost,
+    Outcome.CLUSTER_LOST: ClusterLost,
+    Outcome.DISK_FULL: DiskFull,
+    Outcome.COLLECTOR_FAILED: HostError,
+}
 
 
 class Job:
@@ -76,6 +85,8 @@ class Job:
         self.error_score = error_score
         self.return_train_score = self.kind.train_scores(job)
         self.run_dir = Path(run_dir) if run_dir else None
+        #: Why the refit after the search failed (its results stand), or None.
+        self.refit_error: Exception | None = None
         self.top_k = top_k
         self.candidates = self.kind.candidates(job)
         #: journal records -> every row known (a kind whose rows depend on
@@ -212,8 +223,10 @@ class Job:
         Raises
         ------
         SearchError
-            When every engine is gone, or a fit raised with
-            error_score="raise". The run directory stays resumable.
+            When a fit raised with error_score="raise".
+        EnginesLost, ClusterLost, DiskFull, HostError
+            When every engine, the controller or the journal's disk is gone
+            (`OUTCOME_ERRORS`). The run directory stays resumable.
         """
         ended = self.runner.wait(
             timeout,
@@ -225,13 +238,13 @@ class Job:
         )
         if not ended:
             return False
-        if self.runner.disk_error:
+        if self.runner.outcome is Outcome.DISK_FULL:
             # Nothing more can be written there: results.json waits for the resume.
             self.runner.close()
-            raise DiskFull(self.runner.disk_error + self._resume_hint())
+            raise DiskFull(self.runner.fatal + self._resume_hint())
         self.finalize()
         if self.runner.fatal:
-            error = ClusterLost if self.runner.cluster_lost else SearchError
+            error = OUTCOME_ERRORS[self.runner.outcome]
             raise error(self.runner.fatal + self._resume_hint())
         return True
 

@@ -40,7 +40,7 @@ from fleetcv.dispatch.probes import NO_ANSWER, engines_by_host
 from fleetcv.dispatch.refit import refit_best
 from fleetcv.dispatch.rejoin import HostRejoin
 from fleetcv.dispatch.versions import check_engine_versions
-from fleetcv.errors import ConfigError, HostError, RunStopped, SearchError
+from fleetcv.errors import ConfigError, EnginesLost, HostError, RunStopped, SearchError
 from fleetcv.kinds import KINDS, Kind, kind_of
 from fleetcv.rundir import journal as jn
 from fleetcv.rundir import run as rd
@@ -566,7 +566,7 @@ def execute(
         if job.kind.style == "search":
             try:
                 refit_best(client, plan, job, log)
-            except SearchError as exc:
+            except (SearchError, EnginesLost) as exc:
                 # The search's results stand: report them, then say it failed
                 # (the error's cause is what the estimator raised on the engine).
                 job.refit_error = exc
@@ -690,7 +690,7 @@ def finish(plan: Plan, job: Job, log: Callable[[str], None] = print) -> None:
             f"could not start drawing report.html and the plots ({exc}). Fix: "
             f"invoke plot {rdir}"
         )
-    refit_error = getattr(job, "refit_error", None)
+    refit_error = job.refit_error
     if job.status == "finished" and refit_error:
         raise RunStopped(f"{plan.kind.noun} finished, but {refit_error}", exit_code=1)
     if job.status != "finished":

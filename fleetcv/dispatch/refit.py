@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from fleetcv.errors import SearchError
+from fleetcv.errors import EnginesLost, SearchError
 from fleetcv.kinds.search import best_of
 from fleetcv.rundir import run as rd
 from runtime.worker import refit as refit_on_engine
@@ -56,7 +56,9 @@ def refit_best(client, plan, job, log: Callable[[str], None] = print) -> dict | 
     Raises
     ------
     SearchError
-        When the refit's fit raised, or every engine went away during it.
+        When the refit's fit raised.
+    EnginesLost
+        When every engine went away during it.
     """
     if not job.job.get("refit") or job.status != "finished":
         return None
@@ -105,7 +107,7 @@ def _wait(client, ar, idx: int) -> dict:
         elif empty_since is None:
             empty_since = time.monotonic()
         elif time.monotonic() - empty_since > NO_ENGINES_TIMEOUT:
-            raise SearchError(
+            raise EnginesLost(
                 "the refit lost its engine and no engine is left. Fix: start the "
                 "cluster (invoke cluster.start) and resume the run to refit"
             )

@@ -14,6 +14,7 @@ a result, not a retry.
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import queue
 import sys
@@ -49,6 +50,25 @@ FOLD_BY_FOLD_BYTES = 32 * 2**20
 NO_ENGINES_TIMEOUT = 15.0
 #: Seconds between two runs of the health checks in `TaskRunner.wait`.
 WATCH_INTERVAL = 1.0
+
+
+class Outcome(enum.Enum):
+    """Why a run stopped before its end (`TaskRunner.outcome`): one error class each.
+
+    A budget, an abort or Ctrl-C are no outcome here: the run ends as
+    planned (`stopped_by`) or aborted (`status`), resumable either way.
+    """
+
+    #: A fit raised (or timed out) and error_score is 'raise': the user's.
+    FIT_RAISED = "fit raised"
+    #: No engine registered for NO_ENGINES_TIMEOUT: the hosts' fault.
+    ENGINES_LOST = "engines lost"
+    #: A health check found the controller gone.
+    CLUSTER_LOST = "cluster lost"
+    #: The journal's disk refused a write.
+    DISK_FULL = "disk full"
+    #: The collector thread died of an unexpected error.
+    COLLECTOR_FAILED = "collector failed"
 
 
 class TaskRunner:
@@ -135,8 +155,10 @@ class TaskRunner:
 
         self.split: SplitSet | None = None
         self.status = "new"
-        #: Why the run stopped before its end, or None.
+        #: Why the run stopped before its end (the message), or None.
         self.fatal: str | None = None
+        #: Which of the `Outcome`s that was, or None.
+        self.outcome: Outcome | None = None
         self.counters = {
             "retried tasks": 0,
             "task errors": 0,
@@ -162,10 +184,6 @@ class TaskRunner:
         self._started: dict[tuple[str, int], float] = {}
         #: message id -> (task index, host, pid) of a task past its timeout.
         self._timed_out: dict[str, tuple[int, str, int]] = {}
-        #: Set when a health check stopped the run (the cluster is gone).
-        self.cluster_lost = False
-        #: Why the journal could not be written (a full disk), or None.
-        self.disk_error: str | None = None
         #: A job whose rows depend on results (a halving search) sets this:
         #: called, lock held, when a row has every fold scored; returns how
         #: many rows there are now, and `grow` submits the new ones' tasks.
@@ -419,9 +437,10 @@ class TaskRunner:
         except BaseException as exc:  # noqa: BLE001 - a dead collector must not leave wait() hanging
             # The first reason stays: a dead controller, say, is what the user
             # must read, not what it broke afterwards.
-            self.fatal = (
-                self.fatal
-                or f"the result collector failed: {type(exc).__name__}: {exc}"
+            self._stop(
+                Outcome.COLLECTOR_FAILED,
+                f"the result collector failed: {type(exc).__name__}: {exc}",
+                keep_first=True,
             )
 
     def _collect_loop(self) -> None:
@@ -473,7 +492,10 @@ class TaskRunner:
                 error = _remote_traceback(exc)
                 recs = [self._error_record(c, k, attempt, ar, error) for c, k in pairs]
                 if self.error_score == "raise":
-                    self.fatal = f"a fit raised and error_score is 'raise':\n{error}"
+                    self._stop(
+                        Outcome.FIT_RAISED,
+                        f"a fit raised and error_score is 'raise':\n{error}",
+                    )
                     self.abort(wait=False)
             else:
                 for r in res:
@@ -528,12 +550,12 @@ class TaskRunner:
         path = self._journal.path
         self._journal.abandon()
         self._journal = None
-        self.disk_error = (
+        self._stop(
+            Outcome.DISK_FULL,
             f"cannot write the journal {path}: {error.strerror or error}. The run "
             f"stopped; the {len(self._done)} results journaled before are kept. Fix: "
-            "free space on that disk (or move the run directory), then resume the run."
+            "free space on that disk (or move the run directory), then resume the run.",
         )
-        self.fatal = self.disk_error
         self.abort(wait=False)
 
     def _error_record(self, c: int, k: int, attempt: int, ar, error: str) -> dict:
@@ -650,12 +672,12 @@ class TaskRunner:
         for check in self.health:
             why = check()
             if why:
-                self.fatal = (
+                self._stop(
+                    Outcome.CLUSTER_LOST,
                     f"{why} ({self.n_done}/{self.n_tasks} tasks finished and "
                     "journaled). Start the cluster again (invoke cluster.start) and "
-                    "resume the run."
+                    "resume the run.",
                 )
-                self.cluster_lost = True
                 # Nothing to cancel on a dead controller, nothing to wait for.
                 with self._lock:
                     self._aborting = True
@@ -724,9 +746,10 @@ class TaskRunner:
             pid=pid,
         )
         if self.error_score == "raise":
-            self.fatal = (
+            self._stop(
+                Outcome.FIT_RAISED,
                 f"the fit of candidate {c} on fold {k} timed out after "
-                f"{self.task_timeout:g} s and error_score is 'raise'"
+                f"{self.task_timeout:g} s and error_score is 'raise'",
             )
             self.abort(wait=False)
         elif not self._aborting:
@@ -745,12 +768,18 @@ class TaskRunner:
         if empty_since is None:
             return now
         if now - empty_since > NO_ENGINES_TIMEOUT:
-            self.fatal = (
+            self._stop(
+                Outcome.ENGINES_LOST,
                 f"every engine is gone ({self.n_done}/{self.n_tasks} tasks finished). "
-                "Start engines again and resume the run."
+                "Start engines again and resume the run.",
             )
             self.abort(wait=False)
         return empty_since
+
+    def _stop(self, outcome: Outcome, why: str, keep_first: bool = False) -> None:
+        """Record why the run stops (with `keep_first`, only if nothing did yet)."""
+        if not keep_first or self.fatal is None:
+            self.fatal, self.outcome = why, outcome
 
     def _drain(self) -> None:
         """Let the collector catch up with callbacks already queued."""

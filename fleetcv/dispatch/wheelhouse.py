@@ -122,7 +122,7 @@ def fleetcv_wheel(wheelhouse: str | os.PathLike) -> Path:
 
     Raises
     ------
-    RemoteError
+    SshError
         If it holds none or several (which one to install would be a guess).
     """
     wheels = sorted(Path(wheelhouse).glob("fleetcv-*.whl"))

@@ -15,6 +15,7 @@ from fleetcv.kinds.asha import ASHA
 from fleetcv.kinds.base import Kind
 from fleetcv.kinds.curves import LEARNING_CURVE, VALIDATION_CURVE
 from fleetcv.kinds.halving import HALVING
+from fleetcv.kinds.hyperband import HYPERBAND
 from fleetcv.kinds.optuna_search import OPTUNA
 from fleetcv.kinds.search import GRID, RANDOM, SEARCH
 
@@ -29,6 +30,7 @@ KINDS: dict[str, Kind] = {
         HALVING,
         ASHA,
         OPTUNA,
+        HYPERBAND,
         LEARNING_CURVE,
         VALIDATION_CURVE,
     )
