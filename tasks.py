@@ -45,6 +45,7 @@ from invoke import Collection, Exit, task
 
 from fleetcv import api
 from fleetcv import ec2 as cloud
+from fleetcv.backends import Backends
 from fleetcv.dispatch import fleet
 from fleetcv.dispatch import lifecycle as lc
 from fleetcv.dispatch.wheelhouse import build_wheelhouse
@@ -79,17 +80,8 @@ CURVE_HELP = {
 }
 
 
-class _Remote:
-    """fabfile.py, imported on first use: Fabric and paramiko load only for remote hosts."""
-
-    def __getattr__(self, name):
-        import fabfile
-
-        return getattr(fabfile, name)
-
-
-#: The remote layer handed to fleetcv (which never imports Fabric itself).
-REMOTE = _Remote()
+#: The driver's backends: each host's (Fabric loads only for SSH hosts).
+REMOTE = Backends()
 
 
 def fleet_task(*args, **kwargs):

@@ -23,8 +23,8 @@ A run's results from its directory alone, as FleetSearchCV gives them
 
     api.read_results("runs/digits_svc-20261207-101500").best_params_
 
-For remote hosts, pass the remote layer (`import fabfile; api.search(...,
-remote=fabfile)`): fleetcv never imports Fabric itself.
+Hosts are reached through their backends (`fleetcv.backends`: this
+machine's, SSH's); Fabric is imported only when a host is an SSH one.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetcv.backends import Backends
 from fleetcv.dispatch import cluster as cl
 from fleetcv.dispatch import fleet
 from fleetcv.dispatch import lifecycle as lc
@@ -74,8 +75,9 @@ def search(
         Where the run directory goes.
     resume : path, optional
         A run directory to finish instead of starting a new run.
-    remote : module, optional
-        The remote layer (fabfile) when the hosts file has remote hosts.
+    remote : object, optional
+        Serves the SSH hosts instead of `fleetcv.backends.ssh` (keeping the
+        `fleetcv.backends.base.Backend` contract: a test's, the bench's).
     **options
         `fleetcv.dispatch.lifecycle.RunOptions` fields: engines,
         max_retries, progress, keep_cluster, reuse.
@@ -85,7 +87,7 @@ def search(
     Job
         A `DistributedSearch`-like job, ended.
     """
-    cfg = hosts_config(hosts_file, remote)
+    cfg = load_hosts(hosts_file)
     if resume:
         plan = lc.plan_resume(resume, cfg, SEARCH_KINDS, spec_file=spec, n_iter=n_iter)
     else:
@@ -93,7 +95,7 @@ def search(
         plan = lc.plan_new(
             s, lc.search_job_of(s), cfg, runs_root=runs_root, run_dir=run_dir
         )
-    return _run(cfg, plan, remote, options)
+    return _run(cfg, plan, backends(remote), options)
 
 
 def learning_curve(
@@ -113,10 +115,12 @@ def learning_curve(
     `**options` as for `search`. A curve run is resumed with
     `invoke curves.learning --resume RUN_DIR`.
     """
-    cfg = hosts_config(hosts_file, remote)
+    cfg = load_hosts(hosts_file)
     s = load_search_spec(spec)
     job = learning_job(s, train_sizes, params, runs_root=runs_root)
-    return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
+    return _run(
+        cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), backends(remote), options
+    )
 
 
 def validation_curve(
@@ -135,10 +139,12 @@ def validation_curve(
     `param_range` and `params` are read as the flags are; `hosts_file`,
     `runs_root`, `remote` and `**options` as for `search`.
     """
-    cfg = hosts_config(hosts_file, remote)
+    cfg = load_hosts(hosts_file)
     s = load_search_spec(spec)
     job = validation_job(s, param, param_range, params, runs_root=runs_root)
-    return _run(cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), remote, options)
+    return _run(
+        cfg, lc.plan_new(s, job, cfg, runs_root=runs_root), backends(remote), options
+    )
 
 
 def start_cluster(
@@ -156,12 +162,13 @@ def start_cluster(
         The cluster (default as on the command line).
     engines : int, optional
         Engines on this machine (default: the local host's `engines`).
-    remote : module, optional
-        The remote layer (fabfile) when the hosts file has remote hosts.
+    remote : object, optional
+        Serves the SSH hosts instead of `fleetcv.backends.ssh` (keeping the
+        `fleetcv.backends.base.Backend` contract: a test's, the bench's).
     log : callable
         Gets the lines saying what started.
     """
-    fleet.start_cluster(hosts_config(hosts_file, remote), engines, remote, log=log)
+    fleet.start_cluster(load_hosts(hosts_file), engines, backends(remote), log=log)
 
 
 def stop_cluster(hosts_file: str | os.PathLike | None = None, *, remote=None) -> bool:
@@ -172,7 +179,7 @@ def stop_cluster(hosts_file: str | os.PathLike | None = None, *, remote=None) ->
     bool
         False when no cluster was running.
     """
-    return fleet.stop_cluster(hosts_config(hosts_file, remote), remote)
+    return fleet.stop_cluster(load_hosts(hosts_file), backends(remote))
 
 
 def cluster_status(hosts_file: str | os.PathLike | None = None, *, remote=None) -> str:
@@ -183,7 +190,7 @@ def cluster_status(hosts_file: str | os.PathLike | None = None, *, remote=None) 
     HostError
         When no cluster is running.
     """
-    return "\n".join(fleet.status_lines(hosts_config(hosts_file, remote), remote))
+    return "\n".join(fleet.status_lines(load_hosts(hosts_file), backends(remote)))
 
 
 def probe_memory(hosts_file: str | os.PathLike | None = None, *, remote=None) -> dict:
@@ -197,7 +204,7 @@ def probe_memory(hosts_file: str | os.PathLike | None = None, *, remote=None) ->
         {"engines": {id: probe}, "hosts": {host: {available, total, engines,
         sum_rss, sum_uss, sum_pss}}}, in bytes.
     """
-    client = cl.connect(hosts_config(hosts_file, remote))
+    client = cl.connect(load_hosts(hosts_file))
     try:
         return probe_cluster(client)
     finally:
@@ -262,21 +269,11 @@ def read_results(run_dir: str | os.PathLike) -> RunResults:
     )
 
 
-def hosts_config(hosts_file, remote) -> HostsConfig:
-    """The cluster of `hosts_file` (default as the command line's), checked against `remote`.
-
-    Raises
-    ------
-    ConfigError
-        When the file has remote hosts and no remote layer is given.
-    """
-    cfg = load_hosts(hosts_file)
-    if cfg.remote_hosts and remote is None:
-        raise ConfigError(
-            f"{cfg.path}: has remote hosts ({', '.join(h.name for h in cfg.remote_hosts)}), "
-            "and no remote layer was given. Fix: import fabfile and pass remote=fabfile"
-        )
-    return cfg
+def backends(remote=None) -> Backends:
+    """The driver's backends; `remote`, when given, serves the SSH hosts (a test's, the bench's)."""
+    if isinstance(remote, Backends):
+        return remote
+    return Backends({"ssh": remote} if remote is not None else None)
 
 
 def _run(cfg: HostsConfig, plan: lc.Plan, remote, options: dict) -> Job:
@@ -291,7 +288,7 @@ def _run(cfg: HostsConfig, plan: lc.Plan, remote, options: dict) -> Job:
 __all__ = [
     "cluster_status",
     "format_probe",
-    "hosts_config",
+    "backends",
     "learning_curve",
     "probe_memory",
     "read_results",

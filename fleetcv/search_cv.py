@@ -107,8 +107,9 @@ class FleetSearchCV(BaseSearchCV):
         0: silent; 1: the log, the report, and while a blocking `fit` runs a
         progress bar and the top candidates (refreshed in place in a
         notebook; Ctrl-C or "interrupt kernel" aborts, resumable).
-    remote : module, optional
-        The remote layer (fabfile) when `hosts` has remote hosts.
+    remote : object, optional
+        Serves the SSH hosts instead of `fleetcv.backends.ssh` (a test's);
+        by default each host's backend does.
     requirements : list of str, optional
         pip requirement lines (or wheels' paths) every host installs before
         the fit, offline from a wheelhouse made here, once per host; this
@@ -224,11 +225,12 @@ class FleetSearchCV(BaseSearchCV):
 
     def _fit(self, X, y, groups, fit_params, progress: bool):
         # Deferred: the lifecycle loads the cluster's modules (ipyparallel).
-        from fleetcv.api import hosts_config
+        from fleetcv.api import backends
         from fleetcv.dispatch import lifecycle as lc
+        from fleetcv.spec import load_hosts
 
         spec = self._inline_spec(X, y, groups, fit_params)
-        cfg = hosts_config(self.hosts, self.remote)
+        cfg = load_hosts(self.hosts)
         log = print if self.verbose else _quiet
         self._job = None
         if self.resume:
@@ -247,7 +249,7 @@ class FleetSearchCV(BaseSearchCV):
                 "FleetSearchCV", "task_timeout", self.task_timeout
             ),
         )
-        job = lc.execute(plan, cfg, self.remote, options, log=log)
+        job = lc.execute(plan, cfg, backends(self.remote), options, log=log)
         resume = f"FleetSearchCV(..., resume={str(plan.run_dir)!r}).fit(X, y)"
         _finish(lc, plan, job, log, resume)
         _raise_or_warn_about_fit_failures(plan.run_dir, self.error_score)
@@ -791,14 +793,15 @@ def _plain_scoring(scoring):
 
 def _run_curve(spec, job, hosts, engines, runs_root, verbose, remote) -> dict:
     """A curve from Python through the lifecycle; its results (scikit-learn's names)."""
-    from fleetcv.api import hosts_config
+    from fleetcv.api import backends
     from fleetcv.dispatch import lifecycle as lc
+    from fleetcv.spec import load_hosts
 
-    cfg = hosts_config(hosts, remote)
+    cfg = load_hosts(hosts)
     log = print if verbose else _quiet
     plan = lc.plan_new(spec, job, cfg, runs_root=runs_root, log=log)
     options = lc.RunOptions(engines=engines, progress=verbose >= 1)
-    ended = lc.execute(plan, cfg, remote, options, log=log)
+    ended = lc.execute(plan, cfg, backends(remote), options, log=log)
     _finish(lc, plan, ended, log, "a curve made in Python is run again, not resumed")
     return ended.curve_
 

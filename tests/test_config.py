@@ -491,7 +491,7 @@ def test_any_interface_allowed_when_asked():
 
 
 def test_host_key_policy_and_known_hosts(tmp_path):
-    import hostkeys
+    from fleetcv.backends import hostkeys
 
     default = parse_hosts({"hosts": [GOOD_HOST]}, "h")
     assert (default.host_keys, default.known_hosts) == ("accept-new", None)

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from invoke import Context, Exit
 
-import fabfile
 import tasks
 from fleetcv import ec2 as fe
+from fleetcv.backends import ssh
 from fleetcv.ec2 import catalog
 from fleetcv.spec import ConfigError, parse_hosts
 
@@ -836,7 +836,7 @@ def test_rsync_fetch_command():
         "ssh_key": "~/.ssh/k.pem",
         fe.MARKER: "i-0abcd1234",
     }
-    cmd = fabfile.rsync_fetch_command(entry, "{workdir}/runs", "runs/ec2-fleetcv")
+    cmd = ssh.rsync_fetch_command(entry, "{workdir}/runs", "runs/ec2-fleetcv")
     assert cmd[:3] == ["rsync", "-az", "--protect-args"]
     assert cmd[-2:] == [
         "ubuntu@54.1.2.3:/mnt/fleetcv/runs/",

@@ -258,7 +258,7 @@ def test_a_users_own_classes_lambdas_and_modules_run_on_the_hosts(mh, tmp_path):
     from tests.test_search_cv import own_code
 
     # The cluster of the grow test still runs: the engines of all three hosts.
-    got = own_code(mh["all3"], tmp_path, "remote")
+    got = own_code(mh["all3"], tmp_path)
     assert got["max_diff"] <= 1e-12 and got["same_best"] and got["same_predictions"]
     assert got["refit_class"] is True
     assert set(got["hosts"]) <= {"fmh1", "fmh2", "fmh3"} and got["hosts"], got
@@ -418,7 +418,7 @@ def test_a_workdir_with_spaces_and_a_semicolon_works_end_to_end(mh, sklearn_refe
 
 def _tunnel_records(cfg) -> str:
     """What explains an unrecognised tunnel: its records, and the ssh -N processes that run."""
-    import fabfile
+    from fleetcv.backends import ssh
 
     folder = cfg.controller.state_path / "tunnels"
     lines = [f"{f.name}: {f.read_text().strip()}" for f in sorted(folder.glob("*"))]
@@ -426,13 +426,13 @@ def _tunnel_records(cfg) -> str:
         cmd = proc.info["cmdline"] or []
         if proc.info["name"] == "ssh" and "-N" in cmd:
             with contextlib.suppress(psutil.Error):
-                lines.append(f"ssh pid {proc.pid} {fabfile._started(proc.pid)}")
+                lines.append(f"ssh pid {proc.pid} {ssh._started(proc.pid)}")
     return "\n".join(lines)
 
 
 def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_reference):
     """A laptop behind NAT: the hosts cannot reach its address, SSH tunnels carry the engines."""
-    import fabfile
+    from fleetcv.backends import ssh
 
     hosts = yaml.safe_load(Path(mh["first2"]).read_text())
     # The hosts' network namespaces have their own loopback: 127.0.0.1 of
@@ -457,7 +457,7 @@ def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_ref
     out = invoke("cluster.start", "--hosts-file", str(path)).stdout
     tunnels = {}
     try:
-        tunnels = {h.name: fabfile.tunnel_pid(h, cfg) for h in cfg.remote_hosts}
+        tunnels = {h.name: ssh.tunnel_pid(h, cfg) for h in cfg.remote_hosts}
         assert all(tunnels.values()), (tunnels, _tunnel_records(cfg))
         for name in ("fmh1", "fmh2"):
             assert f"[{name}] 1" in out, out
@@ -508,7 +508,7 @@ def test_a_tunnel_reaches_a_controller_on_this_machines_loopback(mh, sklearn_ref
 
 
 def test_a_tunnel_whose_ports_are_taken_on_a_host_fails_that_host_only(mh):
-    import fabfile
+    from fleetcv.backends import ssh
 
     hosts = yaml.safe_load(Path(mh["first2"]).read_text())
     hosts["controller"].update(ip="127.0.0.1", tunnel=True)
@@ -548,13 +548,13 @@ def test_a_tunnel_whose_ports_are_taken_on_a_host_fails_that_host_only(mh):
         assert "[fmh2] 1" in out, out
         assert "engines did not start on fmh1" in out, out
         # The failed host's ssh is gone, not left running detached.
-        assert fabfile.tunnel_pid(spec["fmh1"], cfg) is None
-        assert fabfile.tunnel_pid(spec["fmh2"], cfg) is not None
+        assert ssh.tunnel_pid(spec["fmh1"], cfg) is None
+        assert ssh.tunnel_pid(spec["fmh2"], cfg) is not None
     finally:
         invoke("cluster.stop", "--hosts-file", str(path), check=False)
         squatter.kill()
         squatter.wait()
-    assert fabfile.tunnel_pid(spec["fmh2"], cfg) is None
+    assert ssh.tunnel_pid(spec["fmh2"], cfg) is None
 
 
 def test_failures_name_the_host_and_the_others_complete(mh):

@@ -498,7 +498,7 @@ def test_all_fits_failing_is_scikit_learns_error_and_some_a_warning(hosts, tmp_p
     assert ConvergenceWarning in {w.category for w in caught}
 
 
-def own_code(hosts, runs_root, *remote) -> dict:
+def own_code(hosts, runs_root) -> dict:
     """tests/scripts/own_code.py run as a user's script; what it printed."""
     import os
     import subprocess
@@ -512,7 +512,6 @@ def own_code(hosts, runs_root, *remote) -> dict:
             os.path.join(REPO, "tests", "scripts", "own_code.py"),
             str(hosts),
             str(runs_root),
-            *remote,
         ],
         capture_output=True,
         text=True,

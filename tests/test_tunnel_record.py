@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-import fabfile
+from fleetcv.backends import ssh
 from fleetcv.spec import parse_hosts
 
 
@@ -26,7 +26,7 @@ def recorded(tmp_path):
     )
     proc = subprocess.Popen(["sleep", "60"])
     host = cfg.remote_hosts[0]
-    pid_file, _ = fabfile._tunnel_files(host, cfg)
+    pid_file, _ = ssh._tunnel_files(host, cfg)
     pid_file.parent.mkdir(parents=True)
     try:
         yield cfg, host, proc, pid_file
@@ -37,28 +37,28 @@ def recorded(tmp_path):
 
 def test_a_recorded_tunnel_is_found_by_its_pid_and_start(recorded):
     cfg, host, proc, pid_file = recorded
-    pid_file.write_text(f"{proc.pid} {fabfile._started(proc.pid)}\n")
-    assert fabfile.tunnel_pid(host, cfg) == proc.pid
+    pid_file.write_text(f"{proc.pid} {ssh._started(proc.pid)}\n")
+    assert ssh.tunnel_pid(host, cfg) == proc.pid
     # The mark is the start in clock ticks since boot, which no adjustment of
     # the wall clock moves (psutil's create_time moves with the boot time).
-    assert fabfile._started(proc.pid).startswith("ticks:")
+    assert ssh._started(proc.pid).startswith("ticks:")
 
 
 def test_another_process_under_a_recorded_pid_is_not_the_tunnel(recorded):
     cfg, host, proc, pid_file = recorded
-    mark = fabfile._started(proc.pid)
+    mark = ssh._started(proc.pid)
     ticks = int(mark.split(":")[1])
     # The same pid, started a tick later: pid reuse, not the recorded ssh.
     pid_file.write_text(f"{proc.pid} ticks:{ticks + 1}\n")
-    assert fabfile.tunnel_pid(host, cfg) is None
+    assert ssh.tunnel_pid(host, cfg) is None
 
 
 def test_a_record_of_a_process_that_ended_names_no_tunnel(recorded):
     cfg, host, proc, pid_file = recorded
-    pid_file.write_text(f"{proc.pid} {fabfile._started(proc.pid)}\n")
+    pid_file.write_text(f"{proc.pid} {ssh._started(proc.pid)}\n")
     proc.kill()
     proc.wait(10)
-    assert fabfile.tunnel_pid(host, cfg) is None
+    assert ssh.tunnel_pid(host, cfg) is None
     # Nothing to close, and the stale record goes.
-    assert fabfile.close_tunnel(host, cfg) is False
+    assert ssh.close_tunnel(host, cfg) is False
     assert not pid_file.exists()

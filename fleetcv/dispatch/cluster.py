@@ -340,7 +340,7 @@ def _launch_local(cfg: HostsConfig, n: int, wait: bool):
     import subprocess
     import sys
 
-    local = cfg.local_host or HostSpec(name="localhost", local=True)
+    local = cfg.local_host or HostSpec(name="localhost", local=True, backend="local")
     # Absolute: the launcher runs in the workdir.
     workdir = os.path.abspath(local.workdir_path)
     Path(workdir).mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """The cluster around a run: start it if none runs, push the folds, stop what was started.
 
 Runs on the driver. Starts the controller and this machine's engines
-(`fleetcv.dispatch.cluster`) and, through the `remote` layer the caller
-hands in (fabfile.py's functions: nothing in fleetcv imports Fabric), every
-remote host's engines; pushes the folds to the hosts that run engines; and
+(`fleetcv.dispatch.cluster`) and, through the backends the caller hands in
+(`remote`: a `fleetcv.backends.Backends`, each host sent to its own),
+every other host's engines; pushes the folds to the hosts that run engines; and
 stops exactly what it started. Every host is tried; failures name the hosts.
 """
 
@@ -17,12 +17,13 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fleetcv.backends.local import LocalBackend
 from fleetcv.dispatch import cluster as cl
 from fleetcv.dispatch.probes import NO_ANSWER, engines_by_host
 from fleetcv.dispatch.rejoin import history as rejoin_history
 from fleetcv.errors import ConfigError, HostError
 from fleetcv.rundir.run import pid_alive
-from fleetcv.spec import HostsConfig
+from fleetcv.spec import HostsConfig, HostSpec
 from runtime.worker import pip_install as engine_pip_install
 
 #: How long `pip_install` waits for one host's pip (a download and a build).
@@ -173,11 +174,10 @@ def engine_replacer(cfg: HostsConfig, remote) -> Callable[[str, int], str]:
 
     def replace(name: str, pid: int) -> str:
         host = hosts.get(name)
-        if host is None or host.local:
-            if not cl.stop_local_engine(cfg, pid):
-                return f"[{name}] engine pid {pid} was already gone"
-            cl.start_local_engines(cfg, 1)
-            return f"[{name}] engine pid {pid} stopped, a new engine started"
+        if host is None or host.backend == "local":
+            # An engine of this machine (also when it runs without a hosts entry).
+            here = host or HostSpec(name=name, local=True, backend="local")
+            return LocalBackend().replace_engine(cfg, here, pid)
         return remote.replace_engine(cfg, host, pid)
 
     return replace
@@ -254,7 +254,7 @@ def cluster_client(
     keep_cluster : bool
         Leave a cluster that this call started running.
     remote : module or object
-        The remote layer (fabfile.py's functions); used only when the hosts
+        The backends (`fleetcv.backends.Backends`); used only when the hosts
         file has remote hosts.
     log : callable
         Gets the lines about a cluster started here.

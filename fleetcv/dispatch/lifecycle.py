@@ -523,7 +523,7 @@ def execute(
     cfg : HostsConfig
         The cluster.
     remote : module or object
-        The remote layer (fabfile.py), used when there are remote hosts.
+        The backends (`fleetcv.backends.Backends`) of the hosts other than this machine.
     options : RunOptions
         Engines, retries, progress, keep_cluster, reuse.
     log : callable

@@ -40,7 +40,7 @@ class HostRejoin:
     cfg : HostsConfig
         The cluster.
     remote : module
-        The remote layer (fabfile.py): `engine_status`, `stop_engines`,
+        The backends (`fleetcv.backends.Backends`): `engine_status`, `stop_engines`,
         `start_engines`.
     client : ipyparallel.Client
         The run's client (its engine ids say who is registered).

@@ -81,6 +81,8 @@ class HostSpec:
     workdir: str = DEFAULT_WORKDIR
     python: str = "python3"
     ssh_key: str | None = None
+    #: What runs its engines (`fleetcv.backends.BACKENDS`): local or ssh.
+    backend: str = "ssh"
 
     @property
     def host(self) -> str | None:
@@ -116,8 +118,8 @@ class HostsConfig:
 
     @property
     def remote_hosts(self) -> tuple[HostSpec, ...]:
-        """The hosts reached over SSH."""
-        return tuple(h for h in self.hosts if not h.local)
+        """The hosts of a backend other than this machine's (SSH's)."""
+        return tuple(h for h in self.hosts if h.backend != "local")
 
     @property
     def n_engines(self) -> int:
@@ -160,7 +162,7 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ADDRESS = re.compile(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?")
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _DNS_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
-#: hosts.yml's host_keys values (see hostkeys.py, beside fabfile.py).
+#: hosts.yml's host_keys values (see fleetcv.backends.hostkeys).
 HOST_KEY_POLICIES = ("accept-new", "strict")
 #: The keys a host may have.
 _HOST_KEYS = {
@@ -173,6 +175,7 @@ _HOST_KEYS = {
     "workdir",
     "python",
     "ssh_key",
+    "backend",
     # Refused with its own message: passwords never go in hosts.yml.
     "password",
     # Written by `invoke ec2.up`: which instance this host is, for ec2.down.
@@ -495,7 +498,35 @@ def _parse_host(where: str, key: str, h: Any, seen: set[str]) -> HostSpec:
         workdir=workdir,
         python=str(h.get("python", HostSpec.python)),
         ssh_key=os.path.expanduser(h["ssh_key"]) if h.get("ssh_key") else None,
+        backend=_host_backend(where, f"{key}.backend", h.get("backend"), local),
     )
+
+
+#: The backends a host may name (`fleetcv.backends.BACKENDS`; that package
+#: is not imported here, and tests/test_backends.py checks the two agree).
+HOST_BACKENDS = ("local", "ssh")
+
+
+def _host_backend(where: str, key: str, value: Any, local: bool) -> str:
+    """`backend:`: local for the local: true host, ssh (the default) for the others."""
+    default = "local" if local else "ssh"
+    if value is None:
+        return default
+    if value not in HOST_BACKENDS:
+        raise err(
+            where,
+            key,
+            f"{value!r} is not a backend fleetcv has",
+            "write backend: " + " or backend: ".join(HOST_BACKENDS),
+        )
+    if value != default:
+        raise err(
+            where,
+            key,
+            f"backend {value} on a host with local: {str(local).lower()}",
+            f"write backend: {default} (local: true is this machine, its backend local)",
+        )
+    return value
 
 
 def _host_name(where: str, key: str, name: Any, seen: set[str]) -> str:

@@ -1,14 +1,13 @@
-"""A user's script with its own code: `python own_code.py HOSTS RUNS_ROOT [remote]`.
+"""A user's script with its own code: `python own_code.py HOSTS RUNS_ROOT`.
 
 Its transformer class, its metric function and a lambda live in `__main__`,
 where no engine can import them, and a scorer comes from a module of the
 checkout that no host has installed (tests.datasets): FleetSearchCV must
-send them by value and give what GridSearchCV gives. With a third argument
-the hosts are remote (the remote layer is fabfile, on PYTHONPATH). Prints
-one JSON line of what it found.
+send them by value and give what GridSearchCV gives, on this machine's
+engines or remote hosts' (each host's backend, as a user's script gets).
+Prints one JSON line of what it found.
 """
 
-import importlib
 import json
 import sys
 
@@ -43,7 +42,7 @@ def share_right(y_true, y_pred):
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
-def main(hosts: str, runs_root: str, remote=None) -> None:
+def main(hosts: str, runs_root: str) -> None:
     X, y = load_digits(return_X_y=True)
     X, y = X[:400], y[:400]
     pipe = Pipeline(
@@ -64,7 +63,6 @@ def main(hosts: str, runs_root: str, remote=None) -> None:
         hosts=hosts,
         runs_root=runs_root,
         verbose=0,
-        remote=remote,
     ).fit(X, y)
     theirs = GridSearchCV(pipe, grid, cv=3, scoring=scoring, refit="mine").fit(X, y)
     diff = max(
@@ -87,5 +85,4 @@ def main(hosts: str, runs_root: str, remote=None) -> None:
 
 
 if __name__ == "__main__":
-    remote = importlib.import_module("fabfile") if len(sys.argv) > 3 else None
-    main(sys.argv[1], sys.argv[2], remote)
+    main(sys.argv[1], sys.argv[2])

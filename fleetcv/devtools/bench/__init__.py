@@ -11,7 +11,7 @@ sides, which is what loky itself picks for n_jobs = cores). Four figures:
    host's available-memory drop, on a data set of >= 200 MB;
 3. dispatch: tiny tasks per second with the journal on;
 4. scale: the reference search on 1..N engines, and on N namespace hosts
-   over SSH when the test cluster can be built and a remote layer is given.
+   over SSH when the test cluster can be built and backends are given.
 
 Every raw figure goes to bench/results.json; BENCHMARKS.md and a PNG are
 regenerated from it.

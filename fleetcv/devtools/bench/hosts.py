@@ -3,8 +3,8 @@
 Runs on the laptop, as root: it builds the network-namespace test cluster of
 `fleetcv.devtools.testcluster` on this machine (own sshd, address and disk
 per host), starts a controller on the cluster's bridge, and drives the hosts
-through the remote layer it is given (fabfile.py's functions, passed in by
-the `bench` task: fleetcv never imports fabfile). On one machine this
+through the backends it is given (`fleetcv.backends.Backends`, passed in by
+the `bench` task). On one machine this
 measures what the hosts add (SSH-started engines, a network hop, a copy of
 the folds per host), not more cores.
 """
@@ -32,7 +32,7 @@ BENCH_HOST_PORTS = (30500, 30539)
 
 
 class Remote(Protocol):
-    """What the hosts benchmark needs of the remote layer (fabfile.py has it).
+    """What the hosts benchmark needs of the backends (the SSH backend has it).
 
     Each function acts on every host given and returns one result per host,
     with `.failed` naming the hosts that failed.
@@ -56,13 +56,16 @@ def unavailable(figure: str, remote: Remote | None, log) -> dict | None:
     figure : str
         The figure's name, for the log line.
     remote : Remote or None
-        The remote layer; None means the caller gave none.
+        The backends; None means the caller gave none.
     log : callable
         Progress lines.
     """
     ok, reason = testcluster.available()
     if ok and remote is None:
-        ok, reason = False, "no remote layer given (run_bench(remote=fabfile))"
+        ok, reason = (
+            False,
+            "no backends given (run_bench(remote=fleetcv.backends.Backends()))",
+        )
     if ok:
         return None
     log(f"{figure}: skipped ({reason})")
@@ -122,7 +125,7 @@ def bench_hosts(
     log : callable
         Progress lines.
     remote : Remote, optional
-        The remote layer (the fabfile module). None: not run.
+        The backends (`fleetcv.backends.Backends`). None: not run.
 
     Returns
     -------

@@ -187,7 +187,7 @@ def bench_reference(
     log : callable
         Progress lines.
     remote : Remote, optional
-        The remote layer for the hosts run; None skips it.
+        The backends for the hosts run; None skips it.
 
     Returns
     -------

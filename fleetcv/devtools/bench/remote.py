@@ -15,8 +15,7 @@ measurements, each against what a user could do instead:
   cluster's SSH, in parallel), against plain `rsync -a` of the same
   directory to the same hosts, also three in parallel. Interleaved rounds, the hosts' copies removed before each.
 
-The remote layer (fabfile.py's functions) is passed in by the `bench` task:
-fleetcv never imports fabfile.
+The backends (`fleetcv.backends.Backends`) are passed in by the `bench` task.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ def bench_remote(quick: bool, work: Path, log, remote: Remote | None = None) -> 
     log : callable
         Progress lines.
     remote : Remote, optional
-        The remote layer (the fabfile module). None: not run.
+        The backends (`fleetcv.backends.Backends`). None: not run.
 
     Returns
     -------
@@ -229,6 +228,6 @@ def _plain_rsync(state: dict, src: Path) -> None:
 
 
 def _ok(results, what: str) -> None:
-    """Raise when any host failed (a `HostResults` of the remote layer)."""
+    """Raise when any host failed (a `HostResults` of the backends)."""
     if results.failed:
         raise RuntimeError(f"{what}: {results.failed}")

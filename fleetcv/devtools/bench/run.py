@@ -3,8 +3,7 @@
 Runs on the laptop, called by tasks.py's `bench` task. It starts the
 bench's own local cluster (on ports apart from a user's), runs every figure
 on it, stops it, and writes results.json, bench.png and BENCHMARKS.md. The
-remote layer for the hosts run (fabfile.py) is passed in by the caller:
-fleetcv never imports it.
+backends for the hosts run (`fleetcv.backends.Backends`) are passed in by the caller.
 """
 
 from __future__ import annotations
@@ -55,10 +54,10 @@ def run_bench(
         root when `out_dir` is the repo's bench/, else into `out_dir`.
     log : callable
         Progress lines.
-    remote : module, optional
-        The remote layer of the hosts run: anything with fabfile.py's
+    remote : object, optional
+        The backends of the hosts run: anything with the Backend contract's
         `start_engines`, `push_splits` and `stop_engines` (the caller passes
-        the fabfile module). None: the hosts run is skipped and reported so
+        `fleetcv.backends.Backends()`). None: the hosts run is skipped and reported so
         in results.json (`reference.hosts.skipped`), as when the test
         cluster cannot be built on this machine.
 

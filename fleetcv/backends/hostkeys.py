@@ -1,8 +1,8 @@
 """SSH host keys: every connection fleetcv makes checks the host's key.
 
-Runs on the laptop, beside fabfile.py (the laptop -> host layer, which uses
-it for every Fabric connection, rsync and tunnel); like it, it uses
-paramiko, which neither fleetcv/ nor runtime/ imports. Fabric 3 (paramiko) accepts any unknown key and never
+Runs on the laptop, beside the SSH backend (`fleetcv.backends.ssh`, which
+uses it for every Fabric connection, rsync and tunnel); like it, it uses
+paramiko, which runtime/ and the rest of fleetcv never import. Fabric 3 (paramiko) accepts any unknown key and never
 reads known_hosts; the user's ssh (rsync, tunnels) follows ~/.ssh/config,
 which may say anything. fleetcv sets one policy for both, from hosts.yml:
 
