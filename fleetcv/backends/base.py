@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from fleetcv.errors import HostError
+from fleetcv.errors import SshError
 
 
 @dataclass
@@ -55,8 +55,6 @@ class HostResults:
     def raise_if_failed(self, what: str) -> None:
         """Raise one error naming every failed host and its cause."""
         if self.failed:
-            from fleetcv.errors import SshError
-
             causes = "; ".join(f"{h}: {e}" for h, e in sorted(self.failed.items()))
             raise SshError(f"{what} failed on {len(self.failed)} host(s): {causes}")
 
@@ -106,4 +104,4 @@ class Backend(Protocol):
         """Run a shell command on each host; ok: its output."""
 
 
-__all__ = ["Backend", "HostError", "HostResults", "print_results"]
+__all__ = ["Backend", "HostResults", "print_results"]

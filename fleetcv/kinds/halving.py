@@ -199,22 +199,33 @@ def planner(job: dict, ctx: PlanContext):
     return lambda records: halving_rows(job, records, ctx.n_folds)
 
 
-def _results(job: dict, n_folds: int, records) -> dict:
-    rows = halving_rows(job, records, n_folds)
+def rows_results(job: dict, rows: list[dict], n_folds: int, records, tags) -> dict:
+    """cv_results_ of planned rows (`resource_row`), with their `tags` as columns."""
     out = rs.build_cv_results(
         [r["params"] for r in rows],
         n_folds,
         records,
         job.get("return_train_score", True),
     )
-    out["iter"] = [r["tags"]["iter"] for r in rows]
-    out["n_resources"] = [r["tags"]["n_resources"] for r in rows]
+    for column in tags:
+        out[column] = [r["tags"][column] for r in rows]
     return out
 
 
-def iteration_entry(results: dict, itr: int, n_res: int) -> dict:
-    """One iteration's (or rung's) line: its rows, those scored on every fold, their best."""
-    idx = [i for i, t in enumerate(results.get("iter") or []) if t == itr]
+def _results(job: dict, n_folds: int, records) -> dict:
+    rows = halving_rows(job, records, n_folds)
+    return rows_results(job, rows, n_folds, records, ("iter", "n_resources"))
+
+
+def iteration_entry(
+    results: dict, itr, n_res: int, idx: list[int] | None = None
+) -> dict:
+    """One iteration's (or rung's) line: its rows, those scored on every fold, their best.
+
+    `idx` are its rows (default: those whose `iter` is `itr`).
+    """
+    if idx is None:
+        idx = [i for i, t in enumerate(results.get("iter") or []) if t == itr]
     complete = set(rs.complete_rows(results))
     means = [results["mean_test_score"][i] for i in idx if i in complete]
     finite = [m for m in means if m is not None and not math.isnan(m)]

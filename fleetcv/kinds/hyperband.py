@@ -32,17 +32,20 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from fleetcv.kinds.base import PlanContext, SpecSection
 from fleetcv.kinds.dynamic import row_args, row_mean
 from fleetcv.kinds.halving import (
     format_iteration_table,
+    iteration_entry,
     keep_best,
     resource_row,
     resources,
+    rows_results,
     subsample_seed,
 )
 from fleetcv.kinds.search import SEARCH, planned_search
-from fleetcv.rundir import results as rs
 from fleetcv.rundir.results import latest_records
 from fleetcv.spec.common import check_keys, err
 from fleetcv.spec.strategies import (
@@ -204,7 +207,9 @@ def hyperband_rows(job: dict, records, n_folds: int | None = None) -> list[dict]
                 if any(m is None for m in means):
                     return rows
                 survivors[s] = keep_best(
-                    survivors[s], _array(means), b["n_candidates"][i]
+                    survivors[s],
+                    np.array(means, dtype=np.float64),
+                    b["n_candidates"][i],
                 )
             last_rung[s] = range(len(rows), len(rows) + len(survivors[s]))
             rows += [
@@ -214,12 +219,6 @@ def hyperband_rows(job: dict, records, n_folds: int | None = None) -> list[dict]
     return rows
 
 
-def _array(means: list[float]):
-    import numpy as np
-
-    return np.array(means, dtype=np.float64)
-
-
 def planner(job: dict, ctx: PlanContext):
     """The kind's planner: journal records -> every row known (`hyperband_rows`)."""
     return lambda records: hyperband_rows(job, records, ctx.n_folds)
@@ -227,20 +226,11 @@ def planner(job: dict, ctx: PlanContext):
 
 def _results(job: dict, n_folds: int, records) -> dict:
     rows = hyperband_rows(job, records, n_folds)
-    out = rs.build_cv_results(
-        [r["params"] for r in rows],
-        n_folds,
-        records,
-        job.get("return_train_score", True),
-    )
-    for column in ("bracket", "iter", "n_resources"):
-        out[column] = [r["tags"][column] for r in rows]
-    return out
+    return rows_results(job, rows, n_folds, records, ("bracket", "iter", "n_resources"))
 
 
 def rungs(job: dict, results: dict) -> list[dict]:
-    """One entry per bracket and rung begun: resources, rows, finished, best mean."""
-    complete = set(rs.complete_rows(results))
+    """One entry per bracket and rung begun (`iteration_entry`, named b<bracket>r<rung>)."""
     out = []
     for b in job[NAME]["brackets"]:
         for i, n_res in enumerate(b["n_resources"]):
@@ -253,19 +243,8 @@ def rungs(job: dict, results: dict) -> list[dict]:
             ]
             if not idx:
                 break
-            means = [results["mean_test_score"][j] for j in idx if j in complete]
-            finite = [m for m in means if m is not None and not math.isnan(m)]
-            out.append(
-                {
-                    "iter": f"b{b['s']}r{i}",
-                    "bracket": b["s"],
-                    "rung": i,
-                    "n_resources": n_res,
-                    "n_candidates": len(idx),
-                    "n_finished": len(means),
-                    "best_score": max(finite) if finite else None,
-                }
-            )
+            entry = iteration_entry(results, f"b{b['s']}r{i}", n_res, idx)
+            out.append({**entry, "bracket": b["s"], "rung": i})
     return out
 
 
